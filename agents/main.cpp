@@ -1,0 +1,84 @@
+// ledgerkeep-agent: flags, logging and signals; the work is in agent.h.
+#include <signal.h>
+
+#include <CLI/CLI.hpp>
+#include <spdlog/spdlog.h>
+
+#include "agents/agent.h"
+#include "agents/ping_handler.h"
+#include "common/logging.h"
+
+using namespace ledgerkeep;
+
+int main(int argc, char** argv) {
+  CLI::App app{
+      "ledgerkeep-agent: runs on every replica and client node. It connects to the broker "
+      "(CURVE), heartbeats, and executes the commands addressed to its node, reporting progress "
+      "and results. Its journal under --data-dir makes command delivery exactly-once across "
+      "restarts."};
+  std::string config_path, key_path, data_dir, node_id, role_name, log_level = "info";
+  app.add_option("--config", config_path, "cluster config (TOML); default: $LEDGERKEEP_CONFIG")
+      ->envname("LEDGERKEEP_CONFIG");
+  app.add_option("--key", key_path, "this node's CURVE key file (from `ledgerkeep keygen`)")
+      ->required();
+  app.add_option("--role", role_name, "replica or client")
+      ->required()
+      ->check(CLI::IsMember({"replica", "client"}));
+  app.add_option("--node-id", node_id, "this node's id, as in the allowlist")->required();
+  app.add_option("--data-dir", data_dir, "where the agent keeps its journal")->required();
+  app.add_option("--log-level", log_level, "trace|debug|info|warn|error")->capture_default_str();
+  CLI11_PARSE(app, argc, argv);
+
+  if (Status s = InitLogging("agent-" + node_id, log_level); !s.ok()) {
+    std::fprintf(stderr, "ledgerkeep-agent: %s\n", s.message().c_str());
+    return 2;
+  }
+  auto config = LoadClusterConfig(config_path);
+  if (!config.ok()) {
+    spdlog::error("{}", config.status().message());
+    return 2;
+  }
+  auto key = LoadKeyFile(key_path, /*need_secret=*/true);
+  if (!key.ok()) {
+    spdlog::error("{}", key.status().message());
+    return 2;
+  }
+  auto journal = AgentJournal::OpenDurable(data_dir + "/journal");
+  if (!journal.ok()) {
+    spdlog::error("cannot open the agent journal: {}", journal.status().ToString());
+    return 1;
+  }
+  sigset_t set;
+  sigemptyset(&set);
+  sigaddset(&set, SIGTERM);
+  sigaddset(&set, SIGINT);
+  pthread_sigmask(SIG_BLOCK, &set, nullptr);
+
+  AgentOptions opt;
+  opt.config = *config;
+  opt.key = *key;
+  opt.node_id = node_id;
+  opt.role = *ParseRole(role_name);
+  opt.journal = std::move(*journal);
+  auto agent = Agent::Start(std::move(opt), DefaultHandlers(*ParseRole(role_name)));
+  if (!agent.ok()) {
+    spdlog::error("cannot start: {}", agent.status().message());
+    return 2;
+  }
+  timespec tick{0, 200'000'000};
+  while (!(*agent)->Exited()) {
+    int sig = sigtimedwait(&set, nullptr, &tick);
+    if (sig == SIGTERM || sig == SIGINT) {
+      spdlog::info("signal {}: shutting down", sig);
+      break;
+    }
+  }
+  (*agent)->Stop();
+  Status s = (*agent)->Wait();
+  if (!s.ok()) {
+    spdlog::error("agent stopped: {}", s.ToString());
+    return 1;
+  }
+  spdlog::info("agent stopped cleanly");
+  return 0;
+}

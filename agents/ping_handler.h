@@ -1,0 +1,17 @@
+// PingHandler: answers Ping through the full dispatch path. `delay_ms` makes
+// it take that long (cancellable), which tests use to interrupt a command.
+#pragma once
+
+#include "agents/command_handler.h"
+
+namespace ledgerkeep {
+
+class PingHandler final : public CommandHandler {
+ public:
+  CommandOutcome Execute(const CommandContext& ctx) override;
+};
+
+// The handlers every agent of `role` runs.
+HandlerMap DefaultHandlers(wire::Role role);
+
+}  // namespace ledgerkeep

@@ -1,0 +1,734 @@
+#include "broker/broker.h"
+
+#include <spdlog/spdlog.h>
+#include <zmq.h>
+
+#include <atomic>
+#include <future>
+#include <random>
+#include <thread>
+#include <zmq.hpp>
+
+#include "broker/node_registry.h"
+#include "broker/zap_authenticator.h"
+#include "common/kv_store.h"
+#include "common/zmq_util.h"
+
+namespace ledgerkeep {
+namespace {
+
+// Column families of the broker's state store (append only).
+enum BrokerCf : int { kCfMeta = 0, kCfNodes = 1, kCfCommands = 2, kCfTargets = 3, kCfEvents = 4 };
+const std::vector<std::string> kBrokerCfs = {"meta", "nodes", "commands", "targets", "events"};
+constexpr const char* kNextCmdIdKey = "next_cmd_id";
+constexpr const char* kBrokerName = "broker";
+
+// Messages drained per loop turn before the group commit.
+constexpr int kMaxMessagesPerTurn = 4096;
+// How often the timers (liveness, redelivery, deadlines) run.
+constexpr int64_t kTickMs = 20;
+// Largest EventPage payload.
+constexpr size_t kMaxPageBytes = 768 * 1024;
+// Status pushes to watchers at most this often while a command runs.
+constexpr int64_t kPushIntervalMs = 200;
+constexpr int64_t kRetentionIntervalMs = 10'000;
+
+std::string RandomHex64() {
+  std::random_device rd;
+  std::mt19937_64 rng((static_cast<uint64_t>(rd()) << 32) ^ rd());
+  char buf[17];
+  std::snprintf(buf, sizeof buf, "%016llx", static_cast<unsigned long long>(rng()));
+  return buf;
+}
+
+std::string Str(const flatbuffers::String* s) { return s ? s->str() : std::string(); }
+
+std::string CommandTopic(const wire::TargetT& t, const std::vector<std::string>& targets) {
+  if (!t.node_id.empty() && targets.size() == 1) return "cmd.node." + targets[0];
+  if (!t.all && t.role != wire::Role::Unknown) return "cmd.role." + RoleName(t.role);
+  return "cmd.all";
+}
+
+}  // namespace
+
+struct Broker::Impl {
+  enum class Sock { kCtl, kPub, kXpub };
+  struct Outgoing {
+    Sock sock;
+    std::vector<std::string> frames;
+  };
+
+  BrokerOptions opt;
+  ZapAuthenticator zap_policy{opt.config};
+  std::string instance = RandomHex64();
+  std::unique_ptr<KvStore> store;
+  std::unique_ptr<NodeRegistry> registry;
+  std::unique_ptr<CommandTracker> tracker;
+  std::unique_ptr<EventLog> events;
+  uint64_t next_cmd_id = 1;
+  uint64_t next_msg_id = 1;
+
+  zmq::context_t ctx;
+  std::unique_ptr<zmq::socket_t> pipe_front;  // owned by the caller thread
+  std::thread thread;
+  Status exit_status;
+  bool stopped = false;
+  std::atomic<bool> exited{false};
+
+  // Loop-turn state (broker thread only).
+  KvStore::Batch batch;
+  std::vector<Outgoing> out;
+  std::set<std::string> ack_nodes;  // nodes owed a ReportAck after commit
+  int64_t last_tick = 0;
+  int64_t last_retention = 0;
+
+  explicit Impl(BrokerOptions o) : opt(std::move(o)) {}
+
+  int64_t Now() const { return opt.clock->NowMs(); }
+
+  // ------------------------------------------------------------ set-up
+  Status Open() {
+    LK_ASSIGN_OR_RETURN(store, KvStore::Open(opt.data_dir + "/state", kBrokerCfs));
+    registry = std::make_unique<NodeRegistry>(opt.config, store.get(), kCfNodes);
+    LK_RETURN_IF_ERROR(registry->Load(Now()));
+    tracker = std::make_unique<CommandTracker>(store.get(), kCfCommands, kCfTargets, opt.tracker);
+    LK_ASSIGN_OR_RETURN(next_cmd_id, tracker->Load());
+    LK_ASSIGN_OR_RETURN(auto stored_next, store->Get(kCfMeta, kNextCmdIdKey));
+    if (stored_next && stored_next->size() == 8) {
+      next_cmd_id = std::max(next_cmd_id, DecodeU64BE(*stored_next));
+    }
+    events = std::make_unique<EventLog>(store.get(), kCfEvents, opt.events, opt.clock, kBrokerName);
+    return events->Load();
+  }
+
+  void Run(zmq::socket_t& pipe, std::promise<Status>& ready) {
+    zmq::socket_t zap(ctx, zmq::socket_type::rep);
+    zmq::socket_t ctl(ctx, zmq::socket_type::router);
+    zmq::socket_t pub(ctx, zmq::socket_type::pub);
+    zmq::socket_t xpub(ctx, zmq::socket_type::xpub);
+    try {
+      zap.set(zmq::sockopt::linger, 0);
+      zap.bind("inproc://zeromq.zap.01");
+      for (auto* s : {&ctl, &pub, &xpub}) ApplyCommonOptions(*s, static_cast<int64_t>(kMaxMessageBytes));
+      ctl.set(zmq::sockopt::router_mandatory, 1);
+      ctl.set(zmq::sockopt::sndhwm, 100000);
+      ctl.set(zmq::sockopt::rcvhwm, 100000);
+      pub.set(zmq::sockopt::sndhwm, opt.pub_hwm);
+      xpub.set(zmq::sockopt::sndhwm, opt.xpub_hwm);
+      if (opt.curve) {
+        ConfigureCurveServer(ctl, opt.key, kZapDomainCtl);
+        ConfigureCurveServer(pub, opt.key, kZapDomainCmd);
+        ConfigureCurveServer(xpub, opt.key, kZapDomainEvents);
+      }
+      ctl.bind(opt.config.BindEndpoint(opt.config.ctl_port));
+      pub.bind(opt.config.BindEndpoint(opt.config.cmd_port));
+      xpub.bind(opt.config.BindEndpoint(opt.config.events_port));
+    } catch (const zmq::error_t& e) {
+      ready.set_value(Status::Unavailable(
+          std::string("cannot bind broker endpoints on ") + opt.config.bind_host + " ports " +
+          std::to_string(opt.config.cmd_port) + "/" + std::to_string(opt.config.ctl_port) + "/" +
+          std::to_string(opt.config.events_port) + ": " + e.what() +
+          " (is another broker running? change the ports in the cluster config)"));
+      return;
+    }
+    spdlog::info("broker {} serving: cmd {} ctl {} events {}; {} nodes in the allowlist, "
+                 "{} pending commands, event log at seq {}",
+                 instance, opt.config.BindEndpoint(opt.config.cmd_port),
+                 opt.config.BindEndpoint(opt.config.ctl_port),
+                 opt.config.BindEndpoint(opt.config.events_port), registry->All().size(),
+                 tracker->Unfinished().size(), events->head_seq());
+    {
+      wire::NoteT note;
+      note.level = "info";
+      note.text = "broker started (instance " + instance + ")";
+      wire::EventBodyUnion body;
+      body.Set(std::move(note));
+      events->Stage(batch, "note", kBrokerName, std::move(body));
+    }
+    ready.set_value(Status::OK());
+    sockets_ = {&ctl, &pub, &xpub};
+
+    std::vector<zmq::pollitem_t> items = {
+        {pipe.handle(), 0, ZMQ_POLLIN, 0},
+        {zap.handle(), 0, ZMQ_POLLIN, 0},
+        {ctl.handle(), 0, ZMQ_POLLIN, 0},
+        {xpub.handle(), 0, ZMQ_POLLIN, 0},
+    };
+    while (true) {
+      int64_t wait = kTickMs;
+      if (!events->staged().empty() || batch.Count() > 0 || !out.empty()) wait = 0;
+      zmq::poll(items.data(), items.size(), std::chrono::milliseconds(wait));
+      if (items[0].revents & ZMQ_POLLIN) break;
+      if (items[1].revents & ZMQ_POLLIN) HandleZap(zap);
+      if (items[3].revents & ZMQ_POLLIN) {
+        while (RecvMultipartNoWait(xpub)) {
+        }  // subscriptions: libzmq tracks them; nothing to do
+      }
+      if (items[2].revents & ZMQ_POLLIN) {
+        for (int i = 0; i < kMaxMessagesPerTurn; ++i) {
+          auto frames = RecvMultipartNoWait(ctl);
+          if (!frames) break;
+          HandleCtl(*frames);
+        }
+      }
+      const int64_t now = Now();
+      if (now - last_tick >= kTickMs) {
+        last_tick = now;
+        Tick(now);
+      }
+      Status s = CommitAndFlush();
+      if (!s.ok()) {
+        spdlog::critical("{}; stopping the broker so that it restarts from its saved state",
+                         s.ToString());
+        exit_status = s;
+        break;
+      }
+    }
+    sockets_ = {};
+  }
+
+  std::vector<zmq::socket_t*> sockets_;
+
+  // ------------------------------------------------------------ ZAP
+  void HandleZap(zmq::socket_t& zap) {
+    while (auto frames = RecvMultipartNoWait(zap)) {
+      auto& f = *frames;
+      if (f.size() < 6) continue;  // not a ZAP request; REP needs a reply anyway
+      std::string version = f[0].to_string();
+      std::string request_id = f[1].to_string();
+      std::string domain = f[2].to_string();
+      std::string address = f[3].to_string();
+      std::string mechanism = f[5].to_string();
+      std::string key = f.size() > 6 ? f[6].to_string() : std::string();
+      ZapDecision d = zap_policy.Decide(domain, mechanism, key);
+      if (!d.allow) spdlog::warn("refused connection from {} to {}: {}", address, domain, d.reason);
+      std::vector<std::string_view> reply = {"1.0",
+                                             request_id,
+                                             d.allow ? "200" : "400",
+                                             d.allow ? "OK" : d.reason,
+                                             d.user_id,
+                                             ""};
+      (void)version;
+      SendFramesNoWait(zap, reply);
+    }
+  }
+
+  // ------------------------------------------------------------ helpers
+  void Queue(Sock sock, std::vector<std::string> frames) { out.push_back({sock, std::move(frames)}); }
+
+  void Reply(const std::string& rid, uint64_t reply_to, wire::BodyUnion body) {
+    EnvelopeHeader h;
+    h.sender = kBrokerName;
+    h.msg_id = next_msg_id++;
+    h.reply_to = reply_to;
+    h.sent_at_ms = Now();
+    Queue(Sock::kCtl, {rid, BuildEnvelope(h, std::move(body))});
+  }
+
+  void ReplyError(const std::string& rid, uint64_t reply_to, const Status& s) {
+    wire::ErrorReplyT e;
+    e.code = static_cast<uint16_t>(s.code());
+    e.message = s.message();
+    wire::BodyUnion b;
+    b.Set(std::move(e));
+    Reply(rid, reply_to, std::move(b));
+  }
+
+  template <typename T>
+  void StageEvent(const std::string& kind, const std::string& node, T value) {
+    wire::EventBodyUnion body;
+    body.Set(std::move(value));
+    events->Stage(batch, kind, node, std::move(body));
+  }
+
+  void StageTransition(const NodeTransition& t) {
+    spdlog::info("node {} {} -> {} ({})", t.node_id, NodeStateName(t.from), NodeStateName(t.to),
+                 t.reason);
+    wire::NodeStateChangeT c;
+    c.node_id = t.node_id;
+    c.role = t.role;
+    c.from = t.from;
+    c.to = t.to;
+    c.reason = t.reason;
+    StageEvent("status", t.node_id, std::move(c));
+  }
+
+  void SendCommandTo(CommandEntry& c, NodeEntry& n) {
+    if (n.routing_id.empty()) return;
+    Queue(Sock::kCtl, {n.routing_id, c.envelope});
+    tracker->MarkSent(c, n.node_id, Now());
+  }
+
+  void NoteFinished(CommandEntry& c) {
+    if (!tracker->UpdateFinished(c)) return;
+    wire::CommandFinishedT f;
+    f.cmd_id = c.cmd_id;
+    f.kind = c.kind;
+    for (const auto& [node, t] : c.targets) {
+      if (t.result && t.result->status == wire::ResultStatus::Ok) {
+        ++f.ok_count;
+      } else {
+        ++f.failed_count;
+      }
+    }
+    spdlog::info("command {} ({}) finished: {} ok, {} failed", c.cmd_id, c.kind, f.ok_count,
+                 f.failed_count);
+    recent_finished_.push_back(&c);
+    StageEvent("command", kBrokerName, std::move(f));
+  }
+
+  // ------------------------------------------------------------ ctl
+  void HandleCtl(std::vector<zmq::message_t>& frames) {
+    if (frames.size() != 2) {
+      spdlog::warn("dropped a ctl message with {} frames (expected 1 payload frame)",
+                   frames.size() - 1);
+      return;
+    }
+    const std::string rid = frames[0].to_string();
+    const char* uid = zmq_msg_gets(frames[1].handle(), "User-Id");
+    std::string user = uid ? uid : "";
+    if (!opt.curve) {  // benchmark mode: trust the claimed sender
+      auto peek = DecodeEnvelope(frames[1].data(), frames[1].size());
+      if (peek.ok()) user = Str((*peek)->sender());
+    }
+    const AllowEntry* who = opt.config.FindNode(user);
+    if (who == nullptr) {
+      spdlog::warn("dropped a ctl message from an unauthenticated peer");
+      return;
+    }
+    auto env = DecodeEnvelope(frames[1].data(), frames[1].size());
+    if (!env.ok()) {
+      spdlog::warn("rejected a malformed message from '{}': {}", user, env.status().message());
+      ReplyError(rid, 0, env.status().WithContext("message rejected"));
+      return;
+    }
+    const wire::Envelope& e = **env;
+    if (Str(e.sender()) != user) {
+      spdlog::warn("rejected {} claiming to be from '{}' on the key of '{}'",
+                   BodyName(e.body_type()), Str(e.sender()), user);
+      ReplyError(rid, e.msg_id(),
+                 Status::PermissionDenied("message claims sender '" + Str(e.sender()) +
+                                          "' but the connection's key belongs to '" + user + "'"));
+      return;
+    }
+    const bool is_agent = who->role == wire::Role::Replica || who->role == wire::Role::Client;
+    const bool is_operator = who->role == wire::Role::Operator;
+    switch (e.body_type()) {
+      case wire::Body::Hello:
+      case wire::Body::Heartbeat:
+      case wire::Body::Report:
+        if (!is_agent) break;
+        return HandleAgent(rid, user, e);
+      case wire::Body::ListNodes:
+        if (!is_operator) break;
+        return HandleListNodes(rid, e);
+      case wire::Body::IssueCommand:
+        if (!is_operator) break;
+        return HandleIssue(rid, user, e);
+      case wire::Body::GetCommandStatus:
+        if (!is_operator) break;
+        return HandleGetStatus(rid, e);
+      case wire::Body::FetchEvents:
+        if (!is_operator && who->role != wire::Role::Subscriber) break;
+        return HandleFetch(rid, e);
+      default:
+        ReplyError(rid, e.msg_id(),
+                   Status::InvalidArgument("unexpected " + std::string(BodyName(e.body_type())) +
+                                           " on ctl"));
+        return;
+    }
+    spdlog::warn("refused {} from '{}' ({}): not allowed for that role", BodyName(e.body_type()),
+                 user, RoleName(who->role));
+    ReplyError(rid, e.msg_id(),
+               Status::PermissionDenied(std::string(BodyName(e.body_type())) +
+                                        " is not allowed for role " + RoleName(who->role) +
+                                        " (commands need an operator key)"));
+  }
+
+  void HandleAgent(const std::string& rid, const std::string& node_id, const wire::Envelope& e) {
+    NodeEntry* n = registry->Find(node_id);
+    if (n == nullptr) return;  // allowlisted agent roles are always registered
+    const int64_t now = Now();
+    if (auto t = registry->MarkSeen(*n, rid, now)) StageTransition(*t);
+    switch (e.body_type()) {
+      case wire::Body::Hello: return HandleHello(*n, e, *e.body_as_Hello());
+      case wire::Body::Heartbeat: {
+        wire::HeartbeatAckT ack;
+        ack.broker_instance = instance;
+        wire::BodyUnion b;
+        b.Set(std::move(ack));
+        Reply(rid, e.msg_id(), std::move(b));
+        return;
+      }
+      case wire::Body::Report: return HandleReport(*n, *e.body_as_Report());
+      default: return;
+    }
+  }
+
+  void HandleHello(NodeEntry& n, const wire::Envelope& e, const wire::Hello& h) {
+    if (Str(h.node_id()) != n.node_id || h.role() != n.role) {
+      ReplyError(n.routing_id, e.msg_id(),
+                 Status::PermissionDenied("hello claims node '" + Str(h.node_id()) + "' role " +
+                                          RoleName(h.role()) + " but the key is bound to '" +
+                                          n.node_id + "' role " + RoleName(n.role)));
+      return;
+    }
+    n.welcomed = true;
+    n.connected_since_ms = Now();
+    n.version = Str(h.version());
+    n.pid = h.pid();
+    if (h.last_report_seq() < n.last_report_seq) {
+      spdlog::warn("agent {} reports seq {} but {} were stored: its state was reset", n.node_id,
+                   h.last_report_seq(), n.last_report_seq);
+      wire::NoteT note;
+      note.level = "warn";
+      note.text = "agent state was reset (its report seq went back from " +
+                  std::to_string(n.last_report_seq) + " to " +
+                  std::to_string(h.last_report_seq()) + ")";
+      StageEvent("note", n.node_id, std::move(note));
+      n.last_report_seq = h.last_report_seq();
+    }
+    registry->Persist(batch, n);
+    {
+      wire::NoteT note;
+      note.level = "info";
+      note.text = "agent connected (version " + n.version + ", pid " + std::to_string(n.pid) + ")";
+      StageEvent("status", n.node_id, std::move(note));
+    }
+    wire::WelcomeT w;
+    w.broker_instance = instance;
+    w.stored_report_seq = n.last_report_seq;
+    w.heartbeat_ms = static_cast<uint32_t>(opt.config.heartbeat_ms);
+    wire::BodyUnion b;
+    b.Set(std::move(w));
+    Reply(n.routing_id, e.msg_id(), std::move(b));
+    for (CommandEntry* c : tracker->PendingFor(n.node_id)) SendCommandTo(*c, n);
+  }
+
+  void HandleReport(NodeEntry& n, const wire::Report& r) {
+    ack_nodes.insert(n.node_id);
+    if (r.seq() <= n.last_report_seq) return;  // duplicate: already stored
+    if (r.seq() != n.last_report_seq + 1) {
+      spdlog::warn("agent {} skipped report seq {}..{}", n.node_id, n.last_report_seq + 1,
+                   r.seq() - 1);
+    }
+    n.last_report_seq = r.seq();
+    registry->Persist(batch, n);
+    const int64_t now = Now();
+    switch (r.body_type()) {
+      case wire::ReportBody::Ack: {
+        const auto* a = r.body_as_Ack();
+        wire::AckT ack;
+        a->UnPackTo(&ack);
+        if (CommandEntry* c = tracker->Find(a->cmd_id())) {
+          tracker->OnAck(batch, *c, n.node_id, a->accepted(), ack.reason, now);
+          NoteFinished(*c);
+        }
+        StageEvent("command", n.node_id, std::move(ack));
+        return;
+      }
+      case wire::ReportBody::Progress: {
+        wire::ProgressT p;
+        r.body_as_Progress()->UnPackTo(&p);
+        if (CommandEntry* c = tracker->Find(p.cmd_id)) tracker->OnProgress(*c, n.node_id, p);
+        StageEvent("progress", n.node_id, std::move(p));
+        return;
+      }
+      case wire::ReportBody::CommandResult: {
+        wire::CommandResultT res;
+        r.body_as_CommandResult()->UnPackTo(&res);
+        if (CommandEntry* c = tracker->Find(res.cmd_id)) {
+          tracker->OnResult(batch, *c, n.node_id, res, now);
+          NoteFinished(*c);
+        }
+        StageEvent("command", n.node_id, std::move(res));
+        return;
+      }
+      case wire::ReportBody::Note: {
+        wire::NoteT note;
+        r.body_as_Note()->UnPackTo(&note);
+        StageEvent("note", n.node_id, std::move(note));
+        return;
+      }
+      case wire::ReportBody::NONE: return;
+    }
+  }
+
+  void HandleListNodes(const std::string& rid, const wire::Envelope& e) {
+    wire::NodeListT list;
+    list.now_ms = Now();
+    std::map<std::string, uint32_t> pending;
+    for (CommandEntry* c : tracker->Unfinished())
+      for (const auto& [node, t] : c->targets)
+        if (t.state != wire::TargetState::Done) ++pending[node];
+    for (NodeEntry* n : registry->All()) {
+      auto info = std::make_unique<wire::NodeInfoT>();
+      info->node_id = n->node_id;
+      info->role = n->role;
+      info->state = n->state;
+      info->last_heartbeat_ms = n->last_seen_ms;
+      info->version = n->version;
+      info->connected_since_ms = n->connected_since_ms;
+      info->pending_commands = pending[n->node_id];
+      list.nodes.push_back(std::move(info));
+    }
+    wire::BodyUnion b;
+    b.Set(std::move(list));
+    Reply(rid, e.msg_id(), std::move(b));
+  }
+
+  Result<std::vector<std::string>> ResolveTargets(const wire::TargetT& t) {
+    if (!t.node_id.empty()) {
+      if (registry->Find(t.node_id) == nullptr) {
+        return Status::NotFound("no agent node '" + t.node_id +
+                                "' in the allowlist (see `ledgerkeep nodes`)");
+      }
+      return std::vector<std::string>{t.node_id};
+    }
+    auto ids = registry->IdsWithRole(t.all ? wire::Role::Unknown : t.role);
+    if (ids.empty()) {
+      return Status::NotFound("no agent nodes with role " + RoleName(t.role) + " in the allowlist");
+    }
+    return ids;
+  }
+
+  void HandleIssue(const std::string& rid, const std::string& issuer, const wire::Envelope& e) {
+    const auto* ic = e.body_as_IssueCommand();
+    if (ic->body_type() == wire::CommandBody::NONE) {
+      return ReplyError(rid, e.msg_id(), Status::InvalidArgument("IssueCommand has no command body"));
+    }
+    wire::IssueCommandT req;
+    ic->UnPackTo(&req);
+    wire::TargetT target = req.target ? *req.target : wire::TargetT{};
+    if (target.node_id.empty() && target.role == wire::Role::Unknown) target.all = true;
+    auto targets = ResolveTargets(target);
+    if (!targets.ok()) return ReplyError(rid, e.msg_id(), targets.status());
+
+    const int64_t now = Now();
+    const uint64_t cmd_id = next_cmd_id++;
+    batch.Put(kCfMeta, kNextCmdIdKey, EncodeU64BE(next_cmd_id));
+    wire::CommandT cmd;
+    cmd.cmd_id = cmd_id;
+    cmd.issued_at_ms = now;
+    cmd.deadline_ms = now + (req.timeout_ms > 0 ? req.timeout_ms : opt.default_timeout_ms);
+    cmd.targets = *targets;
+    cmd.issuer = issuer;
+    cmd.body = req.body;
+    const std::string kind(CommandKindName(cmd.body.type));
+    const std::string topic = CommandTopic(target, *targets);
+    EnvelopeHeader h;
+    h.sender = kBrokerName;
+    h.msg_id = next_msg_id++;
+    h.sent_at_ms = now;
+    wire::BodyUnion body;
+    body.Set(std::move(cmd));
+    std::string envelope = BuildEnvelope(h, std::move(body));
+    CommandEntry& c = tracker->Add(batch, cmd_id, kind, envelope, topic, now,
+                                   now + (req.timeout_ms > 0 ? req.timeout_ms : opt.default_timeout_ms),
+                                   issuer, *targets);
+    wire::CommandIssuedT issued;
+    issued.cmd_id = cmd_id;
+    issued.kind = kind;
+    issued.targets = *targets;
+    issued.issuer = issuer;
+    issued.deadline_ms = c.deadline_ms;
+    StageEvent("command", kBrokerName, std::move(issued));
+    spdlog::info("command {} ({}) from {} to {} target(s) on {}", cmd_id, kind, issuer,
+                 targets->size(), topic);
+    // Published only after the group commit (Queue order == send order).
+    Queue(Sock::kPub, {topic, envelope});
+    for (const auto& node : *targets) tracker->MarkSent(c, node, now);
+    c.watchers.insert(rid);
+    PushStatus(c, rid, e.msg_id());
+  }
+
+  void PushStatus(CommandEntry& c, const std::string& rid, uint64_t reply_to) {
+    wire::BodyUnion b;
+    b.Set(CommandTracker::StatusOf(c));
+    Reply(rid, reply_to, std::move(b));
+  }
+
+  void HandleGetStatus(const std::string& rid, const wire::Envelope& e) {
+    CommandEntry* c = tracker->Find(e.body_as_GetCommandStatus()->cmd_id());
+    if (c == nullptr) {
+      return ReplyError(rid, e.msg_id(),
+                        Status::NotFound("command " +
+                                         std::to_string(e.body_as_GetCommandStatus()->cmd_id()) +
+                                         " is not known to the broker (finished long ago?)"));
+    }
+    c->watchers.insert(rid);
+    PushStatus(*c, rid, e.msg_id());
+  }
+
+  void HandleFetch(const std::string& rid, const wire::Envelope& e) {
+    const auto* f = e.body_as_FetchEvents();
+    uint32_t max = f->max_events() == 0 ? 1000 : std::min<uint32_t>(f->max_events(), 10000);
+    auto page = events->Read(f->from_seq(), max, Str(f->kind_prefix()), kMaxPageBytes);
+    if (!page.ok()) return ReplyError(rid, e.msg_id(), page.status());
+    flatbuffers::FlatBufferBuilder fbb(64 * 1024);
+    std::vector<flatbuffers::Offset<wire::EventBlob>> blobs;
+    blobs.reserve(page->events.size());
+    for (const auto& ev : page->events) {
+      fbb.ForceVectorAlignment(ev.size(), 1, 8);
+      auto data = fbb.CreateVector(reinterpret_cast<const uint8_t*>(ev.data()), ev.size());
+      blobs.push_back(wire::CreateEventBlob(fbb, data));
+    }
+    auto vec = fbb.CreateVector(blobs);
+    auto p = wire::CreateEventPage(fbb, vec, page->next_seq, page->head_seq, page->first_seq);
+    EnvelopeHeader h;
+    h.sender = kBrokerName;
+    h.msg_id = next_msg_id++;
+    h.reply_to = e.msg_id();
+    h.sent_at_ms = Now();
+    FinishEnvelope(fbb, h, wire::Body::EventPage, p.Union());
+    Queue(Sock::kCtl, {rid, std::string(reinterpret_cast<const char*>(fbb.GetBufferPointer()),
+                                        fbb.GetSize())});
+  }
+
+  // ------------------------------------------------------------ timers
+  void Tick(int64_t now) {
+    for (const auto& t : registry->Tick(now)) StageTransition(t);
+    for (CommandEntry* c : tracker->Unfinished()) {
+      for (auto& [node, t] : c->targets) {
+        if (t.state == wire::TargetState::Done) continue;
+        NodeEntry* n = registry->Find(node);
+        const bool lost = n == nullptr || n->state == wire::NodeState::Lost ||
+                          n->state == wire::NodeState::Unknown;
+        if (t.state == wire::TargetState::Acked) {
+          if (now > c->deadline_ms && lost) {
+            tracker->Complete(batch, *c, node, wire::ResultStatus::Failed,
+                              static_cast<uint16_t>(StatusCode::kUnavailable),
+                              "node " + node + " was lost while running the command", now);
+          }
+          continue;
+        }
+        if (now > c->deadline_ms) {
+          std::string state = n ? NodeStateName(n->state) : "unknown";
+          tracker->Complete(batch, *c, node, wire::ResultStatus::Expired,
+                            static_cast<uint16_t>(StatusCode::kExpired),
+                            "deadline passed before " + node + " acknowledged the command (node " +
+                                state + ")",
+                            now);
+          continue;
+        }
+        auto sent = c->last_sent_ms.find(node);
+        const int64_t last = sent == c->last_sent_ms.end() ? 0 : sent->second;
+        if (n != nullptr && n->welcomed && !n->routing_id.empty() &&
+            now - last >= tracker->options().ack_timeout_ms) {
+          spdlog::debug("redelivering command {} to {} over ctl", c->cmd_id, node);
+          SendCommandTo(*c, *n);
+        }
+      }
+      NoteFinished(*c);
+    }
+    for (CommandEntry* c : tracker->Unfinished()) MaybePush(*c, now);
+    if (now - last_retention >= kRetentionIntervalMs) {
+      last_retention = now;
+      Status s = events->StageRetention(batch);
+      if (!s.ok()) spdlog::error("event log retention: {}", s.ToString());
+      trim_due_ = true;
+    }
+  }
+
+  void MaybePush(CommandEntry& c, int64_t now) {
+    if (!c.dirty || c.watchers.empty()) return;
+    if (!c.finished && now - c.last_push_ms < kPushIntervalMs) return;
+    c.dirty = false;
+    c.last_push_ms = now;
+    for (const auto& w : c.watchers) PushStatus(c, w, 0);
+    if (c.finished) c.watchers.clear();
+  }
+
+  // ------------------------------------------------------------ commit
+  Status CommitAndFlush() {
+    // Finished commands push right away, not at the next tick.
+    const int64_t now = Now();
+    for (CommandEntry* c : recent_finished_) MaybePush(*c, now);
+    recent_finished_.clear();
+    if (batch.Count() > 0) {
+      Status s = store->Write(batch, /*sync=*/true);
+      batch.Clear();
+      if (!s.ok()) {
+        events->Abort();
+        out.clear();
+        return s.WithContext("cannot save broker state");
+      }
+    }
+    const auto staged = events->staged();
+    events->Commit();
+    for (const auto& node_id : ack_nodes) {
+      NodeEntry* n = registry->Find(node_id);
+      if (n == nullptr || n->routing_id.empty()) continue;
+      wire::ReportAckT a;
+      a.upto_seq = n->last_report_seq;
+      wire::BodyUnion b;
+      b.Set(std::move(a));
+      Reply(n->routing_id, 0, std::move(b));
+    }
+    ack_nodes.clear();
+    for (auto& o : out) {
+      zmq::socket_t* s = sockets_[static_cast<size_t>(o.sock)];
+      std::vector<std::string_view> views(o.frames.begin(), o.frames.end());
+      if (!SendFramesNoWait(*s, views) && o.sock == Sock::kCtl) {
+        spdlog::debug("ctl peer gone or slow; a reply was dropped");
+      }
+    }
+    out.clear();
+    for (const auto& ev : staged) {
+      SendFramesNoWait(*sockets_[static_cast<size_t>(Sock::kXpub)], {ev.topic, ev.bytes});
+    }
+    if (trim_due_) {
+      trim_due_ = false;
+      tracker->Trim();  // only here: no CommandEntry* is held across this point
+    }
+    return Status::OK();
+  }
+
+  std::vector<CommandEntry*> recent_finished_;
+  bool trim_due_ = false;
+};
+
+Result<std::unique_ptr<Broker>> Broker::Start(BrokerOptions options) {
+  if (options.data_dir.empty()) return Status::InvalidArgument("the broker needs --data-dir");
+  auto impl = std::make_unique<Impl>(std::move(options));
+  LK_RETURN_IF_ERROR(impl->Open());
+  impl->pipe_front = std::make_unique<zmq::socket_t>(impl->ctx, zmq::socket_type::pair);
+  const std::string pipe_addr = "inproc://broker-pipe";
+  impl->pipe_front->bind(pipe_addr);
+  std::promise<Status> ready;
+  auto ready_future = ready.get_future();
+  Impl* raw = impl.get();
+  impl->thread = std::thread([raw, pipe_addr, &ready] {
+    zmq::socket_t back(raw->ctx, zmq::socket_type::pair);
+    back.connect(pipe_addr);
+    raw->Run(back, ready);
+    raw->exited = true;
+  });
+  Status s = ready_future.get();
+  if (!s.ok()) {
+    impl->thread.join();
+    return s;
+  }
+  return std::unique_ptr<Broker>(new Broker(std::move(impl)));
+}
+
+Broker::Broker(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
+
+Broker::~Broker() { Stop(); }
+
+void Broker::Stop() {
+  if (impl_->stopped) return;
+  impl_->stopped = true;
+  SendFramesNoWait(*impl_->pipe_front, {"$TERM"});
+  if (impl_->thread.joinable()) impl_->thread.join();
+}
+
+bool Broker::Exited() const { return impl_->exited.load(); }
+
+Status Broker::Wait() {
+  if (impl_->thread.joinable()) impl_->thread.join();
+  impl_->stopped = true;
+  return impl_->exit_status;
+}
+
+}  // namespace ledgerkeep

@@ -1,0 +1,102 @@
+// ledgerkeep-broker: flags, logging and signals; the work is in broker.h.
+#include <signal.h>
+
+#include <CLI/CLI.hpp>
+#include <spdlog/spdlog.h>
+
+#include "broker/broker.h"
+#include "common/logging.h"
+
+using namespace ledgerkeep;
+
+int main(int argc, char** argv) {
+  CLI::App app{
+      "ledgerkeep-broker: the central process of a ledgerkeep cluster. It publishes commands to "
+      "the replica and client agents, tracks their liveness, delivers every command reliably "
+      "and keeps the durable event log. All endpoints use CURVE; only keys in the config's "
+      "allowlist may connect."};
+  std::string config_path;
+  std::string key_path;
+  std::string data_dir;
+  std::string log_level = "info";
+  int64_t default_timeout_ms = 60'000;
+  int64_t ack_timeout_ms = 2'000;
+  uint64_t retain_count = 1'000'000;
+  int64_t retain_age_s = 30LL * 24 * 3600;
+  app.add_option("--config", config_path, "cluster config (TOML); default: $LEDGERKEEP_CONFIG")
+      ->envname("LEDGERKEEP_CONFIG");
+  app.add_option("--key", key_path, "the broker's CURVE key file (from `ledgerkeep keygen`)")
+      ->required();
+  app.add_option("--data-dir", data_dir,
+                 "where the broker keeps its state: nodes, pending commands, event log")
+      ->required();
+  app.add_option("--log-level", log_level, "trace|debug|info|warn|error")->capture_default_str();
+  app.add_option("--default-timeout-ms", default_timeout_ms,
+                 "deadline of commands issued without a timeout")->capture_default_str();
+  app.add_option("--ack-timeout-ms", ack_timeout_ms,
+                 "redeliver a command over ctl when a target has not acked for this long")
+      ->capture_default_str();
+  app.add_option("--event-retention-count", retain_count, "keep at most this many events")
+      ->capture_default_str();
+  app.add_option("--event-retention-age-s", retain_age_s, "drop events older than this")
+      ->capture_default_str();
+  CLI11_PARSE(app, argc, argv);
+
+  if (Status s = InitLogging("broker", log_level); !s.ok()) {
+    std::fprintf(stderr, "ledgerkeep-broker: %s\n", s.message().c_str());
+    return 2;
+  }
+  auto config = LoadClusterConfig(config_path);
+  if (!config.ok()) {
+    spdlog::error("{}", config.status().message());
+    return 2;
+  }
+  auto key = LoadKeyFile(key_path, /*need_secret=*/true);
+  if (!key.ok()) {
+    spdlog::error("{}", key.status().message());
+    return 2;
+  }
+  if (key->public_z85 != config->broker_public_key) {
+    spdlog::error("the key in {} is not the broker key named in {} (broker.public_key); agents "
+                  "would refuse to talk to this broker",
+                  key_path, config->path);
+    return 2;
+  }
+
+  // Block the stop signals in every thread; this one waits for them.
+  sigset_t set;
+  sigemptyset(&set);
+  sigaddset(&set, SIGTERM);
+  sigaddset(&set, SIGINT);
+  pthread_sigmask(SIG_BLOCK, &set, nullptr);
+
+  BrokerOptions opt;
+  opt.config = *config;
+  opt.key = *key;
+  opt.data_dir = data_dir;
+  opt.default_timeout_ms = default_timeout_ms;
+  opt.tracker.ack_timeout_ms = ack_timeout_ms;
+  opt.events.retain_count = retain_count;
+  opt.events.retain_age_ms = retain_age_s * 1000;
+  auto broker = Broker::Start(std::move(opt));
+  if (!broker.ok()) {
+    spdlog::error("cannot start: {}", broker.status().ToString());
+    return 1;
+  }
+  timespec tick{0, 200'000'000};
+  while (!(*broker)->Exited()) {
+    int sig = sigtimedwait(&set, nullptr, &tick);
+    if (sig == SIGTERM || sig == SIGINT) {
+      spdlog::info("signal {}: shutting down", sig);
+      (*broker)->Stop();
+      break;
+    }
+  }
+  Status s = (*broker)->Wait();
+  if (!s.ok()) {
+    spdlog::error("broker stopped: {}", s.ToString());
+    return 1;
+  }
+  spdlog::info("broker stopped cleanly");
+  return 0;
+}

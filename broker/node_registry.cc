@@ -1,0 +1,105 @@
+#include "broker/node_registry.h"
+
+#include <nlohmann/json.hpp>
+#include <spdlog/spdlog.h>
+
+namespace ledgerkeep {
+
+NodeRegistry::NodeRegistry(const ClusterConfig& config, KvStore* store, int cf)
+    : config_(config), store_(store), cf_(cf) {
+  for (const auto& e : config_.allow) {
+    if (e.role != wire::Role::Replica && e.role != wire::Role::Client) continue;
+    NodeEntry n;
+    n.node_id = e.node_id;
+    n.role = e.role;
+    nodes_.emplace(e.node_id, std::move(n));
+  }
+}
+
+Status NodeRegistry::Load(int64_t now_ms) {
+  Status inner;
+  Status s = store_->Scan(cf_, "", "", [&](std::string_view key, std::string_view value) {
+    auto it = nodes_.find(std::string(key));
+    if (it == nodes_.end()) {
+      spdlog::warn("node '{}' has broker state but is no longer in the allowlist; ignoring it", key);
+      return true;
+    }
+    auto j = nlohmann::json::parse(value, nullptr, false);
+    if (j.is_discarded() || !j.is_object()) {
+      inner = Status::Corruption("broker state for node '" + std::string(key) + "' is unreadable");
+      return false;
+    }
+    NodeEntry& n = it->second;
+    n.version = j.value("version", "");
+    n.last_report_seq = j.value("last_report_seq", uint64_t{0});
+    n.last_seen_ms = j.value("last_seen_ms", int64_t{0});
+    if (n.last_seen_ms > 0) {
+      // Give every known node a fresh grace period: it reconnects on its own.
+      n.state = wire::NodeState::Suspect;
+      n.last_seen_ms = now_ms;
+    }
+    return true;
+  });
+  LK_RETURN_IF_ERROR(s);
+  return inner;
+}
+
+NodeEntry* NodeRegistry::Find(const std::string& node_id) {
+  auto it = nodes_.find(node_id);
+  return it == nodes_.end() ? nullptr : &it->second;
+}
+
+std::vector<NodeEntry*> NodeRegistry::All() {
+  std::vector<NodeEntry*> out;
+  for (auto& [id, n] : nodes_) out.push_back(&n);
+  return out;
+}
+
+std::vector<std::string> NodeRegistry::IdsWithRole(wire::Role role) const {
+  std::vector<std::string> out;
+  for (const auto& [id, n] : nodes_)
+    if (role == wire::Role::Unknown || n.role == role) out.push_back(id);
+  return out;
+}
+
+std::optional<NodeTransition> NodeRegistry::MarkSeen(NodeEntry& n, const std::string& routing_id,
+                                                     int64_t now_ms) {
+  n.last_seen_ms = now_ms;
+  n.routing_id = routing_id;
+  if (n.state == wire::NodeState::Alive) return std::nullopt;
+  NodeTransition t{n.node_id, n.role, n.state, wire::NodeState::Alive, "heard from the agent"};
+  n.state = wire::NodeState::Alive;
+  return t;
+}
+
+std::vector<NodeTransition> NodeRegistry::Tick(int64_t now_ms) {
+  std::vector<NodeTransition> out;
+  const int64_t hb = config_.heartbeat_ms;
+  for (auto& [id, n] : nodes_) {
+    if (n.last_seen_ms == 0) continue;
+    const int64_t silent = now_ms - n.last_seen_ms;
+    wire::NodeState want = n.state;
+    if (silent > hb * config_.lost_after) {
+      want = wire::NodeState::Lost;
+    } else if (silent > hb * config_.suspect_after && n.state == wire::NodeState::Alive) {
+      want = wire::NodeState::Suspect;
+    }
+    if (want != n.state) {
+      out.push_back({id, n.role, n.state, want,
+                     "no heartbeat for " + std::to_string(silent) + " ms"});
+      n.state = want;
+      if (want == wire::NodeState::Lost) n.welcomed = false;
+    }
+  }
+  return out;
+}
+
+void NodeRegistry::Persist(KvStore::Batch& batch, const NodeEntry& n) const {
+  nlohmann::json j = {{"role", RoleName(n.role)},
+                      {"version", n.version},
+                      {"last_report_seq", n.last_report_seq},
+                      {"last_seen_ms", n.last_seen_ms}};
+  batch.Put(cf_, n.node_id, j.dump());
+}
+
+}  // namespace ledgerkeep

@@ -1,0 +1,71 @@
+// NodeRegistry: the broker's view of every agent node (DESIGN.md §2).
+//
+// Membership comes from the allowlist: every replica/client key there is a
+// node, known even before its agent first connects (state `unknown`), so
+// commands can be addressed to it and are delivered when it says hello.
+// Liveness: `alive` on any message; `suspect` after suspect_after missed
+// heartbeats; `lost` after lost_after. Persisted per node: role, version,
+// last heartbeat and the highest report seq stored (the broker's dedupe key
+// for agent reports), so a broker restart keeps all of it.
+// Thread-safety: one owner thread (the broker's).
+#pragma once
+
+#include <map>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "common/config.h"
+#include "common/kv_store.h"
+
+namespace ledgerkeep {
+
+struct NodeEntry {
+  std::string node_id;
+  wire::Role role = wire::Role::Unknown;
+  wire::NodeState state = wire::NodeState::Unknown;
+  int64_t last_seen_ms = 0;         // last message of any kind
+  int64_t connected_since_ms = 0;   // last Hello
+  std::string version;
+  uint32_t pid = 0;
+  uint64_t last_report_seq = 0;     // highest report seq stored durably
+  std::string routing_id;           // ROUTER identity of its ctl connection (not persisted)
+  bool welcomed = false;            // said Hello to this broker instance
+};
+
+struct NodeTransition {
+  std::string node_id;
+  wire::Role role;
+  wire::NodeState from;
+  wire::NodeState to;
+  std::string reason;
+};
+
+class NodeRegistry {
+ public:
+  NodeRegistry(const ClusterConfig& config, KvStore* store, int cf);
+
+  // Loads persisted records for allowlisted nodes; nodes no longer in the
+  // allowlist are ignored (and logged). Nodes with a last heartbeat are
+  // given a fresh grace period from `now` (they reconnect after a restart).
+  Status Load(int64_t now_ms);
+
+  NodeEntry* Find(const std::string& node_id);
+  std::vector<NodeEntry*> All();
+  std::vector<std::string> IdsWithRole(wire::Role role) const;
+
+  // Any authenticated message from the node.
+  std::optional<NodeTransition> MarkSeen(NodeEntry& n, const std::string& routing_id, int64_t now_ms);
+  // Applies the suspect/lost timeouts.
+  std::vector<NodeTransition> Tick(int64_t now_ms);
+
+  void Persist(KvStore::Batch& batch, const NodeEntry& n) const;
+
+ private:
+  const ClusterConfig& config_;
+  KvStore* store_;
+  int cf_;
+  std::map<std::string, NodeEntry> nodes_;
+};
+
+}  // namespace ledgerkeep

@@ -1,0 +1,70 @@
+// The cluster config file (TOML), shared by broker, agents and the CLI.
+//
+//   cluster_id = "local"
+//   [broker]
+//   connect_host = "127.0.0.1"   # how agents and the CLI reach the broker
+//   bind_host = "127.0.0.1"      # where the broker listens ("*" = all)
+//   cmd_port = 7001              # PUB    commands
+//   ctl_port = 7002              # ROUTER control
+//   events_port = 7003           # XPUB   event log
+//   public_key = "<Z85>"         # the broker's CURVE server key
+//   [operator]
+//   key_file = "keys/operator.key"  # the CLI's default key (relative = to this file)
+//   [liveness]
+//   heartbeat_ms = 1000
+//   suspect_after = 3            # missed beats before `suspect`
+//   lost_after = 10              # missed beats before `lost`
+//   [[allow]]                    # the ZAP allowlist: key -> node id + role
+//   node_id = "r1"
+//   role = "replica"             # replica | client | operator | subscriber
+//   public_key = "<Z85>"
+//
+// Loading validates everything (ports, keys, duplicate node ids or keys) and
+// names the offending entry. Immutable after load; safe to share.
+#pragma once
+
+#include <string>
+#include <vector>
+
+#include "common/status.h"
+#include "schemas/ledgerkeep_generated.h"
+
+namespace ledgerkeep {
+
+struct AllowEntry {
+  std::string node_id;
+  wire::Role role = wire::Role::Unknown;
+  std::string public_z85;
+};
+
+struct ClusterConfig {
+  std::string path;  // the file it came from
+  std::string cluster_id = "ledgerkeep";
+  std::string connect_host = "127.0.0.1";
+  std::string bind_host = "127.0.0.1";
+  int cmd_port = 7001;
+  int ctl_port = 7002;
+  int events_port = 7003;
+  std::string broker_public_key;
+  std::string operator_key_file;  // absolute, or empty
+  int heartbeat_ms = 1000;
+  int suspect_after = 3;
+  int lost_after = 10;
+  std::vector<AllowEntry> allow;
+
+  std::string ConnectEndpoint(int port) const;
+  std::string BindEndpoint(int port) const;
+  // Relative paths in the file are relative to the file's directory.
+  std::string ResolvePath(const std::string& p) const;
+  const AllowEntry* FindNode(const std::string& node_id) const;
+  const AllowEntry* FindKey(const std::string& public_z85) const;
+};
+
+Result<ClusterConfig> LoadClusterConfig(const std::string& path);
+
+// "replica" <-> wire::Role::Replica, etc. Unknown strings are an error.
+Result<wire::Role> ParseRole(const std::string& s);
+std::string RoleName(wire::Role role);
+std::string NodeStateName(wire::NodeState state);
+
+}  // namespace ledgerkeep

@@ -1,0 +1,21 @@
+// Small filesystem helpers shared by every component.
+#pragma once
+
+#include <string>
+#include <string_view>
+
+#include "common/status.h"
+
+namespace ledgerkeep {
+
+// Crash-safe publish: write `<path>.tmp`, fsync, rename over `path`, fsync
+// the directory. After a crash `path` holds either the old or the new
+// content, never a mix; a stale `.tmp` may remain and is overwritten next time.
+Status WriteFileAtomically(const std::string& path, std::string_view content, int mode = 0644);
+
+Result<std::string> ReadFileToString(const std::string& path);
+
+// mkdir -p with the given mode for created directories.
+Status CreateDirectories(const std::string& path, int mode = 0755);
+
+}  // namespace ledgerkeep

@@ -1,0 +1,82 @@
+#include "broker/node_registry.h"
+
+#include <gtest/gtest.h>
+#include <unistd.h>
+
+#include <filesystem>
+
+#include "common/curve_keys.h"
+
+namespace ledgerkeep {
+namespace {
+
+class NodeRegistryTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    char tmpl[] = "/tmp/lk-reg-XXXXXX";
+    dir_ = mkdtemp(tmpl);
+    config_.heartbeat_ms = 100;
+    config_.suspect_after = 3;
+    config_.lost_after = 10;
+    config_.allow.push_back({"r1", wire::Role::Replica, GenerateCurveKeyPair("r1")->public_z85});
+    config_.allow.push_back({"c1", wire::Role::Client, GenerateCurveKeyPair("c1")->public_z85});
+    config_.allow.push_back({"op", wire::Role::Operator, GenerateCurveKeyPair("op")->public_z85});
+    store_ = std::move(*KvStore::Open(dir_, {"nodes"}));
+  }
+  void TearDown() override {
+    store_.reset();
+    std::filesystem::remove_all(dir_);
+  }
+  std::string dir_;
+  ClusterConfig config_;
+  std::unique_ptr<KvStore> store_;
+};
+
+TEST_F(NodeRegistryTest, AllowlistedAgentsAreKnownBeforeTheyConnect) {
+  NodeRegistry reg(config_, store_.get(), 0);
+  ASSERT_NE(reg.Find("r1"), nullptr);
+  EXPECT_EQ(reg.Find("r1")->state, wire::NodeState::Unknown);
+  EXPECT_EQ(reg.Find("op"), nullptr);  // operators are not agent nodes
+  EXPECT_EQ(reg.IdsWithRole(wire::Role::Client), std::vector<std::string>{"c1"});
+}
+
+TEST_F(NodeRegistryTest, GoesAliveSuspectLostAndBack) {
+  NodeRegistry reg(config_, store_.get(), 0);
+  NodeEntry& r1 = *reg.Find("r1");
+  auto t = reg.MarkSeen(r1, "rid", 1000);
+  ASSERT_TRUE(t);
+  EXPECT_EQ(t->to, wire::NodeState::Alive);
+  EXPECT_TRUE(reg.Tick(1250).empty());  // 2.5 beats: still alive
+  auto s = reg.Tick(1350);               // > 3 beats
+  ASSERT_EQ(s.size(), 1u);
+  EXPECT_EQ(s[0].to, wire::NodeState::Suspect);
+  auto l = reg.Tick(2050);  // > 10 beats
+  ASSERT_EQ(l.size(), 1u);
+  EXPECT_EQ(l[0].from, wire::NodeState::Suspect);
+  EXPECT_EQ(l[0].to, wire::NodeState::Lost);
+  auto back = reg.MarkSeen(r1, "rid2", 2100);
+  ASSERT_TRUE(back);
+  EXPECT_EQ(back->from, wire::NodeState::Lost);
+}
+
+TEST_F(NodeRegistryTest, ReportSeqSurvivesARestart) {
+  {
+    NodeRegistry reg(config_, store_.get(), 0);
+    NodeEntry& r1 = *reg.Find("r1");
+    reg.MarkSeen(r1, "rid", 1000);
+    r1.last_report_seq = 77;
+    KvStore::Batch b;
+    reg.Persist(b, r1);
+    ASSERT_TRUE(store_->Write(b, true).ok());
+  }
+  NodeRegistry reg(config_, store_.get(), 0);
+  ASSERT_TRUE(reg.Load(5000).ok());
+  EXPECT_EQ(reg.Find("r1")->last_report_seq, 77u);
+  // A restarted broker gives known nodes a grace period instead of calling
+  // them lost at once.
+  EXPECT_EQ(reg.Find("r1")->state, wire::NodeState::Suspect);
+  EXPECT_TRUE(reg.Tick(5100).empty());
+}
+
+}  // namespace
+}  // namespace ledgerkeep
