@@ -5,7 +5,7 @@
 #include <spdlog/spdlog.h>
 
 #include "agents/agent.h"
-#include "agents/ping_handler.h"
+#include "agents/node_handlers.h"
 #include "common/logging.h"
 
 using namespace ledgerkeep;
@@ -16,7 +16,8 @@ int main(int argc, char** argv) {
       "(CURVE), heartbeats, and executes the commands addressed to its node, reporting progress "
       "and results. Its journal under --data-dir makes command delivery exactly-once across "
       "restarts."};
-  std::string config_path, key_path, data_dir, node_id, role_name, log_level = "info";
+  std::string config_path, key_path, data_dir, node_id, role_name, node_config_path,
+      log_level = "info";
   app.add_option("--config", config_path, "cluster config (TOML); default: $LEDGERKEEP_CONFIG")
       ->envname("LEDGERKEEP_CONFIG");
   app.add_option("--key", key_path, "this node's CURVE key file (from `ledgerkeep keygen`)")
@@ -26,6 +27,9 @@ int main(int argc, char** argv) {
       ->check(CLI::IsMember({"replica", "client"}));
   app.add_option("--node-id", node_id, "this node's id, as in the allowlist")->required();
   app.add_option("--data-dir", data_dir, "where the agent keeps its journal")->required();
+  app.add_option("--node-config", node_config_path,
+                 "this node's components and ledger (TOML; see README 'Node config'). Without it "
+                 "the agent manages no components");
   app.add_option("--log-level", log_level, "trace|debug|info|warn|error")->capture_default_str();
   CLI11_PARSE(app, argc, argv);
 
@@ -48,6 +52,22 @@ int main(int argc, char** argv) {
     spdlog::error("cannot open the agent journal: {}", journal.status().ToString());
     return 1;
   }
+  auto services = std::make_shared<NodeServices>();
+  if (!node_config_path.empty()) {
+    auto nc = LoadNodeConfig(node_config_path);
+    if (!nc.ok()) {
+      spdlog::error("{}", nc.status().message());
+      return 2;
+    }
+    services->config = *nc;
+  }
+  services->supervisor = std::make_unique<ComponentSupervisor>(
+      services->config.components, data_dir + "/components", ProcessRunner::Real());
+  if (Status s = services->supervisor->AutoStart(); !s.ok()) {
+    // Reported, not fatal: the operator can see it and retry `node start`.
+    spdlog::error("starting components: {}", s.message());
+  }
+
   sigset_t set;
   sigemptyset(&set);
   sigaddset(&set, SIGTERM);
@@ -60,7 +80,7 @@ int main(int argc, char** argv) {
   opt.node_id = node_id;
   opt.role = *ParseRole(role_name);
   opt.journal = std::move(*journal);
-  auto agent = Agent::Start(std::move(opt), DefaultHandlers(*ParseRole(role_name)));
+  auto agent = Agent::Start(std::move(opt), BuildHandlers(*ParseRole(role_name), services));
   if (!agent.ok()) {
     spdlog::error("cannot start: {}", agent.status().message());
     return 2;

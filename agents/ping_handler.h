@@ -11,7 +11,8 @@ class PingHandler final : public CommandHandler {
   CommandOutcome Execute(const CommandContext& ctx) override;
 };
 
-// The handlers every agent of `role` runs.
+// The handlers that need no node services (Ping only): for agents without a
+// node config, such as the many in-process agents of the bus benchmark.
 HandlerMap DefaultHandlers(wire::Role role);
 
 }  // namespace ledgerkeep

@@ -10,6 +10,8 @@
 #include <zmq.hpp>
 
 #include "broker/node_registry.h"
+#include "broker/wedge_workflows.h"
+#include "broker/workflow.h"
 #include "broker/zap_authenticator.h"
 #include "common/kv_store.h"
 #include "common/zmq_util.h"
@@ -18,8 +20,13 @@ namespace ledgerkeep {
 namespace {
 
 // Column families of the broker's state store (append only).
-enum BrokerCf : int { kCfMeta = 0, kCfNodes = 1, kCfCommands = 2, kCfTargets = 3, kCfEvents = 4 };
-const std::vector<std::string> kBrokerCfs = {"meta", "nodes", "commands", "targets", "events"};
+enum BrokerCf : int {
+  kCfMeta = 0, kCfNodes = 1, kCfCommands = 2, kCfTargets = 3, kCfEvents = 4, kCfWorkflows = 5
+};
+const std::vector<std::string> kBrokerCfs = {"meta", "nodes", "commands", "targets", "events",
+                                             "workflows"};
+// The broker's own workflows reach it here, in its context, as operator "broker".
+constexpr const char* kInternalEndpoint = "inproc://ledgerkeep-internal";
 constexpr const char* kNextCmdIdKey = "next_cmd_id";
 constexpr const char* kBrokerName = "broker";
 
@@ -52,7 +59,7 @@ std::string CommandTopic(const wire::TargetT& t, const std::vector<std::string>&
 }  // namespace
 
 struct Broker::Impl {
-  enum class Sock { kCtl, kPub, kXpub };
+  enum class Sock { kCtl = 0, kPub = 1, kXpub = 2, kInternal = 3 };
   struct Outgoing {
     Sock sock;
     std::vector<std::string> frames;
@@ -65,6 +72,7 @@ struct Broker::Impl {
   std::unique_ptr<NodeRegistry> registry;
   std::unique_ptr<CommandTracker> tracker;
   std::unique_ptr<EventLog> events;
+  std::unique_ptr<WorkflowManager> workflows;
   uint64_t next_cmd_id = 1;
   uint64_t next_msg_id = 1;
 
@@ -98,7 +106,11 @@ struct Broker::Impl {
       next_cmd_id = std::max(next_cmd_id, DecodeU64BE(*stored_next));
     }
     events = std::make_unique<EventLog>(store.get(), kCfEvents, opt.events, opt.clock, kBrokerName);
-    return events->Load();
+    LK_RETURN_IF_ERROR(events->Load());
+    workflows = std::make_unique<WorkflowManager>(store.get(), kCfWorkflows, &ctx, kInternalEndpoint,
+                                                  opt.config, opt.clock);
+    RegisterWedgeWorkflows(*workflows);
+    return workflows->Load();
   }
 
   void Run(zmq::socket_t& pipe, std::promise<Status>& ready) {
@@ -106,7 +118,11 @@ struct Broker::Impl {
     zmq::socket_t ctl(ctx, zmq::socket_type::router);
     zmq::socket_t pub(ctx, zmq::socket_type::pub);
     zmq::socket_t xpub(ctx, zmq::socket_type::xpub);
+    zmq::socket_t internal(ctx, zmq::socket_type::router);
     try {
+      internal.set(zmq::sockopt::linger, 0);
+      internal.set(zmq::sockopt::router_mandatory, 1);
+      internal.bind(kInternalEndpoint);
       zap.set(zmq::sockopt::linger, 0);
       zap.bind("inproc://zeromq.zap.01");
       for (auto* s : {&ctl, &pub, &xpub}) ApplyCommonOptions(*s, static_cast<int64_t>(kMaxMessageBytes));
@@ -146,13 +162,15 @@ struct Broker::Impl {
       events->Stage(batch, "note", kBrokerName, std::move(body));
     }
     ready.set_value(Status::OK());
-    sockets_ = {&ctl, &pub, &xpub};
+    sockets_ = {&ctl, &pub, &xpub, &internal};
+    workflows->ResumeUnfinished();
 
     std::vector<zmq::pollitem_t> items = {
         {pipe.handle(), 0, ZMQ_POLLIN, 0},
         {zap.handle(), 0, ZMQ_POLLIN, 0},
         {ctl.handle(), 0, ZMQ_POLLIN, 0},
         {xpub.handle(), 0, ZMQ_POLLIN, 0},
+        {internal.handle(), 0, ZMQ_POLLIN, 0},
     };
     while (true) {
       int64_t wait = kTickMs;
@@ -168,8 +186,11 @@ struct Broker::Impl {
         for (int i = 0; i < kMaxMessagesPerTurn; ++i) {
           auto frames = RecvMultipartNoWait(ctl);
           if (!frames) break;
-          HandleCtl(*frames);
+          HandleCtl(*frames, Sock::kCtl);
         }
+      }
+      if (items[4].revents & ZMQ_POLLIN) {
+        while (auto frames = RecvMultipartNoWait(internal)) HandleCtl(*frames, Sock::kInternal);
       }
       const int64_t now = Now();
       if (now - last_tick >= kTickMs) {
@@ -184,6 +205,8 @@ struct Broker::Impl {
         break;
       }
     }
+    // Workflows keep their saved state and resume on the next start.
+    workflows->StopAll();
     sockets_ = {};
   }
 
@@ -216,13 +239,20 @@ struct Broker::Impl {
   // ------------------------------------------------------------ helpers
   void Queue(Sock sock, std::vector<std::string> frames) { out.push_back({sock, std::move(frames)}); }
 
+  // Replies go to the ROUTER the request came in on (reply_sock_). Watcher
+  // keys carry their socket in the first byte.
+  Sock reply_sock_ = Sock::kCtl;
+  static std::string WatcherKey(Sock sock, const std::string& rid) {
+    return std::string(1, static_cast<char>(sock)) + rid;
+  }
+
   void Reply(const std::string& rid, uint64_t reply_to, wire::BodyUnion body) {
     EnvelopeHeader h;
     h.sender = kBrokerName;
     h.msg_id = next_msg_id++;
     h.reply_to = reply_to;
     h.sent_at_ms = Now();
-    Queue(Sock::kCtl, {rid, BuildEnvelope(h, std::move(body))});
+    Queue(reply_sock_, {rid, BuildEnvelope(h, std::move(body))});
   }
 
   void ReplyError(const std::string& rid, uint64_t reply_to, const Status& s) {
@@ -278,7 +308,8 @@ struct Broker::Impl {
   }
 
   // ------------------------------------------------------------ ctl
-  void HandleCtl(std::vector<zmq::message_t>& frames) {
+  void HandleCtl(std::vector<zmq::message_t>& frames, Sock sock) {
+    reply_sock_ = sock;
     if (frames.size() != 2) {
       spdlog::warn("dropped a ctl message with {} frames (expected 1 payload frame)",
                    frames.size() - 1);
@@ -287,11 +318,13 @@ struct Broker::Impl {
     const std::string rid = frames[0].to_string();
     const char* uid = zmq_msg_gets(frames[1].handle(), "User-Id");
     std::string user = uid ? uid : "";
-    if (!opt.curve) {  // benchmark mode: trust the claimed sender
+    static const AllowEntry kInternalOperator{kBrokerName, wire::Role::Operator, ""};
+    if (!opt.curve || sock == Sock::kInternal) {  // benchmark mode / inproc: trust the claimed sender
       auto peek = DecodeEnvelope(frames[1].data(), frames[1].size());
       if (peek.ok()) user = Str((*peek)->sender());
     }
-    const AllowEntry* who = opt.config.FindNode(user);
+    const AllowEntry* who =
+        sock == Sock::kInternal ? &kInternalOperator : opt.config.FindNode(user);
     if (who == nullptr) {
       spdlog::warn("dropped a ctl message from an unauthenticated peer");
       return;
@@ -331,6 +364,15 @@ struct Broker::Impl {
       case wire::Body::FetchEvents:
         if (!is_operator && who->role != wire::Role::Subscriber) break;
         return HandleFetch(rid, e);
+      case wire::Body::StartWorkflow:
+        if (!is_operator) break;
+        return HandleStartWorkflow(rid, e);
+      case wire::Body::GetWorkflowStatus:
+        if (!is_operator) break;
+        return HandleGetWorkflow(rid, e);
+      case wire::Body::AppendEvent:
+        if (sock != Sock::kInternal) break;
+        return HandleAppendEvent(rid, e);
       default:
         ReplyError(rid, e.msg_id(),
                    Status::InvalidArgument("unexpected " + std::string(BodyName(e.body_type())) +
@@ -538,14 +580,56 @@ struct Broker::Impl {
     // Published only after the group commit (Queue order == send order).
     Queue(Sock::kPub, {topic, envelope});
     for (const auto& node : *targets) tracker->MarkSent(c, node, now);
-    c.watchers.insert(rid);
-    PushStatus(c, rid, e.msg_id());
+    c.watchers.insert(WatcherKey(reply_sock_, rid));
+    PushStatus(c, WatcherKey(reply_sock_, rid), e.msg_id());
   }
 
-  void PushStatus(CommandEntry& c, const std::string& rid, uint64_t reply_to) {
+  void PushStatus(CommandEntry& c, const std::string& watcher, uint64_t reply_to) {
     wire::BodyUnion b;
     b.Set(CommandTracker::StatusOf(c));
-    Reply(rid, reply_to, std::move(b));
+    reply_sock_ = static_cast<Sock>(watcher[0]);
+    Reply(watcher.substr(1), reply_to, std::move(b));
+  }
+
+  wire::WorkflowStatusT ToWire(const WorkflowRecord& r) {
+    wire::WorkflowStatusT w;
+    w.run_id = r.run_id;
+    w.kind = r.kind;
+    w.state = r.status;
+    w.step = r.step;
+    w.finished = r.finished();
+    w.error = r.error;
+    w.report_json = r.report.dump();
+    w.started_at_ms = r.started_at_ms;
+    w.finished_at_ms = r.finished_at_ms;
+    return w;
+  }
+
+  void HandleStartWorkflow(const std::string& rid, const wire::Envelope& e) {
+    const auto* sw = e.body_as_StartWorkflow();
+    auto r = workflows->Start(Str(sw->kind()), Str(sw->params_json()));
+    if (!r.ok()) return ReplyError(rid, e.msg_id(), r.status());
+    wire::BodyUnion b;
+    b.Set(ToWire(*r));
+    Reply(rid, e.msg_id(), std::move(b));
+  }
+
+  void HandleGetWorkflow(const std::string& rid, const wire::Envelope& e) {
+    const uint64_t id = e.body_as_GetWorkflowStatus()->run_id();
+    auto r = workflows->Get(id);
+    if (!r) return ReplyError(rid, e.msg_id(), Status::NotFound("no workflow " + std::to_string(id)));
+    wire::BodyUnion b;
+    b.Set(ToWire(*r));
+    Reply(rid, e.msg_id(), std::move(b));
+  }
+
+  void HandleAppendEvent(const std::string& rid, const wire::Envelope& e) {
+    wire::AppendEventT a;
+    e.body_as_AppendEvent()->UnPackTo(&a);
+    events->Stage(batch, a.kind, a.node, std::move(a.body));
+    wire::BodyUnion b;
+    b.Set(wire::HeartbeatAckT{});  // a plain "done" once it is durable
+    Reply(rid, e.msg_id(), std::move(b));
   }
 
   void HandleGetStatus(const std::string& rid, const wire::Envelope& e) {
@@ -556,8 +640,8 @@ struct Broker::Impl {
                                          std::to_string(e.body_as_GetCommandStatus()->cmd_id()) +
                                          " is not known to the broker (finished long ago?)"));
     }
-    c->watchers.insert(rid);
-    PushStatus(*c, rid, e.msg_id());
+    c->watchers.insert(WatcherKey(reply_sock_, rid));
+    PushStatus(*c, WatcherKey(reply_sock_, rid), e.msg_id());
   }
 
   void HandleFetch(const std::string& rid, const wire::Envelope& e) {
@@ -656,6 +740,7 @@ struct Broker::Impl {
     }
     const auto staged = events->staged();
     events->Commit();
+    reply_sock_ = Sock::kCtl;
     for (const auto& node_id : ack_nodes) {
       NodeEntry* n = registry->Find(node_id);
       if (n == nullptr || n->routing_id.empty()) continue;

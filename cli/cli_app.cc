@@ -6,8 +6,10 @@
 #include <cstdlib>
 #include <iostream>
 #include <nlohmann/json.hpp>
+#include <set>
+#include <thread>
 
-#include "cli/broker_client.h"
+#include "common/broker_client.h"
 #include "cli/event_format.h"
 #include "cli/table.h"
 #include "common/clock.h"
@@ -185,6 +187,219 @@ int RunPing(const GlobalFlags& g, const TargetFlags& tf, uint32_t delay_ms, int6
   return all_ok ? kExitOk : kExitFailed;
 }
 
+// ---------------------------------------------------------------- commands
+
+// Issues `body` to the targets, waits for all of them, and returns the
+// final status (or the error to exit with).
+Result<wire::CommandStatusT> RunCommand(const GlobalFlags& g, const wire::TargetT& target,
+                                        wire::CommandBodyUnion body, int64_t wait_s) {
+  LK_ASSIGN_OR_RETURN(auto opts, LoadClientOptions(g));
+  LK_ASSIGN_OR_RETURN(auto client, BrokerClient::Connect(opts));
+  LK_ASSIGN_OR_RETURN(auto issued, client->Issue(target, std::move(body), static_cast<uint32_t>(wait_s * 1000)));
+  return client->Wait(issued.cmd_id, wait_s * 1000 + 5000, nullptr);
+}
+
+bool TargetOk(const wire::TargetStatusT& t) {
+  return t.result && t.result->status == wire::ResultStatus::Ok;
+}
+
+std::string TargetResult(const wire::TargetStatusT& t) {
+  if (!t.result) return "pending";
+  return wire::EnumNameResultStatus(t.result->status);
+}
+
+std::string TargetMessage(const wire::TargetStatusT& t) { return t.result ? t.result->message : ""; }
+
+int RunNode(const GlobalFlags& g, const std::string& action, const TargetFlags& tf,
+            const std::vector<std::string>& components, int64_t wait_s) {
+  wire::NodeManagementT m;
+  m.action = action == "start"  ? wire::NodeAction::Start
+             : action == "stop" ? wire::NodeAction::Stop
+                                : wire::NodeAction::Status;
+  m.components = components;
+  wire::CommandBodyUnion body;
+  body.Set(std::move(m));
+  auto st = RunCommand(g, ToTarget(tf), std::move(body), wait_s);
+  if (!st.ok()) return Fail(st.status());
+  bool all_ok = st->finished;
+  nlohmann::json j = nlohmann::json::object();
+  Table t({"NODE", "RESULT", "COMPONENTS", "MESSAGE"});
+  for (const auto& target : st->targets) {
+    all_ok = all_ok && TargetOk(*target);
+    std::string comps;
+    nlohmann::json jc = nlohmann::json::object();
+    if (target->result && target->result->detail.type == wire::ResultDetail::NodeStatus) {
+      for (const auto& c : target->result->detail.AsNodeStatus()->components) {
+        comps += (comps.empty() ? "" : ", ") + c->name + (c->running ? " running" : " stopped");
+        jc[c->name] = {{"running", c->running}, {"pid", c->pid}, {"detail", c->detail}};
+      }
+    }
+    j[target->node_id] = {{"result", TargetResult(*target)}, {"components", jc},
+                          {"message", TargetMessage(*target)}};
+    t.Add({target->node_id, TargetResult(*target), comps.empty() ? "-" : comps, TargetMessage(*target)});
+  }
+  if (g.json) {
+    std::printf("%s\n", j.dump().c_str());
+  } else {
+    t.Print(stdout);
+  }
+  return all_ok ? kExitOk : kExitFailed;
+}
+
+int RunBlocks(const GlobalFlags& g, const TargetFlags& tf, int64_t wait_s) {
+  wire::CommandBodyUnion body;
+  body.Set(wire::GetBlockIdsT{});
+  wire::TargetT target = ToTarget(tf);
+  if (target.all) {  // block ids are a replica thing
+    target.all = false;
+    target.role = wire::Role::Replica;
+  }
+  auto st = RunCommand(g, target, std::move(body), wait_s);
+  if (!st.ok()) return Fail(st.status());
+  bool all_ok = st->finished;
+  std::set<std::pair<uint64_t, uint64_t>> distinct;
+  nlohmann::json j = {{"replicas", nlohmann::json::object()}};
+  Table t({"NODE", "GENESIS", "LAST REACHABLE", "LAST", "LEDGERD", "MESSAGE"});
+  for (const auto& target_st : st->targets) {
+    if (TargetOk(*target_st) && target_st->result->detail.type == wire::ResultDetail::BlockIds) {
+      const auto* b = target_st->result->detail.AsBlockIds();
+      distinct.insert({b->last_reachable, b->last});
+      j["replicas"][target_st->node_id] = {{"genesis", b->genesis}, {"lastReachableBlockID", b->last_reachable},
+                                           {"lastBlockID", b->last}, {"running", b->running}};
+      t.Add({target_st->node_id, std::to_string(b->genesis), std::to_string(b->last_reachable),
+             std::to_string(b->last), b->running ? "running" : "stopped", ""});
+    } else {
+      all_ok = false;
+      j["replicas"][target_st->node_id] = {{"error", TargetResult(*target_st) + ": " + TargetMessage(*target_st)}};
+      t.Add({target_st->node_id, "-", "-", "-", "?", TargetResult(*target_st) + ": " + TargetMessage(*target_st)});
+    }
+  }
+  const bool agree = all_ok && distinct.size() == 1 && distinct.begin()->first == distinct.begin()->second;
+  j["agree"] = agree;
+  if (g.json) {
+    std::printf("%s\n", j.dump().c_str());
+  } else {
+    t.Print(stdout);
+    std::printf("%s\n", agree ? "all replicas agree (same last block, no state-transfer gap)"
+                              : "replicas DO NOT agree (or some did not answer)");
+  }
+  return all_ok ? kExitOk : kExitFailed;
+}
+
+int RunWedgeStatus(const GlobalFlags& g, int64_t wait_s) {
+  wire::WedgeT w;
+  w.action = wire::WedgeAction::Status;
+  wire::CommandBodyUnion body;
+  body.Set(std::move(w));
+  wire::TargetT target;
+  target.role = wire::Role::Replica;
+  auto st = RunCommand(g, target, std::move(body), wait_s);
+  if (!st.ok()) return Fail(st.status());
+  nlohmann::json j = nlohmann::json::object();
+  Table t({"NODE", "WEDGED", "STOP POINT", "LAST REACHABLE", "NOTE"});
+  bool all = st->finished;
+  for (const auto& target_st : st->targets) {
+    bool wedged = false;
+    std::string point = "-", reach = "-", note;
+    if (TargetOk(*target_st) && target_st->result->detail.type == wire::ResultDetail::WedgeStatus) {
+      const auto* ws = target_st->result->detail.AsWedgeStatus();
+      wedged = ws->wedged;
+      if (ws->stop_point) point = std::to_string(ws->stop_point);
+      if (ws->running) reach = std::to_string(ws->last_reachable);
+      if (!ws->running) note = "ledgerd not running";
+    } else {
+      note = TargetResult(*target_st) + ": " + TargetMessage(*target_st);
+    }
+    all = all && wedged;
+    j[target_st->node_id] = wedged;
+    t.Add({target_st->node_id, wedged ? "true" : "false", point, reach, note});
+  }
+  if (g.json) {
+    std::printf("%s\n", j.dump().c_str());
+  } else {
+    t.Print(stdout);
+  }
+  return all ? kExitOk : kExitFailed;
+}
+
+int RunHealth(const GlobalFlags& g, const TargetFlags& tf, int64_t wait_s) {
+  wire::CommandBodyUnion body;
+  body.Set(wire::GetHealthT{});
+  wire::TargetT target = ToTarget(tf);
+  if (target.all) {
+    target.all = false;
+    target.role = wire::Role::Replica;
+  }
+  auto st = RunCommand(g, target, std::move(body), wait_s);
+  if (!st.ok()) return Fail(st.status());
+  bool healthy = st->finished;
+  nlohmann::json j = nlohmann::json::object();
+  Table t({"NODE", "BLOCKS/S", "FAST PATHS", "SLOW PATHS", "STATE"});
+  char rate[32];
+  for (const auto& target_st : st->targets) {
+    if (TargetOk(*target_st) && target_st->result->detail.type == wire::ResultDetail::NodeHealth) {
+      const auto* h = target_st->result->detail.AsNodeHealth();
+      std::snprintf(rate, sizeof rate, "%.1f", h->blocks_per_sec);
+      const bool ok = h->running && h->blocks_per_sec > 0 && !h->slow_path_fault;
+      std::string state = !h->running ? "ledgerd not running"
+                          : h->slow_path_fault ? "slow path forced (fault flag)"
+                          : h->blocks_per_sec <= 0 ? "not producing blocks"
+                          : h->state_transfer_active ? "state transfer" : "healthy";
+      healthy = healthy && ok;
+      j[target_st->node_id] = {{"blocks_per_sec", h->blocks_per_sec}, {"fast_paths", h->fast_paths},
+                               {"slow_paths", h->slow_paths}, {"running", h->running},
+                               {"slow_path_fault", h->slow_path_fault}, {"healthy", ok}};
+      t.Add({target_st->node_id, rate, std::to_string(h->fast_paths), std::to_string(h->slow_paths), state});
+    } else {
+      healthy = false;
+      j[target_st->node_id] = {{"error", TargetResult(*target_st) + ": " + TargetMessage(*target_st)}};
+      t.Add({target_st->node_id, "-", "-", "-", TargetResult(*target_st) + ": " + TargetMessage(*target_st)});
+    }
+  }
+  if (g.json) {
+    std::printf("%s\n", j.dump().c_str());
+  } else {
+    t.Print(stdout);
+  }
+  return healthy ? kExitOk : kExitFailed;
+}
+
+// Starts a broker workflow, shows its steps as they happen, prints its report.
+int RunWorkflow(const GlobalFlags& g, const std::string& kind, const nlohmann::json& params) {
+  auto opts = LoadClientOptions(g);
+  if (!opts.ok()) return Fail(opts.status());
+  auto client = BrokerClient::Connect(*opts);
+  if (!client.ok()) return Fail(client.status());
+  auto st = (*client)->StartWorkflow(kind, params.dump());
+  if (!st.ok()) return Fail(st.status());
+  const uint64_t id = st->run_id;
+  std::string last_step;
+  while (!st->finished) {
+    if (!g.json && st->step != last_step && !st->step.empty()) {
+      std::fprintf(stderr, "%s: %s\n", kind.c_str(), st->step.c_str());
+      last_step = st->step;
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(200));
+    auto next = (*client)->GetWorkflowStatus(id);
+    if (!next.ok()) {
+      if (next.status().code() == StatusCode::kUnavailable) continue;  // broker restarting
+      return Fail(next.status());
+    }
+    st = std::move(next);
+  }
+  auto report = nlohmann::json::parse(st->report_json, nullptr, false);
+  const bool ok = st->state == "succeeded";
+  if (g.json) {
+    nlohmann::json j = {{"run_id", id}, {"kind", kind}, {"ok", ok}, {"error", st->error},
+                        {"report", report}, {"succ", ok}};
+    std::printf("%s\n", j.dump().c_str());
+  } else {
+    std::printf("%s %s%s\n", kind.c_str(), ok ? "succeeded" : "FAILED: ", ok ? "" : st->error.c_str());
+    if (!report.is_discarded() && !report.empty()) std::printf("%s\n", report.dump(2).c_str());
+  }
+  return ok ? kExitOk : kExitFailed;
+}
+
 // ---------------------------------------------------------------- events
 int RunEvents(const GlobalFlags& g, std::optional<uint64_t> since, bool from_start, bool follow,
               const std::string& filter, uint64_t last_n) {
@@ -276,7 +491,45 @@ int RunCli(int argc, char** argv) {
   events->add_option("--filter", filter, "only events whose '<kind>.<node>' starts with this (e.g. status, command.r1)");
   events->add_option("--last", last_n, "how many recent events to show by default")->capture_default_str();
 
-  for (auto* sub : {keygen, nodes, ping, events}) sub->fallthrough();
+  // Node management.
+  auto* node = app.add_subcommand("node", "start, stop or inspect the node components (ledgerd, client services)");
+  node->require_subcommand(1);
+  TargetFlags node_target;
+  std::vector<std::string> components;
+  int64_t node_wait_s = 120;
+  std::vector<CLI::App*> node_subs;
+  for (const char* action : {"start", "stop", "status"}) {
+    auto* sub = node->add_subcommand(action, std::string(action) + " the components of the targets");
+    AddTargetFlags(sub, node_target);
+    sub->add_option("--component", components, "only this component (repeatable)");
+    sub->add_option("--wait-s", node_wait_s, "how long to wait for every target")->capture_default_str();
+    node_subs.push_back(sub);
+  }
+
+  TargetFlags blocks_target;
+  int64_t short_wait_s = 15;
+  auto* blocks = app.add_subcommand("blocks", "per replica: genesis, last reachable and last block id, ledgerd running or not, and whether all agree");
+  AddTargetFlags(blocks, blocks_target);
+  blocks->add_option("--wait-s", short_wait_s, "how long to wait for every replica")->capture_default_str();
+
+  auto* wedge = app.add_subcommand("wedge", "pause every replica at the same checkpoint");
+  wedge->require_subcommand(1);
+  int64_t wedge_timeout_s = 120;
+  auto* wedge_stop = wedge->add_subcommand("stop", "the broker picks one stop point (next-but-one checkpoint above the highest replica), sends it to every replica and waits until all are wedged");
+  wedge_stop->add_option("--timeout-s", wedge_timeout_s, "give up (and name the replicas not wedged) after this long")->capture_default_str();
+  auto* wedge_status = wedge->add_subcommand("status", "true per replica when it sits at its stop point (with --json: {\"r1\": true, ...})");
+  wedge_status->add_option("--wait-s", short_wait_s, "how long to wait for every replica")->capture_default_str();
+  auto* unwedge = app.add_subcommand("unwedge", "resume block production; refused unless every replica is wedged at the same point");
+
+  TargetFlags health_target;
+  auto* health = app.add_subcommand("health", "blocks per second and fast/slow path counters per replica");
+  AddTargetFlags(health, health_target);
+  health->add_option("--wait-s", short_wait_s, "how long to wait for every replica")->capture_default_str();
+
+  for (auto* sub : {keygen, nodes, ping, events, node, blocks, wedge, wedge_stop, wedge_status, unwedge, health}) {
+    sub->fallthrough();
+  }
+  for (auto* sub : node_subs) sub->fallthrough();
 
   try {
     app.parse(argc, argv);
@@ -288,6 +541,14 @@ int RunCli(int argc, char** argv) {
   if (nodes->parsed()) return RunNodes(g);
   if (ping->parsed()) return RunPing(g, ping_target, delay_ms, wait_s);
   if (events->parsed()) return RunEvents(g, since, from_start, follow, filter, last_n);
+  for (auto* sub : node_subs) {
+    if (sub->parsed()) return RunNode(g, sub->get_name(), node_target, components, node_wait_s);
+  }
+  if (blocks->parsed()) return RunBlocks(g, blocks_target, short_wait_s);
+  if (wedge_stop->parsed()) return RunWorkflow(g, "wedge", {{"timeout_s", wedge_timeout_s}});
+  if (wedge_status->parsed()) return RunWedgeStatus(g, short_wait_s);
+  if (unwedge->parsed()) return RunWorkflow(g, "unwedge", nlohmann::json::object());
+  if (health->parsed()) return RunHealth(g, health_target, short_wait_s);
   return kExitUsage;
 }
 

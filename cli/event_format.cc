@@ -70,7 +70,12 @@ std::string DescribeEvent(const wire::Event& ev) {
       return "command " + std::to_string(f->cmd_id()) + " (" + Str(f->kind()) + ") finished: " +
              std::to_string(f->ok_count()) + " ok, " + std::to_string(f->failed_count()) + " failed";
     }
-    case wire::EventBody::NONE: break;
+    case wire::EventBody::RunbookStep: {
+      const auto* r = ev.body_as_RunbookStep();
+      return Str(r->kind()) + " run " + std::to_string(r->run_id()) + " " + Str(r->step()) + " " +
+             Str(r->state()) + (Str(r->detail()).empty() ? "" : ": " + Str(r->detail()));
+    }
+    default: break;
   }
   return "(empty event)";
 }
@@ -111,6 +116,13 @@ nlohmann::json EventToJson(const wire::Event& ev) {
       break;
     }
     case wire::EventBody::CommandFinished: j["cmd_id"] = ev.body_as_CommandFinished()->cmd_id(); break;
+    case wire::EventBody::RunbookStep: {
+      const auto* r = ev.body_as_RunbookStep();
+      j["run_id"] = r->run_id();
+      j["step"] = Str(r->step());
+      j["state"] = Str(r->state());
+      break;
+    }
     default: break;
   }
   return j;

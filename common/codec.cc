@@ -41,7 +41,14 @@ Status CheckResult(const wire::CommandResult* r) {
 }
 
 Status CheckCommandBody(wire::CommandBody type, const void* value) {
-  return CheckUnion("command body", type, value);
+  LK_RETURN_IF_ERROR(CheckUnion("command body", type, value));
+  if (type == wire::CommandBody::NodeManagement) {
+    LK_CHECK_ENUM("NodeManagement.action",
+                  static_cast<const wire::NodeManagement*>(value)->action());
+  } else if (type == wire::CommandBody::Wedge) {
+    LK_CHECK_ENUM("Wedge.action", static_cast<const wire::Wedge*>(value)->action());
+  }
+  return Status::OK();
 }
 
 }  // namespace
@@ -83,6 +90,10 @@ Status CheckEnvelopeEnums(const wire::Envelope& env) {
       const auto* ic = env.body_as_IssueCommand();
       if (ic->target() != nullptr) LK_CHECK_ENUM("Target.role", ic->target()->role());
       return CheckCommandBody(ic->body_type(), ic->body());
+    }
+    case wire::Body::AppendEvent: {
+      const auto* a = env.body_as_AppendEvent();
+      return CheckUnion("AppendEvent.body", a->body_type(), a->body());
     }
     case wire::Body::CommandStatus:
       if (const auto* ts = env.body_as_CommandStatus()->targets()) {
@@ -164,6 +175,11 @@ std::string_view BodyName(wire::Body type) {
 std::string_view CommandKindName(wire::CommandBody type) {
   switch (type) {
     case wire::CommandBody::Ping: return "ping";
+    case wire::CommandBody::NodeManagement: return "node";
+    case wire::CommandBody::GetBlockIds: return "blocks";
+    case wire::CommandBody::Wedge: return "wedge";
+    case wire::CommandBody::Unwedge: return "unwedge";
+    case wire::CommandBody::GetHealth: return "health";
     case wire::CommandBody::NONE: return "none";
   }
   return "unknown";

@@ -1,4 +1,4 @@
-#include "cli/broker_client.h"
+#include "common/broker_client.h"
 
 #include <deque>
 #include <zmq.hpp>
@@ -22,13 +22,16 @@ Status StatusFromError(const wire::ErrorReply& e) {
 
 struct BrokerClient::Impl {
   ClientOptions opt;
-  zmq::context_t ctx{1};
+  std::unique_ptr<zmq::context_t> own_ctx;
+  zmq::context_t* ctx = nullptr;
   std::unique_ptr<zmq::socket_t> dealer;
   std::unique_ptr<HandshakeMonitor> monitor;
   uint64_t next_msg_id = 1;
   std::deque<DecodedEnvelope> unsolicited;  // pushes received while waiting for a reply
 
-  std::string Endpoint() const { return opt.config.ConnectEndpoint(opt.config.ctl_port); }
+  std::string Endpoint() const {
+    return opt.endpoint.empty() ? opt.config.ConnectEndpoint(opt.config.ctl_port) : opt.endpoint;
+  }
 
   Status Unreachable() const {
     return Status::Unavailable("no answer from the broker at " + Endpoint() + " within " +
@@ -99,15 +102,21 @@ struct BrokerClient::Impl {
 Result<std::unique_ptr<BrokerClient>> BrokerClient::Connect(ClientOptions options) {
   auto impl = std::make_unique<Impl>();
   impl->opt = std::move(options);
-  if (impl->opt.key.secret_z85.empty()) {
+  if (impl->opt.curve && impl->opt.key.secret_z85.empty()) {
     return Status::InvalidArgument("no operator key: set [operator] key_file in the config or pass --key");
   }
-  impl->dealer = std::make_unique<zmq::socket_t>(impl->ctx, zmq::socket_type::dealer);
+  if (impl->opt.context != nullptr) {
+    impl->ctx = impl->opt.context;
+  } else {
+    impl->own_ctx = std::make_unique<zmq::context_t>(1);
+    impl->ctx = impl->own_ctx.get();
+  }
+  impl->dealer = std::make_unique<zmq::socket_t>(*impl->ctx, zmq::socket_type::dealer);
   ApplyCommonOptions(*impl->dealer, kClientMaxMessage);
   if (impl->opt.curve) {
     ConfigureCurveClient(*impl->dealer, impl->opt.key, impl->opt.config.broker_public_key);
   }
-  impl->monitor = std::make_unique<HandshakeMonitor>(impl->ctx, *impl->dealer, "cli");
+  impl->monitor = std::make_unique<HandshakeMonitor>(*impl->ctx, *impl->dealer, "cli");
   impl->dealer->connect(impl->Endpoint());
   return std::unique_ptr<BrokerClient>(new BrokerClient(std::move(impl)));
 }
@@ -219,6 +228,36 @@ Result<FetchedPage> BrokerClient::FetchEvents(uint64_t from_seq, uint32_t max_ev
     }
   }
   return out;
+}
+
+namespace {
+Result<wire::WorkflowStatusT> ToWorkflowStatus(const DecodedEnvelope& env) {
+  const auto* st = env->body_as_WorkflowStatus();
+  if (st == nullptr) return Status::Internal("unexpected answer to a workflow request");
+  wire::WorkflowStatusT out;
+  st->UnPackTo(&out);
+  return out;
+}
+}  // namespace
+
+Result<wire::WorkflowStatusT> BrokerClient::StartWorkflow(const std::string& kind,
+                                                          const std::string& params_json) {
+  wire::StartWorkflowT w;
+  w.kind = kind;
+  w.params_json = params_json;
+  wire::BodyUnion b;
+  b.Set(std::move(w));
+  LK_ASSIGN_OR_RETURN(auto env, Request(std::move(b)));
+  return ToWorkflowStatus(env);
+}
+
+Result<wire::WorkflowStatusT> BrokerClient::GetWorkflowStatus(uint64_t run_id) {
+  wire::GetWorkflowStatusT g;
+  g.run_id = run_id;
+  wire::BodyUnion b;
+  b.Set(std::move(g));
+  LK_ASSIGN_OR_RETURN(auto env, Request(std::move(b)));
+  return ToWorkflowStatus(env);
 }
 
 // ---------------------------------------------------------------- follower

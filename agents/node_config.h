@@ -1,0 +1,50 @@
+// NodeConfig: what runs on this node and where its ledger lives, from the
+// agent's --node-config TOML file.
+//
+//   [ledger]                       # replica nodes
+//   db = "/data/r1/db"             # the ledger's RocksDB directory
+//   control = "/data/r1/ledgerd.sock"
+//
+//   [[component]]                  # managed: the agent starts and supervises it
+//   name = "ledgerd"
+//   exec = ["ledgerd", "--db", "/data/r1/db", "--control", "/data/r1/ledgerd.sock"]
+//   stop_timeout_s = 30            # SIGTERM, then wait this long for a clean exit
+//
+//   [[component]]                  # external: plug in docker or systemd
+//   name = "concord"
+//   start = ["docker", "start", "concord"]
+//   stop = ["docker", "stop", "concord"]
+//   status = ["docker", "inspect", "-f", "{{.State.Running}}", "concord"]  # exit 0 + "true"/"" = running
+//   stop_timeout_s = 60
+//
+// Relative paths are relative to the file's directory.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "common/status.h"
+
+namespace ledgerkeep {
+
+struct ComponentSpec {
+  std::string name;
+  std::vector<std::string> exec;    // managed mode
+  std::vector<std::string> start;   // external mode
+  std::vector<std::string> stop;
+  std::vector<std::string> status;
+  int64_t stop_timeout_ms = 30'000;
+  bool managed() const { return !exec.empty(); }
+};
+
+struct NodeConfig {
+  std::string path;
+  std::string ledger_db;
+  std::string ledger_control;
+  std::vector<ComponentSpec> components;
+};
+
+Result<NodeConfig> LoadNodeConfig(const std::string& path);
+
+}  // namespace ledgerkeep

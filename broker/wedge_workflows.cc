@@ -1,0 +1,233 @@
+#include "broker/wedge_workflows.h"
+
+#include <chrono>
+#include <set>
+#include <thread>
+
+#include "common/clock.h"
+
+namespace ledgerkeep {
+namespace {
+
+constexpr uint64_t kCheckpointWindow = 150;
+
+wire::TargetT Replicas() {
+  wire::TargetT t;
+  t.role = wire::Role::Replica;
+  return t;
+}
+
+wire::TargetT OneNode(const std::string& node) {
+  wire::TargetT t;
+  t.node_id = node;
+  return t;
+}
+
+bool ResultOk(const wire::TargetStatusT& t) {
+  return t.result && t.result->status == wire::ResultStatus::Ok;
+}
+
+std::string ResultText(const wire::TargetStatusT& t) {
+  if (!t.result) return "no result";
+  std::string s = wire::EnumNameResultStatus(t.result->status);
+  if (!t.result->message.empty()) s += ": " + t.result->message;
+  return s;
+}
+
+struct WedgeView {
+  bool wedged = false;
+  uint64_t stop_point = 0;
+  bool running = false;
+  std::string error;  // why there is no status
+};
+
+// Wedge status of every replica (down ones: not wedged, with the reason).
+Result<std::map<std::string, WedgeView>> QueryWedgeStatus(WorkflowContext& ctx, uint32_t timeout_ms) {
+  wire::WedgeT w;
+  w.action = wire::WedgeAction::Status;
+  wire::CommandBodyUnion body;
+  body.Set(std::move(w));
+  LK_ASSIGN_OR_RETURN(auto st, ctx.RunCommand(Replicas(), std::move(body), timeout_ms));
+  std::map<std::string, WedgeView> out;
+  for (const auto& t : st.targets) {
+    WedgeView v;
+    if (ResultOk(*t) && t->result->detail.type == wire::ResultDetail::WedgeStatus) {
+      const auto* ws = t->result->detail.AsWedgeStatus();
+      v.wedged = ws->wedged;
+      v.stop_point = ws->stop_point;
+      v.running = ws->running;
+      if (!ws->running) v.error = "ledgerd not running";
+    } else {
+      v.error = ResultText(*t);
+    }
+    out[t->node_id] = v;
+  }
+  return out;
+}
+
+}  // namespace
+
+uint64_t ChooseStopPoint(uint64_t highest_block) {
+  const uint64_t s = highest_block + 2 * kCheckpointWindow;
+  return s - (s % kCheckpointWindow);
+}
+
+// ---------------------------------------------------------------- wedge
+
+Status WedgeWorkflow::Run(WorkflowContext& ctx, nlohmann::json& report) {
+  const auto params = ctx.params();
+  const int64_t timeout_ms = params.value("timeout_s", int64_t{120}) * 1000;
+  const int64_t reissue_ms = params.value("reissue_s", int64_t{10}) * 1000;
+  const int64_t deadline = MonotonicMs() + timeout_ms;
+  auto& state = ctx.state();
+
+  uint64_t stop_point = state.value("stop_point", uint64_t{0});
+  if (stop_point == 0) {
+    ctx.Step("query", "started", "reading every replica's last block id");
+    wire::CommandBodyUnion body;
+    body.Set(wire::GetBlockIdsT{});
+    LK_ASSIGN_OR_RETURN(auto st, ctx.RunCommand(Replicas(), std::move(body), 10'000));
+    uint64_t highest = 0;
+    std::string unreachable;
+    for (const auto& t : st.targets) {
+      if (ResultOk(*t) && t->result->detail.type == wire::ResultDetail::BlockIds) {
+        highest = std::max(highest, t->result->detail.AsBlockIds()->last);
+        report["block_ids"][t->node_id] = t->result->detail.AsBlockIds()->last;
+      } else {
+        unreachable += (unreachable.empty() ? "" : ", ") + t->node_id + " (" + ResultText(*t) + ")";
+      }
+    }
+    if (highest == 0 && !unreachable.empty()) {
+      return Status::Unavailable("no replica reported its block id: " + unreachable);
+    }
+    stop_point = ChooseStopPoint(highest);
+    state["stop_point"] = stop_point;
+    LK_RETURN_IF_ERROR(ctx.SaveState());
+    ctx.Step("query", "done",
+             "highest block " + std::to_string(highest) + "; stop point " + std::to_string(stop_point) +
+                 (unreachable.empty() ? "" : "; no answer from " + unreachable));
+  }
+  report["stop_point"] = stop_point;
+
+  // Send the stop point to every replica, then poll; re-send to those not
+  // wedged yet every reissue interval, until all are wedged or time is up.
+  std::map<std::string, WedgeView> views;
+  std::map<std::string, std::string> refused;
+  int64_t next_issue = 0;
+  while (true) {
+    if (ctx.cancelled()) return Status::Aborted("broker stopping");
+    const int64_t now = MonotonicMs();
+    if (now >= next_issue) {
+      std::vector<std::string> targets;
+      if (views.empty()) {
+        targets.push_back("");  // all replicas
+      } else {
+        for (const auto& [node, v] : views)
+          if (!(v.wedged && v.stop_point == stop_point)) targets.push_back(node);
+      }
+      for (const auto& node : targets) {
+        ctx.Step("wedge", "started",
+                 "stop point " + std::to_string(stop_point) + " to " + (node.empty() ? "all replicas" : node));
+        wire::WedgeT w;
+        w.action = wire::WedgeAction::Stop;
+        w.stop_point = stop_point;
+        wire::CommandBodyUnion body;
+        body.Set(std::move(w));
+        LK_ASSIGN_OR_RETURN(auto st, ctx.RunCommand(node.empty() ? Replicas() : OneNode(node),
+                                                    std::move(body), 5'000));
+        for (const auto& t : st.targets) {
+          if (!ResultOk(*t) && t->result && t->result->message.find("past") != std::string::npos) {
+            refused[t->node_id] = t->result->message;
+          }
+        }
+      }
+      if (!refused.empty()) {
+        std::string names;
+        for (const auto& [n, why] : refused) names += (names.empty() ? "" : "; ") + n + ": " + why;
+        report["refused"] = refused;
+        return Status::FailedPrecondition("replicas refused stop point " + std::to_string(stop_point) +
+                                          ": " + names);
+      }
+      next_issue = MonotonicMs() + reissue_ms;
+    }
+    LK_ASSIGN_OR_RETURN(views, QueryWedgeStatus(ctx, 3'000));
+    std::vector<std::string> not_wedged;
+    for (const auto& [node, v] : views) {
+      report["wedged"][node] = v.wedged && v.stop_point == stop_point;
+      if (!(v.wedged && v.stop_point == stop_point)) not_wedged.push_back(node);
+    }
+    if (not_wedged.empty()) {
+      ctx.Step("wait", "done", "all " + std::to_string(views.size()) + " replicas wedged at " +
+                                   std::to_string(stop_point));
+      report["not_wedged"] = nlohmann::json::array();
+      return Status::OK();
+    }
+    if (MonotonicMs() >= deadline) {
+      std::string names;
+      nlohmann::json why = nlohmann::json::object();
+      for (const auto& n : not_wedged) {
+        names += (names.empty() ? "" : ", ") + n;
+        why[n] = views[n].error.empty() ? "not at the stop point yet" : views[n].error;
+      }
+      report["not_wedged"] = not_wedged;
+      report["why"] = why;
+      return Status::Timeout("not wedged at " + std::to_string(stop_point) + " after " +
+                             std::to_string(timeout_ms / 1000) + " s: " + names +
+                             " (run `ledgerkeep wedge stop` again once they are back)");
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(300));
+  }
+}
+
+// ---------------------------------------------------------------- unwedge
+
+Status UnwedgeWorkflow::Run(WorkflowContext& ctx, nlohmann::json& report) {
+  auto& state = ctx.state();
+  if (!state.value("unwedging", false)) {
+    ctx.Step("check", "started", "every replica must be wedged at the same stop point");
+    LK_ASSIGN_OR_RETURN(auto views, QueryWedgeStatus(ctx, 10'000));
+    std::set<uint64_t> points;
+    std::string problems;
+    for (const auto& [node, v] : views) {
+      report["wedged"][node] = v.wedged;
+      if (!v.wedged) {
+        problems += (problems.empty() ? "" : "; ") + node + " is not wedged" +
+                    (v.error.empty() ? "" : " (" + v.error + ")");
+      } else {
+        points.insert(v.stop_point);
+      }
+    }
+    if (!problems.empty()) {
+      return Status::FailedPrecondition("refusing to unwedge: " + problems +
+                                        ". Unwedge needs every replica wedged at the same point");
+    }
+    if (points.size() > 1) {
+      std::string list;
+      for (auto p : points) list += (list.empty() ? "" : ", ") + std::to_string(p);
+      return Status::FailedPrecondition("refusing to unwedge: replicas are wedged at different stop points (" +
+                                        list + ")");
+    }
+    report["stop_point"] = *points.begin();
+    state["unwedging"] = true;
+    LK_RETURN_IF_ERROR(ctx.SaveState());
+  }
+  ctx.Step("unwedge", "started", "resuming block production on every replica");
+  wire::CommandBodyUnion body;
+  body.Set(wire::UnwedgeT{});
+  LK_ASSIGN_OR_RETURN(auto st, ctx.RunCommand(Replicas(), std::move(body), 10'000));
+  std::string failed;
+  for (const auto& t : st.targets) {
+    report["unwedged"][t->node_id] = ResultOk(*t);
+    if (!ResultOk(*t)) failed += (failed.empty() ? "" : "; ") + t->node_id + ": " + ResultText(*t);
+  }
+  if (!failed.empty()) return Status::Aborted("unwedge failed on " + failed);
+  ctx.Step("unwedge", "done", "all replicas unwedged");
+  return Status::OK();
+}
+
+void RegisterWedgeWorkflows(WorkflowManager& manager) {
+  manager.Register("wedge", [](const nlohmann::json&) { return std::make_unique<WedgeWorkflow>(); });
+  manager.Register("unwedge", [](const nlohmann::json&) { return std::make_unique<UnwedgeWorkflow>(); });
+}
+
+}  // namespace ledgerkeep

@@ -1,0 +1,33 @@
+// The cluster-wide wedge and unwedge (DESIGN.md §5, runbook steps 8 and 17).
+//
+// wedge: reads every replica's last block id, picks ONE stop point for the
+// cluster — the next-but-one checkpoint above the highest replica, as
+// Concord does: (seq + 300) - ((seq + 300) % 150) — sends it to every
+// replica, polls their wedge status, re-sends it to replicas that are not
+// wedged yet, and reports which replicas are not wedged when time is up.
+// Params: {"timeout_s": 120, "reissue_s": 10}.
+// unwedge: refused unless every replica is wedged at the same stop point;
+// then unwedges all of them.
+#pragma once
+
+#include <cstdint>
+
+#include "broker/workflow.h"
+
+namespace ledgerkeep {
+
+uint64_t ChooseStopPoint(uint64_t highest_block);
+
+class WedgeWorkflow final : public Workflow {
+ public:
+  Status Run(WorkflowContext& ctx, nlohmann::json& report) override;
+};
+
+class UnwedgeWorkflow final : public Workflow {
+ public:
+  Status Run(WorkflowContext& ctx, nlohmann::json& report) override;
+};
+
+void RegisterWedgeWorkflows(WorkflowManager& manager);
+
+}  // namespace ledgerkeep

@@ -1,0 +1,257 @@
+#include "broker/workflow.h"
+
+#include <spdlog/spdlog.h>
+
+#include "common/codec.h"
+
+namespace ledgerkeep {
+
+nlohmann::json WorkflowRecord::ToJson() const {
+  return {{"run_id", run_id},   {"kind", kind},       {"params", params},
+          {"state", state},     {"status", status},   {"step", step},
+          {"error", error},     {"report", report},   {"started_at_ms", started_at_ms},
+          {"finished_at_ms", finished_at_ms}};
+}
+
+Result<WorkflowRecord> WorkflowRecord::FromJson(std::string_view text) {
+  auto j = nlohmann::json::parse(text, nullptr, false);
+  if (j.is_discarded() || !j.is_object()) return Status::Corruption("unreadable workflow record");
+  WorkflowRecord r;
+  r.run_id = j.value("run_id", uint64_t{0});
+  r.kind = j.value("kind", "");
+  r.params = j.value("params", nlohmann::json::object());
+  r.state = j.value("state", nlohmann::json::object());
+  r.status = j.value("status", "running");
+  r.step = j.value("step", "");
+  r.error = j.value("error", "");
+  r.report = j.value("report", nlohmann::json::object());
+  r.started_at_ms = j.value("started_at_ms", int64_t{0});
+  r.finished_at_ms = j.value("finished_at_ms", int64_t{0});
+  return r;
+}
+
+// ---------------------------------------------------------------- context
+
+WorkflowContext::WorkflowContext(WorkflowManager* manager, uint64_t run_id, BrokerClient* client,
+                                 const std::atomic<bool>* cancelled)
+    : manager_(manager), run_id_(run_id), client_(client), cancelled_(cancelled) {
+  if (auto r = manager_->Get(run_id)) state_ = r->state;
+}
+
+nlohmann::json WorkflowContext::params() const {
+  auto r = manager_->Get(run_id_);
+  return r ? r->params : nlohmann::json::object();
+}
+
+Status WorkflowContext::SaveState() {
+  Status s;
+  manager_->Update(run_id_, [&](WorkflowRecord& r) {
+    r.state = state_;
+    s = manager_->Save(r);
+  });
+  return s;
+}
+
+void WorkflowContext::Step(const std::string& step, const std::string& state,
+                           const std::string& detail) {
+  std::string kind;
+  manager_->Update(run_id_, [&](WorkflowRecord& r) {
+    r.step = step;
+    kind = r.kind;
+    Status s = manager_->Save(r);
+    if (!s.ok()) spdlog::error("workflow {}: cannot save its record: {}", run_id_, s.ToString());
+  });
+  spdlog::info("workflow {} ({}) {} {}: {}", run_id_, kind, step, state, detail);
+  wire::RunbookStepT ev;
+  ev.run_id = run_id_;
+  ev.kind = kind;
+  ev.step = step;
+  ev.state = state;
+  ev.detail = detail;
+  wire::AppendEventT a;
+  a.kind = "runbook";
+  a.node = "broker";
+  a.body.Set(std::move(ev));
+  wire::BodyUnion b;
+  b.Set(std::move(a));
+  auto r = client_->Request(std::move(b));
+  if (!r.ok()) spdlog::warn("workflow {}: step event not logged: {}", run_id_, r.status().ToString());
+}
+
+Result<wire::CommandStatusT> WorkflowContext::RunCommand(const wire::TargetT& target,
+                                                         wire::CommandBodyUnion body,
+                                                         uint32_t timeout_ms) {
+  LK_ASSIGN_OR_RETURN(auto issued, client_->Issue(target, std::move(body), timeout_ms));
+  const uint64_t id = issued.cmd_id;
+  wire::CommandStatusT last = std::move(issued);
+  // The broker finishes a command by its deadline at the latest; allow for
+  // targets that acked and still run (they finish or are declared lost).
+  const int64_t give_up = MonotonicMs() + timeout_ms + 60'000;
+  while (!last.finished) {
+    if (cancelled()) return Status::Aborted("broker stopping");
+    if (MonotonicMs() > give_up) {
+      return Status::Timeout("command " + std::to_string(id) + " did not finish");
+    }
+    auto st = client_->Wait(id, 500, nullptr);
+    if (st.ok()) {
+      last = std::move(*st);
+    } else if (st.status().code() != StatusCode::kTimeout &&
+               st.status().code() != StatusCode::kUnavailable) {
+      return st.status();
+    }
+  }
+  return last;
+}
+
+// ---------------------------------------------------------------- manager
+
+WorkflowManager::WorkflowManager(KvStore* store, int cf, zmq::context_t* context,
+                                 std::string endpoint, ClusterConfig config, const Clock* clock)
+    : store_(store), cf_(cf), context_(context), endpoint_(std::move(endpoint)),
+      config_(std::move(config)), clock_(clock) {}
+
+WorkflowManager::~WorkflowManager() { StopAll(); }
+
+void WorkflowManager::Register(const std::string& kind, WorkflowFactory factory) {
+  factories_[kind] = std::move(factory);
+}
+
+Status WorkflowManager::Load() {
+  std::lock_guard<std::mutex> lock(mu_);
+  Status inner;
+  Status s = store_->Scan(cf_, "", "", [&](std::string_view key, std::string_view value) {
+    auto r = WorkflowRecord::FromJson(value);
+    if (!r.ok()) {
+      inner = r.status().WithContext("workflow " + std::to_string(DecodeU64BE(key)));
+      return false;
+    }
+    next_id_ = std::max(next_id_, r->run_id + 1);
+    records_[r->run_id] = std::move(*r);
+    return true;
+  });
+  LK_RETURN_IF_ERROR(s);
+  return inner;
+}
+
+void WorkflowManager::ResumeUnfinished() {
+  std::vector<uint64_t> ids;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    for (const auto& [id, r] : records_)
+      if (!r.finished()) ids.push_back(id);
+  }
+  for (uint64_t id : ids) {
+    spdlog::info("resuming workflow {} after a broker restart", id);
+    Launch(id);
+  }
+}
+
+Status WorkflowManager::Save(const WorkflowRecord& r) {
+  return store_->Put(cf_, EncodeU64BE(r.run_id), r.ToJson().dump(), /*sync=*/true);
+}
+
+void WorkflowManager::Update(uint64_t run_id, const std::function<void(WorkflowRecord&)>& fn) {
+  std::lock_guard<std::mutex> lock(mu_);
+  auto it = records_.find(run_id);
+  if (it != records_.end()) fn(it->second);
+}
+
+std::optional<WorkflowRecord> WorkflowManager::Get(uint64_t run_id) {
+  std::lock_guard<std::mutex> lock(mu_);
+  auto it = records_.find(run_id);
+  if (it == records_.end()) return std::nullopt;
+  return it->second;
+}
+
+Result<WorkflowRecord> WorkflowManager::Start(const std::string& kind, const std::string& params_json) {
+  if (factories_.count(kind) == 0) {
+    std::string known;
+    for (const auto& [k, f] : factories_) known += (known.empty() ? "" : ", ") + k;
+    return Status::InvalidArgument("unknown workflow '" + kind + "' (known: " + known + ")");
+  }
+  auto params = params_json.empty() ? nlohmann::json::object()
+                                    : nlohmann::json::parse(params_json, nullptr, false);
+  if (params.is_discarded() || !params.is_object()) {
+    return Status::InvalidArgument("workflow parameters must be a JSON object");
+  }
+  WorkflowRecord r;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    for (const auto& [id, other] : records_) {
+      if (!other.finished()) {
+        return Status::Busy("workflow " + std::to_string(id) + " (" + other.kind +
+                            ") is still running; wait for it to finish");
+      }
+    }
+    r.run_id = next_id_++;
+    r.kind = kind;
+    r.params = params;
+    r.started_at_ms = clock_->NowMs();
+    records_[r.run_id] = r;
+  }
+  LK_RETURN_IF_ERROR(Save(r));
+  Launch(r.run_id);
+  return r;
+}
+
+void WorkflowManager::Launch(uint64_t run_id) {
+  std::lock_guard<std::mutex> lock(mu_);
+  auto old = threads_.find(run_id);
+  if (old != threads_.end() && old->second.joinable()) old->second.join();
+  threads_[run_id] = std::thread([this, run_id] { RunThread(run_id); });
+}
+
+void WorkflowManager::RunThread(uint64_t run_id) {
+  auto rec = Get(run_id);
+  if (!rec) return;
+  ClientOptions o;
+  o.config = config_;
+  o.key.name = "broker";
+  o.curve = false;  // inproc
+  o.context = context_;
+  o.endpoint = endpoint_;
+  o.timeout_ms = 5000;
+  auto client = BrokerClient::Connect(o);
+  Status result;
+  nlohmann::json report = rec->report;
+  if (!client.ok()) {
+    spdlog::error("workflow {} cannot reach the broker: {}", run_id, client.status().ToString());
+    Update(run_id, [&](WorkflowRecord& r) {
+      r.status = "failed";
+      r.error = client.status().message();
+      r.finished_at_ms = clock_->NowMs();
+      Save(r).IgnoreError();
+    });
+  } else {
+    auto wf = factories_.at(rec->kind)(rec->params);
+    WorkflowContext ctx(this, run_id, client->get(), &cancelled_);
+    result = wf->Run(ctx, report);
+    if (cancelled_) {
+      spdlog::info("workflow {} interrupted by broker shutdown; it resumes on the next start", run_id);
+      return;
+    }
+    Update(run_id, [&](WorkflowRecord& r) {
+      r.status = result.ok() ? "succeeded" : "failed";
+      r.error = result.ok() ? "" : result.message();
+      r.report = report;
+      r.finished_at_ms = clock_->NowMs();
+      Status s = Save(r);
+      if (!s.ok()) spdlog::error("workflow {}: cannot save its result: {}", run_id, s.ToString());
+    });
+    ctx.Step("finished", result.ok() ? "done" : "failed",
+             result.ok() ? "succeeded" : result.message());
+  }
+}
+
+void WorkflowManager::StopAll() {
+  cancelled_ = true;
+  std::map<uint64_t, std::thread> threads;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    threads.swap(threads_);
+  }
+  for (auto& [id, t] : threads)
+    if (t.joinable()) t.join();
+}
+
+}  // namespace ledgerkeep

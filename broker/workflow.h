@@ -1,0 +1,135 @@
+// Workflows: multi-step operations the broker runs for an operator (wedge
+// the cluster at one stop point, unwedge it; the maintenance runbook builds
+// on the same machinery).
+//
+// A workflow runs on its own thread and drives the cluster through the same
+// command API as the CLI: a BrokerClient on the broker's internal inproc
+// endpoint. So every step gets reliable delivery, deadlines, dedupe and the
+// event log for free, and the broker's socket thread never blocks on it.
+// Its record (kind, params, state, step, outcome, report) is persisted in the
+// broker's store after every step; a broker restart resumes each unfinished
+// workflow from its saved state (Run() is called again and must continue
+// from ctx.state()). Only one workflow runs at a time: they all move the
+// whole cluster.
+#pragma once
+
+#include <atomic>
+#include <cstdint>
+#include <functional>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <nlohmann/json.hpp>
+#include <optional>
+#include <string>
+#include <thread>
+
+#include "common/broker_client.h"
+#include "common/clock.h"
+#include "common/kv_store.h"
+
+namespace ledgerkeep {
+
+struct WorkflowRecord {
+  uint64_t run_id = 0;
+  std::string kind;
+  nlohmann::json params = nlohmann::json::object();
+  nlohmann::json state = nlohmann::json::object();   // the workflow's own resume state
+  std::string status = "running";                    // running | succeeded | failed
+  std::string step;
+  std::string error;
+  nlohmann::json report = nlohmann::json::object();
+  int64_t started_at_ms = 0;
+  int64_t finished_at_ms = 0;
+
+  bool finished() const { return status != "running"; }
+  nlohmann::json ToJson() const;
+  static Result<WorkflowRecord> FromJson(std::string_view text);
+};
+
+class WorkflowManager;
+
+// What a running workflow may do. Used from the workflow's thread only.
+class WorkflowContext {
+ public:
+  WorkflowContext(WorkflowManager* manager, uint64_t run_id, BrokerClient* client,
+                  const std::atomic<bool>* cancelled);
+
+  BrokerClient& client() { return *client_; }
+  uint64_t run_id() const { return run_id_; }
+  nlohmann::json params() const;
+  // Resume state; persisted by SaveState().
+  nlohmann::json& state() { return state_; }
+  Status SaveState();
+  // Records the step in the workflow record and logs a RunbookStep event.
+  void Step(const std::string& step, const std::string& state, const std::string& detail);
+  bool cancelled() const { return cancelled_->load(); }
+
+  // Issues a command and waits until every target is done (or the deadline
+  // passes, or the broker stops).
+  Result<wire::CommandStatusT> RunCommand(const wire::TargetT& target, wire::CommandBodyUnion body,
+                                          uint32_t timeout_ms);
+
+ private:
+  WorkflowManager* manager_;
+  uint64_t run_id_;
+  BrokerClient* client_;
+  const std::atomic<bool>* cancelled_;
+  nlohmann::json state_;
+};
+
+class Workflow {
+ public:
+  virtual ~Workflow() = default;
+  // Runs to the end, or continues from ctx.state() after a broker restart.
+  // OK: succeeded; an error: failed with that message. `report` is kept
+  // either way (what happened, per node).
+  virtual Status Run(WorkflowContext& ctx, nlohmann::json& report) = 0;
+};
+
+using WorkflowFactory = std::function<std::unique_ptr<Workflow>(const nlohmann::json& params)>;
+
+class WorkflowManager {
+ public:
+  // `store`/`cf`: where records live. Workflows reach the broker through
+  // `endpoint` on `context` (the broker's internal inproc ROUTER).
+  WorkflowManager(KvStore* store, int cf, zmq::context_t* context, std::string endpoint,
+                  ClusterConfig config, const Clock* clock);
+  ~WorkflowManager();
+
+  void Register(const std::string& kind, WorkflowFactory factory);
+  // Loads records; returns the next free run id.
+  Status Load();
+  // Starts threads for every unfinished workflow (after the broker serves).
+  void ResumeUnfinished();
+  // Validates and starts a workflow. Busy while another one runs;
+  // InvalidArgument for an unknown kind or bad params.
+  Result<WorkflowRecord> Start(const std::string& kind, const std::string& params_json);
+  std::optional<WorkflowRecord> Get(uint64_t run_id);
+  // Cancels and joins every workflow thread (broker shutdown). Their records
+  // stay "running", so the next broker start resumes them.
+  void StopAll();
+
+  // For WorkflowContext.
+  Status Save(const WorkflowRecord& r);
+  void Update(uint64_t run_id, const std::function<void(WorkflowRecord&)>& fn);
+
+ private:
+  void Launch(uint64_t run_id);
+  void RunThread(uint64_t run_id);
+
+  KvStore* store_;
+  int cf_;
+  zmq::context_t* context_;
+  std::string endpoint_;
+  ClusterConfig config_;
+  const Clock* clock_;
+  std::map<std::string, WorkflowFactory> factories_;
+  std::atomic<bool> cancelled_{false};
+  std::mutex mu_;
+  std::map<uint64_t, WorkflowRecord> records_;  // guarded by mu_
+  std::map<uint64_t, std::thread> threads_;     // guarded by mu_
+  uint64_t next_id_ = 1;                        // guarded by mu_
+};
+
+}  // namespace ledgerkeep
