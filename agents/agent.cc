@@ -32,13 +32,14 @@ constexpr int64_t kResendUnackedMs = 5'000;
 struct Agent::Impl {
   // Work handed from lane workers to the agent thread.
   struct Post {
-    enum Kind { kProgress, kNote, kDone } kind;
+    enum Kind { kProgress, kNote, kDone, kReport } kind;
     uint64_t cmd_id = 0;
     wire::ProgressT progress;
     std::string level;
     std::string text;
     CommandOutcome outcome;
     int64_t started_at_ms = 0;
+    wire::ReportBodyUnion report;
   };
 
   AgentOptions opt;
@@ -120,6 +121,9 @@ struct Agent::Impl {
           EmitAppend(std::move(b));
           break;
         }
+        case Post::kReport:
+          EmitAppend(std::move(p.report));
+          break;
         case Post::kDone: {
           wire::CommandResultT r;
           r.cmd_id = p.cmd_id;
@@ -576,6 +580,15 @@ void Agent::Stop() {
 }
 
 bool Agent::Exited() const { return impl_->exited.load(); }
+
+std::function<void(wire::ReportBodyUnion)> Agent::Reporter() {
+  Impl* impl = impl_.get();
+  return [impl](wire::ReportBodyUnion body) {
+    Impl::Post post{Impl::Post::kReport};
+    post.report = std::move(body);
+    impl->PostFromWorker(std::move(post));
+  };
+}
 
 Status Agent::Wait() {
   if (impl_->thread.joinable()) impl_->thread.join();

@@ -12,6 +12,7 @@
 // reported as interrupted (not re-run) and unacknowledged reports are resent.
 #pragma once
 
+#include <functional>
 #include <memory>
 #include <string>
 
@@ -56,6 +57,11 @@ class Agent {
   void Stop();
   bool Exited() const;
   Status Wait();
+
+  // Sends a report that is not about a command (a scheduled backup's
+  // progress or result). Thread-safe; journaled like every report, so it
+  // reaches the broker even if the broker is down right now.
+  std::function<void(wire::ReportBodyUnion)> Reporter();
 
   struct Impl;
 

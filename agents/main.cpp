@@ -5,6 +5,7 @@
 #include <spdlog/spdlog.h>
 
 #include "agents/agent.h"
+#include "agents/backup_service.h"
 #include "agents/node_handlers.h"
 #include "common/logging.h"
 
@@ -80,11 +81,33 @@ int main(int argc, char** argv) {
   opt.node_id = node_id;
   opt.role = *ParseRole(role_name);
   opt.journal = std::move(*journal);
-  auto agent = Agent::Start(std::move(opt), BuildHandlers(*ParseRole(role_name), services));
+  const wire::Role role = *ParseRole(role_name);
+  BackupServiceOptions bo;
+  bo.cluster_id = config->cluster_id;
+  bo.node_id = node_id;
+  bo.data_dir = data_dir;
+  bo.node = services->config;
+  auto backups = std::make_unique<BackupService>(std::move(bo));
+  if (Status s = backups->Load(); !s.ok()) {
+    spdlog::error("cannot load the backup configuration: {}", s.ToString());
+    return 1;
+  }
+  HandlerMap handlers = BuildHandlers(role, services);
+  for (auto& [type, h] : backups->Handlers()) {
+    // Client nodes have no intermittent backup: only a destination (DESIGN §6).
+    if (role == wire::Role::Client && type != wire::CommandBody::ConfigureBackup &&
+        type != wire::CommandBody::GetBackupStatus) {
+      continue;
+    }
+    handlers[type] = h;
+  }
+  auto agent = Agent::Start(std::move(opt), std::move(handlers));
   if (!agent.ok()) {
     spdlog::error("cannot start: {}", agent.status().message());
     return 2;
   }
+  backups->SetReporter((*agent)->Reporter());
+  if (role == wire::Role::Replica) backups->StartScheduler();
   timespec tick{0, 200'000'000};
   while (!(*agent)->Exited()) {
     int sig = sigtimedwait(&set, nullptr, &tick);
@@ -93,6 +116,7 @@ int main(int argc, char** argv) {
       break;
     }
   }
+  backups->Stop();  // before the agent: the scheduler reports through it
   (*agent)->Stop();
   Status s = (*agent)->Wait();
   if (!s.ok()) {

@@ -41,6 +41,9 @@ Result<NodeConfig> LoadNodeConfig(const std::string& path) {
   };
   c.ledger_db = resolve(tbl["ledger"]["db"].value_or(std::string()));
   c.ledger_control = resolve(tbl["ledger"]["control"].value_or(std::string()));
+  if (const auto* b = tbl["backup"].as_table()) {
+    LK_ASSIGN_OR_RETURN(c.backup_ssh_options, StringArray(*b, "ssh_options", "node config " + path + ": [backup]"));
+  }
   std::set<std::string> names;
   if (const auto* arr = tbl["component"].as_array()) {
     size_t i = 0;

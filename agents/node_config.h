@@ -17,6 +17,9 @@
 //   status = ["docker", "inspect", "-f", "{{.State.Running}}", "concord"]  # exit 0 + "true"/"" = running
 //   stop_timeout_s = 60
 //
+//   [backup]
+//   ssh_options = ["-o", "UserKnownHostsFile=/etc/ledgerkeep/known_hosts"]  # extra ssh args
+//
 // Relative paths are relative to the file's directory.
 #pragma once
 
@@ -43,6 +46,7 @@ struct NodeConfig {
   std::string ledger_db;
   std::string ledger_control;
   std::vector<ComponentSpec> components;
+  std::vector<std::string> backup_ssh_options;
 };
 
 Result<NodeConfig> LoadNodeConfig(const std::string& path);

@@ -13,6 +13,7 @@
 #include "broker/wedge_workflows.h"
 #include "broker/workflow.h"
 #include "broker/zap_authenticator.h"
+#include "common/backup_destination.h"
 #include "common/kv_store.h"
 #include "common/zmq_util.h"
 
@@ -480,6 +481,7 @@ struct Broker::Impl {
         wire::CommandResultT res;
         r.body_as_CommandResult()->UnPackTo(&res);
         if (CommandEntry* c = tracker->Find(res.cmd_id)) {
+          if (res.status == wire::ResultStatus::Ok) RememberDestination(*c, n);
           tracker->OnResult(batch, *c, n.node_id, res, now);
           NoteFinished(*c);
         }
@@ -490,6 +492,12 @@ struct Broker::Impl {
         wire::NoteT note;
         r.body_as_Note()->UnPackTo(&note);
         StageEvent("note", n.node_id, std::move(note));
+        return;
+      }
+      case wire::ReportBody::BackupResult: {  // a scheduled run (not a command)
+        wire::BackupResultT res;
+        r.body_as_BackupResult()->UnPackTo(&res);
+        StageEvent("backup", n.node_id, std::move(res));
         return;
       }
       case wire::ReportBody::NONE: return;
@@ -534,6 +542,63 @@ struct Broker::Impl {
     return ids;
   }
 
+  // The destination a backup command gives one node ("" if none), normalized.
+  static Result<std::string> BackupDestinationOf(const wire::CommandBodyUnion& body, const std::string& node) {
+    const wire::BackupTargetT* t = nullptr;
+    if (const auto* s = body.AsScheduleBackup()) {
+      if (s->mode == wire::BackupMode::Checkpoint) return std::string();  // local to each node
+      t = s->target.get();
+    } else if (const auto* c = body.AsConfigureBackup()) {
+      t = c->target.get();
+    } else if (const auto* r = body.AsRunBackupNow()) {
+      t = r->target.get();
+    }
+    if (t == nullptr || t->destination.empty()) return std::string();
+    LK_ASSIGN_OR_RETURN(auto d, ParseDestination(*t, node));
+    return d.Normalized();
+  }
+
+  // DESIGN §6: a unique backup directory per node. Refuses a command that
+  // would give two nodes one destination, naming both.
+  Status CheckUniqueDestinations(const wire::CommandBodyUnion& body, const std::vector<std::string>& targets) {
+    std::map<std::string, std::string> owner;  // normalized -> node
+    for (NodeEntry* n : registry->All()) {
+      if (!n->backup_destination.empty()) owner[n->backup_destination] = n->node_id;
+    }
+    std::map<std::string, std::string> mine;
+    for (const auto& node : targets) {
+      auto d = BackupDestinationOf(body, node);
+      if (!d.ok()) return d.status().WithContext("destination for " + node);
+      if (d->empty()) continue;
+      if (auto it = mine.find(*d); it != mine.end()) {
+        return Status::InvalidArgument("nodes " + it->second + " and " + node + " would share the backup destination " +
+                                       d->substr(d->find(':') + 1) +
+                                       "; every node needs its own directory: put {node} in the destination, "
+                                       "e.g. --destination '/backups/{node}'");
+      }
+      mine[*d] = node;
+      if (auto it = owner.find(*d); it != owner.end() && it->second != node) {
+        return Status::InvalidArgument("backup destination " + d->substr(d->find(':') + 1) + " of " + node +
+                                       " is already used by " + it->second +
+                                       "; give each node its own directory");
+      }
+    }
+    return Status::OK();
+  }
+
+  // Records a node's destination once its agent accepted it.
+  void RememberDestination(const CommandEntry& c, NodeEntry& n) {
+    if (c.kind != "backup-schedule" && c.kind != "backup-configure" && c.kind != "backup-run") return;
+    auto env = DecodeEnvelope(c.envelope);
+    if (!env.ok()) return;
+    wire::CommandT cmd;
+    (*env)->body_as_Command()->UnPackTo(&cmd);
+    auto d = BackupDestinationOf(cmd.body, n.node_id);
+    if (!d.ok() || d->empty() || *d == n.backup_destination) return;
+    n.backup_destination = *d;
+    registry->Persist(batch, n);
+  }
+
   void HandleIssue(const std::string& rid, const std::string& issuer, const wire::Envelope& e) {
     const auto* ic = e.body_as_IssueCommand();
     if (ic->body_type() == wire::CommandBody::NONE) {
@@ -545,6 +610,10 @@ struct Broker::Impl {
     if (target.node_id.empty() && target.role == wire::Role::Unknown) target.all = true;
     auto targets = ResolveTargets(target);
     if (!targets.ok()) return ReplyError(rid, e.msg_id(), targets.status());
+    if (Status unique = CheckUniqueDestinations(req.body, *targets); !unique.ok()) {
+      spdlog::warn("refused {} from {}: {}", CommandKindName(req.body.type), issuer, unique.message());
+      return ReplyError(rid, e.msg_id(), unique);
+    }
 
     const int64_t now = Now();
     const uint64_t cmd_id = next_cmd_id++;

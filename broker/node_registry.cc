@@ -33,6 +33,7 @@ Status NodeRegistry::Load(int64_t now_ms) {
     n.version = j.value("version", "");
     n.last_report_seq = j.value("last_report_seq", uint64_t{0});
     n.last_seen_ms = j.value("last_seen_ms", int64_t{0});
+    n.backup_destination = j.value("backup_destination", "");
     if (n.last_seen_ms > 0) {
       // Give every known node a fresh grace period: it reconnects on its own.
       n.state = wire::NodeState::Suspect;
@@ -98,7 +99,8 @@ void NodeRegistry::Persist(KvStore::Batch& batch, const NodeEntry& n) const {
   nlohmann::json j = {{"role", RoleName(n.role)},
                       {"version", n.version},
                       {"last_report_seq", n.last_report_seq},
-                      {"last_seen_ms", n.last_seen_ms}};
+                      {"last_seen_ms", n.last_seen_ms},
+                      {"backup_destination", n.backup_destination}};
   batch.Put(cf_, n.node_id, j.dump());
 }
 

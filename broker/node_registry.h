@@ -29,6 +29,7 @@ struct NodeEntry {
   std::string version;
   uint32_t pid = 0;
   uint64_t last_report_seq = 0;     // highest report seq stored durably
+  std::string backup_destination;   // normalized (BackupDestination::Normalized), "" = none
   std::string routing_id;           // ROUTER identity of its ctl connection (not persisted)
   bool welcomed = false;            // said Hello to this broker instance
 };

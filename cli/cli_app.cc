@@ -7,6 +7,7 @@
 #include <iostream>
 #include <nlohmann/json.hpp>
 #include <set>
+#include <unistd.h>
 #include <thread>
 
 #include "common/broker_client.h"
@@ -400,6 +401,267 @@ int RunWorkflow(const GlobalFlags& g, const std::string& kind, const nlohmann::j
   return ok ? kExitOk : kExitFailed;
 }
 
+// ---------------------------------------------------------------- backups
+
+struct BackupFlags {
+  std::string destination;
+  std::string rsync_user;
+  std::string ssh_key;
+  uint16_t ssh_port = 0;
+  std::string frequency;
+  std::string time_zone = "UTC";
+  std::string mode = "rsync";
+  uint32_t keep = 0;
+  uint64_t max_age_days = 0;
+  uint64_t min_free_mb = 1024;
+  int64_t wait_s = 3600;
+};
+
+std::unique_ptr<wire::BackupTargetT> MakeTarget(const BackupFlags& f) {
+  auto t = std::make_unique<wire::BackupTargetT>();
+  t->destination = f.destination;
+  t->rsync_user = f.rsync_user;
+  t->ssh_key = f.ssh_key;
+  t->ssh_port = f.ssh_port;
+  return t;
+}
+
+std::string HumanBytes(double b) {
+  const char* units[] = {"B", "KiB", "MiB", "GiB", "TiB"};
+  int u = 0;
+  while (b >= 1024 && u < 4) {
+    b /= 1024;
+    ++u;
+  }
+  char buf[32];
+  std::snprintf(buf, sizeof buf, u == 0 ? "%.0f %s" : "%.1f %s", b, units[u]);
+  return buf;
+}
+
+std::string HumanAge(int64_t ms) {
+  if (ms < 0) return "-";
+  char buf[32];
+  if (ms < 120'000) std::snprintf(buf, sizeof buf, "%llds", static_cast<long long>(ms / 1000));
+  else if (ms < 7'200'000) std::snprintf(buf, sizeof buf, "%lldm", static_cast<long long>(ms / 60'000));
+  else std::snprintf(buf, sizeof buf, "%.1fh", static_cast<double>(ms) / 3'600'000);
+  return buf;
+}
+
+nlohmann::json BackupResultJson(const wire::BackupResultT& r) {
+  return {{"snapshot_id", r.snapshot_id}, {"destination", r.destination}, {"ok", r.ok},
+          {"error", r.error}, {"consistent", r.consistent}, {"bytes_total", r.bytes_total},
+          {"bytes_transferred", r.bytes_transferred}, {"files_total", r.files_total},
+          {"duration_ms", r.duration_ms}, {"genesis", r.genesis},
+          {"last_reachable", r.last_reachable}, {"last_block_id", r.last_block_id},
+          {"manifest_digest", r.manifest_digest}, {"attempts", r.attempts}, {"scheduled", r.scheduled}};
+}
+
+wire::TargetT ReplicasByDefault(const TargetFlags& tf) {
+  wire::TargetT t = ToTarget(tf);
+  if (t.all) {
+    t.all = false;
+    t.role = wire::Role::Replica;
+  }
+  return t;
+}
+
+// A table of per-node results of a backup configuration command.
+int PrintConfigResults(const GlobalFlags& g, const wire::CommandStatusT& st) {
+  bool all_ok = st.finished;
+  nlohmann::json j = nlohmann::json::object();
+  Table t({"NODE", "RESULT", "MODE", "SCHEDULE", "DESTINATION", "MESSAGE"});
+  for (const auto& target : st.targets) {
+    all_ok = all_ok && TargetOk(*target);
+    std::string mode = "-", sched = "-", dest = "-";
+    if (target->result && target->result->detail.type == wire::ResultDetail::BackupStatus) {
+      const auto* b = target->result->detail.AsBackupStatus();
+      mode = b->mode;
+      sched = b->schedule.empty() ? "-" : b->schedule;
+      dest = b->destination.empty() ? "-" : b->destination;
+    }
+    j[target->node_id] = {{"result", TargetResult(*target)}, {"mode", mode}, {"schedule", sched},
+                          {"destination", dest}, {"message", TargetMessage(*target)}};
+    t.Add({target->node_id, TargetResult(*target), mode, sched, dest, TargetMessage(*target)});
+  }
+  if (g.json) {
+    std::printf("%s\n", j.dump().c_str());
+  } else {
+    t.Print(stdout);
+  }
+  return all_ok ? kExitOk : kExitFailed;
+}
+
+int RunBackupSchedule(const GlobalFlags& g, const TargetFlags& tf, const BackupFlags& f) {
+  wire::ScheduleBackupT s;
+  s.target = MakeTarget(f);
+  s.frequency = f.frequency;
+  s.time_zone = f.time_zone;
+  s.mode = f.mode == "checkpoint" ? wire::BackupMode::Checkpoint : wire::BackupMode::Rsync;
+  s.retention = std::make_unique<wire::RetentionT>();
+  s.retention->keep_last = f.keep;
+  s.retention->max_age_s = f.max_age_days * 86400;
+  s.min_free_bytes = f.min_free_mb << 20;
+  if (s.mode == wire::BackupMode::Rsync && f.destination.empty()) {
+    return Fail(Status::InvalidArgument("backup schedule needs --destination (use {node} for one directory per node)"));
+  }
+  wire::CommandBodyUnion body;
+  body.Set(std::move(s));
+  auto st = RunCommand(g, ReplicasByDefault(tf), std::move(body), 60);
+  if (!st.ok()) return Fail(st.status());
+  return PrintConfigResults(g, *st);
+}
+
+int RunBackupSimple(const GlobalFlags& g, wire::TargetT target, wire::CommandBodyUnion body) {
+  auto st = RunCommand(g, target, std::move(body), 60);
+  if (!st.ok()) return Fail(st.status());
+  return PrintConfigResults(g, *st);
+}
+
+// backup run-now: a live progress line per node until every target is done.
+int RunBackupNowCli(const GlobalFlags& g, const TargetFlags& tf, const BackupFlags& f) {
+  auto opts = LoadClientOptions(g);
+  if (!opts.ok()) return Fail(opts.status());
+  auto client = BrokerClient::Connect(*opts);
+  if (!client.ok()) return Fail(client.status());
+  wire::RunBackupNowT r;
+  if (!f.destination.empty()) r.target = MakeTarget(f);
+  r.reason = "operator";
+  wire::CommandBodyUnion body;
+  body.Set(std::move(r));
+  auto issued = (*client)->Issue(ReplicasByDefault(tf), std::move(body), static_cast<uint32_t>(60'000));
+  if (!issued.ok()) return Fail(issued.status());
+  const bool tty = ::isatty(1);
+  size_t printed = 0;
+  auto show = [&](const wire::CommandStatusT& st) {
+    if (g.json) return;
+    std::vector<std::string> lines;
+    for (const auto& t : st.targets) {
+      char line[256];
+      if (t->result) {
+        std::string text = TargetResult(*t);
+        if (t->result->detail.type == wire::ResultDetail::BackupResult) {
+          const auto* b = t->result->detail.AsBackupResult();
+          text = b->ok ? "done " + b->snapshot_id + ", " + HumanBytes(static_cast<double>(b->bytes_transferred)) +
+                             " sent of " + HumanBytes(static_cast<double>(b->bytes_total))
+                       : "FAILED: " + b->error;
+        } else if (!t->result->message.empty()) {
+          text += ": " + t->result->message;
+        }
+        std::snprintf(line, sizeof line, "%-6s %s", t->node_id.c_str(), text.c_str());
+      } else if (t->last_progress) {
+        const auto& p = *t->last_progress;
+        std::snprintf(line, sizeof line, "%-6s %-9s %5.1f%%  %10s  %10s/s  ETA %4.0fs", t->node_id.c_str(),
+                      p.phase.c_str(), p.percent, HumanBytes(static_cast<double>(p.bytes_done)).c_str(),
+                      HumanBytes(p.rate_bps).c_str(), p.eta_s < 0 ? 0.0 : p.eta_s);
+      } else {
+        std::snprintf(line, sizeof line, "%-6s %s", t->node_id.c_str(),
+                      t->state == wire::TargetState::Acked ? "starting" : "waiting for the agent");
+      }
+      lines.push_back(line);
+    }
+    if (tty && printed > 0) std::printf("\x1b[%zuA", printed);  // redraw in place
+    for (const auto& l : lines) std::printf(tty ? "\x1b[2K%s\n" : "%s\n", l.c_str());
+    printed = lines.size();
+    std::fflush(stdout);
+  };
+  auto st = (*client)->Wait(issued->cmd_id, f.wait_s * 1000, show);
+  if (!st.ok()) return Fail(st.status());
+  bool all_ok = st->finished;
+  nlohmann::json j = nlohmann::json::object();
+  for (const auto& t : st->targets) {
+    all_ok = all_ok && TargetOk(*t);
+    if (t->result && t->result->detail.type == wire::ResultDetail::BackupResult) {
+      j[t->node_id] = BackupResultJson(*t->result->detail.AsBackupResult());
+    } else {
+      j[t->node_id] = {{"ok", false}, {"error", TargetResult(*t) + ": " + TargetMessage(*t)}};
+    }
+  }
+  if (g.json) std::printf("%s\n", j.dump().c_str());
+  return all_ok ? kExitOk : kExitFailed;
+}
+
+int RunBackupStatus(const GlobalFlags& g, const TargetFlags& tf) {
+  wire::CommandBodyUnion body;
+  body.Set(wire::GetBackupStatusT{});
+  auto st = RunCommand(g, ToTarget(tf), std::move(body), 15);
+  if (!st.ok()) return Fail(st.status());
+  bool all_ok = st->finished;
+  const int64_t now = Clock::System()->NowMs();
+  nlohmann::json j = nlohmann::json::object();
+  Table t({"NODE", "MODE", "SCHEDULE", "NEXT RUN", "LAST SNAPSHOT", "AGE", "BYTES", "CONSISTENT", "LAST RUN"});
+  for (const auto& target : st->targets) {
+    if (!(TargetOk(*target) && target->result->detail.type == wire::ResultDetail::BackupStatus)) {
+      all_ok = false;
+      j[target->node_id] = {{"error", TargetResult(*target) + ": " + TargetMessage(*target)}};
+      t.Add({target->node_id, "?", "-", "-", "-", "-", "-", "-", TargetResult(*target) + ": " + TargetMessage(*target)});
+      continue;
+    }
+    const auto* b = target->result->detail.AsBackupStatus();
+    std::string last_id = "-", age = "-", bytes = "-", consistent = "-", last_run = "never";
+    nlohmann::json jn = {{"mode", b->mode}, {"schedule", b->schedule}, {"destination", b->destination},
+                         {"next_run_ms", b->next_run_ms}, {"next_run", FormatTimeMs(b->next_run_ms)},
+                         {"running", b->running}};
+    if (b->last_ok) {
+      last_id = b->last_ok->snapshot_id;
+      // Snapshot ids are UTC times: the age is now minus that time.
+      std::tm tm{};
+      strptime(last_id.substr(0, 15).c_str(), "%Y%m%dT%H%M%S", &tm);
+      const int64_t taken_ms = static_cast<int64_t>(timegm(&tm)) * 1000;
+      age = HumanAge(now - taken_ms);
+      bytes = HumanBytes(static_cast<double>(b->last_ok->bytes_total));
+      consistent = b->last_ok->consistent ? "yes" : "NO";
+      jn["last_snapshot"] = BackupResultJson(*b->last_ok);
+      jn["last_snapshot_age_s"] = (now - taken_ms) / 1000;
+    }
+    if (b->last) {
+      last_run = b->last->ok ? "ok" : "FAILED: " + b->last->error;
+      jn["last_run"] = BackupResultJson(*b->last);
+    }
+    if (b->running) last_run = "running";
+    j[target->node_id] = jn;
+    t.Add({target->node_id, b->mode, b->schedule.empty() ? "-" : b->schedule,
+           b->next_run_ms ? FormatTimeMs(b->next_run_ms) : "-", last_id, age, bytes, consistent, last_run});
+  }
+  if (g.json) {
+    std::printf("%s\n", j.dump().c_str());
+  } else {
+    t.Print(stdout);
+  }
+  return all_ok ? kExitOk : kExitFailed;
+}
+
+int RunBackupList(const GlobalFlags& g, const std::string& node) {
+  TargetFlags tf;
+  tf.node = node;
+  wire::CommandBodyUnion body;
+  body.Set(wire::ListSnapshotsT{});
+  auto st = RunCommand(g, ToTarget(tf), std::move(body), 120);
+  if (!st.ok()) return Fail(st.status());
+  if (st->targets.empty() || !TargetOk(*st->targets[0]) ||
+      st->targets[0]->result->detail.type != wire::ResultDetail::SnapshotList) {
+    const auto& t = st->targets.at(0);
+    return Fail(Status(StatusCode::kAborted, node + ": " + TargetResult(*t) + ": " + TargetMessage(*t)));
+  }
+  const auto* l = st->targets[0]->result->detail.AsSnapshotList();
+  nlohmann::json arr = nlohmann::json::array();
+  Table t({"SNAPSHOT", "COMPLETE", "CONSISTENT", "GENESIS", "LAST REACHABLE", "LAST BLOCK", "FILES", "BYTES"});
+  for (const auto& s : l->snapshots) {
+    arr.push_back({{"snapshot_id", s->snapshot_id}, {"complete", s->complete}, {"consistent", s->consistent},
+                   {"genesis", s->genesis}, {"last_reachable", s->last_reachable},
+                   {"last_block_id", s->last_block_id}, {"files", s->files_total}, {"bytes", s->bytes_total}});
+    t.Add({s->snapshot_id, s->complete ? "yes" : "NO (no DONE)", s->complete ? (s->consistent ? "yes" : "NO") : "-",
+           std::to_string(s->genesis), std::to_string(s->last_reachable), std::to_string(s->last_block_id),
+           std::to_string(s->files_total), HumanBytes(static_cast<double>(s->bytes_total))});
+  }
+  if (g.json) {
+    std::printf("%s\n", nlohmann::json({{"node", node}, {"destination", l->destination}, {"snapshots", arr}}).dump().c_str());
+  } else {
+    std::printf("%s: %s\n", node.c_str(), l->destination.c_str());
+    t.Print(stdout);
+  }
+  return kExitOk;
+}
+
 // ---------------------------------------------------------------- events
 int RunEvents(const GlobalFlags& g, std::optional<uint64_t> since, bool from_start, bool follow,
               const std::string& filter, uint64_t last_n) {
@@ -526,6 +788,47 @@ int RunCli(int argc, char** argv) {
   AddTargetFlags(health, health_target);
   health->add_option("--wait-s", short_wait_s, "how long to wait for every replica")->capture_default_str();
 
+  // Backups.
+  auto* backup = app.add_subcommand("backup", "intermittent backups of the replicas (and client destinations)");
+  backup->require_subcommand(1);
+  BackupFlags bf;
+  TargetFlags backup_target;
+  auto add_dest = [&](CLI::App* sub, bool required) {
+    auto* d = sub->add_option("--destination", bf.destination,
+                              "/path, user@host:/dir or rsync://host/module/dir; {node} becomes the node id");
+    if (required) d->required();
+    sub->add_option("--rsync-user", bf.rsync_user, "login on the backup server");
+    sub->add_option("--ssh-key", bf.ssh_key, "private key for SSH destinations");
+    sub->add_option("--ssh-port", bf.ssh_port, "SSH port (default 22)");
+  };
+  auto* b_schedule = backup->add_subcommand("schedule", "schedule backups on replicas (runs even while the broker is down)");
+  add_dest(b_schedule, false);
+  b_schedule->add_option("--frequency", bf.frequency, "hourly | daily | daily@HH:MM | <N>m")->required();
+  b_schedule->add_option("--time-zone", bf.time_zone, "IANA time zone of the schedule")->capture_default_str();
+  b_schedule->add_option("--mode", bf.mode, "rsync (snapshots to the destination) or checkpoint (local RocksDB checkpoints)")
+      ->check(CLI::IsMember({"rsync", "checkpoint"}))->capture_default_str();
+  b_schedule->add_option("--keep", bf.keep, "keep the last N snapshots (0 = all; checkpoint mode default 2)");
+  b_schedule->add_option("--max-age-days", bf.max_age_days, "delete snapshots older than this (never the newest)");
+  b_schedule->add_option("--min-free-mb", bf.min_free_mb, "checkpoint mode: skip when free disk is below this")
+      ->capture_default_str();
+  AddTargetFlags(b_schedule, backup_target);
+  auto* b_unschedule = backup->add_subcommand("unschedule", "stop scheduled backups");
+  AddTargetFlags(b_unschedule, backup_target);
+  auto* b_run = backup->add_subcommand("run-now", "back up now and show live progress per node; waits for all");
+  add_dest(b_run, false);
+  b_run->add_option("--wait-s", bf.wait_s, "give up waiting after this long")->capture_default_str();
+  AddTargetFlags(b_run, backup_target);
+  auto* b_configure = backup->add_subcommand("configure", "set a destination without a schedule (what client nodes use)");
+  add_dest(b_configure, true);
+  AddTargetFlags(b_configure, backup_target);
+  auto* b_status = backup->add_subcommand("status", "per node: schedule, next run, last snapshot, its age, bytes, consistent");
+  AddTargetFlags(b_status, backup_target);
+  std::string list_node;
+  auto* b_list = backup->add_subcommand("list", "the snapshots of one node, with block ids");
+  b_list->add_option("--node", list_node, "the node")->required();
+  std::vector<CLI::App*> backup_subs = {backup, b_schedule, b_unschedule, b_run, b_configure, b_status, b_list};
+
+  for (auto* sub : backup_subs) sub->fallthrough();
   for (auto* sub : {keygen, nodes, ping, events, node, blocks, wedge, wedge_stop, wedge_status, unwedge, health}) {
     sub->fallthrough();
   }
@@ -549,6 +852,22 @@ int RunCli(int argc, char** argv) {
   if (wedge_status->parsed()) return RunWedgeStatus(g, short_wait_s);
   if (unwedge->parsed()) return RunWorkflow(g, "unwedge", nlohmann::json::object());
   if (health->parsed()) return RunHealth(g, health_target, short_wait_s);
+  if (b_schedule->parsed()) return RunBackupSchedule(g, backup_target, bf);
+  if (b_unschedule->parsed()) {
+    wire::CommandBodyUnion body;
+    body.Set(wire::UnscheduleBackupT{});
+    return RunBackupSimple(g, ReplicasByDefault(backup_target), std::move(body));
+  }
+  if (b_configure->parsed()) {
+    wire::ConfigureBackupT c;
+    c.target = MakeTarget(bf);
+    wire::CommandBodyUnion body;
+    body.Set(std::move(c));
+    return RunBackupSimple(g, ToTarget(backup_target), std::move(body));
+  }
+  if (b_run->parsed()) return RunBackupNowCli(g, backup_target, bf);
+  if (b_status->parsed()) return RunBackupStatus(g, backup_target);
+  if (b_list->parsed()) return RunBackupList(g, list_node);
   return kExitUsage;
 }
 

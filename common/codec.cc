@@ -47,6 +47,8 @@ Status CheckCommandBody(wire::CommandBody type, const void* value) {
                   static_cast<const wire::NodeManagement*>(value)->action());
   } else if (type == wire::CommandBody::Wedge) {
     LK_CHECK_ENUM("Wedge.action", static_cast<const wire::Wedge*>(value)->action());
+  } else if (type == wire::CommandBody::ScheduleBackup) {
+    LK_CHECK_ENUM("ScheduleBackup.mode", static_cast<const wire::ScheduleBackup*>(value)->mode());
   }
   return Status::OK();
 }
@@ -180,6 +182,12 @@ std::string_view CommandKindName(wire::CommandBody type) {
     case wire::CommandBody::Wedge: return "wedge";
     case wire::CommandBody::Unwedge: return "unwedge";
     case wire::CommandBody::GetHealth: return "health";
+    case wire::CommandBody::ScheduleBackup: return "backup-schedule";
+    case wire::CommandBody::UnscheduleBackup: return "backup-unschedule";
+    case wire::CommandBody::RunBackupNow: return "backup-run";
+    case wire::CommandBody::ConfigureBackup: return "backup-configure";
+    case wire::CommandBody::GetBackupStatus: return "backup-status";
+    case wire::CommandBody::ListSnapshots: return "backup-list";
     case wire::CommandBody::NONE: return "none";
   }
   return "unknown";

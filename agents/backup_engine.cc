@@ -1,0 +1,492 @@
+#include "agents/backup_engine.h"
+
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <spdlog/spdlog.h>
+
+#include <algorithm>
+#include <ctime>
+#include <filesystem>
+#include <map>
+#include <regex>
+
+#include "common/file_util.h"
+#include "common/rsync.h"
+#include "ledger/control_client.h"
+#include "ledger/ledger_store.h"
+
+namespace ledgerkeep {
+
+std::string SnapshotIdFor(int64_t ms) {
+  time_t secs = static_cast<time_t>(ms / 1000);
+  std::tm tm{};
+  gmtime_r(&secs, &tm);
+  char buf[32];
+  std::strftime(buf, sizeof buf, "%Y%m%dT%H%M%S", &tm);
+  char out[48];
+  std::snprintf(out, sizeof out, "%s.%03dZ", buf, static_cast<int>(ms % 1000));
+  return out;
+}
+
+namespace {
+
+const std::regex kSnapshotIdRe(R"(^\d{8}T\d{6}\.\d{3}Z$)");
+constexpr const char* kOwnerFile = ".ledgerkeep-owner";
+
+// The source of a run, and how to release it.
+struct Source {
+  std::string dir;
+  std::string kind;  // "checkpoint" | "stopped" | "live"
+  bool consistent = false;
+  uint64_t genesis = 0, last_reachable = 0, last = 0;
+  std::string checkpoint_dir;  // to delete afterwards
+  int lock_fd = -1;            // the DB's LOCK while copying a stopped DB
+  ~Source() {
+    if (lock_fd >= 0) ::close(lock_fd);  // releases the fcntl lock
+    if (!checkpoint_dir.empty()) {
+      std::error_code ec;
+      std::filesystem::remove_all(checkpoint_dir, ec);
+    }
+  }
+};
+
+// Takes RocksDB's own LOCK on a DB nobody has open; -1 if it is in use.
+int TryLockDb(const std::string& db) {
+  int fd = ::open((db + "/LOCK").c_str(), O_RDWR | O_CLOEXEC);
+  if (fd < 0) return -1;
+  struct flock fl {};
+  fl.l_type = F_WRLCK;
+  fl.l_whence = SEEK_SET;
+  if (::fcntl(fd, F_SETLK, &fl) != 0) {
+    ::close(fd);
+    return -1;
+  }
+  return fd;
+}
+
+}  // namespace
+
+struct BackupEngine::Impl {
+  const BackupRunOptions& o;
+  ProcessRunner* runner;
+  const Clock* clock;
+  std::string work;
+  RsyncRunner rsync;
+
+  static RsyncOptions MakeRsyncOptions(const BackupRunOptions& o) {
+    RsyncOptions r;
+    std::string ssh = o.destination.SshCommand();
+    for (const auto& extra : o.ssh_options) ssh += " " + extra;
+    if (!ssh.empty()) r.ssh_command = ssh;
+    r.io_timeout_s = o.io_timeout_s;
+    r.max_attempts = o.max_attempts;
+    r.backoff_base_ms = o.backoff_base_ms;
+    r.cancelled = o.cancelled;
+    return r;
+  }
+
+  Impl(const BackupRunOptions& opts, ProcessRunner* r, const Clock* c, std::string w)
+      : o(opts), runner(r), clock(c), work(std::move(w)), rsync(r, MakeRsyncOptions(opts)) {}
+
+  std::string Remote(const std::string& sub) const { return o.destination.RsyncPath(sub); }
+
+  // Reads a small file from the destination; NotFound if it is not there.
+  Result<std::string> ReadRemote(const std::string& sub) {
+    if (o.destination.kind == BackupDestination::Kind::kLocal) {
+      const std::string p = o.destination.path + "/" + sub;
+      if (!std::filesystem::exists(p)) return Status::NotFound(p + " does not exist");
+      return ReadFileToString(p);
+    }
+    LK_RETURN_IF_ERROR(CreateDirectories(work + "/fetch", 0700));
+    const std::string local = work + "/fetch/" + std::filesystem::path(sub).filename().string();
+    std::error_code ec;
+    std::filesystem::remove(local, ec);
+    RsyncRunner once(runner, MakeRsyncOptions(o));
+    auto r = once.Copy({Remote(sub)}, local);
+    if (!r.ok()) {
+      if (r.status().message().find("No such file") != std::string::npos ||
+          r.status().code() == StatusCode::kNotFound) {
+        return Status::NotFound(Remote(sub) + " does not exist");
+      }
+      return r.status();
+    }
+    return ReadFileToString(local);
+  }
+
+  // Writes a small file to the destination (crash-safe on local disks).
+  Status WriteRemote(const std::string& sub, const std::string& content) {
+    if (o.destination.kind == BackupDestination::Kind::kLocal) {
+      const std::string p = o.destination.path + "/" + sub;
+      LK_RETURN_IF_ERROR(CreateDirectories(std::filesystem::path(p).parent_path().string()));
+      return WriteFileAtomically(p, content);
+    }
+    LK_RETURN_IF_ERROR(CreateDirectories(work + "/stage", 0700));
+    const std::string local = work + "/stage/" + std::filesystem::path(sub).filename().string();
+    LK_RETURN_IF_ERROR(WriteFileAtomically(local, content));
+    RsyncRunner mk(runner, [&] {
+      auto x = MakeRsyncOptions(o);
+      x.extra_args = {"--mkpath"};
+      return x;
+    }());
+    auto r = mk.Copy({local}, Remote(sub));
+    return r.ok() ? Status::OK() : r.status();
+  }
+
+  Status Claim() {
+    const std::string me = o.cluster_id + " " + o.node_id;
+    auto owner = ReadRemote(kOwnerFile);
+    if (owner.ok()) {
+      std::string who = *owner;
+      while (!who.empty() && (who.back() == '\n' || who.back() == ' ')) who.pop_back();
+      if (who == me) return Status::OK();
+      return Status::FailedPrecondition(
+          "backup destination " + o.destination.Display() + " belongs to '" + who +
+          "' (cluster node), not to '" + me +
+          "'. Every replica needs its own backup directory: use another destination, e.g. "
+          "--destination '/backups/{node}'");
+    }
+    if (owner.status().code() != StatusCode::kNotFound) {
+      return owner.status().WithContext("cannot read the ownership marker of " + o.destination.Display());
+    }
+    LK_RETURN_IF_ERROR(WriteRemote(kOwnerFile, me + "\n"));
+    // Read back: if two nodes raced for a new directory, only one wins.
+    auto again = ReadRemote(kOwnerFile);
+    if (!again.ok()) return again.status();
+    std::string who = *again;
+    while (!who.empty() && who.back() == '\n') who.pop_back();
+    if (who != me) {
+      return Status::FailedPrecondition("backup destination " + o.destination.Display() +
+                                        " was just claimed by '" + who + "'");
+    }
+    spdlog::info("claimed backup destination {}", o.destination.Display());
+    return Status::OK();
+  }
+
+  struct Listing {
+    std::vector<std::string> complete;    // sorted
+    std::vector<std::string> incomplete;  // sorted
+  };
+
+  Result<Listing> ListSnapshots() {
+    Listing l;
+    std::map<std::string, bool> seen;
+    auto entries = rsync.ListRemote(Remote("snapshots"), /*recursive=*/true);
+    if (!entries.ok()) {
+      if (entries.status().code() == StatusCode::kNotFound) return l;
+      return entries.status();
+    }
+    for (const auto& e : *entries) {
+      auto slash = e.name.find('/');
+      std::string id = e.name.substr(0, slash);
+      if (!std::regex_match(id, kSnapshotIdRe)) continue;
+      bool& done = seen[id];
+      if (slash != std::string::npos && e.name.substr(slash + 1) == "DONE" &&
+          e.type == RemoteEntry::Type::kFile) {
+        done = true;
+      }
+    }
+    for (const auto& [id, done] : seen) (done ? l.complete : l.incomplete).push_back(id);
+    return l;
+  }
+
+  Result<SnapshotManifest> LoadManifest(const std::string& id) {
+    const std::string cache = work + "/last_manifest.json";
+    if (std::filesystem::exists(cache)) {
+      auto text = ReadFileToString(cache);
+      if (text.ok()) {
+        auto m = SnapshotManifest::Parse(*text);
+        if (m.ok() && m->snapshot_id == id) return m;
+      }
+    }
+    LK_ASSIGN_OR_RETURN(auto text, ReadRemote("snapshots/" + id + "/MANIFEST.json"));
+    return SnapshotManifest::Parse(text);
+  }
+
+  Status DeleteSnapshot(const std::string& id) {
+    if (!std::regex_match(id, kSnapshotIdRe)) return Status::InvalidArgument("bad snapshot id " + id);
+    switch (o.destination.kind) {
+      case BackupDestination::Kind::kLocal: {
+        std::error_code ec;
+        std::filesystem::remove_all(o.destination.path + "/snapshots/" + id, ec);
+        if (ec) return Status::FromErrno(ec.value(), "delete snapshot " + id);
+        return Status::OK();
+      }
+      case BackupDestination::Kind::kSsh: {
+        auto r = rsync.RunOnHost(o.destination.UserHost(),
+                                 {"rm", "-rf", "--", o.destination.path + "/snapshots/" + id});
+        if (!r.ok()) return r.status();
+        if (r->exit_code != 0) return Status::IOError("delete snapshot " + id + ": " + r->output);
+        return Status::OK();
+      }
+      case BackupDestination::Kind::kRsyncDaemon: {
+        // No shell on a daemon: sync an empty directory over it with --delete.
+        LK_RETURN_IF_ERROR(CreateDirectories(work + "/empty", 0700));
+        RsyncRunner del(runner, [&] {
+          auto x = MakeRsyncOptions(o);
+          x.extra_args = {"-r", "--delete", "--include=/" + id + "/***", "--exclude=*"};
+          return x;
+        }());
+        auto r = del.Copy({work + "/empty/"}, Remote("snapshots/"));
+        return r.ok() ? Status::OK() : r.status();
+      }
+    }
+    return Status::OK();
+  }
+
+  Result<std::unique_ptr<Source>> TakeSource(const std::string& id) {
+    auto src = std::make_unique<Source>();
+    if (o.ledger_db.empty()) {
+      return Status::FailedPrecondition("this agent has no [ledger] db in its node config; nothing to back up");
+    }
+    if (!std::filesystem::exists(o.ledger_db)) {
+      return Status::NotFound("ledger DB " + o.ledger_db + " does not exist");
+    }
+    // 1. A checkpoint from the running ledgerd.
+    if (!o.ledger_control.empty()) {
+      ledger::ControlClientOptions co;
+      co.timeout = std::chrono::milliseconds(2000);
+      ledger::LedgerControlClient client(o.ledger_control, co);
+      const std::string dir = std::filesystem::path(o.ledger_db).parent_path().string() +
+                              "/.ledgerkeep-checkpoint-" + id;
+      std::error_code ec;
+      std::filesystem::remove_all(dir, ec);
+      auto cp = client.Checkpoint(dir);
+      if (cp.ok()) {
+        src->dir = dir;
+        src->checkpoint_dir = dir;
+        src->kind = "checkpoint";
+        src->consistent = true;
+        src->genesis = cp->genesis;
+        src->last_reachable = cp->last_reachable;
+        src->last = cp->last;
+        return src;
+      }
+      spdlog::info("no checkpoint from ledgerd ({}); checking whether it is stopped",
+                   cp.status().ToString());
+    }
+    // 2. ledgerd stopped: the DB is quiescent; hold its lock while copying.
+    int fd = TryLockDb(o.ledger_db);
+    auto store = ledger::LedgerStore::OpenReadOnly(o.ledger_db);
+    if (!store.ok()) {
+      if (fd >= 0) ::close(fd);
+      return store.status().WithContext("cannot read ledger DB " + o.ledger_db);
+    }
+    auto ids = (*store)->GetBlockIds();
+    store->reset();
+    src->dir = o.ledger_db;
+    src->genesis = ids.genesis;
+    src->last_reachable = ids.last_reachable;
+    src->last = ids.last;
+    if (fd >= 0) {
+      src->lock_fd = fd;
+      src->kind = "stopped";
+      src->consistent = true;
+    } else {
+      // 3. Running but cannot checkpoint: a live copy, not restorable as is.
+      src->kind = "live";
+      src->consistent = false;
+    }
+    return src;
+  }
+
+  wire::ProgressT ToProgress(const RsyncProgress& p, const std::string& phase) const {
+    wire::ProgressT w;
+    w.phase = phase;
+    w.bytes_done = p.bytes_done;
+    w.bytes_total = p.bytes_total;
+    w.files_done = p.files_done;
+    w.files_total = p.files_total;
+    w.rate_bps = static_cast<double>(p.rate_bps);
+    w.eta_s = static_cast<double>(p.eta_s);
+    w.percent = p.percent;
+    return w;
+  }
+
+  void Emit(const std::string& phase, double percent) {
+    if (!o.on_progress) return;
+    wire::ProgressT p;
+    p.phase = phase;
+    p.percent = percent;
+    o.on_progress(p);
+  }
+
+  Status RunInto(wire::BackupResultT& res) {
+    const int64_t started = clock->NowMs();
+    LK_RETURN_IF_ERROR(CreateDirectories(work, 0700));
+    Emit("claim", 0);
+    LK_RETURN_IF_ERROR(Claim());
+    LK_ASSIGN_OR_RETURN(auto listing, ListSnapshots());
+    std::string id = SnapshotIdFor(started);
+    if (!listing.complete.empty() && id <= listing.complete.back()) {
+      return Status::FailedPrecondition("the newest snapshot " + listing.complete.back() +
+                                        " is from the future; is this node's clock right?");
+    }
+    res.snapshot_id = id;
+    std::optional<SnapshotManifest> previous;
+    if (!listing.complete.empty()) {
+      auto m = LoadManifest(listing.complete.back());
+      if (m.ok()) {
+        previous = std::move(*m);
+      } else {
+        spdlog::warn("previous manifest unreadable ({}); checksumming everything", m.status().ToString());
+      }
+    }
+    Emit("checkpoint", 0);
+    LK_ASSIGN_OR_RETURN(auto src, TakeSource(id));
+    res.consistent = src->consistent;
+    res.genesis = src->genesis;
+    res.last_reachable = src->last_reachable;
+    res.last_block_id = src->last;
+
+    Emit("checksum", 0);
+    ScanStats scan;
+    LK_ASSIGN_OR_RETURN(auto files, ScanTree(src->dir, previous ? &*previous : nullptr, &scan));
+    uint64_t total = 0;
+    for (const auto& f : files) total += f.size;
+    res.bytes_total = total;
+    res.files_total = files.size();
+    spdlog::info("snapshot {}: {} files, {} bytes from {} ({} checksums computed, {} carried over)", id,
+                 files.size(), total, src->kind, scan.files_hashed, scan.files_reused);
+
+    // Transfer.
+    RsyncOptions ro = MakeRsyncOptions(o);
+    ro.extra_args = {"--whole-file", "--mkpath"};
+    if (previous) ro.extra_args.push_back("--link-dest=../../" + previous->snapshot_id + "/data");
+    ro.allow_vanished_source_files = !src->consistent;
+    ro.on_progress = [&](const RsyncProgress& p) {
+      if (o.on_progress) o.on_progress(ToProgress(p, "transfer"));
+    };
+    RsyncRunner copier(runner, ro);
+    const std::string data_dest = Remote("snapshots/" + id + "/data/");
+    auto copied = copier.Copy({src->dir + "/"}, data_dest);
+    if (!copied.ok()) return copied.status();
+    res.attempts = static_cast<uint32_t>(copied->attempts);
+    res.bytes_transferred = copied->stats.total_transferred_file_size;
+
+    // Verify: a dry run must find nothing left to transfer.
+    if (src->consistent) {
+      Emit("verify", 0);
+      RsyncOptions vo = MakeRsyncOptions(o);
+      vo.extra_args = {"--whole-file", "--dry-run"};
+      RsyncRunner verifier(runner, vo);
+      auto v = verifier.Copy({src->dir + "/"}, data_dest);
+      if (!v.ok()) return v.status().WithContext("verifying snapshot " + id);
+      if (v->stats.regular_files_transferred != 0) {
+        return Status::Corruption("snapshot " + id + " differs from its source after the copy (" +
+                                  std::to_string(v->stats.regular_files_transferred) + " files)");
+      }
+    }
+
+    // Publish: manifest, then DONE.
+    SnapshotManifest m;
+    m.snapshot_id = id;
+    m.cluster_id = o.cluster_id;
+    m.node = o.node_id;
+    m.consistent = src->consistent;
+    m.source = src->kind;
+    m.genesis = src->genesis;
+    m.last_reachable = src->last_reachable;
+    m.last = src->last;
+    m.started_at_ms = started;
+    m.finished_at_ms = clock->NowMs();
+    m.previous = previous ? previous->snapshot_id : "";
+    m.bytes_total = total;
+    m.bytes_transferred = res.bytes_transferred;
+    m.files = std::move(files);
+    const std::string text = m.Serialize();
+    res.manifest_digest = Sha256Hex(text);
+    Emit("publish", 100);
+    LK_RETURN_IF_ERROR(WriteRemote("snapshots/" + id + "/MANIFEST.json", text));
+    LK_RETURN_IF_ERROR(WriteRemote("snapshots/" + id + "/DONE", res.manifest_digest + "\n"));
+    WriteFileAtomically(work + "/last_manifest.json", text).IgnoreError();  // a cache only
+    src.reset();  // release the checkpoint / DB lock before retention
+
+    // Retention and clean-up of incomplete runs.
+    std::vector<std::string> complete = listing.complete;
+    complete.push_back(id);
+    for (const auto& dead : listing.incomplete) {
+      Status s = DeleteSnapshot(dead);
+      if (!s.ok()) spdlog::warn("cannot delete incomplete snapshot {}: {}", dead, s.ToString());
+    }
+    const int64_t now = clock->NowMs();
+    for (size_t i = 0; i + 1 < complete.size(); ++i) {  // never the newest
+      const size_t newer = complete.size() - 1 - i;     // snapshots newer than complete[i]
+      bool too_many = o.keep_last > 0 && newer >= o.keep_last;
+      bool too_old = false;
+      if (o.max_age_s > 0) {
+        std::tm tm{};
+        strptime(complete[i].substr(0, 15).c_str(), "%Y%m%dT%H%M%S", &tm);
+        too_old = (now / 1000 - timegm(&tm)) > static_cast<int64_t>(o.max_age_s);
+      }
+      if (too_many || too_old) {
+        Status s = DeleteSnapshot(complete[i]);
+        if (!s.ok()) spdlog::warn("retention: cannot delete {}: {}", complete[i], s.ToString());
+        else spdlog::info("retention: deleted snapshot {}", complete[i]);
+      }
+    }
+    res.duration_ms = clock->NowMs() - started;
+    return Status::OK();
+  }
+};
+
+BackupEngine::BackupEngine(ProcessRunner* runner, const Clock* clock, std::string work_dir)
+    : runner_(runner), clock_(clock), work_dir_(std::move(work_dir)) {}
+
+wire::BackupResultT BackupEngine::Run(const BackupRunOptions& options) {
+  Impl impl(options, runner_, clock_, work_dir_);
+  wire::BackupResultT res;
+  res.destination = options.destination.Display();
+  res.scheduled = options.scheduled;
+  const int64_t started = clock_->NowMs();
+  Status s = impl.RunInto(res);
+  res.ok = s.ok();
+  if (!s.ok()) {
+    res.error = s.ToString();
+    res.duration_ms = clock_->NowMs() - started;
+    spdlog::error("backup to {} failed: {}", res.destination, s.ToString());
+  } else {
+    spdlog::info("backup {} to {} done: {} bytes sent of {}, consistent={}", res.snapshot_id,
+                 res.destination, res.bytes_transferred, res.bytes_total, res.consistent);
+  }
+  return res;
+}
+
+Status BackupEngine::Claim(const BackupRunOptions& options) {
+  Impl impl(options, runner_, clock_, work_dir_);
+  return impl.Claim();
+}
+
+Result<std::vector<wire::SnapshotInfoT>> BackupEngine::List(const BackupRunOptions& options) {
+  Impl impl(options, runner_, clock_, work_dir_);
+  LK_ASSIGN_OR_RETURN(auto listing, impl.ListSnapshots());
+  std::vector<wire::SnapshotInfoT> out;
+  for (const auto& id : listing.complete) {
+    wire::SnapshotInfoT s;
+    s.snapshot_id = id;
+    s.complete = true;
+    auto m = impl.LoadManifest(id);
+    if (m.ok()) {
+      s.consistent = m->consistent;
+      s.bytes_total = m->bytes_total;
+      s.files_total = m->files.size();
+      s.genesis = m->genesis;
+      s.last_reachable = m->last_reachable;
+      s.last_block_id = m->last;
+      s.finished_at_ms = m->finished_at_ms;
+    }
+    out.push_back(std::move(s));
+  }
+  for (const auto& id : listing.incomplete) {
+    wire::SnapshotInfoT s;
+    s.snapshot_id = id;
+    s.complete = false;
+    out.push_back(std::move(s));
+  }
+  std::sort(out.begin(), out.end(),
+            [](const auto& a, const auto& b) { return a.snapshot_id < b.snapshot_id; });
+  return out;
+}
+
+}  // namespace ledgerkeep

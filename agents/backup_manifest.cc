@@ -1,0 +1,162 @@
+#include "agents/backup_manifest.h"
+
+#include <fcntl.h>
+#include <openssl/evp.h>
+#include <sys/stat.h>
+#include <unistd.h>
+#include <xxhash.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <filesystem>
+#include <map>
+#include <nlohmann/json.hpp>
+
+namespace ledgerkeep {
+namespace {
+
+std::string Hex(const unsigned char* p, size_t n) {
+  static const char* kDigits = "0123456789abcdef";
+  std::string s(n * 2, '0');
+  for (size_t i = 0; i < n; ++i) {
+    s[2 * i] = kDigits[p[i] >> 4];
+    s[2 * i + 1] = kDigits[p[i] & 15];
+  }
+  return s;
+}
+
+}  // namespace
+
+std::string Sha256Hex(const std::string& data) {
+  unsigned char md[EVP_MAX_MD_SIZE];
+  unsigned int len = 0;
+  EVP_Digest(data.data(), data.size(), md, &len, EVP_sha256(), nullptr);
+  return Hex(md, len);
+}
+
+Result<std::string> HashFileXxh128(const std::string& path) {
+  int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return Status::FromErrno(errno, "open " + path);
+  ::posix_fadvise(fd, 0, 0, POSIX_FADV_SEQUENTIAL);
+  XXH3_state_t* st = XXH3_createState();
+  XXH3_128bits_reset(st);
+  std::vector<char> buf(1 << 20);
+  while (true) {
+    ssize_t n = ::read(fd, buf.data(), buf.size());
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      int err = errno;
+      XXH3_freeState(st);
+      ::close(fd);
+      return Status::FromErrno(err, "read " + path);
+    }
+    if (n == 0) break;
+    XXH3_128bits_update(st, buf.data(), static_cast<size_t>(n));
+  }
+  XXH128_hash_t h = XXH3_128bits_digest(st);
+  XXH3_freeState(st);
+  ::close(fd);
+  XXH128_canonical_t c;
+  XXH128_canonicalFromHash(&c, h);
+  return Hex(c.digest, sizeof c.digest);
+}
+
+std::string SnapshotManifest::Serialize() const {
+  nlohmann::json files_json = nlohmann::json::array();
+  for (const auto& f : files) {
+    files_json.push_back({{"path", f.path}, {"size", f.size}, {"mtime", f.mtime}, {"xxh128", f.xxh128}});
+  }
+  nlohmann::json j = {{"format", format},
+                      {"snapshot_id", snapshot_id},
+                      {"cluster_id", cluster_id},
+                      {"node", node},
+                      {"consistent", consistent},
+                      {"source", source},
+                      {"block_ids", {{"genesis", genesis}, {"last_reachable", last_reachable}, {"last", last}}},
+                      {"started_at_ms", started_at_ms},
+                      {"finished_at_ms", finished_at_ms},
+                      {"previous", previous},
+                      {"bytes_total", bytes_total},
+                      {"bytes_transferred", bytes_transferred},
+                      {"files", files_json}};
+  return j.dump(1) + "\n";
+}
+
+Result<SnapshotManifest> SnapshotManifest::Parse(const std::string& text) {
+  auto j = nlohmann::json::parse(text, nullptr, false);
+  if (j.is_discarded() || !j.is_object()) return Status::Corruption("MANIFEST.json is not valid JSON");
+  SnapshotManifest m;
+  try {
+    m.format = j.at("format").get<int>();
+    if (m.format != 1) return Status::InvalidArgument("unsupported manifest format " + std::to_string(m.format));
+    m.snapshot_id = j.at("snapshot_id").get<std::string>();
+    m.cluster_id = j.value("cluster_id", "");
+    m.node = j.at("node").get<std::string>();
+    m.consistent = j.at("consistent").get<bool>();
+    m.source = j.value("source", "");
+    const auto& b = j.at("block_ids");
+    m.genesis = b.at("genesis").get<uint64_t>();
+    m.last_reachable = b.at("last_reachable").get<uint64_t>();
+    m.last = b.at("last").get<uint64_t>();
+    m.started_at_ms = j.value("started_at_ms", int64_t{0});
+    m.finished_at_ms = j.value("finished_at_ms", int64_t{0});
+    m.previous = j.value("previous", "");
+    m.bytes_total = j.value("bytes_total", uint64_t{0});
+    m.bytes_transferred = j.value("bytes_transferred", uint64_t{0});
+    for (const auto& f : j.at("files")) {
+      ManifestFile mf;
+      mf.path = f.at("path").get<std::string>();
+      mf.size = f.at("size").get<uint64_t>();
+      mf.mtime = f.value("mtime", int64_t{0});
+      mf.xxh128 = f.at("xxh128").get<std::string>();
+      if (mf.path.empty() || mf.path[0] == '/' || mf.path.find("..") != std::string::npos) {
+        return Status::Corruption("MANIFEST.json lists an unsafe path '" + mf.path + "'");
+      }
+      m.files.push_back(std::move(mf));
+    }
+  } catch (const nlohmann::json::exception& e) {
+    return Status::Corruption(std::string("MANIFEST.json is missing a field: ") + e.what());
+  }
+  return m;
+}
+
+Result<std::vector<ManifestFile>> ScanTree(const std::string& dir, const SnapshotManifest* previous,
+                                           ScanStats* stats) {
+  std::map<std::string, const ManifestFile*> prev;
+  if (previous != nullptr) {
+    for (const auto& f : previous->files) prev[f.path] = &f;
+  }
+  std::vector<ManifestFile> out;
+  std::error_code ec;
+  std::filesystem::recursive_directory_iterator it(dir, ec), end;
+  if (ec) return Status::FromErrno(ec.value(), "scan " + dir);
+  for (; it != end; it.increment(ec)) {
+    if (ec) return Status::FromErrno(ec.value(), "scan " + dir);
+    if (!it->is_regular_file()) continue;
+    struct stat st {};
+    if (::stat(it->path().c_str(), &st) != 0) return Status::FromErrno(errno, "stat " + it->path().string());
+    ManifestFile f;
+    f.path = std::filesystem::relative(it->path(), dir).string();
+    f.size = static_cast<uint64_t>(st.st_size);
+    f.mtime = st.st_mtim.tv_sec;
+    out.push_back(std::move(f));
+  }
+  std::sort(out.begin(), out.end(), [](const ManifestFile& a, const ManifestFile& b) { return a.path < b.path; });
+  for (auto& f : out) {
+    auto p = prev.find(f.path);
+    if (p != prev.end() && p->second->size == f.size && p->second->mtime == f.mtime &&
+        !p->second->xxh128.empty()) {
+      f.xxh128 = p->second->xxh128;
+      if (stats) ++stats->files_reused;
+      continue;
+    }
+    LK_ASSIGN_OR_RETURN(f.xxh128, HashFileXxh128(dir + "/" + f.path));
+    if (stats) {
+      ++stats->files_hashed;
+      stats->bytes_hashed += f.size;
+    }
+  }
+  return out;
+}
+
+}  // namespace ledgerkeep

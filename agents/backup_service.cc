@@ -1,0 +1,516 @@
+#include "agents/backup_service.h"
+
+#include <sys/statvfs.h>
+
+#include <spdlog/spdlog.h>
+
+#include <filesystem>
+#include <nlohmann/json.hpp>
+
+#include "agents/backup_schedule.h"
+#include "common/file_util.h"
+#include "ledger/control_client.h"
+
+namespace ledgerkeep {
+namespace {
+
+nlohmann::json ResultToJson(const wire::BackupResultT& r) {
+  return {{"snapshot_id", r.snapshot_id}, {"destination", r.destination},
+          {"bytes_transferred", r.bytes_transferred}, {"bytes_total", r.bytes_total},
+          {"files_total", r.files_total}, {"duration_ms", r.duration_ms},
+          {"consistent", r.consistent}, {"genesis", r.genesis},
+          {"last_reachable", r.last_reachable}, {"last_block_id", r.last_block_id},
+          {"manifest_digest", r.manifest_digest}, {"scheduled", r.scheduled},
+          {"ok", r.ok}, {"error", r.error}, {"attempts", r.attempts},
+          {"finished_at_ms", 0}};
+}
+
+std::unique_ptr<wire::BackupResultT> ResultFromJson(const nlohmann::json& j) {
+  if (!j.is_object()) return nullptr;
+  auto r = std::make_unique<wire::BackupResultT>();
+  r->snapshot_id = j.value("snapshot_id", "");
+  r->destination = j.value("destination", "");
+  r->bytes_transferred = j.value("bytes_transferred", uint64_t{0});
+  r->bytes_total = j.value("bytes_total", uint64_t{0});
+  r->files_total = j.value("files_total", uint64_t{0});
+  r->duration_ms = j.value("duration_ms", int64_t{0});
+  r->consistent = j.value("consistent", false);
+  r->genesis = j.value("genesis", uint64_t{0});
+  r->last_reachable = j.value("last_reachable", uint64_t{0});
+  r->last_block_id = j.value("last_block_id", uint64_t{0});
+  r->manifest_digest = j.value("manifest_digest", "");
+  r->scheduled = j.value("scheduled", false);
+  r->ok = j.value("ok", false);
+  r->error = j.value("error", "");
+  r->attempts = j.value("attempts", uint32_t{0});
+  return r;
+}
+
+wire::BackupTargetT TargetOf(const wire::BackupTarget* t) {
+  wire::BackupTargetT out;
+  if (t != nullptr) t->UnPackTo(&out);
+  return out;
+}
+
+CommandOutcome Fail(Status s) {
+  CommandOutcome out;
+  out.status = std::move(s);
+  return out;
+}
+
+class BackupHandler final : public CommandHandler {
+ public:
+  BackupHandler(BackupService* s, std::function<CommandOutcome(BackupService*, const CommandContext&)> fn,
+                std::string lane)
+      : s_(s), fn_(std::move(fn)), lane_(std::move(lane)) {}
+  std::string Lane(const wire::Command&) const override { return lane_; }
+  CommandOutcome Execute(const CommandContext& ctx) override { return fn_(s_, ctx); }
+
+ private:
+  BackupService* s_;
+  std::function<CommandOutcome(BackupService*, const CommandContext&)> fn_;
+  std::string lane_;
+};
+
+}  // namespace
+
+BackupService::BackupService(BackupServiceOptions options)
+    : opt_(std::move(options)),
+      engine_(opt_.runner, opt_.clock, opt_.data_dir + "/backup/work") {}
+
+BackupService::~BackupService() { Stop(); }
+
+Status BackupService::Load() {
+  LK_RETURN_IF_ERROR(CreateDirectories(opt_.data_dir + "/backup", 0700));
+  const std::string path = opt_.data_dir + "/backup/config.json";
+  if (std::filesystem::exists(path)) {
+    LK_ASSIGN_OR_RETURN(auto text, ReadFileToString(path));
+    auto j = nlohmann::json::parse(text, nullptr, false);
+    if (j.is_discarded() || !j.is_object()) return Status::Corruption(path + " is not valid JSON");
+    BackupConfig c;
+    c.mode = j.value("mode", "none");
+    c.scheduled = j.value("scheduled", false);
+    c.destination = j.value("destination", "");
+    c.rsync_user = j.value("rsync_user", "");
+    c.ssh_key = j.value("ssh_key", "");
+    c.ssh_port = j.value("ssh_port", uint16_t{0});
+    c.frequency = j.value("frequency", "");
+    c.time_zone = j.value("time_zone", "UTC");
+    c.keep_last = j.value("keep_last", uint32_t{0});
+    c.max_age_s = j.value("max_age_s", uint64_t{0});
+    c.min_free_bytes = j.value("min_free_bytes", uint64_t{1} << 30);
+    c.scheduled_since_ms = j.value("scheduled_since_ms", int64_t{0});
+    c.last_scheduled_run_ms = j.value("last_scheduled_run_ms", int64_t{0});
+    std::lock_guard<std::mutex> lock(mu_);
+    config_ = c;
+  }
+  const std::string state = opt_.data_dir + "/backup/state.json";
+  if (std::filesystem::exists(state)) {
+    LK_ASSIGN_OR_RETURN(auto text, ReadFileToString(state));
+    auto j = nlohmann::json::parse(text, nullptr, false);
+    if (!j.is_discarded() && j.is_object()) {
+      std::lock_guard<std::mutex> lock(mu_);
+      last_ = ResultFromJson(j.value("last", nlohmann::json()));
+      last_ok_ = ResultFromJson(j.value("last_ok", nlohmann::json()));
+    }
+  }
+  return Status::OK();
+}
+
+// Callers hold mu_.
+Status BackupService::SaveConfig() {
+  nlohmann::json j = {{"mode", config_.mode}, {"scheduled", config_.scheduled},
+                      {"destination", config_.destination}, {"rsync_user", config_.rsync_user},
+                      {"ssh_key", config_.ssh_key}, {"ssh_port", config_.ssh_port},
+                      {"frequency", config_.frequency}, {"time_zone", config_.time_zone},
+                      {"keep_last", config_.keep_last}, {"max_age_s", config_.max_age_s},
+                      {"min_free_bytes", config_.min_free_bytes},
+                      {"scheduled_since_ms", config_.scheduled_since_ms},
+                      {"last_scheduled_run_ms", config_.last_scheduled_run_ms}};
+  return WriteFileAtomically(opt_.data_dir + "/backup/config.json", j.dump(1) + "\n", 0600);
+}
+
+// Callers hold mu_.
+Status BackupService::SaveState() {
+  nlohmann::json j = nlohmann::json::object();
+  if (last_) j["last"] = ResultToJson(*last_);
+  if (last_ok_) j["last_ok"] = ResultToJson(*last_ok_);
+  return WriteFileAtomically(opt_.data_dir + "/backup/state.json", j.dump(1) + "\n", 0600);
+}
+
+void BackupService::SetReporter(std::function<void(wire::ReportBodyUnion)> reporter) {
+  std::lock_guard<std::mutex> lock(mu_);
+  reporter_ = std::move(reporter);
+}
+
+Result<int64_t> BackupService::NextRun(const BackupConfig& c) const {
+  LK_ASSIGN_OR_RETURN(auto sched, ParseSchedule(c.frequency, c.time_zone));
+  const int64_t after = std::max(c.last_scheduled_run_ms, c.scheduled_since_ms);
+  return NextRunMs(sched, after);
+}
+
+Result<BackupRunOptions> BackupService::RunOptionsFor(const BackupConfig& c, bool scheduled) {
+  BackupRunOptions o;
+  LK_ASSIGN_OR_RETURN(o.destination, ParseDestination(ExpandNodePlaceholder(c.destination, opt_.node_id),
+                                                      c.rsync_user, c.ssh_key, c.ssh_port));
+  o.cluster_id = opt_.cluster_id;
+  o.node_id = opt_.node_id;
+  o.ledger_db = opt_.node.ledger_db;
+  o.ledger_control = opt_.node.ledger_control;
+  o.keep_last = c.keep_last;
+  o.max_age_s = c.max_age_s;
+  o.scheduled = scheduled;
+  o.io_timeout_s = opt_.io_timeout_s;
+  o.max_attempts = opt_.max_attempts;
+  o.backoff_base_ms = opt_.backoff_base_ms;
+  o.ssh_options = opt_.node.backup_ssh_options;
+  return o;
+}
+
+// ---------------------------------------------------------------- runs
+
+wire::BackupResultT BackupService::RunLocked(const BackupConfig& c, bool scheduled,
+                                             const std::function<void(const wire::ProgressT&)>& progress,
+                                             const std::function<bool()>& cancelled) {
+  std::lock_guard<std::mutex> run(run_mu_);
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    running_ = true;
+  }
+  wire::BackupResultT res;
+  if (c.mode == "checkpoint") {
+    res = RunCheckpoint(c, scheduled);
+  } else {
+    auto o = RunOptionsFor(c, scheduled);
+    if (!o.ok()) {
+      res.ok = false;
+      res.error = o.status().ToString();
+      res.destination = c.destination;
+      res.scheduled = scheduled;
+    } else {
+      o->on_progress = progress;
+      o->cancelled = cancelled;
+      res = engine_.Run(*o);
+    }
+  }
+  std::lock_guard<std::mutex> lock(mu_);
+  running_ = false;
+  last_ = std::make_unique<wire::BackupResultT>(res);
+  if (res.ok) last_ok_ = std::make_unique<wire::BackupResultT>(res);
+  Status s = SaveState();
+  if (!s.ok()) spdlog::error("cannot save backup state: {}", s.ToString());
+  return res;
+}
+
+wire::BackupResultT BackupService::RunCheckpoint(const BackupConfig& c, bool scheduled) {
+  wire::BackupResultT res;
+  res.scheduled = scheduled;
+  const int64_t started = opt_.clock->NowMs();
+  std::string dir = c.destination.empty()
+                        ? std::filesystem::path(opt_.node.ledger_db).parent_path().string() + "/checkpoints"
+                        : ExpandNodePlaceholder(c.destination, opt_.node_id);
+  res.destination = dir;
+  auto fail = [&](Status s) {
+    res.ok = false;
+    res.error = s.ToString();
+    res.duration_ms = opt_.clock->NowMs() - started;
+    return res;
+  };
+  if (dir.empty() || dir[0] != '/') {
+    return fail(Status::InvalidArgument("checkpoint mode needs a local directory, got '" + dir + "'"));
+  }
+  Status mk = CreateDirectories(dir, 0750);
+  if (!mk.ok()) return fail(mk);
+  struct statvfs vfs {};
+  if (::statvfs(dir.c_str(), &vfs) == 0) {
+    const uint64_t free_bytes = static_cast<uint64_t>(vfs.f_bavail) * vfs.f_frsize;
+    if (free_bytes < c.min_free_bytes) {
+      std::string why = "checkpoint skipped: only " + std::to_string(free_bytes >> 20) + " MiB free in " +
+                        dir + " (threshold " + std::to_string(c.min_free_bytes >> 20) +
+                        " MiB); free space or lower --min-free";
+      spdlog::warn("{}", why);
+      std::function<void(wire::ReportBodyUnion)> reporter;
+      {
+        std::lock_guard<std::mutex> lock(mu_);
+        reporter = reporter_;
+      }
+      if (reporter) {
+        wire::NoteT note;
+        note.level = "warn";
+        note.text = why;
+        wire::ReportBodyUnion b;
+        b.Set(std::move(note));
+        reporter(std::move(b));
+      }
+      return fail(Status::NoSpace(why));
+    }
+  }
+  const std::string id = SnapshotIdFor(started);
+  ledger::LedgerControlClient client(opt_.node.ledger_control);
+  auto cp = client.Checkpoint(dir + "/" + id);
+  if (!cp.ok()) return fail(cp.status().WithContext("local checkpoint"));
+  res.snapshot_id = id;
+  res.consistent = true;
+  res.genesis = cp->genesis;
+  res.last_reachable = cp->last_reachable;
+  res.last_block_id = cp->last;
+  res.ok = true;
+  // Keep the newest N (default 2).
+  const uint32_t keep = c.keep_last == 0 ? 2 : c.keep_last;
+  std::vector<std::string> ids;
+  for (const auto& e : std::filesystem::directory_iterator(dir)) {
+    if (e.is_directory()) ids.push_back(e.path().filename().string());
+  }
+  std::sort(ids.begin(), ids.end());
+  for (size_t i = 0; i + keep < ids.size(); ++i) {
+    std::error_code ec;
+    std::filesystem::remove_all(dir + "/" + ids[i], ec);
+    spdlog::info("checkpoint retention: deleted {}", ids[i]);
+  }
+  res.duration_ms = opt_.clock->NowMs() - started;
+  return res;
+}
+
+// ---------------------------------------------------------------- scheduler
+
+void BackupService::StartScheduler() {
+  scheduler_ = std::thread([this] { SchedulerLoop(); });
+}
+
+void BackupService::Stop() {
+  stopping_ = true;
+  cv_.notify_all();
+  if (scheduler_.joinable()) scheduler_.join();
+}
+
+void BackupService::SchedulerLoop() {
+  while (!stopping_) {
+    BackupConfig c;
+    std::function<void(wire::ReportBodyUnion)> reporter;
+    {
+      std::unique_lock<std::mutex> lock(mu_);
+      cv_.wait_for(lock, std::chrono::milliseconds(250), [&] { return stopping_.load(); });
+      if (stopping_) return;
+      c = config_;
+      reporter = reporter_;
+    }
+    if (!c.scheduled) continue;
+    auto next = NextRun(c);
+    if (!next.ok()) {
+      spdlog::error("backup schedule: {}", next.status().ToString());
+      continue;
+    }
+    const int64_t now = opt_.clock->NowMs();
+    if (now < *next) continue;
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      config_.last_scheduled_run_ms = now;
+      Status s = SaveConfig();
+      if (!s.ok()) spdlog::error("cannot save backup config: {}", s.ToString());
+    }
+    spdlog::info("scheduled backup ({} {}) starting", c.frequency, c.time_zone);
+    auto progress = [&](const wire::ProgressT& p) {
+      if (!reporter) return;
+      wire::ReportBodyUnion b;
+      b.Set(wire::ProgressT(p));
+      reporter(std::move(b));
+    };
+    auto res = RunLocked(c, /*scheduled=*/true, progress, [this] { return stopping_.load(); });
+    if (reporter) {
+      wire::ReportBodyUnion b;
+      b.Set(std::move(res));
+      reporter(std::move(b));
+    }
+  }
+}
+
+// ---------------------------------------------------------------- commands
+
+CommandOutcome BackupService::Schedule(const wire::ScheduleBackup& cmd) {
+  const std::string mode = cmd.mode() == wire::BackupMode::Checkpoint ? "checkpoint" : "rsync";
+  wire::BackupTargetT target = TargetOf(cmd.target());
+  const std::string freq = cmd.frequency() ? cmd.frequency()->str() : "";
+  const std::string tz = cmd.time_zone() && cmd.time_zone()->size() ? cmd.time_zone()->str() : "UTC";
+  auto sched = ParseSchedule(freq, tz);
+  if (!sched.ok()) return Fail(sched.status());
+  BackupConfig c;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (config_.scheduled && config_.mode != mode) {
+      return Fail(Status::FailedPrecondition(
+          "this node already runs " + config_.mode + " backups (" + config_.frequency + "); a node runs " +
+          "one backup mode, never both. To switch, run `ledgerkeep backup unschedule --node " +
+          opt_.node_id + "`, then schedule the " + mode + " mode"));
+    }
+    c = config_;
+  }
+  c.mode = mode;
+  c.scheduled = true;
+  c.frequency = freq;
+  c.time_zone = tz;
+  c.keep_last = cmd.retention() ? cmd.retention()->keep_last() : 0;
+  c.max_age_s = cmd.retention() ? cmd.retention()->max_age_s() : 0;
+  if (cmd.min_free_bytes() > 0) c.min_free_bytes = cmd.min_free_bytes();
+  if (!target.destination.empty() || mode == "rsync") {
+    c.destination = target.destination;
+    c.rsync_user = target.rsync_user;
+    c.ssh_key = target.ssh_key;
+    c.ssh_port = target.ssh_port;
+  }
+  if (mode == "rsync") {
+    // Validate the destination and claim it now, so a shared or unreachable
+    // directory is refused when scheduling, not an hour later.
+    auto o = RunOptionsFor(c, true);
+    if (!o.ok()) return Fail(o.status());
+    Status claim = engine_.Claim(*o);
+    if (!claim.ok()) return Fail(claim);
+  }
+  c.scheduled_since_ms = opt_.clock->NowMs();
+  c.last_scheduled_run_ms = 0;
+  std::lock_guard<std::mutex> lock(mu_);
+  config_ = c;
+  Status s = SaveConfig();
+  if (!s.ok()) return Fail(s);
+  cv_.notify_all();
+  spdlog::info("backups scheduled: {} ({}), {}", DescribeSchedule(*sched), mode, c.destination);
+  return GetStatusLocked();
+}
+
+CommandOutcome BackupService::Unschedule() {
+  std::lock_guard<std::mutex> lock(mu_);
+  config_.scheduled = false;
+  config_.frequency.clear();
+  if (config_.mode == "checkpoint") config_.mode = "none";
+  if (config_.mode == "rsync" && config_.destination.empty()) config_.mode = "none";
+  Status s = SaveConfig();
+  if (!s.ok()) return Fail(s);
+  return GetStatusLocked();
+}
+
+CommandOutcome BackupService::Configure(const wire::ConfigureBackup& cmd) {
+  wire::BackupTargetT target = TargetOf(cmd.target());
+  BackupConfig c;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (config_.scheduled && config_.mode == "checkpoint") {
+      return Fail(Status::FailedPrecondition(
+          "this node runs checkpoint-mode backups; a node runs one backup mode. Run `ledgerkeep "
+          "backup unschedule --node " + opt_.node_id + "` first"));
+    }
+    c = config_;
+  }
+  c.destination = target.destination;
+  c.rsync_user = target.rsync_user;
+  c.ssh_key = target.ssh_key;
+  c.ssh_port = target.ssh_port;
+  if (c.mode == "none") c.mode = "rsync";
+  auto o = RunOptionsFor(c, false);
+  if (!o.ok()) return Fail(o.status());
+  if (!opt_.node.ledger_db.empty()) {  // replicas claim now; clients claim when they ship
+    Status claim = engine_.Claim(*o);
+    if (!claim.ok()) return Fail(claim);
+  }
+  std::lock_guard<std::mutex> lock(mu_);
+  config_ = c;
+  Status s = SaveConfig();
+  if (!s.ok()) return Fail(s);
+  return GetStatusLocked();
+}
+
+CommandOutcome BackupService::RunNow(const CommandContext& ctx, const wire::RunBackupNow& cmd) {
+  BackupConfig c;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    c = config_;
+  }
+  wire::BackupTargetT target = TargetOf(cmd.target());
+  if (!target.destination.empty()) {
+    c.destination = target.destination;
+    c.rsync_user = target.rsync_user;
+    c.ssh_key = target.ssh_key;
+    c.ssh_port = target.ssh_port;
+    if (c.mode == "none") c.mode = "rsync";
+  }
+  if (c.mode == "none" || (c.mode == "rsync" && c.destination.empty())) {
+    return Fail(Status::FailedPrecondition(
+        "no backup destination for " + opt_.node_id +
+        ": pass --destination, or set one with `ledgerkeep backup configure` or `backup schedule`"));
+  }
+  auto res = RunLocked(
+      c, false, [&](const wire::ProgressT& p) { ctx.ReportProgress(wire::ProgressT(p)); },
+      [&] { return ctx.cancelled(); });
+  CommandOutcome out;
+  if (!res.ok) out.status = Status(StatusCode::kAborted, res.error);
+  out.detail.Set(std::move(res));
+  return out;
+}
+
+CommandOutcome BackupService::GetStatus() {
+  std::lock_guard<std::mutex> lock(mu_);
+  return GetStatusLocked();
+}
+
+CommandOutcome BackupService::GetStatusLocked() {
+  wire::BackupStatusT st;
+  st.mode = config_.mode;
+  st.destination = ExpandNodePlaceholder(config_.destination, opt_.node_id);
+  st.running = running_;
+  if (config_.scheduled) {
+    auto sched = ParseSchedule(config_.frequency, config_.time_zone);
+    if (sched.ok()) st.schedule = DescribeSchedule(*sched);
+    auto next = NextRun(config_);
+    if (next.ok()) st.next_run_ms = *next;
+  }
+  if (last_) st.last = std::make_unique<wire::BackupResultT>(*last_);
+  if (last_ok_) st.last_ok = std::make_unique<wire::BackupResultT>(*last_ok_);
+  CommandOutcome out;
+  out.detail.Set(std::move(st));
+  return out;
+}
+
+CommandOutcome BackupService::List() {
+  BackupConfig c;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    c = config_;
+  }
+  if (c.destination.empty()) {
+    return Fail(Status::FailedPrecondition("no backup destination configured on " + opt_.node_id));
+  }
+  auto o = RunOptionsFor(c, false);
+  if (!o.ok()) return Fail(o.status());
+  auto list = engine_.List(*o);
+  if (!list.ok()) return Fail(list.status());
+  wire::SnapshotListT sl;
+  sl.destination = o->destination.Display();
+  for (auto& s : *list) sl.snapshots.push_back(std::make_unique<wire::SnapshotInfoT>(std::move(s)));
+  CommandOutcome out;
+  out.detail.Set(std::move(sl));
+  return out;
+}
+
+HandlerMap BackupService::Handlers() {
+  HandlerMap m;
+  auto add = [&](wire::CommandBody type, std::string lane,
+                 std::function<CommandOutcome(BackupService*, const CommandContext&)> fn) {
+    m[type] = std::make_shared<BackupHandler>(this, std::move(fn), std::move(lane));
+  };
+  add(wire::CommandBody::ScheduleBackup, "backup-config", [](BackupService* s, const CommandContext& c) {
+    return s->Schedule(*c.command().body_as_ScheduleBackup());
+  });
+  add(wire::CommandBody::UnscheduleBackup, "backup-config",
+      [](BackupService* s, const CommandContext&) { return s->Unschedule(); });
+  add(wire::CommandBody::ConfigureBackup, "backup-config", [](BackupService* s, const CommandContext& c) {
+    return s->Configure(*c.command().body_as_ConfigureBackup());
+  });
+  add(wire::CommandBody::RunBackupNow, "backup", [](BackupService* s, const CommandContext& c) {
+    return s->RunNow(c, *c.command().body_as_RunBackupNow());
+  });
+  add(wire::CommandBody::GetBackupStatus, "control",
+      [](BackupService* s, const CommandContext&) { return s->GetStatus(); });
+  add(wire::CommandBody::ListSnapshots, "backup-list",
+      [](BackupService* s, const CommandContext&) { return s->List(); });
+  return m;
+}
+
+}  // namespace ledgerkeep

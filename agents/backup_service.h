@@ -1,0 +1,111 @@
+// BackupService: a replica agent's backups (DESIGN.md §6) — its persisted
+// configuration (mode, destination, schedule, retention), the scheduler that
+// runs while the broker is down, and the command handlers ScheduleBackup,
+// UnscheduleBackup, RunBackupNow, ConfigureBackup, GetBackupStatus and
+// ListSnapshots.
+//
+// Modes: "rsync" (intermittent backup: snapshots to a destination) or
+// "checkpoint" (local RocksDB checkpoints, keep N). A node runs one mode; a
+// schedule for the other is refused with how to switch.
+// Persistence: <data_dir>/backup/config.json and state.json, written
+// crash-safely; a restarted agent keeps its schedule and, if it missed a
+// scheduled run while down, runs once at start.
+// Concurrency: one run at a time per node — scheduled runs and run-now
+// commands queue on one mutex and never interleave.
+// Thread-safety: handlers run on the agent's lanes; the scheduler on its own
+// thread; state is guarded by mu_.
+#pragma once
+
+#include <atomic>
+#include <condition_variable>
+#include <functional>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <thread>
+
+#include "agents/backup_engine.h"
+#include "agents/command_handler.h"
+#include "agents/node_config.h"
+
+namespace ledgerkeep {
+
+struct BackupConfig {
+  std::string mode = "none";  // none | rsync | checkpoint
+  bool scheduled = false;
+  std::string destination;    // as given (may hold {node})
+  std::string rsync_user;
+  std::string ssh_key;
+  uint16_t ssh_port = 0;
+  std::string frequency;
+  std::string time_zone = "UTC";
+  uint32_t keep_last = 0;
+  uint64_t max_age_s = 0;
+  uint64_t min_free_bytes = 1ULL << 30;
+  int64_t scheduled_since_ms = 0;    // when the schedule was set
+  int64_t last_scheduled_run_ms = 0;  // start of the last scheduled run
+};
+
+struct BackupServiceOptions {
+  std::string cluster_id;
+  std::string node_id;
+  std::string data_dir;   // the agent's data dir
+  NodeConfig node;
+  ProcessRunner* runner = ProcessRunner::Real();
+  const Clock* clock = Clock::System();
+  // rsync retry tuning (tests shorten it). Defaults: 60 s, 4, 1000 ms.
+  int io_timeout_s = 60;
+  int max_attempts = 4;
+  int64_t backoff_base_ms = 1000;
+};
+
+class BackupService {
+ public:
+  explicit BackupService(BackupServiceOptions options);
+  ~BackupService();  // Stop()
+
+  // Loads the persisted configuration (a missing file = no backups yet).
+  Status Load();
+  // Where scheduled runs report progress and results (set before Start).
+  void SetReporter(std::function<void(wire::ReportBodyUnion)> reporter);
+  void StartScheduler();
+  void Stop();
+
+  // The handlers of the backup commands, to merge into the agent's map.
+  HandlerMap Handlers();
+
+  // For the handlers.
+  CommandOutcome Schedule(const wire::ScheduleBackup& cmd);
+  CommandOutcome Unschedule();
+  CommandOutcome Configure(const wire::ConfigureBackup& cmd);
+  CommandOutcome RunNow(const CommandContext& ctx, const wire::RunBackupNow& cmd);
+  CommandOutcome GetStatus();
+  CommandOutcome List();
+
+ private:
+  CommandOutcome GetStatusLocked();  // mu_ held
+  Status SaveConfig();
+  Status SaveState();
+  Result<BackupRunOptions> RunOptionsFor(const BackupConfig& c, bool scheduled);
+  wire::BackupResultT RunLocked(const BackupConfig& c, bool scheduled,
+                                const std::function<void(const wire::ProgressT&)>& progress,
+                                const std::function<bool()>& cancelled);
+  wire::BackupResultT RunCheckpoint(const BackupConfig& c, bool scheduled);
+  Result<int64_t> NextRun(const BackupConfig& c) const;
+  void SchedulerLoop();
+
+  BackupServiceOptions opt_;
+  BackupEngine engine_;
+  std::mutex run_mu_;  // one run at a time
+  std::mutex mu_;      // guards the fields below
+  BackupConfig config_;
+  std::unique_ptr<wire::BackupResultT> last_;
+  std::unique_ptr<wire::BackupResultT> last_ok_;
+  bool running_ = false;
+  std::function<void(wire::ReportBodyUnion)> reporter_;
+  std::condition_variable cv_;
+  std::atomic<bool> stopping_{false};
+  std::thread scheduler_;
+};
+
+}  // namespace ledgerkeep
