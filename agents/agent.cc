@@ -99,6 +99,10 @@ struct Agent::Impl {
     uint64_t v;
     ssize_t n = ::read(wake_fd, &v, sizeof v);
     (void)n;
+    DrainPostsNoWake();
+  }
+
+  void DrainPostsNoWake() {
     std::deque<Post> mine;
     {
       std::lock_guard<std::mutex> lock(post_mu);
@@ -422,6 +426,19 @@ struct Agent::Impl {
           post.text = std::move(text);
           PostFromWorker(std::move(post));
         });
+    if (lane.empty()) {  // an instant handler: run it here, skip two thread hops
+      const int64_t started = Now();
+      Post post{Post::kDone};
+      post.cmd_id = id;
+      post.outcome = handler->Execute(*ctx_ptr);
+      post.started_at_ms = started;
+      {
+        std::lock_guard<std::mutex> lock(post_mu);
+        posts.push_back(std::move(post));
+      }
+      DrainPostsNoWake();
+      return;
+    }
     lanes.Submit(lane, [this, handler, ctx_ptr, id] {
       const int64_t started = Now();
       CommandOutcome outcome = handler->Execute(*ctx_ptr);
@@ -459,7 +476,10 @@ struct Agent::Impl {
     next_heartbeat = Now();
     while (true) {
       const int64_t now = Now();
-      int64_t wait = std::max<int64_t>(0, std::min<int64_t>(next_heartbeat - now, 100));
+      // Once welcomed, sleep until the next heartbeat (1000 idle agents must
+      // not wake 10 times a second each); while connecting, check often.
+      const int64_t cap = (dealer && welcomed && !hello_pending) ? hb() : 100;
+      int64_t wait = std::max<int64_t>(0, std::min<int64_t>(next_heartbeat - now, cap));
       std::vector<zmq::pollitem_t> items = {{pipe.handle(), 0, ZMQ_POLLIN, 0},
                                             {nullptr, wake_fd, ZMQ_POLLIN, 0}};
       if (dealer) {

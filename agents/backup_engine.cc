@@ -252,7 +252,10 @@ struct BackupEngine::Impl {
                               "/.ledgerkeep-checkpoint-" + id;
       std::error_code ec;
       std::filesystem::remove_all(dir, ec);
-      auto cp = client.Checkpoint(dir);
+      // Ask quickly whether ledgerd is up; only then wait for a checkpoint
+      // (which flushes memtables and may take a while).
+      auto up = client.GetStatus();
+      auto cp = up.ok() ? client.Checkpoint(dir) : Result<ledger::CheckpointInfo>(up.status());
       if (cp.ok()) {
         src->dir = dir;
         src->checkpoint_dir = dir;

@@ -58,7 +58,9 @@ class CommandContext {
 class CommandHandler {
  public:
   virtual ~CommandHandler() = default;
-  // Commands on the same lane run one at a time, in arrival order.
+  // Commands on the same lane run one at a time, in arrival order. The empty
+  // lane means "instant": Execute() runs on the agent thread itself, so it
+  // must not block (no I/O, no waiting).
   virtual std::string Lane(const wire::Command&) const { return "control"; }
   virtual CommandOutcome Execute(const CommandContext& ctx) = 0;
 };

@@ -5,6 +5,11 @@
 
 namespace ledgerkeep {
 
+std::string PingHandler::Lane(const wire::Command& cmd) const {
+  const auto* ping = cmd.body_as_Ping();
+  return ping != nullptr && ping->delay_ms() == 0 ? "" : "control";
+}
+
 CommandOutcome PingHandler::Execute(const CommandContext& ctx) {
   const auto* ping = ctx.command().body_as_Ping();
   const int64_t received = ctx.clock()->NowMs();

@@ -8,6 +8,8 @@ namespace ledgerkeep {
 
 class PingHandler final : public CommandHandler {
  public:
+  // A plain ping is instant; one with a delay runs on a worker lane.
+  std::string Lane(const wire::Command& cmd) const override;
   CommandOutcome Execute(const CommandContext& ctx) override;
 };
 

@@ -40,6 +40,7 @@ constexpr size_t kMaxPageBytes = 768 * 1024;
 // Status pushes to watchers at most this often while a command runs.
 constexpr int64_t kPushIntervalMs = 200;
 constexpr int64_t kRetentionIntervalMs = 10'000;
+constexpr int64_t kAckIntervalMs = 200;
 
 std::string RandomHex64() {
   std::random_device rd;
@@ -77,7 +78,7 @@ struct Broker::Impl {
   uint64_t next_cmd_id = 1;
   uint64_t next_msg_id = 1;
 
-  zmq::context_t ctx;
+  zmq::context_t ctx{2};  // two I/O threads: CURVE crypto is the broker's hot spot
   std::unique_ptr<zmq::socket_t> pipe_front;  // owned by the caller thread
   std::thread thread;
   Status exit_status;
@@ -176,6 +177,7 @@ struct Broker::Impl {
     while (true) {
       int64_t wait = kTickMs;
       if (!events->staged().empty() || batch.Count() > 0 || !out.empty()) wait = 0;
+      if (!ack_nodes.empty()) wait = std::min<int64_t>(wait, kAckIntervalMs / 4);
       zmq::poll(items.data(), items.size(), std::chrono::milliseconds(wait));
       if (items[0].revents & ZMQ_POLLIN) break;
       if (items[1].revents & ZMQ_POLLIN) HandleZap(zap);
@@ -391,6 +393,17 @@ struct Broker::Impl {
   void HandleAgent(const std::string& rid, const std::string& node_id, const wire::Envelope& e) {
     NodeEntry* n = registry->Find(node_id);
     if (n == nullptr) return;  // allowlisted agent roles are always registered
+    if (const auto* h = e.body_as_Hello(); h != nullptr && (Str(h->node_id()) != n->node_id || h->role() != n->role)) {
+      // Checked before anything else: a refused hello must not make the node
+      // look alive or take over its routing id.
+      spdlog::warn("refused a hello claiming node '{}' role {} on the key of '{}'", Str(h->node_id()),
+                   RoleName(h->role()), n->node_id);
+      ReplyError(rid, e.msg_id(),
+                 Status::PermissionDenied("hello claims node '" + Str(h->node_id()) + "' role " +
+                                          RoleName(h->role()) + " but the key is bound to '" + n->node_id +
+                                          "' role " + RoleName(n->role)));
+      return;
+    }
     const int64_t now = Now();
     if (auto t = registry->MarkSeen(*n, rid, now)) StageTransition(*t);
     switch (e.body_type()) {
@@ -409,13 +422,6 @@ struct Broker::Impl {
   }
 
   void HandleHello(NodeEntry& n, const wire::Envelope& e, const wire::Hello& h) {
-    if (Str(h.node_id()) != n.node_id || h.role() != n.role) {
-      ReplyError(n.routing_id, e.msg_id(),
-                 Status::PermissionDenied("hello claims node '" + Str(h.node_id()) + "' role " +
-                                          RoleName(h.role()) + " but the key is bound to '" +
-                                          n.node_id + "' role " + RoleName(n.role)));
-      return;
-    }
     n.welcomed = true;
     n.connected_since_ms = Now();
     n.version = Str(h.version());
@@ -431,7 +437,7 @@ struct Broker::Impl {
       StageEvent("note", n.node_id, std::move(note));
       n.last_report_seq = h.last_report_seq();
     }
-    registry->Persist(batch, n);
+    dirty_nodes_.insert(n.node_id);
     {
       wire::NoteT note;
       note.level = "info";
@@ -456,7 +462,7 @@ struct Broker::Impl {
                    r.seq() - 1);
     }
     n.last_report_seq = r.seq();
-    registry->Persist(batch, n);
+    dirty_nodes_.insert(n.node_id);
     const int64_t now = Now();
     switch (r.body_type()) {
       case wire::ReportBody::Ack: {
@@ -596,7 +602,7 @@ struct Broker::Impl {
     auto d = BackupDestinationOf(cmd.body, n.node_id);
     if (!d.ok() || d->empty() || *d == n.backup_destination) return;
     n.backup_destination = *d;
-    registry->Persist(batch, n);
+    dirty_nodes_.insert(n.node_id);
   }
 
   void HandleIssue(const std::string& rid, const std::string& issuer, const wire::Envelope& e) {
@@ -794,6 +800,11 @@ struct Broker::Impl {
 
   // ------------------------------------------------------------ commit
   Status CommitAndFlush() {
+    // Node records change with every report; write each once per turn.
+    for (const auto& id : dirty_nodes_) {
+      if (NodeEntry* n = registry->Find(id)) registry->Persist(batch, *n);
+    }
+    dirty_nodes_.clear();
     // Finished commands push right away, not at the next tick.
     const int64_t now = Now();
     for (CommandEntry* c : recent_finished_) MaybePush(*c, now);
@@ -809,17 +820,29 @@ struct Broker::Impl {
     }
     const auto staged = events->staged();
     events->Commit();
+    // Report acks are cumulative: one per node every kAckIntervalMs is
+    // enough (agents resend unacked reports only after 5 s), and it saves a
+    // message per report under load.
     reply_sock_ = Sock::kCtl;
-    for (const auto& node_id : ack_nodes) {
-      NodeEntry* n = registry->Find(node_id);
-      if (n == nullptr || n->routing_id.empty()) continue;
+    for (auto it = ack_nodes.begin(); it != ack_nodes.end();) {
+      int64_t& last = last_ack_ms_[*it];
+      NodeEntry* n = registry->Find(*it);
+      if (n == nullptr || n->routing_id.empty()) {
+        it = ack_nodes.erase(it);
+        continue;
+      }
+      if (now - last < kAckIntervalMs) {
+        ++it;
+        continue;
+      }
+      last = now;
       wire::ReportAckT a;
       a.upto_seq = n->last_report_seq;
       wire::BodyUnion b;
       b.Set(std::move(a));
       Reply(n->routing_id, 0, std::move(b));
+      it = ack_nodes.erase(it);
     }
-    ack_nodes.clear();
     for (auto& o : out) {
       zmq::socket_t* s = sockets_[static_cast<size_t>(o.sock)];
       std::vector<std::string_view> views(o.frames.begin(), o.frames.end());
@@ -840,6 +863,8 @@ struct Broker::Impl {
 
   std::vector<CommandEntry*> recent_finished_;
   bool trim_due_ = false;
+  std::set<std::string> dirty_nodes_;  // node records to persist this turn
+  std::map<std::string, int64_t> last_ack_ms_;
 };
 
 Result<std::unique_ptr<Broker>> Broker::Start(BrokerOptions options) {

@@ -70,6 +70,15 @@ std::string DescribeEvent(const wire::Event& ev) {
       return "command " + std::to_string(f->cmd_id()) + " (" + Str(f->kind()) + ") finished: " +
              std::to_string(f->ok_count()) + " ok, " + std::to_string(f->failed_count()) + " failed";
     }
+    case wire::EventBody::BackupResult: {
+      const auto* b = ev.body_as_BackupResult();
+      std::string s = std::string(b->scheduled() ? "scheduled " : "") + "backup ";
+      if (!b->ok()) return s + "FAILED: " + Str(b->error());
+      return s + Str(b->snapshot_id()) + " to " + Str(b->destination()) + ": " +
+             std::to_string(b->bytes_transferred()) + " of " + std::to_string(b->bytes_total()) +
+             " bytes sent, last block " + std::to_string(b->last_block_id()) +
+             (b->consistent() ? "" : " (NOT consistent: live copy)");
+    }
     case wire::EventBody::RunbookStep: {
       const auto* r = ev.body_as_RunbookStep();
       return Str(r->kind()) + " run " + std::to_string(r->run_id()) + " " + Str(r->step()) + " " +
@@ -116,6 +125,14 @@ nlohmann::json EventToJson(const wire::Event& ev) {
       break;
     }
     case wire::EventBody::CommandFinished: j["cmd_id"] = ev.body_as_CommandFinished()->cmd_id(); break;
+    case wire::EventBody::BackupResult: {
+      const auto* b = ev.body_as_BackupResult();
+      j["snapshot_id"] = Str(b->snapshot_id());
+      j["ok"] = b->ok();
+      j["consistent"] = b->consistent();
+      j["last_block_id"] = b->last_block_id();
+      break;
+    }
     case wire::EventBody::RunbookStep: {
       const auto* r = ev.body_as_RunbookStep();
       j["run_id"] = r->run_id();

@@ -11,6 +11,8 @@ namespace {
 
 // The client accepts larger messages than the broker: event pages.
 constexpr int64_t kClientMaxMessage = 4 << 20;
+// A quiet follower checks history for dropped events this often.
+constexpr int64_t kIdleBackfillMs = 500;
 
 Status StatusFromError(const wire::ErrorReply& e) {
   uint16_t code = e.code();
@@ -269,6 +271,7 @@ struct EventFollower::Impl {
   std::unique_ptr<zmq::socket_t> sub;
   std::string prefix;
   uint64_t next = 1;                 // next seq not yet delivered / skipped
+  int64_t last_backfill_ms = 0;
   std::deque<DecodedEnvelope> ready;  // in order, to hand out
 
   // Pulls history [next, upto] (upto 0 = up to the head) into `ready`.
@@ -322,9 +325,20 @@ Result<std::optional<DecodedEnvelope>> EventFollower::Next(int64_t wait_ms) {
     const int64_t left = until - MonotonicMs();
     if (left < 0) return std::optional<DecodedEnvelope>();
     zmq::pollitem_t item{impl_->sub->handle(), 0, ZMQ_POLLIN, 0};
-    zmq::poll(&item, 1, std::chrono::milliseconds(left));
+    zmq::poll(&item, 1, std::chrono::milliseconds(std::min<int64_t>(left, kIdleBackfillMs)));
     auto frames = RecvMultipartNoWait(*impl_->sub);
-    if (!frames || frames->size() != 2) continue;
+    if (!frames) {
+      // Quiet: the tail of a burst may have been dropped on the way (a slow
+      // subscriber's queue overflowed). Gaps show only when a later event
+      // arrives, so ask history now and then.
+      if (MonotonicMs() - impl_->last_backfill_ms >= kIdleBackfillMs) {
+        impl_->last_backfill_ms = MonotonicMs();
+        Status s = impl_->Backfill(0);
+        if (!s.ok() && s.code() != StatusCode::kUnavailable) return s;  // broker restarting: later
+      }
+      continue;
+    }
+    if (frames->size() != 2) continue;
     auto env = DecodeEnvelope((*frames)[1].data(), (*frames)[1].size(),
                               static_cast<size_t>(kClientMaxMessage));
     if (!env.ok() || (*env)->body_as_Event() == nullptr) continue;

@@ -20,7 +20,10 @@ void ConfigureCurveClient(zmq::socket_t& s, const CurveKeyPair& own,
 
 void ApplyCommonOptions(zmq::socket_t& s, int64_t max_message_bytes) {
   s.set(zmq::sockopt::linger, 0);
-  s.set(zmq::sockopt::maxmsgsize, max_message_bytes);
+  // libzmq checks the limit on the CURVE-encrypted frame, which is a few
+  // dozen bytes larger than the payload; the codec enforces the exact cap
+  // (and answers with an error instead of dropping the connection).
+  s.set(zmq::sockopt::maxmsgsize, max_message_bytes + 256);
 }
 
 std::optional<std::vector<zmq::message_t>> RecvMultipartNoWait(zmq::socket_t& s) {
