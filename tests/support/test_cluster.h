@@ -55,6 +55,15 @@ struct TestClusterOptions {
   // Extra ledgerkeep-broker flags, e.g. {"--ack-timeout-ms", "300"}.
   std::vector<std::string> broker_args;
   std::string log_level = "info";
+  // Run a ledgerd under every replica agent and a stand-in service under
+  // every client (node configs in nodes/<node>.toml, like `./run cluster
+  // up`). All replicas share one chain seed and genesis time. Default: off.
+  bool with_ledger = false;
+  int ledger_blocks_per_sec = 200;     // Default: 200
+  int ledger_payload_bytes = 1024;     // Default: 1024
+  int ledger_st_blocks_per_sec = 2000; // state transfer speed. Default: 2000
+  // Extra lines for every node config (e.g. a [backup] section).
+  std::string node_config_extra;
   // Print the log tails when destroyed during a failed test. Default: true.
   bool dump_logs_on_failure = true;
 };
@@ -78,6 +87,10 @@ class TestCluster {
   const CurveKeyPair& Key(const std::string& name) const;  // any key made by Create()
   std::string DataDir(const std::string& node) const;     // data/<node>
   std::string LogPath(const std::string& node) const;     // logs/<node>.log
+  // with_ledger: nodes/<node>.toml, the replica's DB and control socket.
+  std::string NodeConfigPath(const std::string& node) const;
+  std::string LedgerDb(const std::string& node) const;
+  std::string LedgerControl(const std::string& node) const;
   // Agent node ids, replicas first: r1.., c1..
   const std::vector<std::string>& AgentNodes() const { return agents_; }
   wire::Role RoleOf(const std::string& node) const;
@@ -136,6 +149,8 @@ class TestCluster {
   explicit TestCluster(TestClusterOptions options);
   Status Setup();
   Status WriteConfig();
+  Status WriteNodeConfigs();
+  void KillComponents();
   Result<std::unique_ptr<ChildProcess>> Spawn(const std::string& node, std::vector<std::string> argv);
 
   TestClusterOptions opt_;
