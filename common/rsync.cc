@@ -628,14 +628,16 @@ Result<std::vector<RemoteEntry>> RsyncRunner::ListRemote(const std::string& dir,
     if (r.term_signal == 0 && r.exit_code == 0) return std::nullopt;
     return ClassifyRsyncFailure(r, what);
   };
-  LK_ASSIGN_OR_RETURN(RetryOutcome outcome, RunWithRetries(runner_, options_, argv, what, 0, judge, Hooks{}));
-  if (outcome.result.stdout_tail.size() >= kProcessOutputTailBytes) {
-    return Status::IOError(what + ": the listing is larger than " + std::to_string(kProcessOutputTailBytes) +
-                           " bytes; list a smaller directory");
-  }
+  // The whole listing, not just the result's 64 KiB tail.
+  std::string listing;
+  Hooks hooks;
+  hooks.on_attempt = [&](int) { listing.clear(); };
+  hooks.on_stdout = [&](std::string_view chunk) { listing.append(chunk); };
+  LK_ASSIGN_OR_RETURN(RetryOutcome outcome, RunWithRetries(runner_, options_, argv, what, 0, judge, hooks));
+  (void)outcome;
   std::vector<RemoteEntry> out;
   // "drwxr-xr-x          4,096 2026/11/25 09:24:28 name"
-  for (auto line : Lines(outcome.result.stdout_tail)) {
+  for (auto line : Lines(listing)) {
     size_t pos = 0;
     std::string_view fields[4];
     bool ok = true;

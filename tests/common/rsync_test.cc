@@ -573,6 +573,17 @@ TEST_F(RsyncLocalTest, ListRemoteReturnsNamesSizesAndTypes) {
   EXPECT_EQ((*list)[2].name, "s1");
   EXPECT_EQ((*list)[2].type, RemoteEntry::Type::kDirectory);
 
+  // A listing larger than a ProcessResult's 64 KiB output tail.
+  for (int i = 0; i < 1500; ++i) {
+    fs::create_directories(dir_ + "/many/d" + std::to_string(i % 10));
+    std::ofstream(dir_ + "/many/d" + std::to_string(i % 10) + "/file-" + std::to_string(i) + ".sst");
+  }
+  auto tree = rsync.ListRemote(dir_ + "/many", /*recursive=*/true);
+  ASSERT_TRUE(tree.ok()) << tree.status().ToString();
+  EXPECT_EQ(tree->size(), 1510u);  // 1500 files + 10 directories
+  EXPECT_EQ(tree->front().name, "d0");
+  EXPECT_EQ(tree->back().name, "d9/file-999.sst");
+
   auto missing = rsync.ListRemote(dir_ + "/nope");
   ASSERT_FALSE(missing.ok());
   EXPECT_EQ(missing.status().code(), StatusCode::kNotFound) << missing.status().ToString();
