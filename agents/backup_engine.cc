@@ -11,6 +11,7 @@
 #include <filesystem>
 #include <map>
 #include <regex>
+#include <sstream>
 
 #include "common/file_util.h"
 #include "common/rsync.h"
@@ -75,29 +76,53 @@ struct BackupEngine::Impl {
   std::string work;
   RsyncRunner rsync;
 
-  static RsyncOptions MakeRsyncOptions(const BackupRunOptions& o) {
+  RsyncOptions MakeRsyncOptions(const BackupRunOptions& opts) const {
     RsyncOptions r;
-    std::string ssh = o.destination.SshCommand();
-    for (const auto& extra : o.ssh_options) ssh += " " + extra;
+    std::string ssh = opts.destination.SshCommand();
+    if (!ssh.empty()) {
+      // One SSH connection for the whole run: a run makes a dozen small
+      // calls (owner marker, listing, manifest, DONE, retention) besides
+      // the transfer, and a handshake each would dominate small runs.
+      // (Unix socket paths are short: fall back to /tmp for deep work dirs.)
+      const std::string dir = work.size() < 60 ? work : std::string("/tmp");
+      ssh += " -o ControlMaster=auto -o ControlPersist=30 -o ControlPath=" + dir + "/lk-ssh-%C";
+    }
+    for (const auto& extra : opts.ssh_options) ssh += " " + extra;
     if (!ssh.empty()) r.ssh_command = ssh;
-    r.io_timeout_s = o.io_timeout_s;
-    r.max_attempts = o.max_attempts;
-    r.backoff_base_ms = o.backoff_base_ms;
-    r.cancelled = o.cancelled;
+    r.io_timeout_s = opts.io_timeout_s;
+    r.max_attempts = opts.max_attempts;
+    r.backoff_base_ms = opts.backoff_base_ms;
+    r.cancelled = opts.cancelled;
     return r;
   }
 
   Impl(const BackupRunOptions& opts, ProcessRunner* r, const Clock* c, std::string w)
-      : o(opts), runner(r), clock(c), work(std::move(w)), rsync(r, MakeRsyncOptions(opts)) {}
+      : o(opts), runner(r), clock(c), work(std::move(w)), rsync(r, MakeRsyncOptions(opts)) {
+    CreateDirectories(work, 0700).IgnoreError();  // reported by the first write into it
+  }
 
   std::string Remote(const std::string& sub) const { return o.destination.RsyncPath(sub); }
 
   // Reads a small file from the destination; NotFound if it is not there.
+  bool IsSsh() const { return o.destination.kind == BackupDestination::Kind::kSsh; }
+
+  // A command on an SSH destination's host (over the run's shared connection).
+  Result<ProcessResult> OnHost(const std::vector<std::string>& argv) {
+    return rsync.RunOnHost(o.destination.UserHost(), argv);
+  }
+
   Result<std::string> ReadRemote(const std::string& sub) {
     if (o.destination.kind == BackupDestination::Kind::kLocal) {
       const std::string p = o.destination.path + "/" + sub;
       if (!std::filesystem::exists(p)) return Status::NotFound(p + " does not exist");
       return ReadFileToString(p);
+    }
+    if (IsSsh()) {  // small files: one command instead of an rsync session
+      const std::string p = o.destination.path + "/" + sub;
+      LK_ASSIGN_OR_RETURN(auto r, OnHost({"sh", "-c", "test -f \"$1\" || exit 3; cat \"$1\"", "sh", p}));
+      if (r.exit_code == 3) return Status::NotFound(o.destination.RsyncPath(sub) + " does not exist");
+      if (r.exit_code != 0) return Status::IOError("cannot read " + o.destination.RsyncPath(sub) + ": " + r.output);
+      return r.stdout_tail;
     }
     LK_RETURN_IF_ERROR(CreateDirectories(work + "/fetch", 0700));
     const std::string local = work + "/fetch/" + std::filesystem::path(sub).filename().string();
@@ -115,12 +140,29 @@ struct BackupEngine::Impl {
     return ReadFileToString(local);
   }
 
-  // Writes a small file to the destination (crash-safe on local disks).
+  // Writes a small file to the destination (crash-safe: tmp + rename).
   Status WriteRemote(const std::string& sub, const std::string& content) {
     if (o.destination.kind == BackupDestination::Kind::kLocal) {
       const std::string p = o.destination.path + "/" + sub;
       LK_RETURN_IF_ERROR(CreateDirectories(std::filesystem::path(p).parent_path().string()));
       return WriteFileAtomically(p, content);
+    }
+    if (IsSsh() && content.size() < 64 * 1024) {
+      const std::string p = o.destination.path + "/" + sub;
+      LK_ASSIGN_OR_RETURN(
+          auto r, OnHost({"sh", "-c",
+                          "mkdir -p \"$(dirname \"$1\")\" && printf '%s' \"$2\" > \"$1.tmp\" && sync \"$1.tmp\" "
+                          "2>/dev/null; mv \"$1.tmp\" \"$1\"",
+                          "sh", p, content}));
+      if (r.exit_code != 0) {
+        std::string why = r.output;
+        if (why.find("No space") != std::string::npos) return Status::NoSpace("write " + p + ": " + why);
+        if (why.find("denied") != std::string::npos || why.find("Read-only") != std::string::npos) {
+          return Status::PermissionDenied("write " + p + ": " + why);
+        }
+        return Status::IOError("cannot write " + o.destination.RsyncPath(sub) + ": " + why);
+      }
+      return Status::OK();
     }
     LK_RETURN_IF_ERROR(CreateDirectories(work + "/stage", 0700));
     const std::string local = work + "/stage/" + std::filesystem::path(sub).filename().string();
@@ -172,6 +214,24 @@ struct BackupEngine::Impl {
   Result<Listing> ListSnapshots() {
     Listing l;
     std::map<std::string, bool> seen;
+    if (IsSsh()) {
+      LK_ASSIGN_OR_RETURN(auto r, OnHost({"sh", "-c",
+                                          "test -d \"$1\" || exit 0; cd \"$1\" && "
+                                          "find . -mindepth 1 -maxdepth 2 -printf '%y %P\\n'",
+                                          "sh", o.destination.path + "/snapshots"}));
+      if (r.exit_code != 0) return Status::IOError("cannot list " + Remote("snapshots") + ": " + r.output);
+      std::istringstream in(r.stdout_tail);
+      std::string type, name;
+      while (in >> type >> name) {
+        auto slash = name.find('/');
+        std::string id = name.substr(0, slash);
+        if (!std::regex_match(id, kSnapshotIdRe)) continue;
+        bool& done = seen[id];
+        if (slash != std::string::npos && name.substr(slash + 1) == "DONE" && type == "f") done = true;
+      }
+      for (const auto& [id, done] : seen) (done ? l.complete : l.incomplete).push_back(id);
+      return l;
+    }
     auto entries = rsync.ListRemote(Remote("snapshots"), /*recursive=*/true);
     if (!entries.ok()) {
       if (entries.status().code() == StatusCode::kNotFound) return l;
@@ -246,15 +306,17 @@ struct BackupEngine::Impl {
     // 1. A checkpoint from the running ledgerd.
     if (!o.ledger_control.empty()) {
       ledger::ControlClientOptions co;
-      co.timeout = std::chrono::milliseconds(2000);
+      co.timeout = std::chrono::milliseconds(1000);
       ledger::LedgerControlClient client(o.ledger_control, co);
       const std::string dir = std::filesystem::path(o.ledger_db).parent_path().string() +
                               "/.ledgerkeep-checkpoint-" + id;
       std::error_code ec;
       std::filesystem::remove_all(dir, ec);
-      // Ask quickly whether ledgerd is up; only then wait for a checkpoint
-      // (which flushes memtables and may take a while).
-      auto up = client.GetStatus();
+      // Ask quickly whether ledgerd is up (it removes its socket when it
+      // stops); only then wait for a checkpoint, which flushes memtables.
+      auto up = std::filesystem::exists(o.ledger_control)
+                    ? client.GetStatus()
+                    : Result<ledger::LedgerStatus>(Status::Unavailable("ledgerd is not running"));
       auto cp = up.ok() ? client.Checkpoint(dir) : Result<ledger::CheckpointInfo>(up.status());
       if (cp.ok()) {
         src->dir = dir;
@@ -307,7 +369,20 @@ struct BackupEngine::Impl {
     return w;
   }
 
+  // Phase timings, logged with the result ("claim 12 ms, transfer 900 ms, ...").
+  std::string timings;
+  int64_t phase_start = 0;
+  std::string phase_name;
+  void EndPhase() {
+    if (phase_name.empty()) return;
+    timings += (timings.empty() ? "" : ", ") + phase_name + " " + std::to_string(MonotonicMs() - phase_start) + " ms";
+    phase_name.clear();
+  }
+
   void Emit(const std::string& phase, double percent) {
+    EndPhase();
+    phase_name = phase;
+    phase_start = MonotonicMs();
     if (!o.on_progress) return;
     wire::ProgressT p;
     p.phase = phase;
@@ -362,6 +437,7 @@ struct BackupEngine::Impl {
       if (o.on_progress) o.on_progress(ToProgress(p, "transfer"));
     };
     RsyncRunner copier(runner, ro);
+    Emit("transfer", 0);
     const std::string data_dest = Remote("snapshots/" + id + "/data/");
     auto copied = copier.Copy({src->dir + "/"}, data_dest);
     if (!copied.ok()) return copied.status();
@@ -407,6 +483,7 @@ struct BackupEngine::Impl {
     src.reset();  // release the checkpoint / DB lock before retention
 
     // Retention and clean-up of incomplete runs.
+    Emit("retention", 100);
     std::vector<std::string> complete = listing.complete;
     complete.push_back(id);
     for (const auto& dead : listing.incomplete) {
@@ -429,7 +506,9 @@ struct BackupEngine::Impl {
         else spdlog::info("retention: deleted snapshot {}", complete[i]);
       }
     }
+    EndPhase();
     res.duration_ms = clock->NowMs() - started;
+    spdlog::info("snapshot {} phases: {}", id, timings);
     return Status::OK();
   }
 };

@@ -131,7 +131,13 @@ std::string BackupDestination::RsyncPath(const std::string& sub) const {
 
 std::string BackupDestination::SshCommand() const {
   if (kind != Kind::kSsh) return "";
-  std::string cmd = "ssh -o BatchMode=yes -o ConnectTimeout=10 -o ServerAliveInterval=15";
+  // AES-GCM first: with AES-NI it encrypts several times faster than the
+  // default chacha20-poly1305, and on a backup network ssh is the bottleneck.
+  // Hosts keys are trusted on first use and checked after (accept-new).
+  std::string cmd =
+      "ssh -o BatchMode=yes -o ConnectTimeout=10 -o ServerAliveInterval=15 -o Compression=no "
+      "-o StrictHostKeyChecking=accept-new "
+      "-c aes128-gcm@openssh.com,aes256-gcm@openssh.com,chacha20-poly1305@openssh.com";
   if (port != 0) cmd += " -p " + std::to_string(port);
   if (!ssh_key.empty()) cmd += " -i " + ssh_key + " -o IdentitiesOnly=yes";
   return cmd;

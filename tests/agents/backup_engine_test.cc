@@ -3,17 +3,28 @@
 // losing anything.
 #include "agents/backup_engine.h"
 
+#include <arpa/inet.h>
 #include <gtest/gtest.h>
+#include <netinet/in.h>
+#include <poll.h>
 #include <signal.h>
 #include <sys/mount.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
+#include <algorithm>
+#include <atomic>
+#include <cctype>
 #include <filesystem>
 #include <fstream>
 #include <map>
+#include <mutex>
+#include <thread>
 
 #include "ledger/control_client.h"
 #include "ledger/ledger_store.h"
+#include "tests/common/sshd_fixture.h"
 #include "tests/support/child_process.h"
 #include "tests/support/temp_dir.h"
 #include "tests/support/wait.h"
@@ -26,6 +37,181 @@ using test::ChildProcess;
 using test::TempDir;
 
 std::string Bin(const std::string& name) { return std::string(LEDGERKEEP_BIN_DIR) + "/" + name; }
+
+// A TCP relay on 127.0.0.1 to `target_port` that passes client->server bytes
+// at most `rate` bytes per second (0 = as fast as possible; changeable while
+// connections are open). Makes a loopback transfer slow enough to interrupt.
+class ThrottledRelay {
+ public:
+  ThrottledRelay(int target_port, int64_t rate_bps) : target_port_(target_port), rate_(rate_bps) {}
+  ~ThrottledRelay() {
+    stop_ = true;
+    if (acceptor_.joinable()) acceptor_.join();
+    std::lock_guard<std::mutex> lock(mu_);
+    for (int fd : fds_) ::shutdown(fd, SHUT_RDWR);
+    for (auto& t : pumps_) t.join();
+    for (int fd : fds_) ::close(fd);
+    if (listen_fd_ >= 0) ::close(listen_fd_);
+  }
+  Status Start() {
+    listen_fd_ = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (listen_fd_ < 0) return Status::FromErrno(errno, "socket");
+    sockaddr_in a{};
+    a.sin_family = AF_INET;
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    socklen_t len = sizeof a;
+    if (::bind(listen_fd_, reinterpret_cast<sockaddr*>(&a), sizeof a) != 0 || ::listen(listen_fd_, 16) != 0 ||
+        ::getsockname(listen_fd_, reinterpret_cast<sockaddr*>(&a), &len) != 0) {
+      return Status::FromErrno(errno, "relay bind/listen");
+    }
+    port_ = ntohs(a.sin_port);
+    acceptor_ = std::thread([this] { AcceptLoop(); });
+    return Status::OK();
+  }
+  int port() const { return port_; }
+  void SetRate(int64_t bps) { rate_ = bps; }
+
+ private:
+  void AcceptLoop() {
+    while (!stop_) {
+      pollfd p{listen_fd_, POLLIN, 0};
+      if (::poll(&p, 1, 50) <= 0) continue;
+      int in = ::accept4(listen_fd_, nullptr, nullptr, SOCK_CLOEXEC);
+      if (in < 0) continue;
+      int out = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+      sockaddr_in a{};
+      a.sin_family = AF_INET;
+      a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+      a.sin_port = htons(static_cast<uint16_t>(target_port_));
+      if (out < 0 || ::connect(out, reinterpret_cast<sockaddr*>(&a), sizeof a) != 0) {
+        ::close(in);
+        if (out >= 0) ::close(out);
+        continue;
+      }
+      std::lock_guard<std::mutex> lock(mu_);
+      fds_.push_back(in);
+      fds_.push_back(out);
+      pumps_.emplace_back([this, in, out] { Pump(in, out, true); });
+      pumps_.emplace_back([this, in, out] { Pump(out, in, false); });
+    }
+  }
+  void Pump(int from, int to, bool throttled) {
+    char buf[8192];
+    while (!stop_) {
+      pollfd p{from, POLLIN, 0};
+      if (::poll(&p, 1, 50) <= 0) continue;
+      const int64_t rate = rate_;
+      size_t want = sizeof buf;
+      if (throttled && rate > 0) want = std::min<size_t>(want, static_cast<size_t>(std::max<int64_t>(rate / 20, 512)));
+      ssize_t n = ::read(from, buf, want);
+      if (n <= 0) break;
+      for (ssize_t off = 0; off < n;) {
+        ssize_t w = ::send(to, buf + off, static_cast<size_t>(n - off), MSG_NOSIGNAL);
+        if (w <= 0) {
+          ::shutdown(from, SHUT_RDWR);
+          return;
+        }
+        off += w;
+      }
+      if (throttled && rate > 0) std::this_thread::sleep_for(std::chrono::microseconds(n * 1'000'000 / rate));
+    }
+    ::shutdown(to, SHUT_WR);
+  }
+
+  int target_port_;
+  std::atomic<int64_t> rate_;
+  std::atomic<bool> stop_{false};
+  int listen_fd_ = -1;
+  int port_ = 0;
+  std::thread acceptor_;
+  std::mutex mu_;
+  std::vector<int> fds_;
+  std::vector<std::thread> pumps_;
+};
+
+// A real `rsync --daemon` on loopback with one writable module "backup".
+class RsyncDaemon {
+ public:
+  ~RsyncDaemon() {
+    if (started_) testing::StopDaemon(id_);
+  }
+  Status Start(const std::string& dir) {
+    dir_ = dir;
+    std::filesystem::create_directories(module_dir());
+    port_ = testing::FreeLoopbackPort();
+    const std::string conf = dir_ + "/rsyncd.conf";
+    std::ofstream(conf) << "pid file = " << dir_ << "/rsyncd.pid\nuse chroot = no\n"
+                        << "[backup]\n  path = " << module_dir() << "\n  read only = no\n  uid = root\n  gid = root\n";
+    LK_ASSIGN_OR_RETURN(id_, ProcessRunner::Real()->Spawn(
+                                 {"rsync", "--daemon", "--no-detach", "--address=127.0.0.1",
+                                  "--port=" + std::to_string(port_), "--config=" + conf,
+                                  "--log-file=" + dir_ + "/rsyncd.log"},
+                                 dir_ + "/rsyncd.out"));
+    started_ = true;
+    return testing::WaitUntilListening(id_, port_, dir_ + "/rsyncd.out");
+  }
+  int port() const { return port_; }
+  std::string module_dir() const { return dir_ + "/module"; }
+
+ private:
+  std::string dir_;
+  int port_ = 0;
+  ProcessId id_;
+  bool started_ = false;
+};
+
+// Processes whose command line (arguments joined by spaces) contains every
+// needle, e.g. the rsync copying into one snapshot.
+std::vector<pid_t> FindProcesses(const std::vector<std::string>& needles) {
+  std::vector<pid_t> out;
+  std::error_code ec;
+  for (const auto& e : std::filesystem::directory_iterator("/proc", ec)) {
+    const std::string name = e.path().filename().string();
+    if (name.find_first_not_of("0123456789") != std::string::npos) continue;
+    std::string cmd = test::ReadFile(e.path().string() + "/cmdline");
+    std::replace(cmd.begin(), cmd.end(), '\0', ' ');
+    bool all = !cmd.empty();
+    for (const auto& n : needles) all = all && cmd.find(n) != std::string::npos;
+    if (all) out.push_back(static_cast<pid_t>(std::stol(name)));
+  }
+  return out;
+}
+
+std::vector<std::string> DirEntries(const std::string& dir) {
+  std::vector<std::string> out;
+  std::error_code ec;
+  for (const auto& e : std::filesystem::directory_iterator(dir, ec)) out.push_back(e.path().filename().string());
+  std::sort(out.begin(), out.end());
+  return out;
+}
+
+// Every file of a published snapshot has the checksum its manifest lists,
+// and DONE holds the manifest's digest.
+void ExpectSnapshotVerifies(const std::string& snap) {
+  const std::string manifest = test::ReadFile(snap + "/MANIFEST.json");
+  std::string done = test::ReadFile(snap + "/DONE");
+  while (!done.empty() && done.back() == '\n') done.pop_back();
+  EXPECT_EQ(done, Sha256Hex(manifest)) << snap;
+  auto m = SnapshotManifest::Parse(manifest);
+  ASSERT_TRUE(m.ok()) << snap << ": " << m.status().ToString();
+  EXPECT_FALSE(m->files.empty());
+  for (const auto& f : m->files) {
+    auto h = HashFileXxh128(snap + "/data/" + f.path);
+    ASSERT_TRUE(h.ok()) << f.path << ": " << h.status().ToString();
+    EXPECT_EQ(*h, f.xxh128) << snap << "/data/" << f.path;
+  }
+}
+
+std::string Lower(std::string s) {
+  std::transform(s.begin(), s.end(), s.begin(), [](unsigned char c) { return std::tolower(c); });
+  return s;
+}
+
+// Unmounts (lazily) when the test leaves its scope, assertions included.
+struct ScopedUnmount {
+  std::string path;
+  ~ScopedUnmount() { ::umount2(path.c_str(), MNT_DETACH); }
+};
 
 class BackupEngineTest : public ::testing::Test {
  protected:
@@ -73,6 +259,14 @@ class BackupEngineTest : public ::testing::Test {
     o.backoff_base_ms = 50;
     o.io_timeout_s = 10;
     return o;
+  }
+
+  // RocksDB checkpoints a run left next to the ledger DB.
+  std::vector<std::string> LeakedCheckpoints() {
+    std::vector<std::string> out;
+    for (const auto& n : DirEntries(tmp_.path() + "/node"))
+      if (n.rfind(".ledgerkeep-checkpoint-", 0) == 0) out.push_back(n);
+    return out;
   }
 
   static ino_t Inode(const std::string& p) {
@@ -250,6 +444,83 @@ TEST_F(BackupEngineTest, FullDestinationDiskFailsWithNoSpaceAndKeepsEarlierSnaps
   ASSERT_FALSE(res.ok);
   EXPECT_NE(res.error.find("NoSpace"), std::string::npos) << res.error;
   EXPECT_TRUE(first_kept) << "the earlier snapshot was damaged by the failed run";
+}
+
+TEST_F(BackupEngineTest, RsyncKilledMidTransferIsRetriedAndResumed) {
+  test::TempDir dtmp("lk-rsyncd-");
+  RsyncDaemon daemon;
+  ASSERT_TRUE(daemon.Start(dtmp.path()).ok());
+  // 512 KiB/s towards the daemon: the copy takes seconds, so the kill below
+  // always lands while rsync runs.
+  ThrottledRelay relay(daemon.port(), 512 * 1024);
+  ASSERT_TRUE(relay.Start().ok());
+  WaitForBlocks(600);
+  auto o = Options("rsync://127.0.0.1:" + std::to_string(relay.port()) + "/backup/r1");
+  o.max_attempts = 3;
+  pid_t killed = 0;
+  int transfer_reports = 0;
+  o.on_progress = [&](const wire::ProgressT& p) {
+    if (p.phase != "transfer" || killed != 0) return;
+    ++transfer_reports;
+    auto pids = FindProcesses({"--info=progress2", "/backup/r1/snapshots/"});
+    if (pids.empty()) return;  // the first report comes before rsync starts
+    ::kill(pids.front(), SIGKILL);
+    killed = pids.front();
+    relay.SetRate(0);  // the retry need not crawl
+  };
+  auto res = engine_.Run(o);
+  ASSERT_NE(killed, 0) << "never saw the rsync running (" << transfer_reports << " transfer reports)";
+  ASSERT_TRUE(res.ok) << res.error;
+  EXPECT_EQ(res.attempts, 2u);
+  EXPECT_TRUE(res.consistent);
+  const std::string dest = daemon.module_dir() + "/r1";
+  EXPECT_EQ(DirEntries(dest + "/snapshots"), std::vector<std::string>{res.snapshot_id});
+  ExpectSnapshotVerifies(dest + "/snapshots/" + res.snapshot_id);
+  EXPECT_TRUE(LeakedCheckpoints().empty());
+}
+
+TEST_F(BackupEngineTest, PermissionDeniedDestinationFailsClearly) {
+  WaitForBlocks(100);
+  // A destination on a read-only filesystem from the start.
+  const std::string ro = tmp_.path() + "/ro";
+  std::filesystem::create_directories(ro);
+  if (::mount("tmpfs", ro.c_str(), "tmpfs", MS_RDONLY, "size=1m") != 0) {
+    GTEST_SKIP() << "cannot mount a tmpfs here (needs root): " << std::strerror(errno);
+  }
+  {
+    ScopedUnmount unmount{ro};
+    auto res = engine_.Run(Options(ro + "/r1"));
+    ASSERT_FALSE(res.ok);
+    EXPECT_NE(Lower(res.error).find("read-only"), std::string::npos) << res.error;
+    EXPECT_NE(res.error.find(ro + "/r1"), std::string::npos) << "the error does not name the destination: " << res.error;
+    EXPECT_TRUE(DirEntries(ro).empty());
+    EXPECT_TRUE(LeakedCheckpoints().empty());
+  }
+
+  // A destination that turns read-only after a first snapshot: the transfer
+  // fails as permission denied (not retried), and the first is untouched.
+  const std::string mnt = tmp_.path() + "/rw";
+  std::filesystem::create_directories(mnt);
+  ASSERT_EQ(::mount("tmpfs", mnt.c_str(), "tmpfs", 0, "size=64m"), 0) << std::strerror(errno);
+  ScopedUnmount unmount{mnt};
+  const std::string dest = mnt + "/r1";
+  auto first = engine_.Run(Options(dest));
+  ASSERT_TRUE(first.ok) << first.error;
+  const std::string snap = dest + "/snapshots/" + first.snapshot_id;
+  const std::string manifest_before = test::ReadFile(snap + "/MANIFEST.json");
+  ASSERT_EQ(::mount(nullptr, mnt.c_str(), nullptr, MS_REMOUNT | MS_RDONLY, nullptr), 0) << std::strerror(errno);
+  WaitForBlocks(50);
+  auto o = Options(dest);
+  o.max_attempts = 4;
+  auto res = engine_.Run(o);
+  ASSERT_FALSE(res.ok);
+  EXPECT_NE(res.error.find("PermissionDenied"), std::string::npos) << res.error;
+  EXPECT_NE(Lower(res.error).find("read-only"), std::string::npos) << res.error;
+  EXPECT_EQ(res.error.find("gave up after"), std::string::npos) << "a read-only destination was retried: " << res.error;
+  EXPECT_EQ(DirEntries(dest + "/snapshots"), std::vector<std::string>{first.snapshot_id});
+  EXPECT_EQ(test::ReadFile(snap + "/MANIFEST.json"), manifest_before);
+  ExpectSnapshotVerifies(snap);
+  EXPECT_TRUE(LeakedCheckpoints().empty()) << "the failed run left its RocksDB checkpoint behind";
 }
 
 }  // namespace

@@ -1,0 +1,168 @@
+// bench_backup: ledgerkeep's replica backup (BackupEngine: checksums,
+// whole-file rsync over SSH, --link-dest snapshots) against the runbook's
+// method (`rsync -a` over ssh with default options) on the same generated
+// ledger, over a real sshd on loopback, all in one run. Also a run with no
+// change, and `cp -a` of the same data as the local physical limit.
+//
+// Usage: bench_backup [--gib 2.0] [--dir /tmp] [--incr-pct 1]
+// Prints a table, then one JSON line:
+//   {"full_speedup_vs_runbook": ..., "incr_speedup_vs_runbook": ...,
+//    "nochange_s": ..., "full_time_vs_cp": ...}
+#include <signal.h>
+#include <sys/stat.h>
+
+#include <chrono>
+#include <cstdio>
+#include <cstring>
+#include <filesystem>
+#include <map>
+#include <string>
+#include <thread>
+
+#include "agents/backup_engine.h"
+#include "common/clock.h"
+#include "common/process.h"
+#include "tests/common/sshd_fixture.h"
+
+namespace {
+
+using namespace ledgerkeep;
+namespace fs = std::filesystem;
+
+double Now() { return static_cast<double>(MonotonicMs()) / 1000.0; }
+
+uint64_t DirBytes(const std::string& dir) {
+  uint64_t total = 0;
+  std::error_code ec;
+  for (fs::recursive_directory_iterator it(dir, ec), end; !ec && it != end; it.increment(ec)) {
+    if (it->is_regular_file()) total += it->file_size();
+  }
+  return total;
+}
+
+[[noreturn]] void Die(const std::string& what) {
+  std::fprintf(stderr, "bench_backup: %s\n", what.c_str());
+  std::exit(1);
+}
+
+// Runs ledgerd as fast as it goes until the DB holds `target` bytes.
+void GrowLedger(const std::string& db, const std::string& sock, uint64_t target) {
+  auto* runner = ProcessRunner::Real();
+  auto id = runner->Spawn({std::string(LEDGERKEEP_BIN_DIR) + "/ledgerd", "--db", db, "--control", sock,
+                           "--blocks-per-sec", "0", "--payload-bytes", "32768"},
+                          db + ".ledgerd.log");
+  if (!id.ok()) Die(id.status().ToString());
+  while (DirBytes(db) < target) {
+    if (!runner->IsAlive(*id)) Die("ledgerd exited; see " + db + ".ledgerd.log");
+    std::this_thread::sleep_for(std::chrono::milliseconds(200));
+  }
+  runner->Signal(*id, SIGTERM).IgnoreError();
+  while (runner->IsAlive(*id)) std::this_thread::sleep_for(std::chrono::milliseconds(50));
+}
+
+double Timed(const std::vector<std::string>& argv) {
+  const double t0 = Now();
+  auto r = ProcessRunner::Real()->Run(argv, 3'600'000);
+  if (!r.ok() || r->exit_code != 0) {
+    Die(argv[0] + " failed: " + (r.ok() ? r->output : r.status().ToString()));
+  }
+  return Now() - t0;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  double gib = 2.0;
+  double incr_pct = 1.0;
+  std::string base = "/tmp";
+  for (int i = 1; i + 1 < argc; i += 2) {
+    if (!std::strcmp(argv[i], "--gib")) gib = std::atof(argv[i + 1]);
+    else if (!std::strcmp(argv[i], "--dir")) base = argv[i + 1];
+    else if (!std::strcmp(argv[i], "--incr-pct")) incr_pct = std::atof(argv[i + 1]);
+  }
+  std::string root = base + "/lk-bench-backup-XXXXXX";
+  if (::mkdtemp(root.data()) == nullptr) Die("mkdtemp");
+  const std::string db = root + "/src/db";
+  const std::string sock = root + "/src/ledgerd.sock";
+  fs::create_directories(root + "/src");
+
+  std::fprintf(stderr, "generating a %.1f GiB ledger in %s ...\n", gib, db.c_str());
+  GrowLedger(db, sock, static_cast<uint64_t>(gib * (1ULL << 30)));
+  const uint64_t full_bytes = DirBytes(db);
+
+  testing::SshdServer sshd;
+  if (Status s = sshd.Start(); !s.ok()) Die("sshd: " + s.ToString());
+  const std::string runbook_ssh = "ssh -i " + sshd.client_key() + " -p " + std::to_string(sshd.port()) +
+                                  " -o StrictHostKeyChecking=no -o UserKnownHostsFile=/dev/null -o LogLevel=ERROR";
+
+  // Warm the page cache once so every method reads the source from memory.
+  Timed({"sh", "-c", "cat " + db + "/* > /dev/null"});
+
+  BackupRunOptions o;
+  o.destination = *ParseDestination("root@127.0.0.1:" + root + "/ours", "", sshd.client_key(),
+                                    static_cast<uint16_t>(sshd.port()));
+  o.cluster_id = "bench";
+  o.node_id = "r1";
+  o.ledger_db = db;
+  o.ledger_control = sock;  // ledgerd is stopped: the engine copies the DB under its lock
+  o.ssh_options = {"-o", "StrictHostKeyChecking=no", "-o", "UserKnownHostsFile=/dev/null", "-o", "LogLevel=ERROR"};
+  BackupEngine engine(ProcessRunner::Real(), Clock::System(), root + "/work");
+
+  // (d) cp -a: the local physical limit.
+  const double cp_s = Timed({"cp", "-a", db, root + "/cp"});
+  // (a) full baseline.
+  const double runbook_full_s =
+      Timed({"rsync", "-a", "-e", runbook_ssh, db + "/", "root@127.0.0.1:" + root + "/runbook/"});
+  double t0 = Now();
+  auto full = engine.Run(o);
+  const double ours_full_s = Now() - t0;
+  if (!full.ok) Die("full backup failed: " + full.error);
+
+  // (b) incremental after about incr_pct% new blocks.
+  GrowLedger(db, sock, full_bytes + static_cast<uint64_t>(static_cast<double>(full_bytes) * incr_pct / 100.0));
+  Timed({"sh", "-c", "cat " + db + "/* > /dev/null"});
+  const double runbook_incr_s =
+      Timed({"rsync", "-a", "-e", runbook_ssh, db + "/", "root@127.0.0.1:" + root + "/runbook/"});
+  t0 = Now();
+  auto incr = engine.Run(o);
+  const double ours_incr_s = Now() - t0;
+  if (!incr.ok) Die("incremental backup failed: " + incr.error);
+  // New SST bytes: files of the new snapshot that the previous one lacks.
+  uint64_t new_sst_bytes = 0;
+  const std::string prev_dir = root + "/ours/snapshots/" + full.snapshot_id + "/data/";
+  for (const auto& e : fs::directory_iterator(root + "/ours/snapshots/" + incr.snapshot_id + "/data/")) {
+    if (e.path().extension() == ".sst" && !fs::exists(prev_dir + e.path().filename().string())) {
+      new_sst_bytes += e.file_size();
+    }
+  }
+
+  // (c) no change at all.
+  t0 = Now();
+  auto none = engine.Run(o);
+  const double nochange_s = Now() - t0;
+  if (!none.ok) Die("no-change backup failed: " + none.error);
+
+  std::printf("ledger: %.2f GiB, %llu files; sshd on 127.0.0.1:%d; %u cores\n",
+              static_cast<double>(full_bytes) / (1 << 30), static_cast<unsigned long long>(full.files_total),
+              sshd.port(), std::thread::hardware_concurrency());
+  std::printf("%-34s %10s %10s %12s\n", "case", "seconds", "MiB/s", "vs runbook");
+  auto row = [&](const char* name, double s, uint64_t bytes, double baseline) {
+    std::printf("%-34s %10.2f %10.1f %12s\n", name, s, static_cast<double>(bytes) / (1 << 20) / s,
+                baseline > 0 ? (std::to_string(baseline / s).substr(0, 5) + "x").c_str() : "-");
+  };
+  row("full: runbook rsync -a over ssh", runbook_full_s, full_bytes, 0);
+  row("full: ledgerkeep snapshot", ours_full_s, full_bytes, runbook_full_s);
+  row("incremental: runbook rsync -a", runbook_incr_s, incr.bytes_total, 0);
+  row("incremental: ledgerkeep snapshot", ours_incr_s, incr.bytes_total, runbook_incr_s);
+  row("no change: ledgerkeep snapshot", nochange_s, none.bytes_total, 0);
+  row("cp -a (local physical limit)", cp_s, full_bytes, 0);
+  std::printf("incremental: ledgerkeep sent %.1f MiB for %.1f MiB of new SST files (%.2fx)\n",
+              static_cast<double>(incr.bytes_transferred) / (1 << 20), static_cast<double>(new_sst_bytes) / (1 << 20),
+              new_sst_bytes ? static_cast<double>(incr.bytes_transferred) / static_cast<double>(new_sst_bytes) : 0.0);
+  std::error_code ec;
+  fs::remove_all(root, ec);
+  std::printf("{\"full_speedup_vs_runbook\": %.2f, \"incr_speedup_vs_runbook\": %.2f, \"nochange_s\": %.2f, "
+              "\"full_time_vs_cp\": %.2f}\n",
+              runbook_full_s / ours_full_s, runbook_incr_s / ours_incr_s, nochange_s, ours_full_s / cp_s);
+  return 0;
+}

@@ -1,0 +1,422 @@
+// Backups to remote destinations through a real cluster (broker, agents,
+// ledgerd, CLI): over SSH to a real sshd, to a real rsync daemon, and an
+// agent SIGKILLed in the middle of a transfer to a daemon (made slow by a
+// throttling TCP relay so the kill lands mid-transfer every time).
+#include <arpa/inet.h>
+#include <gtest/gtest.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <signal.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <filesystem>
+#include <fstream>
+#include <mutex>
+#include <nlohmann/json.hpp>
+#include <thread>
+
+#include "agents/backup_manifest.h"
+#include "ledger/control_client.h"
+#include "tests/common/sshd_fixture.h"
+#include "tests/support/status_macros.h"
+#include "tests/support/test_cluster.h"
+#include "tests/support/wait.h"
+
+namespace ledgerkeep::test {
+namespace {
+
+namespace fs = std::filesystem;
+using namespace std::chrono_literals;
+
+// ---------------------------------------------------------------- helpers
+
+// A TCP relay on 127.0.0.1 to `target_port` that passes client->server bytes
+// at most `rate` bytes per second (0 = as fast as possible; changeable while
+// connections are open). Makes a loopback transfer slow enough to interrupt.
+class ThrottledRelay {
+ public:
+  ThrottledRelay(int target_port, int64_t rate_bps) : target_port_(target_port), rate_(rate_bps) {}
+  ~ThrottledRelay() {
+    stop_ = true;
+    if (acceptor_.joinable()) acceptor_.join();
+    std::lock_guard<std::mutex> lock(mu_);
+    for (int fd : fds_) ::shutdown(fd, SHUT_RDWR);
+    for (auto& t : pumps_) t.join();
+    for (int fd : fds_) ::close(fd);
+    if (listen_fd_ >= 0) ::close(listen_fd_);
+  }
+  Status Start() {
+    listen_fd_ = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (listen_fd_ < 0) return Status::FromErrno(errno, "socket");
+    sockaddr_in a{};
+    a.sin_family = AF_INET;
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    socklen_t len = sizeof a;
+    if (::bind(listen_fd_, reinterpret_cast<sockaddr*>(&a), sizeof a) != 0 || ::listen(listen_fd_, 16) != 0 ||
+        ::getsockname(listen_fd_, reinterpret_cast<sockaddr*>(&a), &len) != 0) {
+      return Status::FromErrno(errno, "relay bind/listen");
+    }
+    port_ = ntohs(a.sin_port);
+    acceptor_ = std::thread([this] { AcceptLoop(); });
+    return Status::OK();
+  }
+  int port() const { return port_; }
+  void SetRate(int64_t bps) { rate_ = bps; }
+  int64_t forwarded() const { return forwarded_; }
+
+ private:
+  void AcceptLoop() {
+    while (!stop_) {
+      pollfd p{listen_fd_, POLLIN, 0};
+      if (::poll(&p, 1, 50) <= 0) continue;
+      int in = ::accept4(listen_fd_, nullptr, nullptr, SOCK_CLOEXEC);
+      if (in < 0) continue;
+      int out = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+      sockaddr_in a{};
+      a.sin_family = AF_INET;
+      a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+      a.sin_port = htons(static_cast<uint16_t>(target_port_));
+      if (out < 0 || ::connect(out, reinterpret_cast<sockaddr*>(&a), sizeof a) != 0) {
+        ::close(in);
+        if (out >= 0) ::close(out);
+        continue;
+      }
+      std::lock_guard<std::mutex> lock(mu_);
+      fds_.push_back(in);
+      fds_.push_back(out);
+      pumps_.emplace_back([this, in, out] { Pump(in, out, true); });
+      pumps_.emplace_back([this, in, out] { Pump(out, in, false); });
+    }
+  }
+  void Pump(int from, int to, bool throttled) {
+    char buf[8192];
+    while (!stop_) {
+      pollfd p{from, POLLIN, 0};
+      if (::poll(&p, 1, 50) <= 0) continue;
+      const int64_t rate = rate_;
+      size_t want = sizeof buf;
+      if (throttled && rate > 0) want = std::min<size_t>(want, static_cast<size_t>(std::max<int64_t>(rate / 20, 512)));
+      ssize_t n = ::read(from, buf, want);
+      if (n <= 0) break;
+      for (ssize_t off = 0; off < n;) {
+        ssize_t w = ::send(to, buf + off, static_cast<size_t>(n - off), MSG_NOSIGNAL);
+        if (w <= 0) {
+          ::shutdown(from, SHUT_RDWR);
+          return;
+        }
+        off += w;
+      }
+      if (throttled) forwarded_ += n;
+      if (throttled && rate > 0) std::this_thread::sleep_for(std::chrono::microseconds(n * 1'000'000 / rate));
+    }
+    ::shutdown(to, SHUT_WR);
+  }
+
+  int target_port_;
+  std::atomic<int64_t> rate_;
+  std::atomic<int64_t> forwarded_{0};
+  std::atomic<bool> stop_{false};
+  int listen_fd_ = -1;
+  int port_ = 0;
+  std::thread acceptor_;
+  std::mutex mu_;
+  std::vector<int> fds_;
+  std::vector<std::thread> pumps_;
+};
+
+// A real `rsync --daemon` on loopback with one writable module "backup".
+class RsyncDaemon {
+ public:
+  ~RsyncDaemon() {
+    if (started_) testing::StopDaemon(id_);
+  }
+  Status Start(const std::string& dir) {
+    dir_ = dir;
+    fs::create_directories(module_dir());
+    port_ = testing::FreeLoopbackPort();
+    const std::string conf = dir_ + "/rsyncd.conf";
+    std::ofstream(conf) << "pid file = " << dir_ << "/rsyncd.pid\nuse chroot = no\n"
+                        << "[backup]\n  path = " << module_dir() << "\n  read only = no\n  uid = root\n  gid = root\n";
+    LK_ASSIGN_OR_RETURN(id_, ProcessRunner::Real()->Spawn(
+                                 {"rsync", "--daemon", "--no-detach", "--address=127.0.0.1",
+                                  "--port=" + std::to_string(port_), "--config=" + conf,
+                                  "--log-file=" + dir_ + "/rsyncd.log"},
+                                 dir_ + "/rsyncd.out"));
+    started_ = true;
+    return testing::WaitUntilListening(id_, port_, dir_ + "/rsyncd.out");
+  }
+  int port() const { return port_; }
+  std::string module_dir() const { return dir_ + "/module"; }
+
+ private:
+  std::string dir_;
+  int port_ = 0;
+  ProcessId id_;
+  bool started_ = false;
+};
+
+// Snapshot ids under <dest>/snapshots: complete (with DONE) or not.
+std::vector<std::string> SnapshotDirs(const std::string& dest, bool complete) {
+  std::vector<std::string> out;
+  std::error_code ec;
+  if (!fs::exists(dest + "/snapshots", ec)) return out;
+  for (const auto& e : fs::directory_iterator(dest + "/snapshots", ec)) {
+    if (!e.is_directory()) continue;
+    if (fs::exists(e.path() / "DONE") == complete) out.push_back(e.path().filename().string());
+  }
+  std::sort(out.begin(), out.end());
+  return out;
+}
+
+// A complete snapshot on disk: DONE holds the manifest's digest, and every
+// file listed in the manifest is there with its checksum.
+void ExpectSnapshotVerifies(const std::string& dest, const std::string& id) {
+  const std::string snap = dest + "/snapshots/" + id;
+  const std::string manifest = ReadFile(snap + "/MANIFEST.json");
+  std::string done = ReadFile(snap + "/DONE");
+  while (!done.empty() && done.back() == '\n') done.pop_back();
+  EXPECT_EQ(done, Sha256Hex(manifest)) << snap;
+  auto m = SnapshotManifest::Parse(manifest);
+  ASSERT_TRUE(m.ok()) << snap << ": " << m.status().ToString();
+  EXPECT_GT(m->last, 0u) << snap;
+  EXPECT_TRUE(m->consistent) << snap;
+  EXPECT_FALSE(m->files.empty()) << snap;
+  for (const auto& f : m->files) {
+    auto h = HashFileXxh128(snap + "/data/" + f.path);
+    ASSERT_TRUE(h.ok()) << snap << "/data/" << f.path << ": " << h.status().ToString();
+    EXPECT_EQ(*h, f.xxh128) << snap << "/data/" << f.path;
+  }
+}
+
+// Processes whose command line contains every needle (arguments joined by
+// spaces), e.g. the rsync an agent runs for one destination.
+std::vector<pid_t> FindProcesses(const std::vector<std::string>& needles) {
+  std::vector<pid_t> out;
+  std::error_code ec;
+  for (const auto& e : fs::directory_iterator("/proc", ec)) {
+    const std::string name = e.path().filename().string();
+    if (name.find_first_not_of("0123456789") != std::string::npos) continue;
+    std::string cmd = ReadFile(e.path().string() + "/cmdline");
+    std::replace(cmd.begin(), cmd.end(), '\0', ' ');
+    bool all = !cmd.empty();
+    for (const auto& n : needles) all = all && cmd.find(n) != std::string::npos;
+    if (all) out.push_back(static_cast<pid_t>(std::stol(name)));
+  }
+  return out;
+}
+
+std::vector<std::string> LeakedCheckpoints(const std::string& ledger_db) {
+  std::vector<std::string> out;
+  std::error_code ec;
+  for (const auto& e : fs::directory_iterator(fs::path(ledger_db).parent_path(), ec)) {
+    const std::string n = e.path().filename().string();
+    if (n.rfind(".ledgerkeep-checkpoint-", 0) == 0) out.push_back(n);
+  }
+  return out;
+}
+
+class BackupRemoteTest : public ::testing::Test {
+ protected:
+  void StartCluster(int replicas, const std::string& node_config_extra = "", int blocks_per_sec = 400) {
+    TestClusterOptions o;
+    o.replicas = replicas;
+    o.clients = 0;
+    o.with_ledger = true;
+    o.ledger_blocks_per_sec = blocks_per_sec;
+    o.node_config_extra = node_config_extra;
+    LK_ASSERT_OK_AND_ASSIGN(cluster_, TestCluster::Create(o));
+    LK_ASSERT_OK(cluster_->StartAll());
+  }
+  RunResult Cli(const std::vector<std::string>& args, std::chrono::milliseconds timeout = 120s) {
+    std::vector<std::string> full = {"--json"};
+    full.insert(full.end(), args.begin(), args.end());
+    return cluster_->RunCli(full, timeout);
+  }
+  nlohmann::json Json(const RunResult& r) {
+    auto j = nlohmann::json::parse(r.out, nullptr, false);
+    EXPECT_FALSE(j.is_discarded()) << r.Describe();
+    return j.is_discarded() ? nlohmann::json::object() : j;
+  }
+  uint64_t LastBlock(const std::string& node) {
+    ledger::LedgerControlClient c(cluster_->LedgerControl(node));
+    auto st = c.GetStatus();
+    return st.ok() ? st->last_reachable : 0;
+  }
+  std::unique_ptr<TestCluster> cluster_;
+};
+
+TEST_F(BackupRemoteTest, SshDestinationWorksEndToEnd) {
+  if (!testing::SshdServer::Available()) GTEST_SKIP() << "no sshd / ssh-keygen installed";
+  testing::SshdServer sshd;
+  LK_ASSERT_OK(sshd.Start());
+  const std::string known_hosts = sshd.dir() + "/known_hosts";
+  StartCluster(2, "[backup]\nssh_options = [\"-o\", \"UserKnownHostsFile=" + known_hosts +
+                      "\", \"-o\", \"StrictHostKeyChecking=no\", \"-o\", \"LogLevel=ERROR\"]\n");
+  ASSERT_TRUE(WaitUntil([&] { return LastBlock("r1") > 100 && LastBlock("r2") > 100; }, 20s));
+  const std::string dest_root = cluster_->dir() + "/ssh-backups";
+  const std::vector<std::string> run = {"backup", "run-now", "--destination", "root@127.0.0.1:" + dest_root + "/{node}",
+                                        "--ssh-key", sshd.client_key(), "--ssh-port", std::to_string(sshd.port())};
+  RunResult first = Cli(run);
+  ASSERT_EQ(first.exit_code, 0) << first.Describe() << "\nsshd log:\n" << sshd.log();
+  auto j = Json(first);
+  for (const char* node : {"r1", "r2"}) {
+    SCOPED_TRACE(node);
+    ASSERT_TRUE(j[node].value("ok", false)) << j.dump();
+    const std::string dest = dest_root + "/" + node;
+    const std::string id = j[node].value("snapshot_id", "");
+    EXPECT_EQ(SnapshotDirs(dest, true), std::vector<std::string>{id});
+    ExpectSnapshotVerifies(dest, id);
+    EXPECT_EQ(ReadFile(dest + "/.ledgerkeep-owner"), cluster_->Config().cluster_id + " " + node + "\n");
+  }
+  // The ssh_options of the node config were used: ssh recorded the host key
+  // in the known_hosts file they name.
+  EXPECT_NE(ReadFile(known_hosts).find("127.0.0.1"), std::string::npos);
+
+  // A second run over SSH: incremental (hard-linked to the first), and the
+  // incomplete snapshot of a crashed run is deleted on the remote host.
+  const std::string dead = dest_root + "/r1/snapshots/20200101T000000.000Z";
+  fs::create_directories(dead + "/data");
+  std::ofstream(dead + "/data/000001.sst") << "partial";
+  RunResult second = Cli(run);
+  ASSERT_EQ(second.exit_code, 0) << second.Describe();
+  auto j2 = Json(second);
+  EXPECT_FALSE(fs::exists(dead)) << "the incomplete snapshot was not deleted over SSH";
+  for (const char* node : {"r1", "r2"}) {
+    SCOPED_TRACE(node);
+    const std::string dest = dest_root + "/" + node;
+    EXPECT_EQ(SnapshotDirs(dest, true).size(), 2u);
+    ExpectSnapshotVerifies(dest, j2[node].value("snapshot_id", ""));
+    EXPECT_LT(j2[node].value("bytes_transferred", uint64_t{0}), j2[node].value("bytes_total", uint64_t{0}))
+        << j2.dump();
+  }
+  // backup list reads the snapshots back over SSH.
+  RunResult list = Cli({"backup", "list", "--node", "r2"});
+  ASSERT_EQ(list.exit_code, 0) << list.Describe();
+  auto l = Json(list);
+  ASSERT_EQ(l["snapshots"].size(), 2u) << l.dump();
+  for (const auto& s : l["snapshots"]) {
+    EXPECT_TRUE(s.value("complete", false)) << l.dump();
+    EXPECT_TRUE(s.value("consistent", false)) << l.dump();
+    EXPECT_GT(s.value("last_block_id", uint64_t{0}), 0u) << l.dump();
+  }
+}
+
+TEST_F(BackupRemoteTest, RsyncDaemonDestinationWorks) {
+  RsyncDaemon daemon;
+  TempDir tmp("lk-rsyncd-");
+  LK_ASSERT_OK(daemon.Start(tmp.path()));
+  StartCluster(2);
+  ASSERT_TRUE(WaitUntil([&] { return LastBlock("r1") > 100 && LastBlock("r2") > 100; }, 20s));
+  const std::vector<std::string> run = {"backup", "run-now", "--destination",
+                                        "rsync://127.0.0.1:" + std::to_string(daemon.port()) + "/backup/{node}"};
+  RunResult first = Cli(run);
+  ASSERT_EQ(first.exit_code, 0) << first.Describe() << "\nrsyncd log:\n" << ReadFile(tmp.path() + "/rsyncd.log");
+  auto j = Json(first);
+  for (const char* node : {"r1", "r2"}) {
+    SCOPED_TRACE(node);
+    const std::string dest = daemon.module_dir() + "/" + node;
+    const std::string id = j[node].value("snapshot_id", "");
+    EXPECT_EQ(SnapshotDirs(dest, true), std::vector<std::string>{id});
+    ExpectSnapshotVerifies(dest, id);
+  }
+  // Second run: the daemon has no shell, so the incomplete snapshot of a
+  // crashed run is deleted with rsync --delete; complete ones stay.
+  const std::string dead = daemon.module_dir() + "/r2/snapshots/20200101T000000.000Z";
+  fs::create_directories(dead + "/data");
+  std::ofstream(dead + "/data/000001.sst") << "partial";
+  RunResult second = Cli(run);
+  ASSERT_EQ(second.exit_code, 0) << second.Describe();
+  auto j2 = Json(second);
+  EXPECT_FALSE(fs::exists(dead)) << "the incomplete snapshot was not deleted through the daemon";
+  for (const char* node : {"r1", "r2"}) {
+    SCOPED_TRACE(node);
+    const std::string dest = daemon.module_dir() + "/" + node;
+    EXPECT_EQ(SnapshotDirs(dest, true).size(), 2u);
+    EXPECT_TRUE(SnapshotDirs(dest, false).empty());
+    ExpectSnapshotVerifies(dest, j2[node].value("snapshot_id", ""));
+  }
+}
+
+TEST_F(BackupRemoteTest, AgentKilledMidTransferLeavesNoCompleteSnapshotAndTheNextRunCompletes) {
+  RsyncDaemon daemon;
+  TempDir tmp("lk-rsyncd-");
+  LK_ASSERT_OK(daemon.Start(tmp.path()));
+  // 256 KiB/s towards the daemon: a few MiB take seconds.
+  ThrottledRelay relay(daemon.port(), 256 * 1024);
+  LK_ASSERT_OK(relay.Start());
+  StartCluster(1, "", /*blocks_per_sec=*/1000);
+  ASSERT_TRUE(WaitUntil([&] { return LastBlock("r1") > 3000; }, 30s));  // >= 3 MiB of payload
+  const std::string dest = daemon.module_dir() + "/r1";
+  const std::string url = "rsync://127.0.0.1:" + std::to_string(relay.port()) + "/backup/{node}";
+  LK_ASSERT_OK_AND_ASSIGN(auto run, cluster_->StartCli({"--json", "backup", "run-now", "--node", "r1",
+                                                         "--destination", url},
+                                                        "run-now-1"));
+  // Mid-transfer: the agent says it is running and rsync has started
+  // writing the new snapshot's data (no DONE yet).
+  std::string id;
+  ASSERT_TRUE(WaitUntil(
+      [&] {
+        auto incomplete = SnapshotDirs(dest, false);
+        if (incomplete.empty() || relay.forwarded() < 256 * 1024) return false;
+        id = incomplete.back();
+        return true;
+      },
+      30s, 20ms))
+      << "the transfer never started; agent log:\n" << TailLines(ReadFile(cluster_->LogPath("r1")), 40);
+  auto status = Json(Cli({"backup", "status", "--node", "r1"}));
+  EXPECT_TRUE(status["r1"].value("running", false)) << status.dump();
+  ASSERT_FALSE(fs::exists(dest + "/snapshots/" + id + "/DONE"));
+  LK_ASSERT_OK(cluster_->KillAgent("r1", SIGKILL));
+
+  // The agent's rsync is not in the agent's process group: it survives the
+  // SIGKILL. Let it go as fast as it can, and see whether it stops by itself
+  // (it should: its stdout pipe is gone) before the agent comes back.
+  const std::vector<std::string> orphan_needles = {"--info=progress2", "/backup/r1/snapshots/" + id};
+  relay.SetRate(0);
+  const bool orphan_seen = !FindProcesses(orphan_needles).empty();
+  const bool orphan_gone = WaitUntil([&] { return FindProcesses(orphan_needles).empty(); }, 10s, 20ms);
+  EXPECT_TRUE(orphan_gone) << "the killed agent's rsync still runs 10 s later";
+  RecordProperty("orphan_rsync_seen_after_agent_kill", orphan_seen ? "yes" : "no");
+  EXPECT_FALSE(fs::exists(dest + "/snapshots/" + id + "/DONE")) << "the orphaned rsync published the snapshot";
+
+  LK_ASSERT_OK(cluster_->StartAgent("r1"));
+  LK_ASSERT_OK(cluster_->WaitNodeState("r1", "alive", 15s));
+  // The interrupted command is reported, not re-run.
+  auto exited = run->WaitExit(30s);
+  ASSERT_TRUE(exited.has_value()) << "run-now did not finish after the agent restarted";
+  EXPECT_EQ(*exited, 1) << run->ReadStdout();
+  auto interrupted = nlohmann::json::parse(run->ReadStdout(), nullptr, false);
+  ASSERT_FALSE(interrupted.is_discarded()) << run->ReadStdout();
+  EXPECT_NE(interrupted["r1"].value("error", "").find("Interrupted"), std::string::npos) << interrupted.dump();
+
+  // The half-written snapshot is listed, as incomplete.
+  RunResult list = Cli({"backup", "list", "--node", "r1"});
+  ASSERT_EQ(list.exit_code, 0) << list.Describe();
+  auto l = Json(list);
+  bool listed_incomplete = false;
+  for (const auto& s : l["snapshots"]) {
+    if (s.value("snapshot_id", "") == id) listed_incomplete = !s.value("complete", true);
+    EXPECT_FALSE(s.value("complete", false)) << "a snapshot is complete after the only run was killed: " << l.dump();
+  }
+  EXPECT_TRUE(listed_incomplete) << l.dump();
+
+  // The next run completes and removes the debris of the killed one.
+  RunResult again = Cli({"backup", "run-now", "--node", "r1", "--destination", url});
+  ASSERT_EQ(again.exit_code, 0) << again.Describe();
+  const std::string new_id = Json(again)["r1"].value("snapshot_id", "");
+  EXPECT_EQ(SnapshotDirs(dest, true), std::vector<std::string>{new_id});
+  EXPECT_TRUE(SnapshotDirs(dest, false).empty()) << "the killed run's snapshot is still there";
+  ExpectSnapshotVerifies(dest, new_id);
+  auto l2 = Json(Cli({"backup", "list", "--node", "r1"}));
+  ASSERT_EQ(l2["snapshots"].size(), 1u) << l2.dump();
+  EXPECT_TRUE(l2["snapshots"][0].value("complete", false)) << l2.dump();
+  // The killed run's RocksDB checkpoint (hard links next to the DB) must not
+  // stay behind forever, pinning old SST files.
+  EXPECT_TRUE(LeakedCheckpoints(cluster_->LedgerDb("r1")).empty())
+      << "left next to the ledger DB: " << ::testing::PrintToString(LeakedCheckpoints(cluster_->LedgerDb("r1")));
+}
+
+}  // namespace
+}  // namespace ledgerkeep::test
