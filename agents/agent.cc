@@ -397,6 +397,14 @@ struct Agent::Impl {
       return refuse(false, "this " + RoleName(opt.role) + " agent does not handle '" + kind +
                                "' commands");
     }
+    std::shared_ptr<CommandHandler> handler = h->second;
+    const std::string lane = handler->Lane(cmd);
+    if (lane.empty()) {
+      // An instant handler: its result is the acknowledgement (the broker
+      // counts a result as an ack), so no separate Ack report is sent.
+      ExecuteInline(*handler, std::move(env), id);
+      return;
+    }
     wire::AckT ack;
     ack.cmd_id = id;
     ack.accepted = true;
@@ -410,8 +418,6 @@ struct Agent::Impl {
     }
     SendReport(e);
     spdlog::info("command {} ({}) accepted", id, kind);
-    std::shared_ptr<CommandHandler> handler = h->second;
-    const std::string lane = handler->Lane(cmd);
     auto ctx_ptr = std::make_shared<CommandContext>(
         std::move(env), &cancelled, opt.clock,
         [this, id](wire::ProgressT p) {
@@ -426,19 +432,6 @@ struct Agent::Impl {
           post.text = std::move(text);
           PostFromWorker(std::move(post));
         });
-    if (lane.empty()) {  // an instant handler: run it here, skip two thread hops
-      const int64_t started = Now();
-      Post post{Post::kDone};
-      post.cmd_id = id;
-      post.outcome = handler->Execute(*ctx_ptr);
-      post.started_at_ms = started;
-      {
-        std::lock_guard<std::mutex> lock(post_mu);
-        posts.push_back(std::move(post));
-      }
-      DrainPostsNoWake();
-      return;
-    }
     lanes.Submit(lane, [this, handler, ctx_ptr, id] {
       const int64_t started = Now();
       CommandOutcome outcome = handler->Execute(*ctx_ptr);
@@ -448,6 +441,24 @@ struct Agent::Impl {
       post.started_at_ms = started;
       PostFromWorker(std::move(post));
     });
+  }
+
+  // Runs an instant handler on this thread; only its result is journaled
+  // and reported (an instant command cannot be interrupted half-way).
+  void ExecuteInline(CommandHandler& handler, DecodedEnvelope env, uint64_t id) {
+    CommandContext context(
+        std::move(env), &cancelled, opt.clock, [](wire::ProgressT) {}, [](std::string, std::string) {});
+    const int64_t started = Now();
+    CommandOutcome outcome = handler.Execute(context);
+    wire::CommandResultT r;
+    r.cmd_id = id;
+    r.status = outcome.status.ok() ? wire::ResultStatus::Ok : wire::ResultStatus::Failed;
+    r.error_code = static_cast<uint16_t>(outcome.status.code());
+    r.message = outcome.status.message();
+    r.started_at_ms = started;
+    r.finished_at_ms = Now();
+    r.detail = std::move(outcome.detail);
+    CompleteCommand(r);
   }
 
   // Commands that were running when the agent died are reported, not re-run:

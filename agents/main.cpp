@@ -1,12 +1,11 @@
 // ledgerkeep-agent: flags, logging and signals; the work is in agent.h.
-#include <signal.h>
-
 #include <CLI/CLI.hpp>
 #include <spdlog/spdlog.h>
 
 #include "agents/agent.h"
 #include "agents/backup_service.h"
 #include "agents/node_handlers.h"
+#include "common/daemon.h"
 #include "common/logging.h"
 
 using namespace ledgerkeep;
@@ -38,16 +37,13 @@ int main(int argc, char** argv) {
     std::fprintf(stderr, "ledgerkeep-agent: %s\n", s.message().c_str());
     return 2;
   }
-  auto config = LoadClusterConfig(config_path);
-  if (!config.ok()) {
-    spdlog::error("{}", config.status().message());
+  auto identity = LoadProcessIdentity(config_path, key_path);
+  if (!identity.ok()) {
+    spdlog::error("{}", identity.status().message());
     return 2;
   }
-  auto key = LoadKeyFile(key_path, /*need_secret=*/true);
-  if (!key.ok()) {
-    spdlog::error("{}", key.status().message());
-    return 2;
-  }
+  const ClusterConfig* config = &identity->config;
+  const CurveKeyPair* key = &identity->key;
   auto journal = AgentJournal::OpenDurable(data_dir + "/journal");
   if (!journal.ok()) {
     spdlog::error("cannot open the agent journal: {}", journal.status().ToString());
@@ -69,11 +65,7 @@ int main(int argc, char** argv) {
     spdlog::error("starting components: {}", s.message());
   }
 
-  sigset_t set;
-  sigemptyset(&set);
-  sigaddset(&set, SIGTERM);
-  sigaddset(&set, SIGINT);
-  pthread_sigmask(SIG_BLOCK, &set, nullptr);
+  BlockStopSignals();  // every thread; this one waits for them
 
   AgentOptions opt;
   opt.config = *config;
@@ -108,13 +100,8 @@ int main(int argc, char** argv) {
   }
   backups->SetReporter((*agent)->Reporter());
   if (role == wire::Role::Replica) backups->StartScheduler();
-  timespec tick{0, 200'000'000};
-  while (!(*agent)->Exited()) {
-    int sig = sigtimedwait(&set, nullptr, &tick);
-    if (sig == SIGTERM || sig == SIGINT) {
-      spdlog::info("signal {}: shutting down", sig);
-      break;
-    }
+  if (int sig = WaitForStopSignal([&] { return (*agent)->Exited(); }); sig != 0) {
+    spdlog::info("signal {}: shutting down", sig);
   }
   backups->Stop();  // before the agent: the scheduler reports through it
   (*agent)->Stop();

@@ -1,5 +1,7 @@
 #include "agents/node_handlers.h"
 
+#include <filesystem>
+
 #include "agents/ping_handler.h"
 #include "ledger/control_client.h"
 #include "ledger/ledger_store.h"
@@ -57,6 +59,10 @@ class LedgerHandler : public CommandHandler {
   std::string Lane(const wire::Command&) const override { return "ledger"; }
 
  protected:
+  // ledgerd removes its control socket when it stops; without it there is
+  // no point waiting for an answer (a stopped replica answers at once).
+  bool LedgerdMayRun() const { return std::filesystem::exists(s_->config.ledger_control); }
+
   ledger::LedgerControlClient Client() const {
     ledger::ControlClientOptions o;
     o.timeout = kLedgerTimeout;
@@ -81,7 +87,8 @@ class BlockIdsHandler final : public LedgerHandler {
     if (!out.status.ok()) return out;
     wire::BlockIdsT ids;
     auto client = Client();
-    auto st = client.GetStatus();
+    auto st = LedgerdMayRun() ? client.GetStatus()
+                              : Result<ledger::LedgerStatus>(Status::Unavailable("ledgerd is not running"));
     if (st.ok()) {
       ids.genesis = st->genesis;
       ids.last_reachable = st->last_reachable;
@@ -136,7 +143,8 @@ class WedgeHandler final : public LedgerHandler {
       out.detail.Set(ToWedgeStatus(*st));
       return out;
     }
-    auto st = client.GetStatus();
+    auto st = LedgerdMayRun() ? client.GetStatus()
+                              : Result<ledger::LedgerStatus>(Status::Unavailable("ledgerd is not running"));
     if (!st.ok()) {
       // Down or unreachable: not wedged, and the result says why.
       wire::WedgeStatusT down;
@@ -176,7 +184,8 @@ class HealthHandler final : public LedgerHandler {
     out.status = NeedLedger();
     if (!out.status.ok()) return out;
     auto client = Client();
-    auto st = client.GetStatus();
+    auto st = LedgerdMayRun() ? client.GetStatus()
+                              : Result<ledger::LedgerStatus>(Status::Unavailable("ledgerd is not running"));
     wire::NodeHealthT h;
     if (st.ok()) {
       h.blocks_per_sec = st->blocks_per_sec;

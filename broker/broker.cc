@@ -9,6 +9,7 @@
 #include <thread>
 #include <zmq.hpp>
 
+#include "broker/maintenance_workflow.h"
 #include "broker/node_registry.h"
 #include "broker/wedge_workflows.h"
 #include "broker/workflow.h"
@@ -112,6 +113,7 @@ struct Broker::Impl {
     workflows = std::make_unique<WorkflowManager>(store.get(), kCfWorkflows, &ctx, kInternalEndpoint,
                                                   opt.config, opt.clock);
     RegisterWedgeWorkflows(*workflows);
+    RegisterMaintenanceWorkflow(*workflows);
     return workflows->Load();
   }
 
@@ -376,6 +378,14 @@ struct Broker::Impl {
       case wire::Body::AppendEvent:
         if (sock != Sock::kInternal) break;
         return HandleAppendEvent(rid, e);
+      case wire::Body::AbortWorkflow: {
+        if (!is_operator) break;
+        auto r = workflows->Abort(e.body_as_AbortWorkflow()->run_id());
+        if (!r.ok()) return ReplyError(rid, e.msg_id(), r.status());
+        wire::BodyUnion b;
+        b.Set(ToWire(*r));
+        return Reply(rid, e.msg_id(), std::move(b));
+      }
       default:
         ReplyError(rid, e.msg_id(),
                    Status::InvalidArgument("unexpected " + std::string(BodyName(e.body_type())) +
@@ -692,6 +702,7 @@ struct Broker::Impl {
   void HandleGetWorkflow(const std::string& rid, const wire::Envelope& e) {
     const uint64_t id = e.body_as_GetWorkflowStatus()->run_id();
     auto r = workflows->Get(id);
+    if (!r && id == 0) r = workflows->Latest();
     if (!r) return ReplyError(rid, e.msg_id(), Status::NotFound("no workflow " + std::to_string(id)));
     wire::BodyUnion b;
     b.Set(ToWire(*r));

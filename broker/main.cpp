@@ -1,10 +1,9 @@
 // ledgerkeep-broker: flags, logging and signals; the work is in broker.h.
-#include <signal.h>
-
 #include <CLI/CLI.hpp>
 #include <spdlog/spdlog.h>
 
 #include "broker/broker.h"
+#include "common/daemon.h"
 #include "common/logging.h"
 
 using namespace ledgerkeep;
@@ -46,16 +45,13 @@ int main(int argc, char** argv) {
     std::fprintf(stderr, "ledgerkeep-broker: %s\n", s.message().c_str());
     return 2;
   }
-  auto config = LoadClusterConfig(config_path);
-  if (!config.ok()) {
-    spdlog::error("{}", config.status().message());
+  auto identity = LoadProcessIdentity(config_path, key_path);
+  if (!identity.ok()) {
+    spdlog::error("{}", identity.status().message());
     return 2;
   }
-  auto key = LoadKeyFile(key_path, /*need_secret=*/true);
-  if (!key.ok()) {
-    spdlog::error("{}", key.status().message());
-    return 2;
-  }
+  const ClusterConfig* config = &identity->config;
+  const CurveKeyPair* key = &identity->key;
   if (key->public_z85 != config->broker_public_key) {
     spdlog::error("the key in {} is not the broker key named in {} (broker.public_key); agents "
                   "would refuse to talk to this broker",
@@ -63,12 +59,7 @@ int main(int argc, char** argv) {
     return 2;
   }
 
-  // Block the stop signals in every thread; this one waits for them.
-  sigset_t set;
-  sigemptyset(&set);
-  sigaddset(&set, SIGTERM);
-  sigaddset(&set, SIGINT);
-  pthread_sigmask(SIG_BLOCK, &set, nullptr);
+  BlockStopSignals();  // every thread; this one waits for them
 
   BrokerOptions opt;
   opt.config = *config;
@@ -83,14 +74,9 @@ int main(int argc, char** argv) {
     spdlog::error("cannot start: {}", broker.status().ToString());
     return 1;
   }
-  timespec tick{0, 200'000'000};
-  while (!(*broker)->Exited()) {
-    int sig = sigtimedwait(&set, nullptr, &tick);
-    if (sig == SIGTERM || sig == SIGINT) {
-      spdlog::info("signal {}: shutting down", sig);
-      (*broker)->Stop();
-      break;
-    }
+  if (int sig = WaitForStopSignal([&] { return (*broker)->Exited(); }); sig != 0) {
+    spdlog::info("signal {}: shutting down", sig);
+    (*broker)->Stop();
   }
   Status s = (*broker)->Wait();
   if (!s.ok()) {

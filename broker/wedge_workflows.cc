@@ -4,6 +4,7 @@
 #include <set>
 #include <thread>
 
+#include "broker/workflow_steps.h"
 #include "common/clock.h"
 
 namespace ledgerkeep {
@@ -11,28 +12,9 @@ namespace {
 
 constexpr uint64_t kCheckpointWindow = 150;
 
-wire::TargetT Replicas() {
-  wire::TargetT t;
-  t.role = wire::Role::Replica;
-  return t;
-}
+wire::TargetT Replicas() { return TargetRole(wire::Role::Replica); }
 
-wire::TargetT OneNode(const std::string& node) {
-  wire::TargetT t;
-  t.node_id = node;
-  return t;
-}
-
-bool ResultOk(const wire::TargetStatusT& t) {
-  return t.result && t.result->status == wire::ResultStatus::Ok;
-}
-
-std::string ResultText(const wire::TargetStatusT& t) {
-  if (!t.result) return "no result";
-  std::string s = wire::EnumNameResultStatus(t.result->status);
-  if (!t.result->message.empty()) s += ": " + t.result->message;
-  return s;
-}
+wire::TargetT OneNode(const std::string& node) { return TargetNode(node); }
 
 struct WedgeView {
   bool wedged = false;
@@ -76,114 +58,137 @@ uint64_t ChooseStopPoint(uint64_t highest_block) {
 
 Status WedgeWorkflow::Run(WorkflowContext& ctx, nlohmann::json& report) {
   const auto params = ctx.params();
-  const int64_t timeout_ms = params.value("timeout_s", int64_t{120}) * 1000;
-  const int64_t reissue_ms = params.value("reissue_s", int64_t{10}) * 1000;
+  auto stop = WedgeReplicas(ctx, report, params.value("timeout_s", int64_t{120}) * 1000,
+                            params.value("reissue_s", int64_t{10}) * 1000);
+  return stop.ok() ? Status::OK() : stop.status();
+}
+
+Result<uint64_t> WedgeReplicas(WorkflowContext& ctx, nlohmann::json& report, int64_t timeout_ms,
+                               int64_t reissue_ms) {
   const int64_t deadline = MonotonicMs() + timeout_ms;
   auto& state = ctx.state();
-
-  uint64_t stop_point = state.value("stop_point", uint64_t{0});
-  if (stop_point == 0) {
-    ctx.Step("query", "started", "reading every replica's last block id");
-    wire::CommandBodyUnion body;
-    body.Set(wire::GetBlockIdsT{});
-    LK_ASSIGN_OR_RETURN(auto st, ctx.RunCommand(Replicas(), std::move(body), 10'000));
-    uint64_t highest = 0;
-    std::string unreachable;
-    for (const auto& t : st.targets) {
-      if (ResultOk(*t) && t->result->detail.type == wire::ResultDetail::BlockIds) {
-        highest = std::max(highest, t->result->detail.AsBlockIds()->last);
-        report["block_ids"][t->node_id] = t->result->detail.AsBlockIds()->last;
-      } else {
-        unreachable += (unreachable.empty() ? "" : ", ") + t->node_id + " (" + ResultText(*t) + ")";
-      }
-    }
-    if (highest == 0 && !unreachable.empty()) {
-      return Status::Unavailable("no replica reported its block id: " + unreachable);
-    }
-    stop_point = ChooseStopPoint(highest);
-    state["stop_point"] = stop_point;
-    LK_RETURN_IF_ERROR(ctx.SaveState());
-    ctx.Step("query", "done",
-             "highest block " + std::to_string(highest) + "; stop point " + std::to_string(stop_point) +
-                 (unreachable.empty() ? "" : "; no answer from " + unreachable));
-  }
-  report["stop_point"] = stop_point;
-
-  // Send the stop point to every replica, then poll; re-send to those not
-  // wedged yet every reissue interval, until all are wedged or time is up.
-  std::map<std::string, WedgeView> views;
-  std::map<std::string, std::string> refused;
-  int64_t next_issue = 0;
-  while (true) {
-    if (ctx.cancelled()) return Status::Aborted("broker stopping");
-    const int64_t now = MonotonicMs();
-    if (now >= next_issue) {
-      std::vector<std::string> targets;
-      if (views.empty()) {
-        targets.push_back("");  // all replicas
-      } else {
-        for (const auto& [node, v] : views)
-          if (!(v.wedged && v.stop_point == stop_point)) targets.push_back(node);
-      }
-      for (const auto& node : targets) {
-        ctx.Step("wedge", "started",
-                 "stop point " + std::to_string(stop_point) + " to " + (node.empty() ? "all replicas" : node));
-        wire::WedgeT w;
-        w.action = wire::WedgeAction::Stop;
-        w.stop_point = stop_point;
-        wire::CommandBodyUnion body;
-        body.Set(std::move(w));
-        LK_ASSIGN_OR_RETURN(auto st, ctx.RunCommand(node.empty() ? Replicas() : OneNode(node),
-                                                    std::move(body), 5'000));
-        for (const auto& t : st.targets) {
-          if (!ResultOk(*t) && t->result && t->result->message.find("past") != std::string::npos) {
-            refused[t->node_id] = t->result->message;
-          }
+  for (int round = 0;; ++round) {
+    uint64_t stop_point = state.value("stop_point", uint64_t{0});
+    if (stop_point == 0) {
+      ctx.Step("query", "started", "reading every replica's last block id");
+      wire::CommandBodyUnion body;
+      body.Set(wire::GetBlockIdsT{});
+      LK_ASSIGN_OR_RETURN(auto st, ctx.RunCommand(Replicas(), std::move(body), 10'000));
+      uint64_t highest = 0;
+      std::string unreachable;
+      for (const auto& t : st.targets) {
+        if (ResultOk(*t) && t->result->detail.type == wire::ResultDetail::BlockIds) {
+          highest = std::max(highest, t->result->detail.AsBlockIds()->last);
+          report["block_ids"][t->node_id] = t->result->detail.AsBlockIds()->last;
+        } else {
+          unreachable += (unreachable.empty() ? "" : ", ") + t->node_id + " (" + ResultText(*t) + ")";
         }
       }
-      if (!refused.empty()) {
+      if (highest == 0 && !unreachable.empty()) {
+        return Status::Unavailable("no replica reported its block id: " + unreachable);
+      }
+      stop_point = ChooseStopPoint(highest);
+      state["stop_point"] = stop_point;
+      LK_RETURN_IF_ERROR(ctx.SaveState());
+      ctx.Step("query", "done",
+               "highest block " + std::to_string(highest) + "; stop point " + std::to_string(stop_point) +
+                   (unreachable.empty() ? "" : "; no answer from " + unreachable));
+    }
+    report["stop_point"] = stop_point;
+
+    // Send the stop point to every replica, then poll; re-send to those not
+    // wedged yet every reissue interval, until all are wedged or time is up.
+    std::map<std::string, WedgeView> views;
+    std::map<std::string, std::string> refused;
+    int64_t next_issue = 0;
+    while (true) {
+      if (ctx.cancelled()) return Status::Aborted("broker stopping");
+      const int64_t now = MonotonicMs();
+      if (now >= next_issue) {
+        std::vector<std::string> targets;
+        if (views.empty()) {
+          targets.push_back("");  // all replicas
+        } else {
+          for (const auto& [node, v] : views)
+            if (!(v.wedged && v.stop_point == stop_point)) targets.push_back(node);
+        }
+        for (const auto& node : targets) {
+          ctx.Step(
+              "wedge", "started",
+              "stop point " + std::to_string(stop_point) + " to " + (node.empty() ? "all replicas" : node));
+          wire::WedgeT w;
+          w.action = wire::WedgeAction::Stop;
+          w.stop_point = stop_point;
+          wire::CommandBodyUnion body;
+          body.Set(std::move(w));
+          LK_ASSIGN_OR_RETURN(
+              auto st, ctx.RunCommand(node.empty() ? Replicas() : OneNode(node), std::move(body), 5'000));
+          for (const auto& t : st.targets) {
+            if (!ResultOk(*t) && t->result && t->result->message.find("past") != std::string::npos) {
+              refused[t->node_id] = t->result->message;
+            }
+          }
+        }
+        if (!refused.empty()) {
+          bool any_wedged = false;
+          for (const auto& [node, v] : views) any_wedged = any_wedged || v.wedged;
+          if (!any_wedged && round < 3) {
+            // The block ids were stale by the time the stop point arrived
+            // (a slow replica held up the query): pick a fresh one.
+            ctx.Step("wedge", "info",
+                     "stop point " + std::to_string(stop_point) +
+                         " already passed by a replica; choosing a new one");
+            state["stop_point"] = 0;
+            LK_RETURN_IF_ERROR(ctx.SaveState());
+            break;
+          }
+          std::string names;
+          for (const auto& [n, why] : refused) names += (names.empty() ? "" : "; ") + n + ": " + why;
+          report["refused"] = refused;
+          return Status::FailedPrecondition("replicas refused stop point " + std::to_string(stop_point) +
+                                            ": " + names);
+        }
+        next_issue = MonotonicMs() + reissue_ms;
+      }
+      LK_ASSIGN_OR_RETURN(views, QueryWedgeStatus(ctx, 5'000));
+      std::vector<std::string> not_wedged;
+      for (const auto& [node, v] : views) {
+        report["wedged"][node] = v.wedged && v.stop_point == stop_point;
+        if (!(v.wedged && v.stop_point == stop_point)) not_wedged.push_back(node);
+      }
+      if (not_wedged.empty()) {
+        ctx.Step("wait", "done",
+                 "all " + std::to_string(views.size()) + " replicas wedged at " + std::to_string(stop_point));
+        report["not_wedged"] = nlohmann::json::array();
+        return stop_point;
+      }
+      if (MonotonicMs() >= deadline) {
         std::string names;
-        for (const auto& [n, why] : refused) names += (names.empty() ? "" : "; ") + n + ": " + why;
-        report["refused"] = refused;
-        return Status::FailedPrecondition("replicas refused stop point " + std::to_string(stop_point) +
-                                          ": " + names);
+        nlohmann::json why = nlohmann::json::object();
+        for (const auto& n : not_wedged) {
+          names += (names.empty() ? "" : ", ") + n;
+          why[n] = views[n].error.empty() ? "not at the stop point yet" : views[n].error;
+        }
+        report["not_wedged"] = not_wedged;
+        report["why"] = why;
+        return Status::Timeout("not wedged at " + std::to_string(stop_point) + " after " +
+                               std::to_string(timeout_ms / 1000) + " s: " + names +
+                               " (run `ledgerkeep wedge stop` again once they are back)");
       }
-      next_issue = MonotonicMs() + reissue_ms;
+      std::this_thread::sleep_for(std::chrono::milliseconds(300));
     }
-    LK_ASSIGN_OR_RETURN(views, QueryWedgeStatus(ctx, 3'000));
-    std::vector<std::string> not_wedged;
-    for (const auto& [node, v] : views) {
-      report["wedged"][node] = v.wedged && v.stop_point == stop_point;
-      if (!(v.wedged && v.stop_point == stop_point)) not_wedged.push_back(node);
-    }
-    if (not_wedged.empty()) {
-      ctx.Step("wait", "done", "all " + std::to_string(views.size()) + " replicas wedged at " +
-                                   std::to_string(stop_point));
-      report["not_wedged"] = nlohmann::json::array();
-      return Status::OK();
-    }
-    if (MonotonicMs() >= deadline) {
-      std::string names;
-      nlohmann::json why = nlohmann::json::object();
-      for (const auto& n : not_wedged) {
-        names += (names.empty() ? "" : ", ") + n;
-        why[n] = views[n].error.empty() ? "not at the stop point yet" : views[n].error;
-      }
-      report["not_wedged"] = not_wedged;
-      report["why"] = why;
-      return Status::Timeout("not wedged at " + std::to_string(stop_point) + " after " +
-                             std::to_string(timeout_ms / 1000) + " s: " + names +
-                             " (run `ledgerkeep wedge stop` again once they are back)");
-    }
-    std::this_thread::sleep_for(std::chrono::milliseconds(300));
   }
 }
 
 // ---------------------------------------------------------------- unwedge
 
 Status UnwedgeWorkflow::Run(WorkflowContext& ctx, nlohmann::json& report) {
+  return UnwedgeReplicas(ctx, report, /*check_first=*/true);
+}
+
+Status UnwedgeReplicas(WorkflowContext& ctx, nlohmann::json& report, bool check_first) {
   auto& state = ctx.state();
-  if (!state.value("unwedging", false)) {
+  if (check_first && !state.value("unwedging", false)) {
     ctx.Step("check", "started", "every replica must be wedged at the same stop point");
     LK_ASSIGN_OR_RETURN(auto views, QueryWedgeStatus(ctx, 10'000));
     std::set<uint64_t> points;
@@ -204,8 +209,8 @@ Status UnwedgeWorkflow::Run(WorkflowContext& ctx, nlohmann::json& report) {
     if (points.size() > 1) {
       std::string list;
       for (auto p : points) list += (list.empty() ? "" : ", ") + std::to_string(p);
-      return Status::FailedPrecondition("refusing to unwedge: replicas are wedged at different stop points (" +
-                                        list + ")");
+      return Status::FailedPrecondition(
+          "refusing to unwedge: replicas are wedged at different stop points (" + list + ")");
     }
     report["stop_point"] = *points.begin();
     state["unwedging"] = true;

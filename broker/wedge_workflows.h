@@ -18,6 +18,15 @@ namespace ledgerkeep {
 
 uint64_t ChooseStopPoint(uint64_t highest_block);
 
+// The wedge as a step of a larger workflow: picks (or resumes, from
+// ctx.state()["stop_point"]) the stop point and returns it once every
+// replica is wedged there; Timeout names the replicas that are not.
+Result<uint64_t> WedgeReplicas(WorkflowContext& ctx, nlohmann::json& report, int64_t timeout_ms,
+                               int64_t reissue_ms);
+// Unwedges every replica. With check_first, refuses unless all are wedged at
+// one stop point (a rollback skips the check: it unwedges whatever it can).
+Status UnwedgeReplicas(WorkflowContext& ctx, nlohmann::json& report, bool check_first);
+
 class WedgeWorkflow final : public Workflow {
  public:
   Status Run(WorkflowContext& ctx, nlohmann::json& report) override;

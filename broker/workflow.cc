@@ -78,15 +78,26 @@ void WorkflowContext::Step(const std::string& step, const std::string& state,
   if (!r.ok()) spdlog::warn("workflow {}: step event not logged: {}", run_id_, r.status().ToString());
 }
 
+bool WorkflowContext::abort_requested() const { return manager_->AbortRequested(run_id_); }
+
+Result<uint64_t> WorkflowContext::IssueCommand(const wire::TargetT& target, wire::CommandBodyUnion body,
+                                               uint32_t timeout_ms) {
+  LK_ASSIGN_OR_RETURN(auto issued, client_->Issue(target, std::move(body), timeout_ms));
+  return issued.cmd_id;
+}
+
 Result<wire::CommandStatusT> WorkflowContext::RunCommand(const wire::TargetT& target,
                                                          wire::CommandBodyUnion body,
                                                          uint32_t timeout_ms) {
-  LK_ASSIGN_OR_RETURN(auto issued, client_->Issue(target, std::move(body), timeout_ms));
-  const uint64_t id = issued.cmd_id;
-  wire::CommandStatusT last = std::move(issued);
+  LK_ASSIGN_OR_RETURN(uint64_t id, IssueCommand(target, std::move(body), timeout_ms));
   // The broker finishes a command by its deadline at the latest; allow for
   // targets that acked and still run (they finish or are declared lost).
-  const int64_t give_up = MonotonicMs() + timeout_ms + 60'000;
+  return WaitCommand(id, timeout_ms + 60'000);
+}
+
+Result<wire::CommandStatusT> WorkflowContext::WaitCommand(uint64_t id, int64_t max_wait_ms) {
+  wire::CommandStatusT last;
+  const int64_t give_up = MonotonicMs() + max_wait_ms;
   while (!last.finished) {
     if (cancelled()) return Status::Aborted("broker stopping");
     if (MonotonicMs() > give_up) {
@@ -161,6 +172,12 @@ std::optional<WorkflowRecord> WorkflowManager::Get(uint64_t run_id) {
   auto it = records_.find(run_id);
   if (it == records_.end()) return std::nullopt;
   return it->second;
+}
+
+std::optional<WorkflowRecord> WorkflowManager::Latest() {
+  std::lock_guard<std::mutex> lock(mu_);
+  if (records_.empty()) return std::nullopt;
+  return records_.rbegin()->second;
 }
 
 Result<WorkflowRecord> WorkflowManager::Start(const std::string& kind, const std::string& params_json) {
@@ -241,6 +258,21 @@ void WorkflowManager::RunThread(uint64_t run_id) {
     ctx.Step("finished", result.ok() ? "done" : "failed",
              result.ok() ? "succeeded" : result.message());
   }
+}
+
+Result<WorkflowRecord> WorkflowManager::Abort(uint64_t run_id) {
+  std::lock_guard<std::mutex> lock(mu_);
+  for (auto& [id, r] : records_) {
+    if (r.finished() || (run_id != 0 && id != run_id)) continue;
+    aborts_.insert(id);
+    return r;
+  }
+  return Status::NotFound(run_id == 0 ? "no workflow is running" : "workflow " + std::to_string(run_id) + " is not running");
+}
+
+bool WorkflowManager::AbortRequested(uint64_t run_id) {
+  std::lock_guard<std::mutex> lock(mu_);
+  return aborts_.count(run_id) > 0;
 }
 
 void WorkflowManager::StopAll() {

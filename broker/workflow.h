@@ -21,6 +21,7 @@
 #include <mutex>
 #include <nlohmann/json.hpp>
 #include <optional>
+#include <set>
 #include <string>
 #include <thread>
 
@@ -69,6 +70,13 @@ class WorkflowContext {
   // passes, or the broker stops).
   Result<wire::CommandStatusT> RunCommand(const wire::TargetT& target, wire::CommandBodyUnion body,
                                           uint32_t timeout_ms);
+  // Issues a command and returns its id without waiting.
+  Result<uint64_t> IssueCommand(const wire::TargetT& target, wire::CommandBodyUnion body, uint32_t timeout_ms);
+  // Waits for a command issued earlier (also one issued before a broker
+  // restart) until every target is done; gives up after `max_wait_ms`.
+  Result<wire::CommandStatusT> WaitCommand(uint64_t cmd_id, int64_t max_wait_ms);
+  // The operator asked to abort (`ledgerkeep maintenance abort`).
+  bool abort_requested() const;
 
  private:
   WorkflowManager* manager_;
@@ -106,9 +114,15 @@ class WorkflowManager {
   // InvalidArgument for an unknown kind or bad params.
   Result<WorkflowRecord> Start(const std::string& kind, const std::string& params_json);
   std::optional<WorkflowRecord> Get(uint64_t run_id);
+  // The most recent workflow, if any.
+  std::optional<WorkflowRecord> Latest();
   // Cancels and joins every workflow thread (broker shutdown). Their records
   // stay "running", so the next broker start resumes them.
   void StopAll();
+  // Asks a running workflow to abort (0 = the one running). It rolls back
+  // and finishes as failed. NotFound if none runs.
+  Result<WorkflowRecord> Abort(uint64_t run_id);
+  bool AbortRequested(uint64_t run_id);
 
   // For WorkflowContext.
   Status Save(const WorkflowRecord& r);
@@ -129,6 +143,7 @@ class WorkflowManager {
   std::mutex mu_;
   std::map<uint64_t, WorkflowRecord> records_;  // guarded by mu_
   std::map<uint64_t, std::thread> threads_;     // guarded by mu_
+  std::set<uint64_t> aborts_;                   // guarded by mu_
   uint64_t next_id_ = 1;                        // guarded by mu_
 };
 

@@ -15,6 +15,8 @@
 #include "cli/table.h"
 #include "common/clock.h"
 
+#include <map>
+
 namespace ledgerkeep {
 namespace {
 
@@ -399,6 +401,83 @@ int RunWorkflow(const GlobalFlags& g, const std::string& kind, const nlohmann::j
     if (!report.is_discarded() && !report.empty()) std::printf("%s\n", report.dump(2).c_str());
   }
   return ok ? kExitOk : kExitFailed;
+}
+
+// ---------------------------------------------------------------- maintenance
+
+std::string HumanBytes(double b);
+
+// Runs the maintenance workflow, printing each step and per-node transfer
+// progress as they happen (from the event log), then the report.
+int RunMaintenance(const GlobalFlags& g, const nlohmann::json& params) {
+  auto opts = LoadClientOptions(g);
+  if (!opts.ok()) return Fail(opts.status());
+  auto client = BrokerClient::Connect(*opts);
+  if (!client.ok()) return Fail(client.status());
+  auto head = (*client)->FetchEvents(UINT64_MAX, 1, "");
+  if (!head.ok()) return Fail(head.status());
+  auto follower = EventFollower::Start(*opts, head->head_seq + 1, "");
+  if (!follower.ok()) return Fail(follower.status());
+  auto st = (*client)->StartWorkflow("maintenance", params.dump());
+  if (!st.ok()) return Fail(st.status());
+  const uint64_t id = st->run_id;
+  std::map<std::string, int64_t> last_progress_ms;
+  while (!st->finished) {
+    auto ev = (*follower)->Next(200);
+    if (ev.ok() && *ev) {
+      const wire::Event& e = *(**ev)->body_as_Event();
+      if (!g.json) {
+        if (const auto* r = e.body_as_RunbookStep(); r != nullptr && r->run_id() == id) {
+          std::printf("%s  %-15s %-8s %s\n", FormatTimeMs(e.at_ms()).substr(11, 12).c_str(),
+                      r->step() ? r->step()->c_str() : "", r->state() ? r->state()->c_str() : "",
+                      r->detail() ? r->detail()->c_str() : "");
+        } else if (const auto* p = e.body_as_Progress(); p != nullptr && p->phase() &&
+                                                         p->phase()->str() == "transfer") {
+          const std::string node = e.node() ? e.node()->str() : "?";
+          const int64_t now = MonotonicMs();
+          if (now - last_progress_ms[node] >= 1000 || p->percent() >= 100) {
+            last_progress_ms[node] = now;
+            std::printf("              %-6s transfer %5.1f%%  %s  %s/s\n", node.c_str(), p->percent(),
+                        HumanBytes(static_cast<double>(p->bytes_done())).c_str(), HumanBytes(p->rate_bps()).c_str());
+          }
+        }
+        std::fflush(stdout);
+      }
+      continue;
+    }
+    auto next = (*client)->GetWorkflowStatus(id);
+    if (!next.ok()) {
+      if (next.status().code() == StatusCode::kUnavailable) continue;  // broker restarting: it resumes
+      return Fail(next.status());
+    }
+    st = std::move(next);
+  }
+  auto report = nlohmann::json::parse(st->report_json, nullptr, false);
+  const bool ok = st->state == "succeeded";
+  if (g.json) {
+    std::printf("%s\n", nlohmann::json({{"run_id", id}, {"ok", ok}, {"error", st->error}, {"report", report}}).dump().c_str());
+  } else {
+    std::printf("\nmaintenance run %llu %s%s\n", static_cast<unsigned long long>(id), ok ? "succeeded" : "FAILED: ",
+                ok ? "" : st->error.c_str());
+    if (!report.is_discarded()) std::printf("%s\n", report.dump(2).c_str());
+  }
+  return ok ? kExitOk : kExitFailed;
+}
+
+int RunMaintenanceAbort(const GlobalFlags& g) {
+  auto opts = LoadClientOptions(g);
+  if (!opts.ok()) return Fail(opts.status());
+  auto client = BrokerClient::Connect(*opts);
+  if (!client.ok()) return Fail(client.status());
+  auto st = (*client)->AbortWorkflow(0);
+  if (!st.ok()) return Fail(st.status());
+  if (g.json) {
+    std::printf("%s\n", nlohmann::json({{"run_id", st->run_id}, {"abort_requested", true}}).dump().c_str());
+  } else {
+    std::printf("abort requested for %s run %llu; it rolls the cluster back to serving\n", st->kind.c_str(),
+                static_cast<unsigned long long>(st->run_id));
+  }
+  return kExitOk;
 }
 
 // ---------------------------------------------------------------- backups
@@ -828,6 +907,25 @@ int RunCli(int argc, char** argv) {
   b_list->add_option("--node", list_node, "the node")->required();
   std::vector<CLI::App*> backup_subs = {backup, b_schedule, b_unschedule, b_run, b_configure, b_status, b_list};
 
+  // The maintenance window.
+  auto* maintenance = app.add_subcommand("maintenance", "the runbook's maintenance backup as one command");
+  maintenance->require_subcommand(1);
+  bool dry_run = false;
+  std::string pre_hook, post_hook, archive;
+  int64_t m_wedge_timeout_s = 120, backup_timeout_s = 3600;
+  auto* m_run = maintenance->add_subcommand(
+      "run", "stop clients, wedge, stop replicas, check block ids, back up clients and replicas, restart, unwedge");
+  m_run->add_flag("--dry-run", dry_run, "print the plan and an estimate of the window; change nothing");
+  m_run->add_option("--pre-hook", pre_hook, "command run first on the broker host (e.g. stop the applications)");
+  m_run->add_option("--post-hook", post_hook, "command run last (and on rollback), e.g. start the applications");
+  m_run->add_option("--archive", archive, "name of the client archives (default maintenance-<run>-<time>)");
+  m_run->add_option("--wedge-timeout-s", m_wedge_timeout_s, "how long the wedge may take")->capture_default_str();
+  m_run->add_option("--backup-timeout-s", backup_timeout_s, "how long the backups may take")->capture_default_str();
+  auto* m_abort = maintenance->add_subcommand("abort", "stop the running maintenance and roll the cluster back to serving");
+  backup_subs.push_back(maintenance);
+  backup_subs.push_back(m_run);
+  backup_subs.push_back(m_abort);
+
   for (auto* sub : backup_subs) sub->fallthrough();
   for (auto* sub : {keygen, nodes, ping, events, node, blocks, wedge, wedge_stop, wedge_status, unwedge, health}) {
     sub->fallthrough();
@@ -868,6 +966,12 @@ int RunCli(int argc, char** argv) {
   if (b_run->parsed()) return RunBackupNowCli(g, backup_target, bf);
   if (b_status->parsed()) return RunBackupStatus(g, backup_target);
   if (b_list->parsed()) return RunBackupList(g, list_node);
+  if (m_run->parsed()) {
+    return RunMaintenance(g, {{"dry_run", dry_run}, {"pre_hook", pre_hook}, {"post_hook", post_hook},
+                              {"archive", archive}, {"wedge_timeout_s", m_wedge_timeout_s},
+                              {"backup_timeout_s", backup_timeout_s}});
+  }
+  if (m_abort->parsed()) return RunMaintenanceAbort(g);
   return kExitUsage;
 }
 

@@ -262,6 +262,15 @@ Result<wire::WorkflowStatusT> BrokerClient::GetWorkflowStatus(uint64_t run_id) {
   return ToWorkflowStatus(env);
 }
 
+Result<wire::WorkflowStatusT> BrokerClient::AbortWorkflow(uint64_t run_id) {
+  wire::AbortWorkflowT a;
+  a.run_id = run_id;
+  wire::BodyUnion b;
+  b.Set(std::move(a));
+  LK_ASSIGN_OR_RETURN(auto env, Request(std::move(b)));
+  return ToWorkflowStatus(env);
+}
+
 // ---------------------------------------------------------------- follower
 
 struct EventFollower::Impl {

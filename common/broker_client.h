@@ -61,6 +61,8 @@ class BrokerClient {
   // Starts a broker workflow and returns its first status.
   Result<wire::WorkflowStatusT> StartWorkflow(const std::string& kind, const std::string& params_json);
   Result<wire::WorkflowStatusT> GetWorkflowStatus(uint64_t run_id);
+  // Asks the running workflow (0 = whichever runs) to abort and roll back.
+  Result<wire::WorkflowStatusT> AbortWorkflow(uint64_t run_id);
 
   struct Impl;
 

@@ -188,6 +188,7 @@ std::string_view CommandKindName(wire::CommandBody type) {
     case wire::CommandBody::ConfigureBackup: return "backup-configure";
     case wire::CommandBody::GetBackupStatus: return "backup-status";
     case wire::CommandBody::ListSnapshots: return "backup-list";
+    case wire::CommandBody::ClientBackup: return "backup-client";
     case wire::CommandBody::NONE: return "none";
   }
   return "unknown";

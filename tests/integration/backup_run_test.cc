@@ -101,7 +101,9 @@ TEST_F(BackupRunTest, RunNowShowsProgressAndEveryReplicaGetsAConsistentSnapshot)
   const std::string root = cluster_->dir() + "/backups";
   const std::vector<std::string> replicas = {"r1", "r2"};
 
-  RunResult first = Cli({"backup", "run-now", "--destination", root + "/{node}"});
+  RunResult configure = Cli({"backup", "configure", "--role", "replica", "--destination", root + "/{node}"});
+  ASSERT_EQ(configure.exit_code, 0) << configure.Describe();
+  RunResult first = Cli({"backup", "run-now"});
   ASSERT_EQ(first.exit_code, 0) << first.Describe();
   auto j1 = Json(first);
   EXPECT_EQ(j1.size(), 2u) << "run-now targets the replicas only by default: " << j1.dump();
@@ -165,6 +167,26 @@ TEST_F(BackupRunTest, RunNowShowsProgressAndEveryReplicaGetsAConsistentSnapshot)
     auto m = VerifiedManifest(root + "/" + node, id);
     EXPECT_EQ(m.previous, first_ids[node]);
   }
+}
+
+// `run-now --destination D` on a node without a configured destination
+// backs up to D (and the broker from then on counts D as that node's), so
+// `backup list` and `backup status` must show D's snapshots too.
+TEST_F(BackupRunTest, RunNowToAnExplicitDestinationIsListedAfterwards) {
+  StartCluster(1, 200, 1024);
+  ASSERT_TRUE(WaitUntil([&] { return LastBlock("r1") > 100; }, 20s));
+  const std::string dest = cluster_->dir() + "/adhoc/r1";
+  RunResult run = Cli({"backup", "run-now", "--node", "r1", "--destination", dest});
+  ASSERT_EQ(run.exit_code, 0) << run.Describe();
+  const std::string id = Json(run)["r1"].value("snapshot_id", "");
+  ASSERT_EQ(SnapshotDirs(dest, true), std::vector<std::string>{id});
+  RunResult list = Cli({"backup", "list", "--node", "r1"});
+  EXPECT_EQ(list.exit_code, 0) << list.Describe();
+  auto l = Json(list);
+  EXPECT_EQ(l.value("destination", ""), dest) << list.Describe();
+  EXPECT_EQ(l["snapshots"].size(), 1u) << list.Describe();
+  auto status = Json(Cli({"backup", "status", "--node", "r1"}));
+  EXPECT_EQ(status["r1"].value("destination", ""), dest) << status.dump();
 }
 
 TEST_F(BackupRunTest, SecondRunWhileOneRunsIsQueuedNotInterleaved) {

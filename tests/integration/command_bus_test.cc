@@ -107,7 +107,9 @@ TEST_F(CommandBusTest, AgentKilledWhileCommandPendingGetsItExactlyOnceAfterResta
   LK_ASSERT_OK(cluster_->KillAgent("r1", SIGKILL));
 
   LK_ASSERT_OK_AND_ASSIGN(auto client, cluster_->ConnectOperator());
-  LK_ASSERT_OK_AND_ASSIGN(auto issued, client->Issue(Node("r1"), PingBody(0), 30'000));
+  // A ping with a delay runs on a worker lane, so the agent acks it before
+  // the result (an instant ping's result is its only report).
+  LK_ASSERT_OK_AND_ASSIGN(auto issued, client->Issue(Node("r1"), PingBody(50), 30'000));
   // Let the broker publish and redeliver into the void a few times.
   LK_ASSERT_OK_AND_ASSIGN(auto early, client->Wait(issued.cmd_id, 1000, nullptr));
   ASSERT_FALSE(early.finished) << DescribeCommandStatus(early);

@@ -1,0 +1,308 @@
+#include "agents/client_backup.h"
+
+#include <unistd.h>
+
+#include <algorithm>
+#include <cctype>
+#include <filesystem>
+#include <system_error>
+
+#include "agents/client_archive.h"
+#include "common/backup_destination.h"
+#include "common/clock.h"
+#include "common/file_util.h"
+#include "common/rsync.h"
+
+namespace ledgerkeep {
+
+namespace {
+
+namespace fs = std::filesystem;
+
+constexpr char kArchiveSuffix[] = ".tar.gz";
+constexpr char kChecksumSuffix[] = ".sha256";
+constexpr char kPartialDir[] = ".ledgerkeep-partial";
+
+bool EndsWith(const std::string& s, std::string_view suffix) {
+  return s.size() >= suffix.size() && s.compare(s.size() - suffix.size(), suffix.size(), suffix) == 0;
+}
+
+// Removes what an interrupted earlier run left in the work dir: only our
+// own file names, directly in it.
+void RemoveStaleStaging(const std::string& work_dir) {
+  std::error_code ec;
+  for (fs::directory_iterator it(work_dir, ec), end; !ec && it != end; it.increment(ec)) {
+    const std::string name = it->path().filename().string();
+    if (EndsWith(name, ".tar.gz") || EndsWith(name, ".tar.gz.tmp") || EndsWith(name, ".tar.gz.sha256") ||
+        EndsWith(name, ".tar.gz.sha256.tmp")) {
+      std::error_code rm;
+      fs::remove(it->path(), rm);
+    }
+  }
+}
+
+// Deletes the staged files when the run ends, however it ends.
+class StagedFiles {
+ public:
+  explicit StagedFiles(std::vector<std::string> paths) : paths_(std::move(paths)) {}
+  ~StagedFiles() {
+    for (const auto& p : paths_) {
+      ::unlink(p.c_str());
+      ::unlink((p + ".tmp").c_str());
+    }
+  }
+  StagedFiles(const StagedFiles&) = delete;
+  StagedFiles& operator=(const StagedFiles&) = delete;
+
+ private:
+  std::vector<std::string> paths_;
+};
+
+std::string Trimmed(const std::string& s) {
+  size_t b = 0;
+  size_t e = s.size();
+  while (b < e && std::isspace(static_cast<unsigned char>(s[b]))) ++b;
+  while (e > b && std::isspace(static_cast<unsigned char>(s[e - 1]))) --e;
+  return s.substr(b, e - b);
+}
+
+}  // namespace
+
+Result<std::string> ClientArchiveFileName(const std::string& archive_name) {
+  std::string name = Trimmed(archive_name);
+  if (EndsWith(name, kArchiveSuffix)) name.resize(name.size() - (sizeof(kArchiveSuffix) - 1));
+  if (name.empty()) {
+    return Status::InvalidArgument("no archive name: give one with --name (e.g. --name client1-2024-06-01)");
+  }
+  if (name.find('/') != std::string::npos) {
+    return Status::InvalidArgument(
+        "archive name '" + archive_name +
+        "' contains '/': give a plain file name; the directory is the destination");
+  }
+  if (name.front() == '.') {
+    return Status::InvalidArgument("archive name '" + archive_name +
+                                   "' starts with '.': pick a visible name");
+  }
+  if (std::any_of(name.begin(), name.end(),
+                  [](char c) { return static_cast<unsigned char>(c) < 0x20 || c == 0x7f; })) {
+    return Status::InvalidArgument("archive name '" + archive_name + "' contains control characters");
+  }
+  if (name.size() > 200) return Status::InvalidArgument("archive name is longer than 200 bytes");
+  return name + kArchiveSuffix;
+}
+
+ClientBackupHandler::ClientBackupHandler(std::string node_id, std::vector<std::string> paths,
+                                         std::string work_dir, DestinationSource configured_destination,
+                                         ProcessRunner* runner, ClientBackupTuning tuning)
+    : node_id_(std::move(node_id)),
+      paths_(std::move(paths)),
+      work_dir_(std::move(work_dir)),
+      configured_destination_(std::move(configured_destination)),
+      runner_(runner),
+      tuning_(std::move(tuning)) {}
+
+namespace {
+
+// One run of the command (the handler itself stays stateless).
+class ClientBackupRun {
+ public:
+  ClientBackupRun(const CommandContext& ctx, const ClientBackupTuning& tuning, ProcessRunner* runner)
+      : ctx_(ctx), tuning_(tuning), runner_(runner), started_ms_(MonotonicMs()) {}
+
+  Result<wire::ClientBackupResultT> Run(const std::string& file_name, const std::vector<std::string>& paths,
+                                        const BackupDestination& dest, const std::string& work_dir) {
+    dest_ = dest;
+    file_name_ = file_name;
+    RsyncRunner lister(runner_, RsyncOpts({}));
+    LK_RETURN_IF_ERROR(RefuseExisting(lister));
+
+    LK_RETURN_IF_ERROR(CreateDirectories(work_dir, 0700));
+    RemoveStaleStaging(work_dir);
+    const std::string local = work_dir + "/" + file_name;
+    const std::string local_sum = local + kChecksumSuffix;
+    StagedFiles staged({local, local_sum});
+
+    ArchiveOptions ao;
+    ao.compression_level = tuning_.compression_level;
+    ao.progress_interval_ms = tuning_.progress_interval_ms;
+    ao.cancelled = [this] { return ctx_.cancelled(); };
+    const int64_t archive_started = MonotonicMs();
+    ao.on_progress = [&](const ArchiveProgress& p) {
+      wire::ProgressT w;
+      w.phase = "archive";
+      w.bytes_done = p.bytes_done;
+      w.bytes_total = p.bytes_total;
+      w.files_done = p.files_done;
+      w.files_total = p.files_total;
+      const double secs = static_cast<double>(std::max<int64_t>(MonotonicMs() - archive_started, 1)) / 1000.0;
+      w.rate_bps = static_cast<double>(p.bytes_done) / secs;
+      w.eta_s = p.final ? 0.0
+                : w.rate_bps > 0
+                    ? static_cast<double>(p.bytes_total - std::min(p.bytes_done, p.bytes_total)) / w.rate_bps
+                    : -1.0;
+      w.percent = p.final || p.bytes_total == 0
+                      ? (p.final ? 100.0 : 0.0)
+                      : 100.0 * static_cast<double>(p.bytes_done) / static_cast<double>(p.bytes_total);
+      ctx_.ReportProgress(std::move(w));
+    };
+    LK_ASSIGN_OR_RETURN(ArchiveStats stats, WriteTarGz(paths, local, ao));
+    if (!stats.changed.empty()) {
+      std::string list;
+      for (size_t i = 0; i < stats.changed.size() && i < 5; ++i) list += (i ? ", " : "") + stats.changed[i];
+      ctx_.Note("warn", "client backup " + file_name + ": " + std::to_string(stats.changed.size()) +
+                            " file(s) changed while being archived (" + list +
+                            "); stop the client components for a consistent backup");
+    }
+    // sha256sum format, so `sha256sum -c NAME.tar.gz.sha256` works next to it.
+    LK_RETURN_IF_ERROR(WriteFileAtomically(local_sum, stats.sha256 + "  " + file_name + "\n", 0600));
+
+    // Someone may have taken the name while we archived.
+    LK_RETURN_IF_ERROR(RefuseExisting(lister));
+    RsyncOptions ro = RsyncOpts({"--mkpath", std::string("--partial-dir=") + kPartialDir});
+    ro.on_progress = [this](const RsyncProgress& p) {
+      wire::ProgressT w;
+      w.phase = "transfer";
+      w.bytes_done = p.bytes_done;
+      w.bytes_total = p.bytes_total;
+      w.files_done = p.files_done;
+      w.files_total = p.files_total;
+      w.rate_bps = static_cast<double>(p.rate_bps);
+      w.eta_s = static_cast<double>(p.eta_s);
+      w.percent = p.percent;
+      ctx_.ReportProgress(std::move(w));
+    };
+    RsyncRunner shipper(runner_, ro);
+    auto copied = shipper.Copy({local, local_sum}, dest.RsyncPath("") + "/");
+    if (!copied.ok()) return copied.status().WithContext("client backup " + file_name);
+
+    LK_RETURN_IF_ERROR(CheckArrived(lister, stats.archive_bytes));
+
+    wire::ClientBackupResultT r;
+    r.archive = dest.RsyncPath(file_name);
+    r.sha256 = stats.sha256;
+    r.bytes = stats.archive_bytes;
+    r.entries = stats.entries;
+    r.source_bytes = stats.source_bytes;
+    r.duration_ms = MonotonicMs() - started_ms_;
+    return r;
+  }
+
+ private:
+  RsyncOptions RsyncOpts(std::vector<std::string> extra) const {
+    RsyncOptions o;
+    std::string ssh = dest_.SshCommand();
+    for (const auto& x : tuning_.ssh_options) ssh += " " + x;
+    if (!dest_.SshCommand().empty()) o.ssh_command = ssh;
+    o.io_timeout_s = tuning_.io_timeout_s;
+    o.max_attempts = tuning_.max_attempts;
+    o.backoff_base_ms = tuning_.backoff_base_ms;
+    o.cancelled = [this] { return ctx_.cancelled(); };
+    o.extra_args = std::move(extra);
+    return o;
+  }
+
+  // The destination's entries of our name (empty when the directory does not exist yet).
+  Result<std::vector<RemoteEntry>> Ours(RsyncRunner& lister) {
+    auto listing = lister.ListRemote(dest_.RsyncPath(""));
+    if (!listing.ok()) {
+      if (listing.status().code() == StatusCode::kNotFound) return std::vector<RemoteEntry>{};
+      return listing.status().WithContext("cannot list the backup destination " + dest_.Display());
+    }
+    std::vector<RemoteEntry> ours;
+    for (auto& e : *listing) {
+      if (e.name == file_name_ || e.name == file_name_ + kChecksumSuffix) ours.push_back(std::move(e));
+    }
+    return ours;
+  }
+
+  Status RefuseExisting(RsyncRunner& lister) {
+    LK_ASSIGN_OR_RETURN(auto ours, Ours(lister));
+    if (ours.empty()) return Status::OK();
+    return Status::AlreadyExists("an archive named " + file_name_ + " already exists at " + dest_.Display() +
+                                 " (" + dest_.RsyncPath(ours.front().name) +
+                                 "); client backups are never overwritten: pick another --name");
+  }
+
+  Status CheckArrived(RsyncRunner& lister, uint64_t bytes) {
+    LK_ASSIGN_OR_RETURN(auto ours, Ours(lister));
+    bool archive = false;
+    bool sum = false;
+    for (const auto& e : ours) {
+      if (e.name == file_name_ && e.type == RemoteEntry::Type::kFile && e.size == bytes) archive = true;
+      if (e.name == file_name_ + kChecksumSuffix && e.type == RemoteEntry::Type::kFile) sum = true;
+    }
+    if (archive && sum) return Status::OK();
+    return Status::IOError("rsync reported success, but " + dest_.RsyncPath(file_name_) +
+                           (archive ? "" : " (" + std::to_string(bytes) + " bytes)") +
+                           (sum ? "" : " and its .sha256") +
+                           " is not at the destination; check the destination filesystem");
+  }
+
+  const CommandContext& ctx_;
+  const ClientBackupTuning& tuning_;
+  ProcessRunner* runner_;
+  const int64_t started_ms_;
+  BackupDestination dest_;
+  std::string file_name_;
+};
+
+}  // namespace
+
+CommandOutcome ClientBackupHandler::Execute(const CommandContext& ctx) {
+  auto fail = [](Status s) { return CommandOutcome{std::move(s), {}}; };
+  const wire::ClientBackup* cmd = ctx.command().body_as_ClientBackup();
+  if (cmd == nullptr) return fail(Status::InvalidArgument("not a ClientBackup command"));
+
+  auto file_name = ClientArchiveFileName(cmd->archive_name() ? cmd->archive_name()->str() : "");
+  if (!file_name.ok()) return fail(file_name.status());
+
+  std::vector<std::string> paths;
+  if (cmd->paths() != nullptr && cmd->paths()->size() > 0) {
+    for (const auto* p : *cmd->paths()) paths.push_back(p->str());
+  } else {
+    paths = paths_;
+  }
+  if (paths.empty()) {
+    return fail(Status::FailedPrecondition("client node " + node_id_ +
+                                           " has no paths to back up: set `[client] paths = "
+                                           "[\"/config/...\", \"/mnt/data/db\"]` in its node config "
+                                           "(and restart its agent), or give the paths with the command"));
+  }
+  for (const auto& p : paths) {
+    if (p.empty() || p.front() != '/') {
+      return fail(Status::InvalidArgument("path '" + p + "' to back up is not absolute"));
+    }
+  }
+
+  const std::string configure_hint = "run `ledgerkeep backup configure --node " + node_id_ +
+                                     " --destination <dir | user@host:/dir | rsync://host/module/dir>`, "
+                                     "or give a destination with the command";
+  wire::BackupTargetT target;
+  if (cmd->target() != nullptr && cmd->target()->destination() != nullptr &&
+      !cmd->target()->destination()->str().empty()) {
+    cmd->target()->UnPackTo(&target);
+  } else {
+    Result<wire::BackupTargetT> configured = configured_destination_
+                                                 ? configured_destination_()
+                                                 : Result<wire::BackupTargetT>(Status::NotFound("none"));
+    if (!configured.ok() && configured.status().code() != StatusCode::kNotFound) {
+      return fail(configured.status().WithContext("cannot read the configured backup destination"));
+    }
+    if (!configured.ok() || configured->destination.empty()) {
+      return fail(Status::FailedPrecondition("no backup destination configured for client node " + node_id_ +
+                                             ": " + configure_hint));
+    }
+    target = std::move(configured).value();
+  }
+  auto dest = ParseDestination(target, node_id_);
+  if (!dest.ok()) return fail(dest.status());
+
+  ClientBackupRun run(ctx, tuning_, runner_);
+  auto result = run.Run(*file_name, paths, *dest, work_dir_);
+  if (!result.ok()) return fail(result.status());
+  CommandOutcome out;
+  out.detail.Set(std::move(result).value());
+  return out;
+}
+
+}  // namespace ledgerkeep

@@ -1,0 +1,409 @@
+#include "broker/maintenance_workflow.h"
+
+#include <spdlog/spdlog.h>
+
+#include <chrono>
+#include <ctime>
+#include <map>
+#include <set>
+#include <thread>
+
+#include "broker/wedge_workflows.h"
+#include "broker/workflow_steps.h"
+#include "common/backup_destination.h"
+#include "common/clock.h"
+#include "common/config.h"
+#include "common/process.h"
+
+namespace ledgerkeep {
+namespace {
+
+// The forward steps, in order. The index of the step reached is persisted.
+const std::vector<std::string> kSteps = {
+    "preflight",     "pre_hook",      "stop_clients",  "wedge",        "stop_replicas",
+    "check_blocks",  "client_backup", "final_sync",    "start_replicas", "unwedge",
+    "verify_blocks", "start_clients", "post_hook"};
+// Steps from here on changed the cluster: a failure rolls back.
+constexpr size_t kFirstTouchingStep = 2;  // stop_clients
+
+class MaintenanceRun {
+ public:
+  MaintenanceRun(WorkflowContext& ctx, nlohmann::json& report) : ctx_(ctx), report_(report), state_(ctx.state()) {
+    params_ = ctx.params();
+  }
+
+  Status Execute() {
+    if (params_.value("dry_run", false)) return DryRun();
+    if (state_.value("rolling_back", false)) return Rollback(state_.value("failure", "resumed rollback"));
+    size_t step = state_.value("step", size_t{0});
+    if (state_.value("window_start_ms", int64_t{0}) == 0) state_["window_start_ms"] = int64_t{0};
+    for (; step < kSteps.size(); ++step) {
+      if (ctx_.abort_requested() && step >= kFirstTouchingStep) {
+        return Rollback("aborted by the operator");
+      }
+      if (ctx_.cancelled()) return Status::Aborted("broker stopping");
+      state_["step"] = step;
+      LK_RETURN_IF_ERROR(ctx_.SaveState());
+      const std::string& name = kSteps[step];
+      ctx_.Step(name, "started", "");
+      const int64_t t0 = MonotonicMs();
+      Status s = RunStep(name);
+      const int64_t ms = MonotonicMs() - t0;
+      report_["steps"][name] = {{"ms", ms}, {"ok", s.ok()}};
+      if (ctx_.cancelled()) return Status::Aborted("broker stopping");  // resumes on restart
+      if (!s.ok()) {
+        ctx_.Step(name, "failed", s.message());
+        report_["failed_step"] = name;
+        if (step < kFirstTouchingStep) return s.WithContext(name + " failed; nothing was changed");
+        return Rollback(name + " failed: " + s.message());
+      }
+      ctx_.Step(name, "done", std::to_string(ms) + " ms");
+    }
+    const int64_t start = state_.value("window_start_ms", int64_t{0});
+    const int64_t end = state_.value("window_end_ms", int64_t{0});
+    report_["window_s"] = static_cast<double>(end - start) / 1000.0;
+    return Status::OK();
+  }
+
+ private:
+  Status RunStep(const std::string& name) {
+    if (name == "preflight") return Preflight();
+    if (name == "pre_hook") return Hook("pre_hook");
+    if (name == "stop_clients") {
+      if (state_.value("window_start_ms", int64_t{0}) == 0) {
+        state_["window_start_ms"] = Clock::System()->NowMs();
+        LK_RETURN_IF_ERROR(ctx_.SaveState());
+      }
+      return Components(wire::Role::Client, wire::NodeAction::Stop);
+    }
+    if (name == "wedge") {
+      auto stop = WedgeReplicas(ctx_, report_["wedge"], params_.value("wedge_timeout_s", int64_t{120}) * 1000,
+                                10'000);
+      if (!stop.ok()) return stop.status();
+      report_["stop_point"] = *stop;
+      return Status::OK();
+    }
+    if (name == "stop_replicas") return Components(wire::Role::Replica, wire::NodeAction::Stop);
+    if (name == "check_blocks") return CheckBlocks();
+    if (name == "client_backup") return ClientBackups();
+    if (name == "final_sync") return FinalSync();
+    if (name == "start_replicas") return Components(wire::Role::Replica, wire::NodeAction::Start);
+    if (name == "unwedge") return UnwedgeReplicas(ctx_, report_["unwedge"], /*check_first=*/true);
+    if (name == "verify_blocks") return VerifyBlocksAdvance();
+    if (name == "start_clients") {
+      Status s = Components(wire::Role::Client, wire::NodeAction::Start);
+      if (s.ok()) {
+        state_["window_end_ms"] = Clock::System()->NowMs();
+        LK_RETURN_IF_ERROR(ctx_.SaveState());
+      }
+      return s;
+    }
+    if (name == "post_hook") return Hook("post_hook");
+    return Status::Internal("unknown step " + name);
+  }
+
+  // -------------------------------------------------------------- nodes
+  Result<std::vector<std::string>> NodesWithRole(wire::Role role) {
+    LK_ASSIGN_OR_RETURN(auto list, ctx_.client().ListNodes());
+    std::vector<std::string> out;
+    for (const auto& n : list.nodes)
+      if (n->role == role) out.push_back(n->node_id);
+    return out;
+  }
+
+  // Runs a command on every node of `role`; an error names each failure.
+  Result<wire::CommandStatusT> OnAll(wire::Role role, wire::CommandBodyUnion body, uint32_t timeout_ms) {
+    LK_ASSIGN_OR_RETURN(auto nodes, NodesWithRole(role));
+    if (nodes.empty()) return wire::CommandStatusT{};
+    LK_ASSIGN_OR_RETURN(auto st, ctx_.RunCommand(TargetRole(role), std::move(body), timeout_ms));
+    std::string failed;
+    for (const auto& t : st.targets) {
+      if (!ResultOk(*t)) failed += (failed.empty() ? "" : "; ") + t->node_id + ": " + ResultText(*t);
+    }
+    if (!failed.empty()) return Status::Aborted(failed);
+    return st;
+  }
+
+  Status Components(wire::Role role, wire::NodeAction action) {
+    wire::NodeManagementT m;
+    m.action = action;
+    wire::CommandBodyUnion body;
+    body.Set(std::move(m));
+    const uint32_t timeout = static_cast<uint32_t>(params_.value("stop_timeout_s", int64_t{120}) * 1000);
+    LK_ASSIGN_OR_RETURN(auto st, OnAll(role, std::move(body), timeout));
+    // Verify: every component in the wanted state.
+    const bool want_running = action == wire::NodeAction::Start;
+    for (const auto& t : st.targets) {
+      if (t->result->detail.type != wire::ResultDetail::NodeStatus) continue;
+      for (const auto& c : t->result->detail.AsNodeStatus()->components) {
+        if (c->running != want_running) {
+          return Status::Aborted(t->node_id + ": component " + c->name + " is still " +
+                                 (c->running ? "running" : "stopped"));
+        }
+      }
+    }
+    return Status::OK();
+  }
+
+  // -------------------------------------------------------------- preflight
+  Status Preflight() {
+    std::string problems;
+    auto add = [&](const std::string& p) { problems += (problems.empty() ? "" : "; ") + p; };
+    LK_ASSIGN_OR_RETURN(auto list, ctx_.client().ListNodes());
+    for (const auto& n : list.nodes) {
+      if (n->state != wire::NodeState::Alive) add(n->node_id + " is " + NodeStateName(n->state));
+    }
+    if (!problems.empty()) return Status::FailedPrecondition("not every node is alive: " + problems);
+
+    // Destinations: every node has one, and no two share one.
+    wire::CommandBodyUnion status_body;
+    status_body.Set(wire::GetBackupStatusT{});
+    wire::TargetT all;
+    all.all = true;
+    LK_ASSIGN_OR_RETURN(auto st, ctx_.RunCommand(all, std::move(status_body), 15'000));
+    std::map<std::string, std::string> owner;
+    for (const auto& t : st.targets) {
+      if (!ResultOk(*t) || t->result->detail.type != wire::ResultDetail::BackupStatus) {
+        add(t->node_id + ": no backup status (" + ResultText(*t) + ")");
+        continue;
+      }
+      const auto* b = t->result->detail.AsBackupStatus();
+      if (b->destination.empty() || b->mode == "checkpoint" || b->mode == "none") {
+        add(t->node_id + " has no backup destination (ledgerkeep backup configure --node " + t->node_id +
+            " --destination ...)");
+        continue;
+      }
+      auto d = ParseDestination(b->destination, "", "", 0);
+      std::string key = d.ok() ? d->Normalized() : b->destination;
+      if (auto it = owner.find(key); it != owner.end()) {
+        add(t->node_id + " and " + it->second + " share the destination " + b->destination);
+      }
+      owner[key] = t->node_id;
+      report_["destinations"][t->node_id] = b->destination;
+    }
+    if (!problems.empty()) return Status::FailedPrecondition(problems);
+
+    // Replicas healthy: producing blocks, fast path only (no slow path
+    // between two samples, no forced slow path).
+    auto sample = [&]() -> Result<std::map<std::string, wire::NodeHealthT>> {
+      wire::CommandBodyUnion body;
+      body.Set(wire::GetHealthT{});
+      LK_ASSIGN_OR_RETURN(auto hs, OnAll(wire::Role::Replica, std::move(body), 10'000));
+      std::map<std::string, wire::NodeHealthT> out;
+      for (const auto& t : hs.targets)
+        if (t->result->detail.type == wire::ResultDetail::NodeHealth) out[t->node_id] = *t->result->detail.AsNodeHealth();
+      return out;
+    };
+    LK_ASSIGN_OR_RETURN(auto first, sample());
+    std::this_thread::sleep_for(std::chrono::milliseconds(1000));
+    LK_ASSIGN_OR_RETURN(auto second, sample());
+    for (const auto& [node, h] : second) {
+      const auto& before = first[node];
+      if (!h.running) add(node + ": ledgerd is not running");
+      else if (h.blocks_per_sec <= 0) add(node + ": produces no blocks");
+      else if (h.slow_path_fault || h.slow_paths > before.slow_paths) add(node + ": on the slow path");
+      else if (h.state_transfer_active) add(node + ": in state transfer");
+      report_["health"][node] = {{"blocks_per_sec", h.blocks_per_sec}, {"slow_paths", h.slow_paths}};
+    }
+    if (!problems.empty()) return Status::FailedPrecondition("replicas not healthy: " + problems);
+    return Status::OK();
+  }
+
+  Status Hook(const std::string& which) {
+    const std::string cmd = params_.value(which, "");
+    if (cmd.empty()) return Status::OK();
+    auto r = ProcessRunner::Real()->Run({"/bin/sh", "-c", cmd}, 300'000);
+    if (!r.ok()) return r.status();
+    report_["hooks"][which] = {{"command", cmd}, {"exit_code", r->exit_code}, {"output", r->output.substr(0, 2000)}};
+    if (r->exit_code != 0 || r->timed_out) {
+      return Status::Aborted(which + " `" + cmd + "` failed (exit " + std::to_string(r->exit_code) + "): " +
+                             r->output.substr(0, 500));
+    }
+    return Status::OK();
+  }
+
+  // -------------------------------------------------------------- blocks
+  Status CheckBlocks() {
+    wire::CommandBodyUnion body;
+    body.Set(wire::GetBlockIdsT{});
+    LK_ASSIGN_OR_RETURN(auto st, OnAll(wire::Role::Replica, std::move(body), 30'000));
+    std::set<std::pair<uint64_t, uint64_t>> distinct;
+    std::string listing;
+    for (const auto& t : st.targets) {
+      const auto* b = t->result->detail.AsBlockIds();
+      if (b == nullptr) return Status::Internal(t->node_id + " answered without block ids");
+      distinct.insert({b->last_reachable, b->last});
+      listing += (listing.empty() ? "" : ", ") + t->node_id + " " + std::to_string(b->last_reachable) + "/" +
+                 std::to_string(b->last);
+      report_["block_ids"][t->node_id] = {{"last_reachable", b->last_reachable}, {"last", b->last},
+                                          {"running", b->running}};
+      if (b->running) return Status::FailedPrecondition(t->node_id + "'s ledgerd is still running");
+    }
+    if (distinct.size() != 1 || distinct.begin()->first != distinct.begin()->second) {
+      return Status::FailedPrecondition("replicas did not stop at the same block with no gap (last reachable/last: " +
+                                        listing + "); restarting them now");
+    }
+    state_["common_block"] = distinct.begin()->first;
+    report_["common_block"] = distinct.begin()->first;
+    return ctx_.SaveState();
+  }
+
+  Status VerifyBlocksAdvance() {
+    const uint64_t common = state_.value("common_block", uint64_t{0});
+    const int64_t deadline = MonotonicMs() + 60'000;
+    std::string lagging;
+    while (MonotonicMs() < deadline) {
+      wire::CommandBodyUnion body;
+      body.Set(wire::GetBlockIdsT{});
+      LK_ASSIGN_OR_RETURN(auto st, OnAll(wire::Role::Replica, std::move(body), 10'000));
+      lagging.clear();
+      for (const auto& t : st.targets) {
+        const auto* b = t->result->detail.AsBlockIds();
+        if (b == nullptr || b->last_reachable <= common) lagging += (lagging.empty() ? "" : ", ") + t->node_id;
+      }
+      if (lagging.empty()) return Status::OK();
+      std::this_thread::sleep_for(std::chrono::milliseconds(300));
+    }
+    return Status::Timeout("blocks do not advance on " + lagging + " after unwedge");
+  }
+
+  // -------------------------------------------------------------- backups
+  Status ClientBackups() {
+    LK_ASSIGN_OR_RETURN(auto clients, NodesWithRole(wire::Role::Client));
+    if (clients.empty()) return Status::OK();
+    std::string name = state_.value("archive", "");
+    if (name.empty()) {
+      name = params_.value("archive", "");
+      if (name.empty()) {
+        char buf[32];
+        time_t now = std::time(nullptr);
+        std::tm tm{};
+        gmtime_r(&now, &tm);
+        std::strftime(buf, sizeof buf, "%Y%m%dT%H%M%SZ", &tm);
+        name = "maintenance-" + std::to_string(ctx_.run_id()) + "-" + buf;
+      }
+      state_["archive"] = name;
+      LK_RETURN_IF_ERROR(ctx_.SaveState());
+    }
+    wire::ClientBackupT cb;
+    cb.archive_name = name;
+    wire::CommandBodyUnion body;
+    body.Set(std::move(cb));
+    const uint32_t timeout = static_cast<uint32_t>(params_.value("backup_timeout_s", int64_t{3600}) * 1000);
+    LK_ASSIGN_OR_RETURN(auto st, OnAll(wire::Role::Client, std::move(body), timeout));
+    for (const auto& t : st.targets) {
+      if (const auto* r = t->result->detail.AsClientBackupResult()) {
+        report_["clients"][t->node_id] = {{"archive", r->archive}, {"sha256", r->sha256}, {"bytes", r->bytes}};
+      }
+    }
+    return Status::OK();
+  }
+
+  Status FinalSync() {
+    const uint32_t timeout = static_cast<uint32_t>(params_.value("backup_timeout_s", int64_t{3600}) * 1000);
+    uint64_t id = state_.value("final_sync_cmd", uint64_t{0});
+    if (id == 0) {  // issue once; after a broker restart, wait for the same one
+      wire::RunBackupNowT r;
+      r.reason = "maintenance";
+      wire::CommandBodyUnion body;
+      body.Set(std::move(r));
+      LK_ASSIGN_OR_RETURN(id, ctx_.IssueCommand(TargetRole(wire::Role::Replica), std::move(body), 60'000));
+      state_["final_sync_cmd"] = id;
+      LK_RETURN_IF_ERROR(ctx_.SaveState());
+    }
+    LK_ASSIGN_OR_RETURN(auto st, ctx_.WaitCommand(id, timeout));
+    const uint64_t common = state_.value("common_block", uint64_t{0});
+    std::string failed;
+    for (const auto& t : st.targets) {
+      const auto* b = t->result ? t->result->detail.AsBackupResult() : nullptr;
+      if (!ResultOk(*t) || b == nullptr) {
+        failed += (failed.empty() ? "" : "; ") + t->node_id + ": " + ResultText(*t);
+        continue;
+      }
+      report_["replicas"][t->node_id] = {{"snapshot_id", b->snapshot_id}, {"bytes_transferred", b->bytes_transferred},
+                                         {"bytes_total", b->bytes_total}, {"duration_ms", b->duration_ms},
+                                         {"consistent", b->consistent}, {"last_block_id", b->last_block_id},
+                                         {"destination", b->destination}};
+      if (!b->consistent) failed += (failed.empty() ? "" : "; ") + t->node_id + ": snapshot not consistent";
+      if (b->last_block_id != common) {
+        failed += (failed.empty() ? "" : "; ") + t->node_id + ": snapshot at block " +
+                  std::to_string(b->last_block_id) + ", expected " + std::to_string(common);
+      }
+    }
+    if (!failed.empty()) return Status::Aborted("final sync failed on " + failed);
+    return Status::OK();
+  }
+
+  // -------------------------------------------------------------- rollback
+  // Brings the cluster back to serving whatever state it is in. Each action
+  // is idempotent; failures are collected, not fatal, so every step runs.
+  Status Rollback(const std::string& why) {
+    if (!state_.value("rolling_back", false)) {
+      state_["rolling_back"] = true;
+      state_["failure"] = why;
+      ctx_.SaveState().IgnoreError();
+    }
+    ctx_.Step("rollback", "started", why);
+    std::string problems;
+    auto note = [&](const std::string& what, const Status& s) {
+      if (!s.ok()) problems += (problems.empty() ? "" : "; ") + what + ": " + s.message();
+    };
+    note("start replicas", Components(wire::Role::Replica, wire::NodeAction::Start));
+    nlohmann::json unwedge_report;
+    note("unwedge", UnwedgeReplicas(ctx_, unwedge_report, /*check_first=*/false));
+    note("start clients", Components(wire::Role::Client, wire::NodeAction::Start));
+    note("post hook", Hook("post_hook"));
+    report_["rolled_back"] = true;
+    report_["rollback_problems"] = problems;
+    ctx_.Step("rollback", problems.empty() ? "done" : "failed",
+              problems.empty() ? "the cluster serves again" : problems);
+    return Status::Aborted(why + (problems.empty() ? "; rolled back, the cluster serves again"
+                                                   : "; rollback incomplete: " + problems));
+  }
+
+  // -------------------------------------------------------------- dry run
+  Status DryRun() {
+    report_["plan"] = kSteps;
+    wire::CommandBodyUnion body;
+    body.Set(wire::GetBackupStatusT{});
+    LK_ASSIGN_OR_RETURN(auto st, ctx_.RunCommand(TargetRole(wire::Role::Replica), std::move(body), 15'000));
+    double slowest = 0;
+    for (const auto& t : st.targets) {
+      const auto* b = t->result ? t->result->detail.AsBackupStatus() : nullptr;
+      if (b == nullptr || !b->last_ok || b->last_ok->duration_ms <= 0) {
+        report_["estimate"][t->node_id] = "no earlier snapshot: the final sync is a full copy";
+        continue;
+      }
+      // The final sync sends about one incremental delta at the measured rate.
+      const double rate = static_cast<double>(std::max<uint64_t>(b->last_ok->bytes_transferred, 1)) /
+                          (static_cast<double>(b->last_ok->duration_ms) / 1000.0);
+      const double secs = static_cast<double>(b->last_ok->bytes_transferred) / rate + 2.0;
+      slowest = std::max(slowest, secs);
+      report_["estimate"][t->node_id] = {{"delta_bytes", b->last_ok->bytes_transferred},
+                                         {"rate_bytes_per_s", rate},
+                                         {"final_sync_s", secs}};
+    }
+    // Fixed parts: wedge (up to two checkpoints of blocks), stops and starts.
+    const double fixed_s = 15.0;
+    report_["estimated_window_s"] = slowest + fixed_s;
+    report_["dry_run"] = true;
+    return Status::OK();
+  }
+
+  WorkflowContext& ctx_;
+  nlohmann::json& report_;
+  nlohmann::json& state_;
+  nlohmann::json params_;
+};
+
+}  // namespace
+
+Status MaintenanceWorkflow::Run(WorkflowContext& ctx, nlohmann::json& report) {
+  return MaintenanceRun(ctx, report).Execute();
+}
+
+void RegisterMaintenanceWorkflow(WorkflowManager& manager) {
+  manager.Register("maintenance", [](const nlohmann::json&) { return std::make_unique<MaintenanceWorkflow>(); });
+}
+
+}  // namespace ledgerkeep
