@@ -20,6 +20,11 @@
 
 namespace ledgerkeep {
 
+bool IsSnapshotId(const std::string& name) {
+  static const std::regex re(R"(^\d{8}T\d{6}\.\d{3}Z$)");
+  return std::regex_match(name, re);
+}
+
 std::string SnapshotIdFor(int64_t ms) {
   time_t secs = static_cast<time_t>(ms / 1000);
   std::tm tm{};
@@ -79,6 +84,13 @@ struct BackupEngine::Impl {
   RsyncOptions MakeRsyncOptions(const BackupRunOptions& opts) const {
     RsyncOptions r;
     std::string ssh = opts.destination.SshCommand();
+    if (!ssh.empty() && !opts.ssh_options.empty()) {
+      // ssh takes the first value of each option: the node's own options
+      // (e.g. its known_hosts) go before our defaults.
+      std::string extra;
+      for (const auto& x : opts.ssh_options) extra += " " + x;
+      ssh.insert(3, extra);  // after "ssh"
+    }
     if (!ssh.empty()) {
       // One SSH connection for the whole run: a run makes a dozen small
       // calls (owner marker, listing, manifest, DONE, retention) besides
@@ -87,7 +99,6 @@ struct BackupEngine::Impl {
       const std::string dir = work.size() < 60 ? work : std::string("/tmp");
       ssh += " -o ControlMaster=auto -o ControlPersist=30 -o ControlPath=" + dir + "/lk-ssh-%C";
     }
-    for (const auto& extra : opts.ssh_options) ssh += " " + extra;
     if (!ssh.empty()) r.ssh_command = ssh;
     r.io_timeout_s = opts.io_timeout_s;
     r.max_attempts = opts.max_attempts;
@@ -302,6 +313,19 @@ struct BackupEngine::Impl {
     }
     if (!std::filesystem::exists(o.ledger_db)) {
       return Status::NotFound("ledger DB " + o.ledger_db + " does not exist");
+    }
+    // Checkpoints of runs that were killed hold hard links to old SST files
+    // forever: remove them (runs are one at a time per node).
+    {
+      std::error_code ec;
+      const auto parent = std::filesystem::path(o.ledger_db).parent_path();
+      for (std::filesystem::directory_iterator it(parent, ec), end; !ec && it != end; it.increment(ec)) {
+        if (it->path().filename().string().rfind(".ledgerkeep-checkpoint-", 0) == 0) {
+          std::error_code rm;
+          std::filesystem::remove_all(it->path(), rm);
+          spdlog::info("removed the checkpoint of an interrupted run: {}", it->path().string());
+        }
+      }
     }
     // 1. A checkpoint from the running ledgerd.
     if (!o.ledger_control.empty()) {

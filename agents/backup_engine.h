@@ -72,5 +72,6 @@ class BackupEngine {
 
 // "20261125T093012.123Z" for a Unix time in ms: sorts chronologically.
 std::string SnapshotIdFor(int64_t ms);
+bool IsSnapshotId(const std::string& name);
 
 }  // namespace ledgerkeep

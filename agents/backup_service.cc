@@ -259,7 +259,8 @@ wire::BackupResultT BackupService::RunCheckpoint(const BackupConfig& c, bool sch
   const uint32_t keep = c.keep_last == 0 ? 2 : c.keep_last;
   std::vector<std::string> ids;
   for (const auto& e : std::filesystem::directory_iterator(dir)) {
-    if (e.is_directory()) ids.push_back(e.path().filename().string());
+    // Only our checkpoints: never anything else an operator keeps there.
+    if (e.is_directory() && IsSnapshotId(e.path().filename().string())) ids.push_back(e.path().filename().string());
   }
   std::sort(ids.begin(), ids.end());
   for (size_t i = 0; i + keep < ids.size(); ++i) {
@@ -351,12 +352,12 @@ CommandOutcome BackupService::Schedule(const wire::ScheduleBackup& cmd) {
   c.keep_last = cmd.retention() ? cmd.retention()->keep_last() : 0;
   c.max_age_s = cmd.retention() ? cmd.retention()->max_age_s() : 0;
   if (cmd.min_free_bytes() > 0) c.min_free_bytes = cmd.min_free_bytes();
-  if (!target.destination.empty() || mode == "rsync") {
-    c.destination = target.destination;
-    c.rsync_user = target.rsync_user;
-    c.ssh_key = target.ssh_key;
-    c.ssh_port = target.ssh_port;
-  }
+  // Checkpoint mode keeps its own local directory (empty = next to the DB);
+  // an earlier rsync destination must not leak into it.
+  c.destination = target.destination;
+  c.rsync_user = mode == "rsync" ? target.rsync_user : "";
+  c.ssh_key = mode == "rsync" ? target.ssh_key : "";
+  c.ssh_port = mode == "rsync" ? target.ssh_port : 0;
   if (mode == "rsync") {
     // Validate the destination and claim it now, so a shared or unreachable
     // directory is refused when scheduling, not an hour later.
@@ -439,6 +440,19 @@ CommandOutcome BackupService::RunNow(const CommandContext& ctx, const wire::RunB
   auto res = RunLocked(
       c, false, [&](const wire::ProgressT& p) { ctx.ReportProgress(wire::ProgressT(p)); },
       [&] { return ctx.cancelled(); });
+  if (res.ok && !target.destination.empty()) {
+    // A node without a destination keeps the one it just backed up to, so
+    // `backup list` and `backup status` show it (the broker records it too).
+    std::lock_guard<std::mutex> lock(mu_);
+    if (config_.destination.empty() && config_.mode != "checkpoint") {
+      config_.mode = "rsync";
+      config_.destination = target.destination;
+      config_.rsync_user = target.rsync_user;
+      config_.ssh_key = target.ssh_key;
+      config_.ssh_port = target.ssh_port;
+      SaveConfig().IgnoreError();
+    }
+  }
   CommandOutcome out;
   if (!res.ok) out.status = Status(StatusCode::kAborted, res.error);
   out.detail.Set(std::move(res));
@@ -487,6 +501,19 @@ CommandOutcome BackupService::List() {
   CommandOutcome out;
   out.detail.Set(std::move(sl));
   return out;
+}
+
+Result<wire::BackupTargetT> BackupService::ConfiguredTarget() {
+  std::lock_guard<std::mutex> lock(mu_);
+  if (config_.destination.empty() || config_.mode == "checkpoint") {
+    return Status::NotFound("no backup destination configured on " + opt_.node_id);
+  }
+  wire::BackupTargetT t;
+  t.destination = config_.destination;
+  t.rsync_user = config_.rsync_user;
+  t.ssh_key = config_.ssh_key;
+  t.ssh_port = config_.ssh_port;
+  return t;
 }
 
 HandlerMap BackupService::Handlers() {

@@ -81,6 +81,8 @@ class BackupService {
   CommandOutcome RunNow(const CommandContext& ctx, const wire::RunBackupNow& cmd);
   CommandOutcome GetStatus();
   CommandOutcome List();
+  // The configured destination (what `backup configure` set); NotFound if none.
+  Result<wire::BackupTargetT> ConfiguredTarget();
 
  private:
   CommandOutcome GetStatusLocked();  // mu_ held

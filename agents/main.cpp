@@ -4,6 +4,7 @@
 
 #include "agents/agent.h"
 #include "agents/backup_service.h"
+#include "agents/client_backup.h"
 #include "agents/node_handlers.h"
 #include "common/daemon.h"
 #include "common/logging.h"
@@ -92,6 +93,13 @@ int main(int argc, char** argv) {
       continue;
     }
     handlers[type] = h;
+  }
+  if (role == wire::Role::Client) {
+    ClientBackupTuning tuning;
+    tuning.ssh_options = services->config.backup_ssh_options;
+    handlers[wire::CommandBody::ClientBackup] = std::make_shared<ClientBackupHandler>(
+        node_id, services->config.client_paths, data_dir + "/client-backup",
+        [b = backups.get()] { return b->ConfiguredTarget(); }, ProcessRunner::Real(), tuning);
   }
   auto agent = Agent::Start(std::move(opt), std::move(handlers));
   if (!agent.ok()) {

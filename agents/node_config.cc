@@ -44,6 +44,10 @@ Result<NodeConfig> LoadNodeConfig(const std::string& path) {
   if (const auto* b = tbl["backup"].as_table()) {
     LK_ASSIGN_OR_RETURN(c.backup_ssh_options, StringArray(*b, "ssh_options", "node config " + path + ": [backup]"));
   }
+  if (const auto* cl = tbl["client"].as_table()) {
+    LK_ASSIGN_OR_RETURN(auto paths, StringArray(*cl, "paths", "node config " + path + ": [client]"));
+    for (auto& p : paths) c.client_paths.push_back(resolve(p));
+  }
   std::set<std::string> names;
   if (const auto* arr = tbl["component"].as_array()) {
     size_t i = 0;

@@ -20,6 +20,9 @@
 //   [backup]
 //   ssh_options = ["-o", "UserKnownHostsFile=/etc/ledgerkeep/known_hosts"]  # extra ssh args
 //
+//   [client]                       # client nodes: what `backup client` archives
+//   paths = ["/config/daml-ledger-api/environment-vars", "/mnt/data/db"]
+//
 // Relative paths are relative to the file's directory.
 #pragma once
 
@@ -47,6 +50,7 @@ struct NodeConfig {
   std::string ledger_control;
   std::vector<ComponentSpec> components;
   std::vector<std::string> backup_ssh_options;
+  std::vector<std::string> client_paths;  // absolute
 };
 
 Result<NodeConfig> LoadNodeConfig(const std::string& path);

@@ -659,6 +659,45 @@ int RunBackupNowCli(const GlobalFlags& g, const TargetFlags& tf, const BackupFla
   return all_ok ? kExitOk : kExitFailed;
 }
 
+int RunBackupClient(const GlobalFlags& g, const TargetFlags& tf, const BackupFlags& f, const std::string& name,
+                    const std::vector<std::string>& paths) {
+  wire::ClientBackupT cb;
+  cb.archive_name = name;
+  cb.paths = paths;
+  if (!f.destination.empty()) cb.target = MakeTarget(f);
+  wire::CommandBodyUnion body;
+  body.Set(std::move(cb));
+  wire::TargetT target = ToTarget(tf);
+  if (target.all) {
+    target.all = false;
+    target.role = wire::Role::Client;
+  }
+  auto st = RunCommand(g, target, std::move(body), f.wait_s);
+  if (!st.ok()) return Fail(st.status());
+  bool all_ok = st->finished;
+  nlohmann::json j = nlohmann::json::object();
+  Table t({"NODE", "RESULT", "ARCHIVE", "BYTES", "SHA256", "MESSAGE"});
+  for (const auto& target_st : st->targets) {
+    all_ok = all_ok && TargetOk(*target_st);
+    const auto* r = target_st->result ? target_st->result->detail.AsClientBackupResult() : nullptr;
+    if (r != nullptr) {
+      j[target_st->node_id] = {{"archive", r->archive}, {"sha256", r->sha256}, {"bytes", r->bytes},
+                               {"entries", r->entries}, {"source_bytes", r->source_bytes}, {"ok", true}};
+      t.Add({target_st->node_id, "Ok", r->archive, HumanBytes(static_cast<double>(r->bytes)), r->sha256.substr(0, 16),
+             ""});
+    } else {
+      j[target_st->node_id] = {{"ok", false}, {"error", TargetResult(*target_st) + ": " + TargetMessage(*target_st)}};
+      t.Add({target_st->node_id, TargetResult(*target_st), "-", "-", "-", TargetMessage(*target_st)});
+    }
+  }
+  if (g.json) {
+    std::printf("%s\n", j.dump().c_str());
+  } else {
+    t.Print(stdout);
+  }
+  return all_ok ? kExitOk : kExitFailed;
+}
+
 int RunBackupStatus(const GlobalFlags& g, const TargetFlags& tf) {
   wire::CommandBodyUnion body;
   body.Set(wire::GetBackupStatusT{});
@@ -905,7 +944,18 @@ int RunCli(int argc, char** argv) {
   std::string list_node;
   auto* b_list = backup->add_subcommand("list", "the snapshots of one node, with block ids");
   b_list->add_option("--node", list_node, "the node")->required();
-  std::vector<CLI::App*> backup_subs = {backup, b_schedule, b_unschedule, b_run, b_configure, b_status, b_list};
+  std::string client_name;
+  std::vector<std::string> client_paths;
+  auto* b_client = backup->add_subcommand(
+      "client", "client nodes: <NAME>.tar.gz of the configured config files and db directory, plus a .sha256, "
+                "shipped to the destination (default: the one set with `backup configure`)");
+  b_client->add_option("--name", client_name, "archive name (NAME.tar.gz)")->required();
+  b_client->add_option("--path", client_paths, "archive these paths instead of the node config's [client] paths");
+  add_dest(b_client, false);
+  b_client->add_option("--wait-s", bf.wait_s, "give up waiting after this long")->capture_default_str();
+  AddTargetFlags(b_client, backup_target);
+  std::vector<CLI::App*> backup_subs = {backup, b_schedule, b_unschedule, b_run, b_configure, b_status, b_list,
+                                        b_client};
 
   // The maintenance window.
   auto* maintenance = app.add_subcommand("maintenance", "the runbook's maintenance backup as one command");
@@ -966,6 +1016,7 @@ int RunCli(int argc, char** argv) {
   if (b_run->parsed()) return RunBackupNowCli(g, backup_target, bf);
   if (b_status->parsed()) return RunBackupStatus(g, backup_target);
   if (b_list->parsed()) return RunBackupList(g, list_node);
+  if (b_client->parsed()) return RunBackupClient(g, backup_target, bf, client_name, client_paths);
   if (m_run->parsed()) {
     return RunMaintenance(g, {{"dry_run", dry_run}, {"pre_hook", pre_hook}, {"post_hook", post_hook},
                               {"archive", archive}, {"wedge_timeout_s", m_wedge_timeout_s},

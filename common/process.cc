@@ -4,6 +4,7 @@
 #include <poll.h>
 #include <signal.h>
 #include <sys/syscall.h>
+#include <sys/prctl.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -85,6 +86,7 @@ class RealRunner final : public ProcessRunner {
       close_all();
       return Status::FromErrno(err, "cannot create pipes to run " + argv[0]);
     }
+    const pid_t parent = ::getpid();
     pid_t pid = ::fork();
     if (pid < 0) {
       int err = errno;
@@ -94,6 +96,10 @@ class RealRunner final : public ProcessRunner {
     if (pid == 0) {
       // Only async-signal-safe calls from here to exec.
       ::setpgid(0, 0);
+      // A helper command (rsync, ssh) must not outlive a killed agent: it
+      // would go on writing into a snapshot the restarted agent discards.
+      ::prctl(PR_SET_PDEATHSIG, SIGKILL);
+      if (::getppid() != parent) ::_exit(127);
       ::dup2(devnull, 0);
       ::dup2(out_pipe[1], 1);
       ::dup2(err_pipe[1], 2);

@@ -32,7 +32,8 @@ Status Status::FromErrno(int err, std::string_view what) {
     case ENOSPC:
     case EDQUOT: return NoSpace(std::move(msg));
     case EACCES:
-    case EPERM: return PermissionDenied(std::move(msg));
+    case EPERM:
+    case EROFS: return PermissionDenied(std::move(msg));
     case ENOENT: return NotFound(std::move(msg));
     default: return IOError(std::move(msg));
   }

@@ -304,7 +304,10 @@ TEST(ClientArchiveTest, UnreadableFileIsPermissionDeniedNamingIt) {
     const bool as_expected = !r.ok() && r.status().code() == StatusCode::kPermissionDenied &&
                              r.status().message().find(dir / "data/secret") != std::string::npos &&
                              !fs::exists(dir / "o.tar.gz.tmp");
-    if (drop) ::_exit(as_expected ? 0 : 1);
+    if (drop) {
+      if (!as_expected) std::cerr << "child: " << r.status().ToString() << "\n";
+      ::_exit(as_expected ? 0 : 1);
+    }
     EXPECT_TRUE(as_expected) << r.status().ToString();
     return;
   }

@@ -139,8 +139,12 @@ Status TestCluster::WriteNodeConfigs() {
     } else {
       const std::string db = DataDir(node) + "/client/db";
       fs::create_directories(db, ec);
+      const std::string cfg = DataDir(node) + "/client/config";
+      fs::create_directories(cfg, ec);
+      std::ofstream(cfg + "/environment-vars") << "LEDGER_API_PORT=6865\n";
       t << "[[component]]\nname = \"ledger-api\"\nexec = [\"/bin/sh\", \"-c\", \"while true; do date +%s >> '"
-        << db << "/activity.log'; sleep 0.2; done\"]\nstop_timeout_s = 10\n";
+        << db << "/activity.log'; sleep 0.2; done\"]\nstop_timeout_s = 10\n\n"
+        << "[client]\npaths = [\"" << cfg << "\", \"" << db << "\"]\n";
     }
     t << opt_.node_config_extra << "\n";
     std::ofstream out(NodeConfigPath(node));
