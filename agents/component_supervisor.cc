@@ -105,7 +105,7 @@ Status ComponentSupervisor::StartOne(const ComponentSpec& spec) {
                                            std::to_string(id->pid) + " " +
                                                std::to_string(id->start_ticks) + "\n"));
     // A component that dies at once (bad flags, locked DB) is a failed start.
-    std::this_thread::sleep_for(std::chrono::milliseconds(200));
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
     if (!runner_->IsAlive(*id)) {
       return Status::Aborted(spec.name + " exited right after starting; see " + state_dir_ + "/" +
                              spec.name + ".log");
@@ -157,7 +157,7 @@ Status ComponentSupervisor::StopOne(const ComponentSpec& spec) {
       return Status::Timeout(spec.name + " still reports running " +
                              std::to_string(spec.stop_timeout_ms / 1000) + " s after its stop command");
     }
-    std::this_thread::sleep_for(std::chrono::milliseconds(200));
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
   }
   return Status::OK();
 }

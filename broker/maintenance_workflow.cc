@@ -85,8 +85,16 @@ class MaintenanceRun {
     }
     if (name == "stop_replicas") return Components(wire::Role::Replica, wire::NodeAction::Stop);
     if (name == "check_blocks") return CheckBlocks();
-    if (name == "client_backup") return ClientBackups();
-    if (name == "final_sync") return FinalSync();
+    // The client archives and the replicas' final sync are independent: the
+    // client backups are issued first and waited for after the final sync,
+    // so they overlap (the window is the slower of the two, not the sum).
+    if (name == "client_backup") return IssueClientBackups();
+    if (name == "final_sync") {
+      Status replicas = FinalSync();
+      Status clients = WaitClientBackups();
+      if (!replicas.ok()) return replicas;
+      return clients;
+    }
     if (name == "start_replicas") return Components(wire::Role::Replica, wire::NodeAction::Start);
     if (name == "unwedge") return UnwedgeReplicas(ctx_, report_["unwedge"], /*check_first=*/true);
     if (name == "verify_blocks") return VerifyBlocksAdvance();
@@ -262,15 +270,15 @@ class MaintenanceRun {
         if (b == nullptr || b->last_reachable <= common) lagging += (lagging.empty() ? "" : ", ") + t->node_id;
       }
       if (lagging.empty()) return Status::OK();
-      std::this_thread::sleep_for(std::chrono::milliseconds(300));
+      std::this_thread::sleep_for(std::chrono::milliseconds(50));
     }
     return Status::Timeout("blocks do not advance on " + lagging + " after unwedge");
   }
 
   // -------------------------------------------------------------- backups
-  Status ClientBackups() {
+  Status IssueClientBackups() {
     LK_ASSIGN_OR_RETURN(auto clients, NodesWithRole(wire::Role::Client));
-    if (clients.empty()) return Status::OK();
+    if (clients.empty() || state_.value("client_backup_cmd", uint64_t{0}) != 0) return Status::OK();
     std::string name = state_.value("archive", "");
     if (name.empty()) {
       name = params_.value("archive", "");
@@ -289,13 +297,27 @@ class MaintenanceRun {
     cb.archive_name = name;
     wire::CommandBodyUnion body;
     body.Set(std::move(cb));
-    const uint32_t timeout = static_cast<uint32_t>(params_.value("backup_timeout_s", int64_t{3600}) * 1000);
-    LK_ASSIGN_OR_RETURN(auto st, OnAll(wire::Role::Client, std::move(body), timeout));
+    LK_ASSIGN_OR_RETURN(uint64_t id, ctx_.IssueCommand(TargetRole(wire::Role::Client), std::move(body), 60'000));
+    state_["client_backup_cmd"] = id;
+    return ctx_.SaveState();
+  }
+
+  Status WaitClientBackups() {
+    const uint64_t id = state_.value("client_backup_cmd", uint64_t{0});
+    if (id == 0) return Status::OK();
+    const int64_t timeout = params_.value("backup_timeout_s", int64_t{3600}) * 1000;
+    LK_ASSIGN_OR_RETURN(auto st, ctx_.WaitCommand(id, timeout));
+    std::string failed;
     for (const auto& t : st.targets) {
+      if (!ResultOk(*t)) {
+        failed += (failed.empty() ? "" : "; ") + t->node_id + ": " + ResultText(*t);
+        continue;
+      }
       if (const auto* r = t->result->detail.AsClientBackupResult()) {
         report_["clients"][t->node_id] = {{"archive", r->archive}, {"sha256", r->sha256}, {"bytes", r->bytes}};
       }
     }
+    if (!failed.empty()) return Status::Aborted("client backup failed on " + failed);
     return Status::OK();
   }
 
