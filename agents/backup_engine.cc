@@ -10,6 +10,7 @@
 #include <ctime>
 #include <filesystem>
 #include <map>
+#include <optional>
 #include <regex>
 #include <sstream>
 
@@ -158,7 +159,7 @@ struct BackupEngine::Impl {
       LK_RETURN_IF_ERROR(CreateDirectories(std::filesystem::path(p).parent_path().string()));
       return WriteFileAtomically(p, content);
     }
-    if (IsSsh() && content.size() < 64 * 1024) {
+    if (IsSsh() && content.size() < 96 * 1024) {  // fits one command line
       const std::string p = o.destination.path + "/" + sub;
       LK_ASSIGN_OR_RETURN(
           auto r, OnHost({"sh", "-c",
@@ -187,9 +188,35 @@ struct BackupEngine::Impl {
     return r.ok() ? Status::OK() : r.status();
   }
 
+  // On SSH destinations the owner marker and the snapshot listing come back
+  // from one remote command (Prefetch), saving a round trip per run.
+  std::optional<Result<std::string>> prefetched_owner;
+  std::optional<std::string> prefetched_listing;
+
+  Status Prefetch() {
+    if (!IsSsh()) return Status::OK();
+    LK_ASSIGN_OR_RETURN(
+        auto r, OnHost({"sh", "-c",
+                        "if test -f \"$1/.ledgerkeep-owner\"; then echo OWNER; cat \"$1/.ledgerkeep-owner\"; fi; "
+                        "echo LISTING; test -d \"$1/snapshots\" || exit 0; cd \"$1/snapshots\" && "
+                        "find . -mindepth 1 -maxdepth 2 -printf '%y %P\\n'",
+                        "sh", o.destination.path}));
+    if (r.exit_code != 0) return Status::IOError("cannot read " + o.destination.Display() + ": " + r.output);
+    const std::string& out = r.stdout_tail;
+    const auto listing_at = out.find("LISTING\n");
+    if (listing_at == std::string::npos) return Status::IOError("unexpected answer from " + o.destination.Display());
+    if (out.rfind("OWNER\n", 0) == 0) {
+      prefetched_owner = Result<std::string>(out.substr(6, listing_at - 6));
+    } else {
+      prefetched_owner = Result<std::string>(Status::NotFound("no owner marker"));
+    }
+    prefetched_listing = out.substr(listing_at + 8);
+    return Status::OK();
+  }
+
   Status Claim() {
     const std::string me = o.cluster_id + " " + o.node_id;
-    auto owner = ReadRemote(kOwnerFile);
+    auto owner = prefetched_owner ? *prefetched_owner : ReadRemote(kOwnerFile);
     if (owner.ok()) {
       std::string who = *owner;
       while (!who.empty() && (who.back() == '\n' || who.back() == ' ')) who.pop_back();
@@ -226,12 +253,19 @@ struct BackupEngine::Impl {
     Listing l;
     std::map<std::string, bool> seen;
     if (IsSsh()) {
-      LK_ASSIGN_OR_RETURN(auto r, OnHost({"sh", "-c",
-                                          "test -d \"$1\" || exit 0; cd \"$1\" && "
-                                          "find . -mindepth 1 -maxdepth 2 -printf '%y %P\\n'",
-                                          "sh", o.destination.path + "/snapshots"}));
-      if (r.exit_code != 0) return Status::IOError("cannot list " + Remote("snapshots") + ": " + r.output);
-      std::istringstream in(r.stdout_tail);
+      std::string text;
+      if (prefetched_listing) {
+        text = *prefetched_listing;
+        prefetched_listing.reset();  // used once: later listings are fresh
+      } else {
+        LK_ASSIGN_OR_RETURN(auto r, OnHost({"sh", "-c",
+                                            "test -d \"$1\" || exit 0; cd \"$1\" && "
+                                            "find . -mindepth 1 -maxdepth 2 -printf '%y %P\\n'",
+                                            "sh", o.destination.path + "/snapshots"}));
+        if (r.exit_code != 0) return Status::IOError("cannot list " + Remote("snapshots") + ": " + r.output);
+        text = r.stdout_tail;
+      }
+      std::istringstream in(text);
       std::string type, name;
       while (in >> type >> name) {
         auto slash = name.find('/');
@@ -418,6 +452,7 @@ struct BackupEngine::Impl {
     const int64_t started = clock->NowMs();
     LK_RETURN_IF_ERROR(CreateDirectories(work, 0700));
     Emit("claim", 0);
+    LK_RETURN_IF_ERROR(Prefetch());
     LK_RETURN_IF_ERROR(Claim());
     LK_ASSIGN_OR_RETURN(auto listing, ListSnapshots());
     std::string id = SnapshotIdFor(started);
@@ -468,8 +503,10 @@ struct BackupEngine::Impl {
     res.attempts = static_cast<uint32_t>(copied->attempts);
     res.bytes_transferred = copied->stats.total_transferred_file_size;
 
-    // Verify: a dry run must find nothing left to transfer.
-    if (src->consistent) {
+    // Verify after a broken transfer: a dry run must find nothing left to
+    // transfer. (A clean first attempt needs no second pass: rsync checks
+    // every file it sends against a whole-file checksum.)
+    if (src->consistent && copied->attempts > 1) {
       Emit("verify", 0);
       RsyncOptions vo = MakeRsyncOptions(o);
       vo.extra_args = {"--whole-file", "--dry-run"};

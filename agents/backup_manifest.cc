@@ -79,7 +79,7 @@ std::string SnapshotManifest::Serialize() const {
                       {"bytes_total", bytes_total},
                       {"bytes_transferred", bytes_transferred},
                       {"files", files_json}};
-  return j.dump(1) + "\n";
+  return j.dump() + "\n";
 }
 
 Result<SnapshotManifest> SnapshotManifest::Parse(const std::string& text) {

@@ -35,7 +35,11 @@ uint64_t DirBytes(const std::string& dir) {
   uint64_t total = 0;
   std::error_code ec;
   for (fs::recursive_directory_iterator it(dir, ec), end; !ec && it != end; it.increment(ec)) {
-    if (it->is_regular_file()) total += it->file_size();
+    std::error_code size_ec;  // files come and go while ledgerd compacts
+    if (it->is_regular_file(size_ec)) {
+      const uint64_t size = it->file_size(size_ec);
+      if (!size_ec) total += size;
+    }
   }
   return total;
 }
@@ -131,8 +135,9 @@ int main(int argc, char** argv) {
   uint64_t new_sst_bytes = 0;
   const std::string prev_dir = root + "/ours/snapshots/" + full.snapshot_id + "/data/";
   for (const auto& e : fs::directory_iterator(root + "/ours/snapshots/" + incr.snapshot_id + "/data/")) {
+    std::error_code size_ec;
     if (e.path().extension() == ".sst" && !fs::exists(prev_dir + e.path().filename().string())) {
-      new_sst_bytes += e.file_size();
+      new_sst_bytes += e.file_size(size_ec);
     }
   }
 
