@@ -20,6 +20,7 @@
 #include "agents/backup_manifest.h"
 #include "ledger/control_client.h"
 #include "tests/common/sshd_fixture.h"
+#include "tests/support/snapshot_checks.h"
 #include "tests/support/status_macros.h"
 #include "tests/support/test_cluster.h"
 #include "tests/support/wait.h"
@@ -157,37 +158,12 @@ class RsyncDaemon {
   bool started_ = false;
 };
 
-// Snapshot ids under <dest>/snapshots: complete (with DONE) or not.
-std::vector<std::string> SnapshotDirs(const std::string& dest, bool complete) {
-  std::vector<std::string> out;
-  std::error_code ec;
-  if (!fs::exists(dest + "/snapshots", ec)) return out;
-  for (const auto& e : fs::directory_iterator(dest + "/snapshots", ec)) {
-    if (!e.is_directory()) continue;
-    if (fs::exists(e.path() / "DONE") == complete) out.push_back(e.path().filename().string());
-  }
-  std::sort(out.begin(), out.end());
-  return out;
-}
-
-// A complete snapshot on disk: DONE holds the manifest's digest, and every
-// file listed in the manifest is there with its checksum.
+// A complete, consistent snapshot on disk whose files match its manifest.
 void ExpectSnapshotVerifies(const std::string& dest, const std::string& id) {
-  const std::string snap = dest + "/snapshots/" + id;
-  const std::string manifest = ReadFile(snap + "/MANIFEST.json");
-  std::string done = ReadFile(snap + "/DONE");
-  while (!done.empty() && done.back() == '\n') done.pop_back();
-  EXPECT_EQ(done, Sha256Hex(manifest)) << snap;
-  auto m = SnapshotManifest::Parse(manifest);
-  ASSERT_TRUE(m.ok()) << snap << ": " << m.status().ToString();
-  EXPECT_GT(m->last, 0u) << snap;
-  EXPECT_TRUE(m->consistent) << snap;
-  EXPECT_FALSE(m->files.empty()) << snap;
-  for (const auto& f : m->files) {
-    auto h = HashFileXxh128(snap + "/data/" + f.path);
-    ASSERT_TRUE(h.ok()) << snap << "/data/" << f.path << ": " << h.status().ToString();
-    EXPECT_EQ(*h, f.xxh128) << snap << "/data/" << f.path;
-  }
+  SnapshotManifest m = VerifiedManifest(dest, id);
+  EXPECT_GT(m.last, 0u) << id;
+  EXPECT_TRUE(m.consistent) << id;
+  EXPECT_FALSE(m.files.empty()) << id;
 }
 
 // Processes whose command line contains every needle (arguments joined by

@@ -11,6 +11,7 @@
 #include "agents/backup_manifest.h"
 #include "ledger/control_client.h"
 #include "ledger/ledger_store.h"
+#include "tests/support/snapshot_checks.h"
 #include "tests/support/status_macros.h"
 #include "tests/support/test_cluster.h"
 #include "tests/support/wait.h"
@@ -20,37 +21,6 @@ namespace {
 
 namespace fs = std::filesystem;
 using namespace std::chrono_literals;
-
-// Snapshot ids under <dest>/snapshots: complete (with DONE) or not.
-std::vector<std::string> SnapshotDirs(const std::string& dest, bool complete) {
-  std::vector<std::string> out;
-  std::error_code ec;
-  if (!fs::exists(dest + "/snapshots", ec)) return out;
-  for (const auto& e : fs::directory_iterator(dest + "/snapshots", ec)) {
-    if (!e.is_directory()) continue;
-    if (fs::exists(e.path() / "DONE") == complete) out.push_back(e.path().filename().string());
-  }
-  std::sort(out.begin(), out.end());
-  return out;
-}
-
-// A complete snapshot on disk: DONE holds the manifest's digest, and every
-// file listed in the manifest is there with its checksum. Returns the manifest.
-SnapshotManifest VerifiedManifest(const std::string& dest, const std::string& id) {
-  const std::string snap = dest + "/snapshots/" + id;
-  const std::string manifest = ReadFile(snap + "/MANIFEST.json");
-  std::string done = ReadFile(snap + "/DONE");
-  while (!done.empty() && done.back() == '\n') done.pop_back();
-  EXPECT_EQ(done, Sha256Hex(manifest)) << snap;
-  auto m = SnapshotManifest::Parse(manifest);
-  EXPECT_TRUE(m.ok()) << snap << ": " << m.status().ToString();
-  if (!m.ok()) return {};
-  for (const auto& f : m->files) {
-    auto h = HashFileXxh128(snap + "/data/" + f.path);
-    EXPECT_TRUE(h.ok() && *h == f.xxh128) << snap << "/data/" << f.path;
-  }
-  return *m;
-}
 
 class BackupRunTest : public ::testing::Test {
  protected:
