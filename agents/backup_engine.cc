@@ -14,6 +14,7 @@
 #include <regex>
 #include <sstream>
 
+#include "agents/ledger_probe.h"
 #include "common/file_util.h"
 #include "common/rsync.h"
 #include "ledger/control_client.h"
@@ -372,7 +373,7 @@ struct BackupEngine::Impl {
       std::filesystem::remove_all(dir, ec);
       // Ask quickly whether ledgerd is up (it removes its socket when it
       // stops); only then wait for a checkpoint, which flushes memtables.
-      auto up = std::filesystem::exists(o.ledger_control)
+      auto up = LedgerdListening(o.ledger_control)
                     ? client.GetStatus()
                     : Result<ledger::LedgerStatus>(Status::Unavailable("ledgerd is not running"));
       auto cp = up.ok() ? client.Checkpoint(dir) : Result<ledger::CheckpointInfo>(up.status());

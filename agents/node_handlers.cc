@@ -1,8 +1,10 @@
 #include "agents/node_handlers.h"
 
 #include <filesystem>
+#include <thread>
 
 #include "agents/ping_handler.h"
+#include "agents/ledger_probe.h"
 #include "ledger/control_client.h"
 #include "ledger/ledger_store.h"
 
@@ -31,6 +33,19 @@ class NodeManagementHandler final : public CommandHandler {
     if (m->action() == wire::NodeAction::Start) {
       ctx.Note("info", "starting components");
       out.status = s_->supervisor->Start(names);
+      // Started means serving: wait for ledgerd's control socket, so the
+      // next command (unwedge, block ids) finds it up.
+      const std::string& control = s_->config.ledger_control;
+      if (out.status.ok() && !control.empty()) {
+        const int64_t deadline = MonotonicMs() + 30'000;
+        while (!LedgerdListening(control) && MonotonicMs() < deadline) {
+          std::this_thread::sleep_for(std::chrono::milliseconds(20));
+        }
+        if (!LedgerdListening(control)) {
+          out.status = Status::Timeout("ledgerd started but its control socket " + control +
+                                       " does not answer after 30 s; see its log");
+        }
+      }
     } else if (m->action() == wire::NodeAction::Stop) {
       ctx.Note("info", "stopping components");
       out.status = s_->supervisor->Stop(names);
@@ -59,9 +74,9 @@ class LedgerHandler : public CommandHandler {
   std::string Lane(const wire::Command&) const override { return "ledger"; }
 
  protected:
-  // ledgerd removes its control socket when it stops; without it there is
-  // no point waiting for an answer (a stopped replica answers at once).
-  bool LedgerdMayRun() const { return std::filesystem::exists(s_->config.ledger_control); }
+  // Nobody listening on the control socket (ledgerd stopped, or crashed and
+  // left a stale socket): answer at once instead of waiting for a timeout.
+  bool LedgerdMayRun() const { return LedgerdListening(s_->config.ledger_control); }
 
   ledger::LedgerControlClient Client() const {
     ledger::ControlClientOptions o;

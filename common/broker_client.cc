@@ -173,10 +173,29 @@ Result<wire::CommandStatusT> BrokerClient::Wait(
     last = std::move(s);
     return done;
   };
+  auto ask = [&]() -> Result<bool> {
+    wire::GetCommandStatusT g;
+    g.cmd_id = cmd_id;
+    wire::BodyUnion b;
+    b.Set(std::move(g));
+    auto r = Request(std::move(b));
+    last_heard = MonotonicMs();
+    if (!r.ok()) {
+      if (r.status().code() == StatusCode::kUnavailable) return false;  // broker restarting
+      return r.status();
+    }
+    return take(*r);
+  };
   while (!impl_->unsolicited.empty()) {
     DecodedEnvelope env = std::move(impl_->unsolicited.front());
     impl_->unsolicited.pop_front();
     if (take(env)) return std::move(*last);
+  }
+  // Ask once up front: the command may be finished already, or have been
+  // issued before a broker restart, when no watcher is left to push to us.
+  if (!last) {
+    LK_ASSIGN_OR_RETURN(bool done, ask());
+    if (done) return std::move(*last);
   }
   while (MonotonicMs() < until) {
     LK_ASSIGN_OR_RETURN(auto env, impl_->Receive(std::min<int64_t>(until - MonotonicMs(), 1000)));
@@ -188,17 +207,8 @@ Result<wire::CommandStatusT> BrokerClient::Wait(
     // Quiet for a while: ask (this also re-registers us as a watcher after a
     // broker restart).
     if (MonotonicMs() - last_heard >= 1000) {
-      wire::GetCommandStatusT g;
-      g.cmd_id = cmd_id;
-      wire::BodyUnion b;
-      b.Set(std::move(g));
-      auto r = Request(std::move(b));
-      last_heard = MonotonicMs();
-      if (!r.ok()) {
-        if (r.status().code() == StatusCode::kUnavailable) continue;  // broker restarting
-        return r.status();
-      }
-      if (take(*r)) return std::move(*last);
+      LK_ASSIGN_OR_RETURN(bool done, ask());
+      if (done) return std::move(*last);
     }
   }
   if (last) return std::move(*last);

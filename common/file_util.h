@@ -15,6 +15,11 @@ Status WriteFileAtomically(const std::string& path, std::string_view content, in
 
 Result<std::string> ReadFileToString(const std::string& path);
 
+// True if a process listens on the Unix socket at `path` (a connect
+// succeeds). A stale socket file of a crashed process answers "refused" at
+// once, so callers need not wait for a timeout to know it is gone.
+bool UnixSocketListening(const std::string& path);
+
 // mkdir -p with the given mode for created directories.
 Status CreateDirectories(const std::string& path, int mode = 0755);
 

@@ -401,8 +401,9 @@ TEST_F(MaintenanceTest, BrokerKilledDuringFinalSyncFinishesOrRollsBackAndTheClus
   LK_ASSERT_OK(cluster_->KillBroker(SIGKILL));
   LK_ASSERT_OK(cluster_->StartBroker());
 
-  auto rc = bg->WaitExit(180s);
-  ASSERT_TRUE(rc.has_value()) << "maintenance run CLI did not finish after the broker restarted";
+  auto rc = bg->WaitExit(90s);
+  ASSERT_TRUE(rc.has_value()) << "maintenance run did not finish within 90 s after the broker restarted "
+                                  "(final sync of ~50 MB takes < 1 s)";
   auto j = LastJsonLine(bg->ReadStdout());
   ASSERT_TRUE(j.contains("ok")) << bg->ReadStdout();
   const auto& report = j["report"];
@@ -464,7 +465,8 @@ TEST_F(MaintenanceTest, PreflightFailureChangesNothingWhenTwoNodesShareADestinat
   const std::string path = cluster_->DataDir("r2") + "/backup/config.json";
   auto cfg = nlohmann::json::parse(ReadFile(path), nullptr, false);
   ASSERT_FALSE(cfg.is_discarded()) << ReadFile(path);
-  ASSERT_EQ(cfg.value("destination", ""), dest_root_ + "/r2") << cfg.dump();
+  const std::string before_dest = cfg.value("destination", "");
+  ASSERT_TRUE(before_dest == dest_root_ + "/r2" || before_dest == dest_root_ + "/{node}") << cfg.dump();
   cfg["destination"] = dest_root_ + "/r1";
   { std::ofstream(path) << cfg.dump(1) << "\n"; }
   LK_ASSERT_OK(cluster_->StartAgent("r2"));
