@@ -36,6 +36,12 @@ class MaintenanceRun {
     if (params_.value("dry_run", false)) return DryRun();
     if (state_.value("rolling_back", false)) return Rollback(state_.value("failure", "resumed rollback"));
     size_t step = state_.value("step", size_t{0});
+    // After a broker restart the report starts empty: carry over what the
+    // saved state knows from the steps already done.
+    for (const char* key : {"stop_point", "common_block", "archive"}) {
+      if (state_.contains(key)) report_[key] = state_[key];
+    }
+    if (step > 0) report_["resumed_at_step"] = kSteps[std::min(step, kSteps.size() - 1)];
     if (state_.value("window_start_ms", int64_t{0}) == 0) state_["window_start_ms"] = int64_t{0};
     for (; step < kSteps.size(); ++step) {
       if (ctx_.abort_requested() && step >= kFirstTouchingStep) {
