@@ -230,11 +230,10 @@ struct Broker::Impl {
       std::string key = f.size() > 6 ? f[6].to_string() : std::string();
       ZapDecision d = zap_policy.Decide(domain, mechanism, key);
       if (!d.allow) spdlog::warn("refused connection from {} to {}: {}", address, domain, d.reason);
-      std::vector<std::string_view> reply = {"1.0",
-                                             request_id,
-                                             d.allow ? "200" : "400",
-                                             d.allow ? "OK" : d.reason,
-                                             d.user_id,
+      // The status text must outlive `reply` (a ?: of "OK" and a std::string
+      // would be a temporary gone before the send: caught by ASan).
+      const std::string status_text = d.allow ? std::string("OK") : d.reason;
+      std::vector<std::string_view> reply = {"1.0", request_id, d.allow ? "200" : "400", status_text, d.user_id,
                                              ""};
       (void)version;
       SendFramesNoWait(zap, reply);
