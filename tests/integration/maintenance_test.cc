@@ -492,3 +492,58 @@ TEST_F(MaintenanceTest, PreflightFailureChangesNothingWhenTwoNodesShareADestinat
 
 }  // namespace
 }  // namespace ledgerkeep::test
+
+namespace ledgerkeep::test {
+namespace {
+
+// `maintenance abort` during the wedge rolls the cluster back to serving, and
+// a second run while one is in progress is refused.
+TEST_F(MaintenanceTest, AbortDuringTheWedgeRollsBackAndASecondRunIsRefused) {
+  StartCluster(/*blocks_per_sec=*/60);  // the wedge takes a few seconds
+  ConfigureAll();
+  LK_ASSERT_OK_AND_ASSIGN(auto bg, cluster_->StartCli({"--json", "maintenance", "run", "--wedge-timeout-s", "60"},
+                                                      "maint-abort"));
+  ASSERT_TRUE(WaitUntil([&] { return BrokerLogHas("(maintenance) wedge started"); }, 60s, 5ms))
+      << "the run never reached the wedge";
+  RunResult second = Cli({"maintenance", "run"});
+  EXPECT_EQ(second.exit_code, 1) << second.Describe();
+  EXPECT_NE(second.err.find("still running"), std::string::npos) << second.Describe();
+
+  RunResult abort = Cli({"maintenance", "abort"});
+  ASSERT_EQ(abort.exit_code, 0) << abort.Describe();
+  const uint64_t aborted_at = std::max(LastBlock("r1"), LastBlock("r2"));
+  auto rc = bg->WaitExit(120s);
+  ASSERT_TRUE(rc.has_value()) << "the aborted run did not finish";
+  EXPECT_EQ(*rc, 1) << bg->ReadStdout();
+  auto j = LastJsonLine(bg->ReadStdout());
+  EXPECT_NE(j.value("error", "").find("aborted by the operator"), std::string::npos) << j.dump();
+  EXPECT_TRUE(j["report"].value("rolled_back", false)) << j.dump();
+  auto evs = RunbookEvents();
+  EXPECT_FALSE(SawStep(evs, "final_sync")) << "went on after the abort";
+  EXPECT_TRUE(SawStep(evs, "rollback", "done"));
+  ExpectServing(aborted_at);
+}
+
+// --dry-run prints the plan and an estimate, and changes nothing.
+TEST_F(MaintenanceTest, DryRunPrintsThePlanAndAnEstimateAndChangesNothing) {
+  StartCluster();
+  ConfigureAll();
+  RunResult baseline = Cli({"backup", "run-now"});
+  ASSERT_EQ(baseline.exit_code, 0) << baseline.Describe();
+  const uint64_t before = std::max(LastBlock("r1"), LastBlock("r2"));
+  RunResult dry = Cli({"maintenance", "run", "--dry-run"});
+  ASSERT_EQ(dry.exit_code, 0) << dry.Describe();
+  auto j = LastJsonLine(dry.out);
+  ASSERT_TRUE(j["report"].value("dry_run", false)) << j.dump();
+  const auto plan = j["report"]["plan"];
+  ASSERT_TRUE(plan.is_array()) << j.dump();
+  EXPECT_EQ(plan.front(), "preflight");
+  EXPECT_NE(std::find(plan.begin(), plan.end(), "final_sync"), plan.end());
+  EXPECT_GT(j["report"].value("estimated_window_s", 0.0), 0.0) << j.dump();
+  for (const auto& r : kReplicas) EXPECT_TRUE(j["report"]["estimate"].contains(r)) << r;
+  EXPECT_FALSE(SawStep(RunbookEvents(), "stop_clients")) << "a dry run touched the cluster";
+  ExpectServing(before);
+}
+
+}  // namespace
+}  // namespace ledgerkeep::test
