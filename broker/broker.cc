@@ -625,6 +625,18 @@ struct Broker::Impl {
     if (target.node_id.empty() && target.role == wire::Role::Unknown) target.all = true;
     auto targets = ResolveTargets(target);
     if (!targets.ok()) return ReplyError(rid, e.msg_id(), targets.status());
+    const std::string idem_key = req.idempotency_key.empty() ? "" : "idempotency:" + req.idempotency_key;
+    if (!idem_key.empty()) {
+      auto known = store->Get(kCfMeta, idem_key);
+      if (!known.ok()) return ReplyError(rid, e.msg_id(), known.status());
+      if (known->has_value() && (*known)->size() == 8) {
+        if (CommandEntry* existing = tracker->Find(DecodeU64BE(**known))) {
+          existing->watchers.insert(WatcherKey(reply_sock_, rid));
+          PushStatus(*existing, WatcherKey(reply_sock_, rid), e.msg_id());
+          return;
+        }
+      }
+    }
     if (Status unique = CheckUniqueDestinations(req.body, *targets); !unique.ok()) {
       spdlog::warn("refused {} from {}: {}", CommandKindName(req.body.type), issuer, unique.message());
       return ReplyError(rid, e.msg_id(), unique);
@@ -633,6 +645,7 @@ struct Broker::Impl {
     const int64_t now = Now();
     const uint64_t cmd_id = next_cmd_id++;
     batch.Put(kCfMeta, kNextCmdIdKey, EncodeU64BE(next_cmd_id));
+    if (!idem_key.empty()) batch.Put(kCfMeta, idem_key, EncodeU64BE(cmd_id));
     wire::CommandT cmd;
     cmd.cmd_id = cmd_id;
     cmd.issued_at_ms = now;

@@ -303,7 +303,8 @@ class MaintenanceRun {
     cb.archive_name = name;
     wire::CommandBodyUnion body;
     body.Set(std::move(cb));
-    LK_ASSIGN_OR_RETURN(uint64_t id, ctx_.IssueCommand(TargetRole(wire::Role::Client), std::move(body), 60'000));
+    LK_ASSIGN_OR_RETURN(uint64_t id, ctx_.IssueCommand(TargetRole(wire::Role::Client), std::move(body), 60'000,
+                                                       "client_backup"));
     state_["client_backup_cmd"] = id;
     return ctx_.SaveState();
   }
@@ -335,7 +336,8 @@ class MaintenanceRun {
       r.reason = "maintenance";
       wire::CommandBodyUnion body;
       body.Set(std::move(r));
-      LK_ASSIGN_OR_RETURN(id, ctx_.IssueCommand(TargetRole(wire::Role::Replica), std::move(body), 60'000));
+      LK_ASSIGN_OR_RETURN(id, ctx_.IssueCommand(TargetRole(wire::Role::Replica), std::move(body), 60'000,
+                                                "final_sync"));
       state_["final_sync_cmd"] = id;
       LK_RETURN_IF_ERROR(ctx_.SaveState());
     }

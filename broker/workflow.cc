@@ -81,8 +81,9 @@ void WorkflowContext::Step(const std::string& step, const std::string& state,
 bool WorkflowContext::abort_requested() const { return manager_->AbortRequested(run_id_); }
 
 Result<uint64_t> WorkflowContext::IssueCommand(const wire::TargetT& target, wire::CommandBodyUnion body,
-                                               uint32_t timeout_ms) {
-  LK_ASSIGN_OR_RETURN(auto issued, client_->Issue(target, std::move(body), timeout_ms));
+                                               uint32_t timeout_ms, const std::string& step_key) {
+  const std::string key = step_key.empty() ? "" : "workflow-" + std::to_string(run_id_) + "-" + step_key;
+  LK_ASSIGN_OR_RETURN(auto issued, client_->Issue(target, std::move(body), timeout_ms, key));
   return issued.cmd_id;
 }
 

@@ -70,8 +70,11 @@ class WorkflowContext {
   // passes, or the broker stops).
   Result<wire::CommandStatusT> RunCommand(const wire::TargetT& target, wire::CommandBodyUnion body,
                                           uint32_t timeout_ms);
-  // Issues a command and returns its id without waiting.
-  Result<uint64_t> IssueCommand(const wire::TargetT& target, wire::CommandBodyUnion body, uint32_t timeout_ms);
+  // Issues a command and returns its id without waiting. With a `step_key`,
+  // the broker issues it at most once per workflow run and key, even if the
+  // workflow is resumed after a broker restart between issuing and saving.
+  Result<uint64_t> IssueCommand(const wire::TargetT& target, wire::CommandBodyUnion body, uint32_t timeout_ms,
+                                const std::string& step_key = "");
   // Waits for a command issued earlier (also one issued before a broker
   // restart) until every target is done; gives up after `max_wait_ms`.
   Result<wire::CommandStatusT> WaitCommand(uint64_t cmd_id, int64_t max_wait_ms);

@@ -142,8 +142,10 @@ Result<wire::NodeListT> BrokerClient::ListNodes() {
 }
 
 Result<wire::CommandStatusT> BrokerClient::Issue(const wire::TargetT& target,
-                                                 wire::CommandBodyUnion body, uint32_t timeout_ms) {
+                                                 wire::CommandBodyUnion body, uint32_t timeout_ms,
+                                                 const std::string& idempotency_key) {
   wire::IssueCommandT ic;
+  ic.idempotency_key = idempotency_key;
   ic.target = std::make_unique<wire::TargetT>(target);
   ic.timeout_ms = timeout_ms;
   ic.body = std::move(body);

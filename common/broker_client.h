@@ -50,8 +50,10 @@ class BrokerClient {
   Result<DecodedEnvelope> Request(wire::BodyUnion body);
 
   Result<wire::NodeListT> ListNodes();
+  // `idempotency_key` (optional): the broker issues one command per key and
+  // answers a repeat with that command.
   Result<wire::CommandStatusT> Issue(const wire::TargetT& target, wire::CommandBodyUnion body,
-                                     uint32_t timeout_ms);
+                                     uint32_t timeout_ms, const std::string& idempotency_key = "");
   // Follows a command until every target is done or `max_wait_ms` passes
   // (then returns the last status seen with finished=false). on_update sees
   // every status pushed meanwhile.
