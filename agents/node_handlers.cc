@@ -78,6 +78,12 @@ class LedgerHandler : public CommandHandler {
   // left a stale socket): answer at once instead of waiting for a timeout.
   bool LedgerdMayRun() const { return LedgerdListening(s_->config.ledger_control); }
 
+  // ledgerd's status, or Unavailable at once when nothing listens.
+  Result<ledger::LedgerStatus> ProbeStatus(ledger::LedgerControlClient& client) const {
+    if (!LedgerdMayRun()) return Status::Unavailable("ledgerd is not running");
+    return client.GetStatus();
+  }
+
   ledger::LedgerControlClient Client() const {
     ledger::ControlClientOptions o;
     o.timeout = kLedgerTimeout;
@@ -102,8 +108,7 @@ class BlockIdsHandler final : public LedgerHandler {
     if (!out.status.ok()) return out;
     wire::BlockIdsT ids;
     auto client = Client();
-    auto st = LedgerdMayRun() ? client.GetStatus()
-                              : Result<ledger::LedgerStatus>(Status::Unavailable("ledgerd is not running"));
+    auto st = ProbeStatus(client);
     if (st.ok()) {
       ids.genesis = st->genesis;
       ids.last_reachable = st->last_reachable;
@@ -158,8 +163,7 @@ class WedgeHandler final : public LedgerHandler {
       out.detail.Set(ToWedgeStatus(*st));
       return out;
     }
-    auto st = LedgerdMayRun() ? client.GetStatus()
-                              : Result<ledger::LedgerStatus>(Status::Unavailable("ledgerd is not running"));
+    auto st = ProbeStatus(client);
     if (!st.ok()) {
       // Down or unreachable: not wedged, and the result says why.
       wire::WedgeStatusT down;
@@ -199,8 +203,7 @@ class HealthHandler final : public LedgerHandler {
     out.status = NeedLedger();
     if (!out.status.ok()) return out;
     auto client = Client();
-    auto st = LedgerdMayRun() ? client.GetStatus()
-                              : Result<ledger::LedgerStatus>(Status::Unavailable("ledgerd is not running"));
+    auto st = ProbeStatus(client);
     wire::NodeHealthT h;
     if (st.ok()) {
       h.blocks_per_sec = st->blocks_per_sec;

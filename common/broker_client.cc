@@ -254,6 +254,11 @@ Result<wire::WorkflowStatusT> ToWorkflowStatus(const DecodedEnvelope& env) {
 }
 }  // namespace
 
+Result<wire::WorkflowStatusT> BrokerClient::WorkflowRequest(wire::BodyUnion body) {
+  LK_ASSIGN_OR_RETURN(auto env, Request(std::move(body)));
+  return ToWorkflowStatus(env);
+}
+
 Result<wire::WorkflowStatusT> BrokerClient::StartWorkflow(const std::string& kind,
                                                           const std::string& params_json) {
   wire::StartWorkflowT w;
@@ -261,8 +266,7 @@ Result<wire::WorkflowStatusT> BrokerClient::StartWorkflow(const std::string& kin
   w.params_json = params_json;
   wire::BodyUnion b;
   b.Set(std::move(w));
-  LK_ASSIGN_OR_RETURN(auto env, Request(std::move(b)));
-  return ToWorkflowStatus(env);
+  return WorkflowRequest(std::move(b));
 }
 
 Result<wire::WorkflowStatusT> BrokerClient::GetWorkflowStatus(uint64_t run_id) {
@@ -270,8 +274,7 @@ Result<wire::WorkflowStatusT> BrokerClient::GetWorkflowStatus(uint64_t run_id) {
   g.run_id = run_id;
   wire::BodyUnion b;
   b.Set(std::move(g));
-  LK_ASSIGN_OR_RETURN(auto env, Request(std::move(b)));
-  return ToWorkflowStatus(env);
+  return WorkflowRequest(std::move(b));
 }
 
 Result<wire::WorkflowStatusT> BrokerClient::AbortWorkflow(uint64_t run_id) {
@@ -279,8 +282,7 @@ Result<wire::WorkflowStatusT> BrokerClient::AbortWorkflow(uint64_t run_id) {
   a.run_id = run_id;
   wire::BodyUnion b;
   b.Set(std::move(a));
-  LK_ASSIGN_OR_RETURN(auto env, Request(std::move(b)));
-  return ToWorkflowStatus(env);
+  return WorkflowRequest(std::move(b));
 }
 
 // ---------------------------------------------------------------- follower

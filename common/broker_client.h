@@ -69,6 +69,7 @@ class BrokerClient {
   struct Impl;
 
  private:
+  Result<wire::WorkflowStatusT> WorkflowRequest(wire::BodyUnion body);
   explicit BrokerClient(std::unique_ptr<Impl> impl);
   std::unique_ptr<Impl> impl_;
 };
