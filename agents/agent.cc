@@ -66,6 +66,7 @@ struct Agent::Impl {
   bool hello_pending = false;  // waiting for the SUB connection before Hello
   int64_t connected_at = 0;
   std::string broker_instance;
+  uint32_t node_index = 0;  // our bit in Command.target_bits (Welcome); 0 = not yet known
   int64_t last_broker_msg = 0;
   int64_t next_heartbeat = 0;
   int64_t last_hello = 0;
@@ -287,6 +288,7 @@ struct Agent::Impl {
           const auto* w = (*env)->body_as_Welcome();
           const bool first = broker_instance.empty();
           broker_instance = w->broker_instance() ? w->broker_instance()->str() : "";
+          node_index = w->node_index();
           welcomed = true;
           backoff.Reset();
           acked_seq = w->stored_report_seq();
@@ -317,7 +319,7 @@ struct Agent::Impl {
           break;
         }
         case wire::Body::Command:
-          HandleCommand(std::move(*env));
+          HandleCommand(std::move(*env), /*direct=*/true);
           break;
         case wire::Body::ErrorReply: {
           const auto* er = (*env)->body_as_ErrorReply();
@@ -345,17 +347,31 @@ struct Agent::Impl {
       }
       last_broker_msg = Now();
       if ((*env)->body_type() != wire::Body::Command) continue;
-      HandleCommand(std::move(*env));
+      HandleCommand(std::move(*env), /*direct=*/false);
     }
   }
 
-  void HandleCommand(DecodedEnvelope env) {
-    const wire::Command& cmd = *env->body_as_Command();
-    bool mine = false;
-    if (cmd.targets()) {
-      for (const auto* t : *cmd.targets()) mine = mine || t->str() == opt.node_id;
+  // Whether this node is one of the command's targets: listed by id, or its
+  // bit set in target_bits. A bitmap command that reached us directly over
+  // ctl (redelivery, pending on Hello) is ours whatever our index: the
+  // broker sends commands directly only to their targets.
+  bool IsTarget(const wire::Command& cmd, bool direct) const {
+    if (cmd.targets() && cmd.targets()->size() > 0) {
+      for (const auto* t : *cmd.targets()) {
+        if (t->string_view() == opt.node_id) return true;
+      }
+      return false;
     }
-    if (!mine) return;
+    const auto* bits = cmd.target_bits();
+    if (bits == nullptr) return false;
+    if (direct) return true;
+    if (node_index == 0 || node_index / 8 >= bits->size()) return false;
+    return (bits->Get(node_index / 8) >> (node_index % 8)) & 1;
+  }
+
+  void HandleCommand(DecodedEnvelope env, bool direct) {
+    const wire::Command& cmd = *env->body_as_Command();
+    if (!IsTarget(cmd, direct)) return;
     const uint64_t id = cmd.cmd_id();
     auto existing = opt.journal->GetCommand(id);
     if (!existing.ok()) {

@@ -7,12 +7,16 @@
 #include <spdlog/spdlog.h>
 
 #include <algorithm>
+#include <atomic>
+#include <condition_variable>
 #include <ctime>
 #include <filesystem>
 #include <map>
 #include <optional>
 #include <regex>
+#include <mutex>
 #include <sstream>
+#include <thread>
 
 #include "agents/ledger_probe.h"
 #include "common/file_util.h"
@@ -83,7 +87,10 @@ struct BackupEngine::Impl {
   std::string work;
   RsyncRunner rsync;
 
-  RsyncOptions MakeRsyncOptions(const BackupRunOptions& opts) const {
+  // `multiplexed`: small calls share one SSH connection (ControlMaster);
+  // a parallel transfer stream needs a connection of its own, since one
+  // ssh process encrypts everything sent over its connection on one core.
+  RsyncOptions MakeRsyncOptions(const BackupRunOptions& opts, bool multiplexed = true) const {
     RsyncOptions r;
     std::string ssh = opts.destination.SshCommand();
     if (!ssh.empty() && !opts.ssh_options.empty()) {
@@ -93,7 +100,7 @@ struct BackupEngine::Impl {
       for (const auto& x : opts.ssh_options) extra += " " + x;
       ssh.insert(3, extra);  // after "ssh"
     }
-    if (!ssh.empty()) {
+    if (!ssh.empty() && multiplexed) {
       // One SSH connection for the whole run: a run makes a dozen small
       // calls (owner marker, listing, manifest, DONE, retention) besides
       // the transfer, and a handshake each would dominate small runs.
@@ -449,6 +456,152 @@ struct BackupEngine::Impl {
     o.on_progress(p);
   }
 
+  // One parallel transfer stream: the files it copies and their bytes.
+  struct Stream {
+    std::vector<std::string> paths;
+    uint64_t bytes = 0;      // all files of the stream
+    uint64_t new_bytes = 0;  // files not in the previous snapshot (to send)
+  };
+
+  // Splits the files over o.transfer_streams streams, balancing the bytes
+  // to send (largest new file first onto the lightest stream); unchanged
+  // files, which rsync only hard-links, are dealt round-robin. Returns a
+  // single stream when parallelism cannot pay: a live source (rsync must see
+  // the whole tree to tolerate vanishing files), fewer than two new files,
+  // or under kMinBytesPerStream to send per stream.
+  std::vector<Stream> PlanStreams(const std::vector<ManifestFile>& files, const SnapshotManifest* previous,
+                                  bool consistent) const {
+    constexpr uint64_t kMinBytesPerStream = 64ull << 20;
+    std::map<std::string, const ManifestFile*> before;
+    if (previous) {
+      for (const auto& f : previous->files) before[f.path] = &f;
+    }
+    std::vector<const ManifestFile*> fresh, unchanged;
+    uint64_t fresh_bytes = 0;
+    for (const auto& f : files) {
+      auto it = before.find(f.path);
+      if (it != before.end() && it->second->size == f.size && it->second->mtime == f.mtime) {
+        unchanged.push_back(&f);
+      } else {
+        fresh.push_back(&f);
+        fresh_bytes += f.size;
+      }
+    }
+    size_t n = static_cast<size_t>(std::clamp(o.transfer_streams, 1, 8));
+    n = std::min<size_t>({n, fresh.size(), static_cast<size_t>(fresh_bytes / kMinBytesPerStream)});
+    if (!consistent || n < 2) return {Stream{}};
+    std::vector<Stream> out(n);
+    std::sort(fresh.begin(), fresh.end(), [](auto* a, auto* b) { return a->size > b->size; });
+    for (const ManifestFile* f : fresh) {
+      auto lightest = std::min_element(out.begin(), out.end(),
+                                       [](const Stream& a, const Stream& b) { return a.new_bytes < b.new_bytes; });
+      lightest->paths.push_back(f->path);
+      lightest->bytes += f->size;
+      lightest->new_bytes += f->size;
+    }
+    for (size_t i = 0; i < unchanged.size(); ++i) {
+      out[i % n].paths.push_back(unchanged[i]->path);
+      out[i % n].bytes += unchanged[i]->size;
+    }
+    return out;
+  }
+
+  // Runs one rsync per stream (`--files-from`), each on its own thread with
+  // its own retries; progress of all streams is summed and reported from
+  // this thread about twice a second. The first stream to fail for good
+  // stops the others; its error is the result.
+  Result<RsyncResult> TransferInStreams(const std::string& id, const std::string& src_dir,
+                                        const std::vector<Stream>& streams, const std::vector<std::string>& args,
+                                        const std::string& dest) {
+    const size_t n = streams.size();
+    std::vector<std::string> lists(n);
+    for (size_t i = 0; i < n; ++i) {
+      lists[i] = work + "/stream-" + id + "-" + std::to_string(i) + ".list";
+      std::string text;
+      for (const auto& p : streams[i].paths) text += p + "\n";
+      LK_RETURN_IF_ERROR(WriteFileAtomically(lists[i], text, 0600));
+    }
+    struct Slot {
+      std::atomic<uint64_t> done{0};
+      std::atomic<uint64_t> rate{0};
+      std::atomic<int> attempt{1};
+      std::optional<Result<RsyncResult>> result;
+    };
+    std::vector<Slot> slots(n);
+    std::atomic<bool> failed{false};
+    std::mutex mu;
+    std::condition_variable cv;
+    size_t finished = 0;
+    std::vector<std::thread> threads;
+    threads.reserve(n);
+    for (size_t i = 0; i < n; ++i) {
+      threads.emplace_back([&, i] {
+        RsyncOptions ro = MakeRsyncOptions(o, /*multiplexed=*/false);
+        ro.extra_args = args;
+        ro.extra_args.push_back("--files-from=" + lists[i]);
+        ro.on_progress = [&, i](const RsyncProgress& p) {
+          // progress2 counts every file of the stream, the hard-linked ones
+          // included: scale its percent onto the stream's bytes.
+          slots[i].done = streams[i].bytes * static_cast<uint64_t>(std::clamp(p.percent, 0, 100)) / 100;
+          slots[i].rate = p.rate_bps;
+          slots[i].attempt = p.attempt;
+        };
+        ro.cancelled = [&] { return failed.load() || (o.cancelled && o.cancelled()); };
+        RsyncRunner copier(runner, ro);
+        auto r = copier.Copy({src_dir + "/"}, dest);
+        if (!r.ok()) failed = true;
+        std::lock_guard<std::mutex> l(mu);
+        slots[i].result = std::move(r);
+        ++finished;
+        cv.notify_all();
+      });
+    }
+    uint64_t total = 0;
+    for (const auto& s : streams) total += s.bytes;
+    {
+      std::unique_lock<std::mutex> l(mu);
+      while (finished < n) {
+        cv.wait_for(l, std::chrono::milliseconds(500));
+        if (finished == n || !o.on_progress) continue;
+        RsyncProgress sum;
+        for (const auto& s : slots) {
+          sum.bytes_done += s.done;
+          sum.rate_bps += s.rate;
+          sum.attempt = std::max(sum.attempt, s.attempt.load());
+        }
+        sum.bytes_total = total;
+        sum.percent = total ? static_cast<int>(sum.bytes_done * 100 / total) : 0;
+        sum.eta_s = sum.rate_bps ? static_cast<int64_t>((total - sum.bytes_done) / sum.rate_bps) : -1;
+        l.unlock();
+        o.on_progress(ToProgress(sum, "transfer"));
+        l.lock();
+      }
+    }
+    for (auto& t : threads) t.join();
+    for (const auto& l : lists) ::unlink(l.c_str());
+    RsyncResult all;
+    std::optional<Status> first_error;
+    for (auto& s : slots) {
+      auto& r = *s.result;
+      if (!r.ok()) {
+        // A stream stopped because another failed reports Aborted: prefer
+        // the failure that caused it.
+        if (!first_error || (first_error->code() == StatusCode::kAborted && r.status().code() != StatusCode::kAborted)) first_error = r.status();
+        continue;
+      }
+      all.attempts = std::max(all.attempts, r->attempts);
+      all.elapsed_ms = std::max(all.elapsed_ms, r->elapsed_ms);
+      all.stats.parsed = r->stats.parsed;
+      all.stats.total_file_size += r->stats.total_file_size;
+      all.stats.total_transferred_file_size += r->stats.total_transferred_file_size;
+      all.stats.regular_files_transferred += r->stats.regular_files_transferred;
+      all.stats.total_bytes_sent += r->stats.total_bytes_sent;
+    }
+    if (first_error) return *first_error;
+    spdlog::info("snapshot {}: sent in {} parallel streams", id, n);
+    return all;
+  }
+
   Status RunInto(wire::BackupResultT& res) {
     const int64_t started = clock->NowMs();
     LK_RETURN_IF_ERROR(CreateDirectories(work, 0700));
@@ -489,17 +642,22 @@ struct BackupEngine::Impl {
                  files.size(), total, src->kind, scan.files_hashed, scan.files_reused);
 
     // Transfer.
-    RsyncOptions ro = MakeRsyncOptions(o);
-    ro.extra_args = {"--whole-file", "--mkpath"};
-    if (previous) ro.extra_args.push_back("--link-dest=../../" + previous->snapshot_id + "/data");
-    ro.allow_vanished_source_files = !src->consistent;
-    ro.on_progress = [&](const RsyncProgress& p) {
-      if (o.on_progress) o.on_progress(ToProgress(p, "transfer"));
-    };
-    RsyncRunner copier(runner, ro);
+    std::vector<std::string> transfer_args = {"--whole-file", "--mkpath"};
+    if (previous) transfer_args.push_back("--link-dest=../../" + previous->snapshot_id + "/data");
     Emit("transfer", 0);
     const std::string data_dest = Remote("snapshots/" + id + "/data/");
-    auto copied = copier.Copy({src->dir + "/"}, data_dest);
+    auto streams = PlanStreams(files, previous ? &*previous : nullptr, src->consistent);
+    auto copied = [&]() -> Result<RsyncResult> {
+      if (streams.size() > 1) return TransferInStreams(id, src->dir, streams, transfer_args, data_dest);
+      RsyncOptions ro = MakeRsyncOptions(o);
+      ro.extra_args = transfer_args;
+      ro.allow_vanished_source_files = !src->consistent;
+      ro.on_progress = [&](const RsyncProgress& p) {
+        if (o.on_progress) o.on_progress(ToProgress(p, "transfer"));
+      };
+      RsyncRunner copier(runner, ro);
+      return copier.Copy({src->dir + "/"}, data_dest);
+    }();
     if (!copied.ok()) return copied.status();
     res.attempts = static_cast<uint32_t>(copied->attempts);
     res.bytes_transferred = copied->stats.total_transferred_file_size;

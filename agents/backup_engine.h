@@ -41,6 +41,11 @@ struct BackupRunOptions {
   int io_timeout_s = 60;
   int max_attempts = 4;
   int64_t backoff_base_ms = 1000;
+  // Parallel rsync streams for a transfer with enough new data (at least
+  // 64 MiB per stream and two new files); each stream is its own rsync and,
+  // for SSH, its own connection, so sender, ssh and receiver of different
+  // streams run on different cores. 1 = one rsync. Default: 2.
+  int transfer_streams = 2;
   // Extra ssh arguments for SSH destinations (e.g. -o UserKnownHostsFile=...).
   std::vector<std::string> ssh_options;
   std::function<void(const wire::ProgressT&)> on_progress;

@@ -457,6 +457,7 @@ struct Broker::Impl {
     w.broker_instance = instance;
     w.stored_report_seq = n.last_report_seq;
     w.heartbeat_ms = static_cast<uint32_t>(opt.config.heartbeat_ms);
+    w.node_index = n.index;
     wire::BodyUnion b;
     b.Set(std::move(w));
     Reply(n.routing_id, e.msg_id(), std::move(b));
@@ -540,6 +541,21 @@ struct Broker::Impl {
     wire::BodyUnion b;
     b.Set(std::move(list));
     Reply(rid, e.msg_id(), std::move(b));
+  }
+
+  // Up to this many targets are listed by id in a Command; more go as a
+  // bitmap of node indexes (Command.target_bits).
+  static constexpr size_t kMaxListedTargets = 16;
+
+  std::vector<uint8_t> TargetBits(const std::vector<std::string>& ids) {
+    std::vector<uint8_t> bits;
+    for (const auto& id : ids) {
+      const NodeEntry* n = registry->Find(id);
+      if (n == nullptr || n->index == 0) continue;  // ResolveTargets only returns registered nodes
+      if (bits.size() <= n->index / 8) bits.resize(n->index / 8 + 1, 0);
+      bits[n->index / 8] |= static_cast<uint8_t>(1u << (n->index % 8));
+    }
+    return bits;
   }
 
   Result<std::vector<std::string>> ResolveTargets(const wire::TargetT& t) {
@@ -650,7 +666,11 @@ struct Broker::Impl {
     cmd.cmd_id = cmd_id;
     cmd.issued_at_ms = now;
     cmd.deadline_ms = now + (req.timeout_ms > 0 ? req.timeout_ms : opt.default_timeout_ms);
-    cmd.targets = *targets;
+    if (targets->size() <= kMaxListedTargets) {
+      cmd.targets = *targets;
+    } else {
+      cmd.target_bits = TargetBits(*targets);
+    }
     cmd.issuer = issuer;
     cmd.body = req.body;
     const std::string kind(CommandKindName(cmd.body.type));

@@ -1,6 +1,7 @@
 #include "broker/node_registry.h"
 
 #include <nlohmann/json.hpp>
+#include <algorithm>
 #include <spdlog/spdlog.h>
 
 namespace ledgerkeep {
@@ -18,18 +19,21 @@ NodeRegistry::NodeRegistry(const ClusterConfig& config, KvStore* store, int cf)
 
 Status NodeRegistry::Load(int64_t now_ms) {
   Status inner;
+  uint32_t max_index = 0;
   Status s = store_->Scan(cf_, "", "", [&](std::string_view key, std::string_view value) {
-    auto it = nodes_.find(std::string(key));
-    if (it == nodes_.end()) {
-      spdlog::warn("node '{}' has broker state but is no longer in the allowlist; ignoring it", key);
-      return true;
-    }
     auto j = nlohmann::json::parse(value, nullptr, false);
     if (j.is_discarded() || !j.is_object()) {
       inner = Status::Corruption("broker state for node '" + std::string(key) + "' is unreadable");
       return false;
     }
+    max_index = std::max(max_index, j.value("index", uint32_t{0}));  // removed nodes keep theirs
+    auto it = nodes_.find(std::string(key));
+    if (it == nodes_.end()) {
+      spdlog::warn("node '{}' has broker state but is no longer in the allowlist; ignoring it", key);
+      return true;
+    }
     NodeEntry& n = it->second;
+    n.index = j.value("index", uint32_t{0});
     n.version = j.value("version", "");
     n.last_report_seq = j.value("last_report_seq", uint64_t{0});
     n.last_seen_ms = j.value("last_seen_ms", int64_t{0});
@@ -42,7 +46,14 @@ Status NodeRegistry::Load(int64_t now_ms) {
     return true;
   });
   LK_RETURN_IF_ERROR(s);
-  return inner;
+  LK_RETURN_IF_ERROR(inner);
+  KvStore::Batch batch;
+  for (auto& [id, n] : nodes_) {
+    if (n.index != 0) continue;
+    n.index = ++max_index;
+    Persist(batch, n);
+  }
+  return store_->Write(batch, /*sync=*/true);
 }
 
 NodeEntry* NodeRegistry::Find(const std::string& node_id) {
@@ -100,7 +111,8 @@ void NodeRegistry::Persist(KvStore::Batch& batch, const NodeEntry& n) const {
                       {"version", n.version},
                       {"last_report_seq", n.last_report_seq},
                       {"last_seen_ms", n.last_seen_ms},
-                      {"backup_destination", n.backup_destination}};
+                      {"backup_destination", n.backup_destination},
+                      {"index", n.index}};
   batch.Put(cf_, n.node_id, j.dump());
 }
 

@@ -29,6 +29,7 @@ struct NodeEntry {
   std::string version;
   uint32_t pid = 0;
   uint64_t last_report_seq = 0;     // highest report seq stored durably
+  uint32_t index = 0;               // bit in Command.target_bits (>= 1), assigned once, persisted
   std::string backup_destination;   // normalized (BackupDestination::Normalized), "" = none
   std::string routing_id;           // ROUTER identity of its ctl connection (not persisted)
   bool welcomed = false;            // said Hello to this broker instance
@@ -49,6 +50,8 @@ class NodeRegistry {
   // Loads persisted records for allowlisted nodes; nodes no longer in the
   // allowlist are ignored (and logged). Nodes with a last heartbeat are
   // given a fresh grace period from `now` (they reconnect after a restart).
+  // Nodes without an index get the next free ones (in id order) and are
+  // persisted at once, so an index never changes or moves to another node.
   Status Load(int64_t now_ms);
 
   NodeEntry* Find(const std::string& node_id);

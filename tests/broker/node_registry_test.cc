@@ -79,4 +79,29 @@ TEST_F(NodeRegistryTest, ReportSeqSurvivesARestart) {
 }
 
 }  // namespace
+TEST_F(NodeRegistryTest, NodeIndexesAreAssignedOnceAndNeverReused) {
+  uint32_t r1 = 0, c1 = 0;
+  {
+    NodeRegistry reg(config_, store_.get(), 0);
+    ASSERT_TRUE(reg.Load(1000).ok());
+    r1 = reg.Find("r1")->index;
+    c1 = reg.Find("c1")->index;
+    EXPECT_GE(r1, 1u);
+    EXPECT_GE(c1, 1u);
+    EXPECT_NE(r1, c1);
+  }
+  // The allowlist changes: c1 leaves, r2 joins (sorted before r1's slot
+  // would be, if indexes came from positions). Known nodes keep their index
+  // and the newcomer never gets the one c1 had.
+  config_.allow.erase(config_.allow.begin() + 1);
+  config_.allow.insert(config_.allow.begin(), {"a0", wire::Role::Replica, GenerateCurveKeyPair("a0")->public_z85});
+  NodeRegistry reg(config_, store_.get(), 0);
+  ASSERT_TRUE(reg.Load(2000).ok());
+  EXPECT_EQ(reg.Find("r1")->index, r1);
+  ASSERT_NE(reg.Find("a0"), nullptr);
+  EXPECT_NE(reg.Find("a0")->index, r1);
+  EXPECT_NE(reg.Find("a0")->index, c1);
+  EXPECT_GT(reg.Find("a0")->index, std::max(r1, c1));
+}
+
 }  // namespace ledgerkeep

@@ -3,6 +3,8 @@
 // once, and a broker SIGKILL loses no event and no command.
 #include <gtest/gtest.h>
 
+#include <map>
+
 #include "tests/support/status_macros.h"
 #include "tests/support/test_cluster.h"
 #include "tests/support/wait.h"
@@ -237,4 +239,38 @@ TEST_F(CommandBusTest, CommandInFlightWhenBrokerIsKilledFinishesAfterRestart) {
 }
 
 }  // namespace
+// More than 16 targets travel as a bitmap of node indexes instead of a list
+// of ids (Command.target_bits): every target must still run the command
+// exactly once, and a node outside the bitmap must not run it at all.
+TEST(CommandBusBitmapTest, LargeTargetSetReachesExactlyItsTargets) {
+  TestClusterOptions o;
+  o.replicas = 18;
+  o.clients = 1;
+  o.heartbeat_ms = 200;
+  LK_ASSERT_OK_AND_ASSIGN(auto cluster, TestCluster::Create(o));
+  LK_ASSERT_OK(cluster->StartAll(std::chrono::milliseconds(30'000)));
+  LK_ASSERT_OK_AND_ASSIGN(auto client, cluster->ConnectOperator());
+  wire::TargetT replicas;
+  replicas.role = wire::Role::Replica;
+  for (int round = 0; round < 2; ++round) {
+    LK_ASSERT_OK_AND_ASSIGN(auto issued, client->Issue(replicas, PingBody(0), 30'000));
+    LK_ASSERT_OK_AND_ASSIGN(auto done, client->Wait(issued.cmd_id, 30'000, nullptr));
+    LK_EXPECT_OK(AllTargetsOk(done));
+    ASSERT_EQ(done.targets.size(), 18u);
+    LK_ASSERT_OK_AND_ASSIGN(auto dump, FetchAllEvents(*client, "command."));
+    std::map<std::string, int> results;
+    for (const auto* ev : CommandEvents(dump, issued.cmd_id, wire::EventBody::CommandResult)) {
+      ++results[ev->node()->str()];
+    }
+    EXPECT_EQ(results.size(), 18u);
+    for (int i = 1; i <= 18; ++i) EXPECT_EQ(results["r" + std::to_string(i)], 1) << "r" << i;
+    EXPECT_EQ(results.count("c1"), 0u) << "c1 is not a replica but ran the command";
+    // Second round: an agent restarted in between must still find its bit.
+    if (round == 0) {
+      LK_ASSERT_OK(cluster->KillAgent("r17"));
+      LK_ASSERT_OK(cluster->StartAgent("r17"));
+    }
+  }
+}
+
 }  // namespace ledgerkeep::test

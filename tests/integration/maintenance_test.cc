@@ -42,6 +42,10 @@ class MaintenanceTest : public ::testing::Test {
     o.replicas = 3;
     o.clients = 1;
     o.heartbeat_ms = 100;
+    // Preflight refuses a suspect node: 10 missed beats (1 s), not 3, so a
+    // loaded CI machine delaying one agent's beat does not fail the run.
+    o.suspect_after = 10;
+    o.lost_after = 30;
     o.with_ledger = true;
     o.ledger_blocks_per_sec = blocks_per_sec;
     o.ledger_payload_bytes = payload_bytes;
