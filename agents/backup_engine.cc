@@ -468,10 +468,9 @@ struct BackupEngine::Impl {
   // files, which rsync only hard-links, are dealt round-robin. Returns a
   // single stream when parallelism cannot pay: a live source (rsync must see
   // the whole tree to tolerate vanishing files), fewer than two new files,
-  // or under kMinBytesPerStream to send per stream.
+  // or under o.min_stream_bytes to send per stream.
   std::vector<Stream> PlanStreams(const std::vector<ManifestFile>& files, const SnapshotManifest* previous,
                                   bool consistent) const {
-    constexpr uint64_t kMinBytesPerStream = 64ull << 20;
     std::map<std::string, const ManifestFile*> before;
     if (previous) {
       for (const auto& f : previous->files) before[f.path] = &f;
@@ -488,7 +487,7 @@ struct BackupEngine::Impl {
       }
     }
     size_t n = static_cast<size_t>(std::clamp(o.transfer_streams, 1, 8));
-    n = std::min<size_t>({n, fresh.size(), static_cast<size_t>(fresh_bytes / kMinBytesPerStream)});
+    n = std::min<size_t>({n, fresh.size(), static_cast<size_t>(fresh_bytes / std::max<uint64_t>(1, o.min_stream_bytes))});
     if (!consistent || n < 2) return {Stream{}};
     std::vector<Stream> out(n);
     std::sort(fresh.begin(), fresh.end(), [](auto* a, auto* b) { return a->size > b->size; });
@@ -514,6 +513,15 @@ struct BackupEngine::Impl {
                                         const std::vector<Stream>& streams, const std::vector<std::string>& args,
                                         const std::string& dest) {
     const size_t n = streams.size();
+    {
+      // The streams would race to create the snapshot directory (--mkpath:
+      // "File exists"): create it first, copying nothing, over the shared
+      // connection.
+      RsyncOptions mk = MakeRsyncOptions(o);
+      mk.extra_args = {"--mkpath", "--exclude=*"};
+      RsyncRunner mkdir(runner, mk);
+      LK_RETURN_IF_ERROR(mkdir.Copy({src_dir + "/"}, dest).status());
+    }
     std::vector<std::string> lists(n);
     for (size_t i = 0; i < n; ++i) {
       lists[i] = work + "/stream-" + id + "-" + std::to_string(i) + ".list";
@@ -659,6 +667,7 @@ struct BackupEngine::Impl {
       return copier.Copy({src->dir + "/"}, data_dest);
     }();
     if (!copied.ok()) return copied.status();
+    res.streams = static_cast<uint32_t>(streams.size());
     res.attempts = static_cast<uint32_t>(copied->attempts);
     res.bytes_transferred = copied->stats.total_transferred_file_size;
 

@@ -42,10 +42,12 @@ struct BackupRunOptions {
   int max_attempts = 4;
   int64_t backoff_base_ms = 1000;
   // Parallel rsync streams for a transfer with enough new data (at least
-  // 64 MiB per stream and two new files); each stream is its own rsync and,
+  // min_stream_bytes per stream and two new files); each stream is its own rsync and,
   // for SSH, its own connection, so sender, ssh and receiver of different
   // streams run on different cores. 1 = one rsync. Default: 2.
   int transfer_streams = 2;
+  // Fewer bytes to send than this per stream: fewer streams. Default: 64 MiB.
+  uint64_t min_stream_bytes = 64ull << 20;
   // Extra ssh arguments for SSH destinations (e.g. -o UserKnownHostsFile=...).
   std::vector<std::string> ssh_options;
   std::function<void(const wire::ProgressT&)> on_progress;

@@ -235,6 +235,58 @@ TEST_F(BackupEngineTest, IncrementalRunResendsNoUnchangedSstFile) {
   EXPECT_GT(shared, 0) << "the test ledger produced no SST that survived into the second snapshot";
 }
 
+// New data split over parallel rsync streams (--files-from lists, one SSH
+// connection each for SSH) must give the same snapshot as one rsync: every
+// file present with its manifest checksum, the ledger restorable, and the
+// next run still hard-linking the unchanged SSTs.
+TEST_F(BackupEngineTest, ParallelStreamsGiveACompleteSnapshotAndIncrementalsStillLink) {
+  WaitForBlocks(800);
+  const std::string dest = tmp_.path() + "/backups/r1";
+  auto o = Options(dest);
+  o.transfer_streams = 3;
+  o.min_stream_bytes = 1;  // this small ledger would otherwise use one stream
+  uint64_t last_done = 0;
+  bool went_back = false;
+  o.on_progress = [&](const wire::ProgressT& p) {
+    if (p.phase != "transfer") return;
+    went_back = went_back || p.bytes_done < last_done;
+    last_done = p.bytes_done;
+  };
+  auto first = engine_.Run(o);
+  ASSERT_TRUE(first.ok) << first.error;
+  EXPECT_EQ(first.streams, 3u);
+  EXPECT_FALSE(went_back) << "summed progress went backwards";
+  EXPECT_EQ(first.bytes_transferred, first.bytes_total);
+  const std::string snap = dest + "/snapshots/" + first.snapshot_id;
+  ExpectSnapshotVerifies(snap);
+  EXPECT_EQ(DirEntries(snap + "/data").size(), first.files_total) << "a stream's files are missing";
+  {
+    auto copy = ledger::LedgerStore::OpenReadOnly(snap + "/data");
+    ASSERT_TRUE(copy.ok()) << copy.status().ToString();
+    EXPECT_EQ((*copy)->GetBlockIds().last, first.last_block_id);
+    auto verify = (*copy)->VerifyChain(0, 0);
+    ASSERT_TRUE(verify.ok());
+    EXPECT_TRUE(verify->ok()) << verify->error;
+  }
+  WaitForBlocks(50);
+  auto second = engine_.Run(o);
+  ASSERT_TRUE(second.ok) << second.error;
+  EXPECT_LT(second.bytes_transferred, second.bytes_total / 2);
+  const std::string a = snap + "/data/";
+  const std::string b = dest + "/snapshots/" + second.snapshot_id + "/data/";
+  ExpectSnapshotVerifies(dest + "/snapshots/" + second.snapshot_id);
+  int shared = 0;
+  for (const auto& e : std::filesystem::directory_iterator(a)) {
+    const std::string name = e.path().filename().string();
+    if (e.path().extension() != ".sst" || !std::filesystem::exists(b + name)) continue;
+    EXPECT_EQ(Inode(a + name), Inode(b + name)) << name << " was copied again";
+    ++shared;
+  }
+  EXPECT_GT(shared, 0);
+  // Nothing of the streams is left behind in the work directory.
+  for (const auto& n : DirEntries(tmp_.path() + "/work")) EXPECT_EQ(n.find(".list"), std::string::npos) << n;
+}
+
 TEST_F(BackupEngineTest, StoppedLedgerIsCopiedConsistentlyUnderItsOwnLock) {
   WaitForBlocks(100);
   StopLedgerd();
@@ -326,6 +378,28 @@ TEST_F(BackupEngineTest, FullDestinationDiskFailsWithNoSpaceAndKeepsEarlierSnaps
   ASSERT_FALSE(res.ok);
   EXPECT_NE(res.error.find("NoSpace"), std::string::npos) << res.error;
   EXPECT_TRUE(first_kept) << "the earlier snapshot was damaged by the failed run";
+}
+
+// One stream running out of space fails the run with NoSpace (not the
+// Aborted of the streams it stopped), and the earlier snapshot survives.
+TEST_F(BackupEngineTest, ParallelStreamHittingAFullDiskFailsTheRunWithNoSpace) {
+  const std::string mnt = tmp_.path() + "/small";
+  std::filesystem::create_directories(mnt);
+  if (::mount("tmpfs", mnt.c_str(), "tmpfs", 0, "size=3m") != 0) {
+    GTEST_SKIP() << "cannot mount a tmpfs here (needs root): " << std::strerror(errno);
+  }
+  ScopedUnmount unmount{mnt};
+  WaitForBlocks(50);
+  const std::string dest = mnt + "/r1";
+  auto o = Options(dest);
+  o.transfer_streams = 3;
+  o.min_stream_bytes = 1;
+  auto first = engine_.Run(o);  // may or may not fit
+  WaitForBlocks(1200);          // now certainly larger than 3 MiB
+  auto res = engine_.Run(o);
+  ASSERT_FALSE(res.ok);
+  EXPECT_NE(res.error.find("NoSpace"), std::string::npos) << res.error;
+  if (first.ok) ExpectSnapshotVerifies(dest + "/snapshots/" + first.snapshot_id);
 }
 
 TEST_F(BackupEngineTest, RsyncKilledMidTransferIsRetriedAndResumed) {
