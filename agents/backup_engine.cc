@@ -9,8 +9,10 @@
 #include <algorithm>
 #include <atomic>
 #include <condition_variable>
+#include <cstdio>
 #include <ctime>
 #include <filesystem>
+#include <functional>
 #include <map>
 #include <optional>
 #include <regex>
@@ -87,6 +89,20 @@ struct BackupEngine::Impl {
   std::string work;
   RsyncRunner rsync;
 
+  // The ssh ControlPath of a run in `work_dir`. A Unix socket path holds 107
+  // characters and ssh binds "<path>.<16 random>" first, with %C 40 hex
+  // digits: a deep work dir falls back to /tmp, still one socket per work dir
+  // (agents on one host must not share a master connection: each node's
+  // transfers use its own network path).
+  static std::string ControlPathFor(const std::string& work_dir) {
+    constexpr size_t kSunPathMax = 107, kPercentC = 40, kBindSuffix = 17;
+    const std::string in_work = work_dir + "/lk-ssh-%C";
+    if (in_work.size() - 2 + kPercentC + kBindSuffix <= kSunPathMax) return in_work;
+    char tag[17];
+    std::snprintf(tag, sizeof tag, "%016zx", std::hash<std::string>{}(work_dir));
+    return std::string("/tmp/lk-ssh-") + tag + "-%C";
+  }
+
   // `multiplexed`: small calls share one SSH connection (ControlMaster);
   // a parallel transfer stream needs a connection of its own, since one
   // ssh process encrypts everything sent over its connection on one core.
@@ -104,9 +120,7 @@ struct BackupEngine::Impl {
       // One SSH connection for the whole run: a run makes a dozen small
       // calls (owner marker, listing, manifest, DONE, retention) besides
       // the transfer, and a handshake each would dominate small runs.
-      // (Unix socket paths are short: fall back to /tmp for deep work dirs.)
-      const std::string dir = work.size() < 60 ? work : std::string("/tmp");
-      ssh += " -o ControlMaster=auto -o ControlPersist=30 -o ControlPath=" + dir + "/lk-ssh-%C";
+      ssh += " -o ControlMaster=auto -o ControlPersist=30 -o ControlPath=" + ControlPathFor(work);
     }
     if (!ssh.empty()) r.ssh_command = ssh;
     r.io_timeout_s = opts.io_timeout_s;
