@@ -164,6 +164,7 @@ Result<BackupRunOptions> BackupService::RunOptionsFor(const BackupConfig& c, boo
   o.max_attempts = opt_.max_attempts;
   o.backoff_base_ms = opt_.backoff_base_ms;
   o.ssh_options = opt_.node.backup_ssh_options;
+  o.transfer_streams = opt_.node.backup_transfer_streams;
   return o;
 }
 

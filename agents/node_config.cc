@@ -43,6 +43,15 @@ Result<NodeConfig> LoadNodeConfig(const std::string& path) {
   c.ledger_control = resolve(tbl["ledger"]["control"].value_or(std::string()));
   if (const auto* b = tbl["backup"].as_table()) {
     LK_ASSIGN_OR_RETURN(c.backup_ssh_options, StringArray(*b, "ssh_options", "node config " + path + ": [backup]"));
+    if (const auto* n = b->get("transfer_streams")) {
+      auto v = n->value<int64_t>();
+      if (!v || *v < 1 || *v > 8) {
+        return Status::InvalidArgument("node config " + path +
+                                       ": [backup] transfer_streams must be a whole number from 1 to 8 "
+                                       "(parallel rsync streams; 1 = a single rsync)");
+      }
+      c.backup_transfer_streams = static_cast<int>(*v);
+    }
   }
   if (const auto* cl = tbl["client"].as_table()) {
     LK_ASSIGN_OR_RETURN(auto paths, StringArray(*cl, "paths", "node config " + path + ": [client]"));

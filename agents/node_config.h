@@ -19,6 +19,7 @@
 //
 //   [backup]
 //   ssh_options = ["-o", "UserKnownHostsFile=/etc/ledgerkeep/known_hosts"]  # extra ssh args
+//   transfer_streams = 2           # parallel rsync streams for large transfers (1..8)
 //
 //   [client]                       # client nodes: what `backup client` archives
 //   paths = ["/config/daml-ledger-api/environment-vars", "/mnt/data/db"]
@@ -50,6 +51,7 @@ struct NodeConfig {
   std::string ledger_control;
   std::vector<ComponentSpec> components;
   std::vector<std::string> backup_ssh_options;
+  int backup_transfer_streams = 2;  // [backup] transfer_streams, 1..8. Default: 2
   std::vector<std::string> client_paths;  // absolute
 };
 

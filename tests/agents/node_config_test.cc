@@ -58,5 +58,19 @@ TEST_F(NodeConfigTest, RefusesAmbiguousOrIncompleteComponents) {
   EXPECT_FALSE(LoadNodeConfig(dir_ + "/missing.toml").ok());
 }
 
+TEST_F(NodeConfigTest, BackupTransferStreamsDefaultsToTwoAndRefusesOutOfRange) {
+  auto none = LoadNodeConfig(Write("[ledger]\ndb = 'db'\n"));
+  ASSERT_TRUE(none.ok()) << none.status().ToString();
+  EXPECT_EQ(none->backup_transfer_streams, 2);
+  auto four = LoadNodeConfig(Write("[backup]\ntransfer_streams = 4\n"));
+  ASSERT_TRUE(four.ok()) << four.status().ToString();
+  EXPECT_EQ(four->backup_transfer_streams, 4);
+  for (const char* bad : {"0", "9", "'two'", "1.5"}) {
+    auto c = LoadNodeConfig(Write(std::string("[backup]\ntransfer_streams = ") + bad + "\n"));
+    ASSERT_FALSE(c.ok()) << bad;
+    EXPECT_NE(c.status().message().find("transfer_streams must be"), std::string::npos) << c.status().ToString();
+  }
+}
+
 }  // namespace
 }  // namespace ledgerkeep
