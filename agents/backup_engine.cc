@@ -76,6 +76,32 @@ int TryLockDb(const std::string& db) {
 
 }  // namespace
 
+RsyncOptions DestinationRsyncOptions(const BackupRunOptions& opts, const std::string& work) {
+  RsyncOptions r;
+  std::string ssh = opts.destination.SshCommand();
+  if (!ssh.empty() && !opts.ssh_options.empty()) {
+    // ssh takes the first value of each option: the node's own options
+    // (e.g. its known_hosts) go before our defaults.
+    std::string extra;
+    for (const auto& x : opts.ssh_options) extra += " " + x;
+    ssh.insert(3, extra);  // after "ssh"
+  }
+  if (!ssh.empty()) {
+    // One SSH connection for the whole run: a run makes a dozen small
+    // calls (owner marker, listing, manifest, DONE, retention) besides
+    // the transfer, and a handshake each would dominate small runs.
+    // (Unix socket paths are short: fall back to /tmp for deep work dirs.)
+    const std::string dir = work.size() < 60 ? work : std::string("/tmp");
+    ssh += " -o ControlMaster=auto -o ControlPersist=30 -o ControlPath=" + dir + "/lk-ssh-%C";
+  }
+  if (!ssh.empty()) r.ssh_command = ssh;
+  r.io_timeout_s = opts.io_timeout_s;
+  r.max_attempts = opts.max_attempts;
+  r.backoff_base_ms = opts.backoff_base_ms;
+  r.cancelled = opts.cancelled;
+  return r;
+}
+
 struct BackupEngine::Impl {
   const BackupRunOptions& o;
   ProcessRunner* runner;
@@ -83,31 +109,7 @@ struct BackupEngine::Impl {
   std::string work;
   RsyncRunner rsync;
 
-  RsyncOptions MakeRsyncOptions(const BackupRunOptions& opts) const {
-    RsyncOptions r;
-    std::string ssh = opts.destination.SshCommand();
-    if (!ssh.empty() && !opts.ssh_options.empty()) {
-      // ssh takes the first value of each option: the node's own options
-      // (e.g. its known_hosts) go before our defaults.
-      std::string extra;
-      for (const auto& x : opts.ssh_options) extra += " " + x;
-      ssh.insert(3, extra);  // after "ssh"
-    }
-    if (!ssh.empty()) {
-      // One SSH connection for the whole run: a run makes a dozen small
-      // calls (owner marker, listing, manifest, DONE, retention) besides
-      // the transfer, and a handshake each would dominate small runs.
-      // (Unix socket paths are short: fall back to /tmp for deep work dirs.)
-      const std::string dir = work.size() < 60 ? work : std::string("/tmp");
-      ssh += " -o ControlMaster=auto -o ControlPersist=30 -o ControlPath=" + dir + "/lk-ssh-%C";
-    }
-    if (!ssh.empty()) r.ssh_command = ssh;
-    r.io_timeout_s = opts.io_timeout_s;
-    r.max_attempts = opts.max_attempts;
-    r.backoff_base_ms = opts.backoff_base_ms;
-    r.cancelled = opts.cancelled;
-    return r;
-  }
+  RsyncOptions MakeRsyncOptions(const BackupRunOptions& opts) const { return DestinationRsyncOptions(opts, work); }
 
   Impl(const BackupRunOptions& opts, ProcessRunner* r, const Clock* c, std::string w)
       : o(opts), runner(r), clock(c), work(std::move(w)), rsync(r, MakeRsyncOptions(opts)) {

@@ -25,6 +25,7 @@
 #include "agents/backup_manifest.h"
 #include "common/clock.h"
 #include "common/process.h"
+#include "common/rsync.h"
 
 namespace ledgerkeep {
 
@@ -69,6 +70,12 @@ class BackupEngine {
   const Clock* clock_;
   std::string work_dir_;
 };
+
+// rsync options for talking to `options.destination` (ssh command with the
+// node's ssh options and one multiplexed connection whose socket lives in
+// `work_dir`, timeouts, retries, cancellation). Shared by backups, restores
+// and verification.
+RsyncOptions DestinationRsyncOptions(const BackupRunOptions& options, const std::string& work_dir);
 
 // "20261125T093012.123Z" for a Unix time in ms: sorts chronologically.
 std::string SnapshotIdFor(int64_t ms);
