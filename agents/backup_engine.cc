@@ -90,8 +90,10 @@ RsyncOptions DestinationRsyncOptions(const BackupRunOptions& opts, const std::st
     // One SSH connection for the whole run: a run makes a dozen small
     // calls (owner marker, listing, manifest, DONE, retention) besides
     // the transfer, and a handshake each would dominate small runs.
-    // (Unix socket paths are short: fall back to /tmp for deep work dirs.)
-    const std::string dir = work.size() < 60 ? work : std::string("/tmp");
+    // (Unix socket paths hold at most 107 bytes and ssh appends
+    // "/lk-ssh-" + a 40-char hash + a 17-char temporary suffix while it
+    // binds: fall back to /tmp for work dirs longer than 40.)
+    const std::string dir = work.size() <= 40 ? work : std::string("/tmp");
     ssh += " -o ControlMaster=auto -o ControlPersist=30 -o ControlPath=" + dir + "/lk-ssh-%C";
   }
   if (!ssh.empty()) r.ssh_command = ssh;
