@@ -27,8 +27,9 @@
 namespace ledgerkeep {
 
 struct SnapshotVerifyOptions {
-  // Checksum files with this many threads. Default: 2.
-  int hash_threads = 2;
+  // Checksum files, and verify the digest chain in this many contiguous
+  // parts, on this many threads. Default: 2.
+  int threads = 2;
   // Run the digest-chain check (steps 4-6). Default: true.
   bool check_chain = true;
 };
