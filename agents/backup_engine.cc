@@ -111,7 +111,9 @@ struct BackupEngine::Impl {
   std::string work;
   RsyncRunner rsync;
 
-  RsyncOptions MakeRsyncOptions(const BackupRunOptions& opts) const { return DestinationRsyncOptions(opts, work); }
+  RsyncOptions MakeRsyncOptions(const BackupRunOptions& opts) const {
+    return DestinationRsyncOptions(opts, work);
+  }
 
   Impl(const BackupRunOptions& opts, ProcessRunner* r, const Clock* c, std::string w)
       : o(opts), runner(r), clock(c), work(std::move(w)), rsync(r, MakeRsyncOptions(opts)) {

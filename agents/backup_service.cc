@@ -532,7 +532,9 @@ CommandOutcome BackupService::Verify(const CommandContext& ctx, const wire::Veri
     bad += "\nsnapshot " + v->snapshot_id + ":\n" + DescribeProblems(*v);
   }
   CommandOutcome out;
-  if (!bad.empty()) out.status = Status::Corruption("backup verification failed at " + res->destination + bad);
+  if (!bad.empty()) {
+    out.status = Status::Corruption("backup verification failed at " + res->destination + bad);
+  }
   out.detail.Set(std::move(*res));
   return out;
 }

@@ -37,8 +37,9 @@ class RefuseRestoreHandler final : public CommandHandler {
   explicit RefuseRestoreHandler(std::string node_id) : node_id_(std::move(node_id)) {}
   CommandOutcome Execute(const CommandContext&) override {
     return Fail(Status::FailedPrecondition(
-        node_id_ + " is a live member of the cluster, not a clone: restoring onto it would replace its ledger. "
-                   "Restore onto a clone agent (`ledgerkeep-agent --role replica --clone`)"));
+        node_id_ +
+        " is a live member of the cluster, not a clone: restoring onto it would replace its ledger. "
+        "Restore onto a clone agent (`ledgerkeep-agent --role replica --clone`)"));
   }
 
  private:
@@ -54,21 +55,22 @@ class RestoreSnapshotHandler final : public CommandHandler {
     const auto* cmd = ctx.command().body_as_RestoreSnapshot();
     const NodeConfig& nc = o_.services->config;
     if (nc.ledger_db.empty()) {
-      return Fail(Status::FailedPrecondition("clone " + o_.node_id +
-                                             " has no [ledger] db in its node config: nowhere to restore to"));
+      return Fail(Status::FailedPrecondition(
+          "clone " + o_.node_id + " has no [ledger] db in its node config: nowhere to restore to"));
     }
     for (const auto& c : nc.components) {
       if (c.name == "ledgerd" && c.managed() &&
           std::find(c.exec.begin(), c.exec.end(), "--read-only") == c.exec.end()) {
-        return Fail(Status::FailedPrecondition("clone " + o_.node_id +
-                                               ": its ledgerd component must run with --read-only (node config " +
-                                               nc.path + ")"));
+        return Fail(Status::FailedPrecondition(
+            "clone " + o_.node_id + ": its ledgerd component must run with --read-only (node config " +
+            nc.path + ")"));
       }
     }
     const std::string source_node = cmd->source_node() ? cmd->source_node()->str() : "";
     const wire::BackupTargetT target = TargetOf(cmd->source());
     if (target.destination.empty()) {
-      return Fail(Status::InvalidArgument("no backup destination for " + source_node + " in the restore command"));
+      return Fail(
+          Status::InvalidArgument("no backup destination for " + source_node + " in the restore command"));
     }
     auto dest = ParseDestination(target, source_node);
     if (!dest.ok()) return Fail(dest.status().WithContext("backup destination of " + source_node));
@@ -142,7 +144,8 @@ class RestoreClientArchiveHandler final : public CommandHandler {
     while (to_dir.size() > 1 && to_dir.back() == '/') to_dir.pop_back();
     std::error_code ec;
     if (fs::exists(to_dir, ec) && !(fs::is_directory(to_dir, ec) && fs::is_empty(to_dir, ec))) {
-      return Fail(Status::FailedPrecondition(to_dir + " exists and is not empty: restore into a new directory"));
+      return Fail(
+          Status::FailedPrecondition(to_dir + " exists and is not empty: restore into a new directory"));
     }
     auto target = o_.configured_destination ? o_.configured_destination()
                                             : Result<wire::BackupTargetT>(Status::NotFound("none"));
@@ -194,8 +197,9 @@ class RestoreClientArchiveHandler final : public CommandHandler {
     auto actual = Sha256File(local);
     if (!actual.ok()) return Fail(actual.status());
     if (*actual != expected) {
-      return Fail(Status::Corruption("archive " + dest->RsyncPath(*file) + " is damaged or truncated: its sha256 is " +
-                                     *actual + ", its .sha256 says " + expected + "; nothing was extracted"));
+      return Fail(Status::Corruption("archive " + dest->RsyncPath(*file) +
+                                     " is damaged or truncated: its sha256 is " + *actual +
+                                     ", its .sha256 says " + expected + "; nothing was extracted"));
     }
 
     // Extract beside the target, then rename: all or nothing.
@@ -209,7 +213,8 @@ class RestoreClientArchiveHandler final : public CommandHandler {
     auto x = ExtractTarGz(local, tmp, xo);
     if (!x.ok()) {
       fs::remove_all(tmp, ec);
-      return Fail(x.status().WithContext("restoring " + *file + " into " + to_dir + " (nothing was written there)"));
+      return Fail(
+          x.status().WithContext("restoring " + *file + " into " + to_dir + " (nothing was written there)"));
     }
     if (fs::exists(to_dir, ec)) fs::remove(to_dir, ec);  // empty (checked above)
     fs::rename(tmp, to_dir, ec);
@@ -225,7 +230,8 @@ class RestoreClientArchiveHandler final : public CommandHandler {
     r.entries = x->entries;
     r.bytes = x->bytes;
     r.duration_ms = MonotonicMs() - started;
-    spdlog::info("restored client archive {} into {}: {} entries, {} bytes", r.archive, to_dir, r.entries, r.bytes);
+    spdlog::info("restored client archive {} into {}: {} entries, {} bytes", r.archive, to_dir, r.entries,
+                 r.bytes);
     CommandOutcome out;
     out.detail.Set(std::move(r));
     return out;

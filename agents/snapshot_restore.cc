@@ -16,7 +16,8 @@ namespace {
 namespace fs = std::filesystem;
 
 int64_t NowMs() {
-  return std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now().time_since_epoch())
+  return std::chrono::duration_cast<std::chrono::milliseconds>(
+             std::chrono::steady_clock::now().time_since_epoch())
       .count();
 }
 
@@ -39,7 +40,9 @@ void SyncDirectory(const std::string& dir) {
   ::close(fd);
 }
 
-RsyncOptions RsyncOptionsOf(const SnapshotAccess& a) { return DestinationRsyncOptions(RunOptionsOf(a), a.work_dir); }
+RsyncOptions RsyncOptionsOf(const SnapshotAccess& a) {
+  return DestinationRsyncOptions(RunOptionsOf(a), a.work_dir);
+}
 
 void Emit(const SnapshotAccess& a, const std::string& phase, double percent) {
   if (!a.on_progress) return;
@@ -88,14 +91,16 @@ Result<std::string> ResolveSnapshot(ProcessRunner* runner, const SnapshotAccess&
     for (auto it = list.rbegin(); it != list.rend(); ++it) {
       if (it->complete) return it->snapshot_id;
     }
-    return Status::NotFound("no complete snapshot at " + where + " (a snapshot is complete once its DONE exists)");
+    return Status::NotFound("no complete snapshot at " + where +
+                            " (a snapshot is complete once its DONE exists)");
   }
   for (const auto& s : list) {
     if (s.snapshot_id != requested) continue;
     if (!s.complete) {
-      return Status::FailedPrecondition("snapshot " + requested + " at " + where +
-                                        " has no DONE: it is incomplete (its backup run did not finish) and is "
-                                        "never restored");
+      return Status::FailedPrecondition(
+          "snapshot " + requested + " at " + where +
+          " has no DONE: it is incomplete (its backup run did not finish) and is "
+          "never restored");
     }
     return requested;
   }
@@ -138,8 +143,8 @@ Status RestoreSnapshot(ProcessRunner* runner, const SnapshotAccess& access, cons
   if (!ok) {
     fs::remove_all(tmp, ec);
     res.duration_ms = NowMs() - started;
-    return Status::Corruption("snapshot " + res.snapshot_id + " of " + request.source_node + " at " + res.source +
-                              " failed verification; nothing was restored:\n" + problems);
+    return Status::Corruption("snapshot " + res.snapshot_id + " of " + request.source_node + " at " +
+                              res.source + " failed verification; nothing was restored:\n" + problems);
   }
 
   // Publish: the old DB aside, the verified copy in, the old one gone.
@@ -161,13 +166,13 @@ Status RestoreSnapshot(ProcessRunner* runner, const SnapshotAccess& access, cons
   fs::remove_all(tmp, ec);
   fs::remove_all(old, ec);
   res.duration_ms = NowMs() - started;
-  spdlog::info("restored snapshot {} of {} from {} into {}: {} bytes, fetch {} ms, verify {} ms", res.snapshot_id,
-               request.source_node, res.source, db, res.bytes, res.fetch_ms, res.verify_ms);
+  spdlog::info("restored snapshot {} of {} from {} into {}: {} bytes, fetch {} ms, verify {} ms",
+               res.snapshot_id, request.source_node, res.source, db, res.bytes, res.fetch_ms, res.verify_ms);
   return Status::OK();
 }
 
 Result<wire::BackupVerifyResultT> VerifyBackup(ProcessRunner* runner, const SnapshotAccess& access,
-                                              const std::string& snapshot_id, bool all) {
+                                               const std::string& snapshot_id, bool all) {
   wire::BackupVerifyResultT out;
   out.destination = access.destination.Display();
   std::vector<std::string> ids;
@@ -195,7 +200,8 @@ Result<wire::BackupVerifyResultT> VerifyBackup(ProcessRunner* runner, const Snap
   } else if (on_host) {
     out.method = "on the backup host (ledgerkeep-db verifySnapshot)";
   } else {
-    out.method = "fetched to " + access.work_dir + "/verify (ledgerkeep-db is not installed on the backup host)";
+    out.method =
+        "fetched to " + access.work_dir + "/verify (ledgerkeep-db is not installed on the backup host)";
   }
 
   for (size_t i = 0; i < ids.size(); ++i) {
@@ -205,14 +211,15 @@ Result<wire::BackupVerifyResultT> VerifyBackup(ProcessRunner* runner, const Snap
     if (kind == BackupDestination::Kind::kLocal) {
       LK_ASSIGN_OR_RETURN(v, VerifySnapshotDir(access.destination.path + "/snapshots/" + id));
     } else if (on_host) {
-      LK_ASSIGN_OR_RETURN(auto r, shell.RunOnHost(access.destination.UserHost(),
-                                                  {"ledgerkeep-db", access.destination.path + "/snapshots/" + id,
-                                                   "verifySnapshot"},
-                                                  30 * 60 * 1000));
+      LK_ASSIGN_OR_RETURN(
+          auto r,
+          shell.RunOnHost(access.destination.UserHost(),
+                          {"ledgerkeep-db", access.destination.path + "/snapshots/" + id, "verifySnapshot"},
+                          30 * 60 * 1000));
       auto parsed = VerificationFromJson(r.stdout_tail);
       if (!parsed.ok()) {
-        return Status::IOError("ledgerkeep-db verifySnapshot on " + access.destination.UserHost() + " exited " +
-                               std::to_string(r.exit_code) + ": " + r.output);
+        return Status::IOError("ledgerkeep-db verifySnapshot on " + access.destination.UserHost() +
+                               " exited " + std::to_string(r.exit_code) + ": " + r.output);
       }
       v = std::move(*parsed);
     } else {

@@ -65,6 +65,6 @@ Status RestoreSnapshot(ProcessRunner* runner, const SnapshotAccess& access, cons
 // snapshot. A failed check is in the result (ok = false per snapshot); the
 // Status is an error only when the destination cannot be read.
 Result<wire::BackupVerifyResultT> VerifyBackup(ProcessRunner* runner, const SnapshotAccess& access,
-                                              const std::string& snapshot_id, bool all);
+                                               const std::string& snapshot_id, bool all);
 
 }  // namespace ledgerkeep

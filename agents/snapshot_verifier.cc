@@ -23,7 +23,8 @@ namespace {
 namespace fs = std::filesystem;
 
 int64_t NowMs() {
-  return std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now().time_since_epoch())
+  return std::chrono::duration_cast<std::chrono::milliseconds>(
+             std::chrono::steady_clock::now().time_since_epoch())
       .count();
 }
 
@@ -52,7 +53,8 @@ std::string SstNamedIn(const std::string& message) {
 
 // Step 3: every manifest file present, right size, right checksum; no
 // stray files. Hashing runs on `threads` workers over a shared index.
-void CheckFiles(const std::string& data, const SnapshotManifest& m, int threads, wire::SnapshotVerificationT& v) {
+void CheckFiles(const std::string& data, const SnapshotManifest& m, int threads,
+                wire::SnapshotVerificationT& v) {
   struct Finding {
     size_t index;
     std::string what;
@@ -93,7 +95,8 @@ void CheckFiles(const std::string& data, const SnapshotManifest& m, int threads,
   for (int t = 1; t < std::max(1, threads); ++t) pool.emplace_back(work);
   work();
   for (auto& t : pool) t.join();
-  std::sort(findings.begin(), findings.end(), [](const Finding& a, const Finding& b) { return a.index < b.index; });
+  std::sort(findings.begin(), findings.end(),
+            [](const Finding& a, const Finding& b) { return a.index < b.index; });
   for (auto& f : findings) AddProblem(v, "data/" + m.files[f.index].path, 0, std::move(f.what));
   v.files_checked = m.files.size();
   v.bytes_checked = bytes.load();
@@ -109,7 +112,8 @@ void CheckFiles(const std::string& data, const SnapshotManifest& m, int threads,
 }
 
 // Steps 4-6 on the RocksDB itself.
-void CheckLedger(const std::string& data, const SnapshotManifest& m, int threads, wire::SnapshotVerificationT& v) {
+void CheckLedger(const std::string& data, const SnapshotManifest& m, int threads,
+                 wire::SnapshotVerificationT& v) {
   auto store = ledger::LedgerStore::OpenReadOnly(data);
   if (!store.ok()) {
     AddProblem(v, SstNamedIn(store.status().message()), 0,
@@ -124,8 +128,8 @@ void CheckLedger(const std::string& data, const SnapshotManifest& m, int threads
     // The chain in `threads` contiguous parts verified in parallel; each part
     // after the first also checks its link to the block before it.
     const uint64_t first = ids.genesis, last = ids.last_reachable;
-    const uint64_t parts = std::max<uint64_t>(1, std::min<uint64_t>(static_cast<uint64_t>(std::max(1, threads)),
-                                                                     (last - first + 1) / 1024 + 1));
+    const uint64_t parts = std::max<uint64_t>(
+        1, std::min<uint64_t>(static_cast<uint64_t>(std::max(1, threads)), (last - first + 1) / 1024 + 1));
     std::vector<Result<ledger::VerifyReport>> reports(parts, Status::Internal("not run"));
     std::vector<std::thread> pool;
     const uint64_t span = (last - first + 1) / parts;
@@ -154,20 +158,23 @@ void CheckLedger(const std::string& data, const SnapshotManifest& m, int threads
     AddProblem(v, "MANIFEST.json", 0,
                "block ids differ: the DB has genesis " + std::to_string(ids.genesis) + ", last reachable " +
                    std::to_string(ids.last_reachable) + ", last " + std::to_string(ids.last) +
-                   "; the manifest says " + std::to_string(m.genesis) + ", " + std::to_string(m.last_reachable) +
-                   ", " + std::to_string(m.last) + (m.consistent ? "" : " (a live, inconsistent copy)"));
+                   "; the manifest says " + std::to_string(m.genesis) + ", " +
+                   std::to_string(m.last_reachable) + ", " + std::to_string(m.last) +
+                   (m.consistent ? "" : " (a live, inconsistent copy)"));
   }
 }
 
 }  // namespace
 
-Result<wire::SnapshotVerificationT> VerifySnapshotDir(const std::string& dir, const SnapshotVerifyOptions& options) {
+Result<wire::SnapshotVerificationT> VerifySnapshotDir(const std::string& dir,
+                                                      const SnapshotVerifyOptions& options) {
   const int64_t started = NowMs();
   std::error_code ec;
   if (!fs::is_directory(dir, ec)) return Status::NotFound("snapshot directory " + dir + " does not exist");
   wire::SnapshotVerificationT v;
   v.snapshot_id = fs::path(dir).lexically_normal().filename().string();
-  if (v.snapshot_id.empty()) v.snapshot_id = fs::path(dir).lexically_normal().parent_path().filename().string();
+  if (v.snapshot_id.empty())
+    v.snapshot_id = fs::path(dir).lexically_normal().parent_path().filename().string();
   v.ok = true;
   auto finish = [&]() -> Result<wire::SnapshotVerificationT> {
     v.duration_ms = NowMs() - started;

@@ -617,7 +617,8 @@ struct Broker::Impl {
       const NodeEntry* n = registry->Find(node);
       if (n == nullptr || !n->clone) {
         return Status::FailedPrecondition(
-            "refusing to restore onto " + node + ": it is a live member of the cluster, not a clone. Start a clone "
+            "refusing to restore onto " + node +
+            ": it is a live member of the cluster, not a clone. Start a clone "
             "agent (`ledgerkeep-agent --role replica --clone ...`) and restore onto it");
       }
     }

@@ -1,24 +1,23 @@
 #include "cli/cli_app.h"
 
-#include <CLI/CLI.hpp>
+#include <unistd.h>
 
+#include <CLI/CLI.hpp>
 #include <cstdio>
 #include <cstdlib>
 #include <filesystem>
 #include <iostream>
+#include <map>
 #include <nlohmann/json.hpp>
 #include <set>
-#include <unistd.h>
 #include <thread>
 
 #include "agents/snapshot_restore.h"
-#include "common/backup_destination.h"
-#include "common/broker_client.h"
 #include "cli/event_format.h"
 #include "cli/table.h"
+#include "common/backup_destination.h"
+#include "common/broker_client.h"
 #include "common/clock.h"
-
-#include <map>
 
 namespace ledgerkeep {
 namespace {
@@ -790,11 +789,13 @@ int RunBackupList(const GlobalFlags& g, const std::string& node, bool incomplete
 
 nlohmann::json VerificationJson(const wire::SnapshotVerificationT& v) {
   nlohmann::json problems = nlohmann::json::array();
-  for (const auto& p : v.problems) problems.push_back({{"file", p->file}, {"block", p->block}, {"what", p->what}});
-  return {{"snapshot_id", v.snapshot_id}, {"ok", v.ok}, {"files_checked", v.files_checked},
-          {"bytes_checked", v.bytes_checked}, {"blocks_verified", v.blocks_verified}, {"genesis", v.genesis},
-          {"last_reachable", v.last_reachable}, {"last_block_id", v.last_block_id},
-          {"duration_ms", v.duration_ms}, {"problems", problems}};
+  for (const auto& p : v.problems)
+    problems.push_back({{"file", p->file}, {"block", p->block}, {"what", p->what}});
+  return {{"snapshot_id", v.snapshot_id},         {"ok", v.ok},
+          {"files_checked", v.files_checked},     {"bytes_checked", v.bytes_checked},
+          {"blocks_verified", v.blocks_verified}, {"genesis", v.genesis},
+          {"last_reachable", v.last_reachable},   {"last_block_id", v.last_block_id},
+          {"duration_ms", v.duration_ms},         {"problems", problems}};
 }
 
 void PrintProblems(const wire::SnapshotVerificationT& v) {
@@ -830,8 +831,11 @@ int RunBackupVerify(const GlobalFlags& g, const std::string& node, const std::st
     arr.push_back(VerificationJson(*s));
   }
   if (g.json) {
-    std::printf("%s\n", nlohmann::json({{"node", node}, {"destination", r->destination}, {"method", r->method},
-                                        {"ok", all_ok}, {"snapshots", arr}})
+    std::printf("%s\n", nlohmann::json({{"node", node},
+                                        {"destination", r->destination},
+                                        {"method", r->method},
+                                        {"ok", all_ok},
+                                        {"snapshots", arr}})
                             .dump()
                             .c_str());
     return all_ok ? kExitOk : kExitFailed;
@@ -853,15 +857,22 @@ int RunBackupVerify(const GlobalFlags& g, const std::string& node, const std::st
 }
 
 nlohmann::json RestoreJson(const wire::RestoreResultT& r) {
-  nlohmann::json j = {{"source_node", r.source_node}, {"source", r.source}, {"snapshot_id", r.snapshot_id},
-                      {"db", r.db}, {"bytes", r.bytes}, {"files", r.files}, {"fetch_ms", r.fetch_ms},
-                      {"verify_ms", r.verify_ms}, {"duration_ms", r.duration_ms},
+  nlohmann::json j = {{"source_node", r.source_node},
+                      {"source", r.source},
+                      {"snapshot_id", r.snapshot_id},
+                      {"db", r.db},
+                      {"bytes", r.bytes},
+                      {"files", r.files},
+                      {"fetch_ms", r.fetch_ms},
+                      {"verify_ms", r.verify_ms},
+                      {"duration_ms", r.duration_ms},
                       {"ledgerd_started", r.ledgerd_started}};
   if (r.verification) j["verification"] = VerificationJson(*r.verification);
   return j;
 }
 
-int PrintRestore(const GlobalFlags& g, const std::string& where, const wire::RestoreResultT& r, const Status& s) {
+int PrintRestore(const GlobalFlags& g, const std::string& where, const wire::RestoreResultT& r,
+                 const Status& s) {
   if (g.json) {
     auto j = RestoreJson(r);
     j["target"] = where;
@@ -880,11 +891,12 @@ int PrintRestore(const GlobalFlags& g, const std::string& where, const wire::Res
   std::printf("  fetched %s in %lld ms; verified %llu files, %llu blocks in %lld ms: %s\n",
               HumanBytes(static_cast<double>(r.bytes)).c_str(), static_cast<long long>(r.fetch_ms),
               static_cast<unsigned long long>(v ? v->files_checked : 0),
-              static_cast<unsigned long long>(v ? v->blocks_verified : 0), static_cast<long long>(r.verify_ms),
-              v && v->ok ? "ok" : "FAILED");
+              static_cast<unsigned long long>(v ? v->blocks_verified : 0),
+              static_cast<long long>(r.verify_ms), v && v->ok ? "ok" : "FAILED");
   if (v) {
     std::printf("  block ids: genesis %llu, last reachable %llu, last %llu (equal to the manifest)\n",
-                static_cast<unsigned long long>(v->genesis), static_cast<unsigned long long>(v->last_reachable),
+                static_cast<unsigned long long>(v->genesis),
+                static_cast<unsigned long long>(v->last_reachable),
                 static_cast<unsigned long long>(v->last_block_id));
   }
   if (r.ledgerd_started) std::printf("  ledgerd --read-only serves the restored DB\n");
@@ -912,8 +924,9 @@ int RunRestoreToNode(const GlobalFlags& g, const std::string& source, const std:
     if (g.json || st.targets.empty() || !st.targets[0]->last_progress || st.targets[0]->result) return;
     const auto& p = *st.targets[0]->last_progress;
     char line[200];
-    std::snprintf(line, sizeof line, "%-6s %-8s %5.1f%%  %10s  %10s/s", clone.c_str(), p.phase.c_str(), p.percent,
-                  HumanBytes(static_cast<double>(p.bytes_done)).c_str(), HumanBytes(p.rate_bps).c_str());
+    std::snprintf(line, sizeof line, "%-6s %-8s %5.1f%%  %10s  %10s/s", clone.c_str(), p.phase.c_str(),
+                  p.percent, HumanBytes(static_cast<double>(p.bytes_done)).c_str(),
+                  HumanBytes(p.rate_bps).c_str());
     if (line != last_line) std::printf("%s\n", line);
     last_line = line;
     std::fflush(stdout);
@@ -922,7 +935,8 @@ int RunRestoreToNode(const GlobalFlags& g, const std::string& source, const std:
   if (!st.ok()) return Fail(st.status());
   const auto& t = st->targets.at(0);
   const auto* res = t->result ? t->result->detail.AsRestoreResult() : nullptr;
-  Status s = TargetOk(*t) ? Status::OK() : Status(StatusCode::kAborted, TargetResult(*t) + ": " + TargetMessage(*t));
+  Status s =
+      TargetOk(*t) ? Status::OK() : Status(StatusCode::kAborted, TargetResult(*t) + ": " + TargetMessage(*t));
   if (res == nullptr) {
     wire::RestoreResultT empty;
     empty.source_node = source;
@@ -984,19 +998,26 @@ int RunRestoreClient(const GlobalFlags& g, const std::string& node, const std::s
   const auto* res = t->result ? t->result->detail.AsClientRestoreResult() : nullptr;
   if (!TargetOk(*t) || res == nullptr) {
     if (g.json) {
-      std::printf("%s\n", nlohmann::json({{"node", node}, {"ok", false},
-                                          {"error", TargetResult(*t) + ": " + TargetMessage(*t)}})
-                              .dump()
-                              .c_str());
+      std::printf("%s\n",
+                  nlohmann::json(
+                      {{"node", node}, {"ok", false}, {"error", TargetResult(*t) + ": " + TargetMessage(*t)}})
+                      .dump()
+                      .c_str());
     } else {
-      std::fprintf(stderr, "ledgerkeep: %s: client restore failed: %s\n", node.c_str(), TargetMessage(*t).c_str());
+      std::fprintf(stderr, "ledgerkeep: %s: client restore failed: %s\n", node.c_str(),
+                   TargetMessage(*t).c_str());
     }
     return kExitFailed;
   }
   if (g.json) {
-    std::printf("%s\n", nlohmann::json({{"node", node}, {"ok", true}, {"archive", res->archive},
-                                        {"sha256", res->sha256}, {"to_dir", res->to_dir}, {"entries", res->entries},
-                                        {"bytes", res->bytes}, {"duration_ms", res->duration_ms}})
+    std::printf("%s\n", nlohmann::json({{"node", node},
+                                        {"ok", true},
+                                        {"archive", res->archive},
+                                        {"sha256", res->sha256},
+                                        {"to_dir", res->to_dir},
+                                        {"entries", res->entries},
+                                        {"bytes", res->bytes},
+                                        {"duration_ms", res->duration_ms}})
                             .dump()
                             .c_str());
   } else {
@@ -1172,13 +1193,15 @@ int RunCli(int argc, char** argv) {
   auto* b_list = backup->add_subcommand("list", "the complete snapshots of one node, with block ids");
   b_list->add_option("--node", list_node, "the node")->required();
   bool list_incomplete = false;
-  b_list->add_flag("--incomplete", list_incomplete, "also show snapshots without DONE (crashed runs; never restored)");
+  b_list->add_flag("--incomplete", list_incomplete,
+                   "also show snapshots without DONE (crashed runs; never restored)");
   std::string verify_node, verify_snapshot;
   bool verify_all = false;
   int64_t verify_wait_s = 3600;
   auto* b_verify = backup->add_subcommand(
-      "verify", "verify the backup server's copy: DONE, every checksum, the digest chain, block ids; names each bad "
-                "file and block");
+      "verify",
+      "verify the backup server's copy: DONE, every checksum, the digest chain, block ids; names each bad "
+      "file and block");
   b_verify->add_option("--node", verify_node, "the replica whose snapshots to verify")->required();
   auto* vs = b_verify->add_option("--snapshot", verify_snapshot, "a snapshot id or latest (default: latest)");
   b_verify->add_flag("--all", verify_all, "every complete snapshot")->excludes(vs);
@@ -1193,21 +1216,25 @@ int RunCli(int argc, char** argv) {
   add_dest(b_client, false);
   b_client->add_option("--wait-s", bf.wait_s, "give up waiting after this long")->capture_default_str();
   AddTargetFlags(b_client, backup_target);
-  std::vector<CLI::App*> backup_subs = {backup, b_schedule, b_unschedule, b_run, b_configure, b_status, b_list,
-                                        b_client, b_verify};
+  std::vector<CLI::App*> backup_subs = {backup,   b_schedule, b_unschedule, b_run,   b_configure,
+                                        b_status, b_list,     b_client,     b_verify};
 
   // Restore (DESIGN §8).
   std::string r_node, r_snapshot = "latest", r_to_node, r_to_dir, r_client, r_archive;
   int64_t r_wait_s = 3600;
   auto* restore = app.add_subcommand(
-      "restore", "restore a replica snapshot onto a clone node (--to-node) or a directory here (--to-dir), or a "
-                 "client archive (--client) on its client node");
+      "restore",
+      "restore a replica snapshot onto a clone node (--to-node) or a directory here (--to-dir), or a "
+      "client archive (--client) on its client node");
   auto* r_node_opt = restore->add_option("--node", r_node, "the replica whose snapshot to restore");
   restore->add_option("--snapshot", r_snapshot, "snapshot id or latest")->capture_default_str();
-  auto* r_to_node_opt = restore->add_option("--to-node", r_to_node, "a clone agent: restores, verifies, runs ledgerd --read-only");
-  auto* r_to_dir_opt = restore->add_option("--to-dir", r_to_dir, "with --node: a directory on this machine; with --client: on the client node");
+  auto* r_to_node_opt = restore->add_option("--to-node", r_to_node,
+                                            "a clone agent: restores, verifies, runs ledgerd --read-only");
+  auto* r_to_dir_opt = restore->add_option(
+      "--to-dir", r_to_dir, "with --node: a directory on this machine; with --client: on the client node");
   auto* r_client_opt = restore->add_option("--client", r_client, "the client node whose archive to restore");
-  auto* r_archive_opt = restore->add_option("--archive", r_archive, "client archive name (NAME or NAME.tar.gz)");
+  auto* r_archive_opt =
+      restore->add_option("--archive", r_archive, "client archive name (NAME or NAME.tar.gz)");
   restore->add_option("--wait-s", r_wait_s, "give up waiting after this long")->capture_default_str();
   r_node_opt->excludes(r_client_opt);
   r_to_node_opt->excludes(r_to_dir_opt);

@@ -177,8 +177,8 @@ std::map<std::string, Command> Commands() {
                                out["columnFamilies"] = db.ColumnFamilyNames();
                                return kExitOk;
                              }};
-  c["rangeStats"] = {"FROM TO", "blocks, bytes, updates, distinct keys, min/max/avg block size in [FROM, TO]", 2, 2,
-                     [](auto& db, auto& args, json& out) {
+  c["rangeStats"] = {"FROM TO", "blocks, bytes, updates, distinct keys, min/max/avg block size in [FROM, TO]",
+                     2, 2, [](auto& db, auto& args, json& out) {
                        auto f = ParseId(args[0], "FROM");
                        auto t = ParseId(args[1], "TO");
                        if (!f.ok()) return Fail(f.status());
@@ -207,7 +207,8 @@ void Usage(std::ostream& os, const std::map<std::string, Command>& commands) {
         "not found); 2 usage error, missing directory, or not a ledgerkeep ledger.\n\nCommands:\n";
 #ifdef LEDGERKEEP_DB_VERIFY_SNAPSHOT
   os << "  <snapshot-dir> verifySnapshot       a backup snapshot (data/, MANIFEST.json, DONE): DONE, every\n"
-        "                                       checksum, RocksDB opens, digest chain, block ids (exit 1 naming\n"
+        "                                       checksum, RocksDB opens, digest chain, block ids (exit 1 "
+        "naming\n"
         "                                       each bad file and block)\n";
 #endif
   for (const auto& [name, cmd] : commands) {
@@ -247,7 +248,9 @@ int main(int argc, char** argv) {
       return kExitUsage;
     }
     std::cout << ledgerkeep::VerificationToJson(*v).dump() << "\n";
-    if (!v->ok) std::cerr << "ledgerkeep-db: snapshot verification failed:\n" << ledgerkeep::DescribeProblems(*v) << "\n";
+    if (!v->ok)
+      std::cerr << "ledgerkeep-db: snapshot verification failed:\n"
+                << ledgerkeep::DescribeProblems(*v) << "\n";
     return v->ok ? kExitOk : kExitFailed;
   }
 #endif

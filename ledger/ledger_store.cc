@@ -7,10 +7,10 @@
 #include <rocksdb/write_batch.h>
 
 #include <algorithm>
-#include <unordered_set>
 #include <cstdarg>
 #include <filesystem>
 #include <mutex>
+#include <unordered_set>
 
 namespace ledgerkeep::ledger {
 namespace {
@@ -709,7 +709,8 @@ Result<RangeStats> LedgerStore::GetRangeStats(uint64_t from, uint64_t to) const 
     const std::string_view raw(it->value().data(), it->value().size());
     auto block = ParseBlock(raw);
     if (!block.ok()) return block.status().WithContext("block " + std::to_string(from + stats.blocks));
-    stats.min_block_bytes = stats.blocks == 0 ? raw.size() : std::min<uint64_t>(stats.min_block_bytes, raw.size());
+    stats.min_block_bytes =
+        stats.blocks == 0 ? raw.size() : std::min<uint64_t>(stats.min_block_bytes, raw.size());
     stats.max_block_bytes = std::max<uint64_t>(stats.max_block_bytes, raw.size());
     ++stats.blocks;
     stats.bytes += raw.size();

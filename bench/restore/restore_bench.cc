@@ -26,8 +26,10 @@ int main(int argc, char** argv) {
   double gib = 2.0;
   std::string base = "/tmp";
   for (int i = 1; i + 1 < argc; i += 2) {
-    if (!std::strcmp(argv[i], "--gib")) gib = std::atof(argv[i + 1]);
-    else if (!std::strcmp(argv[i], "--dir")) base = argv[i + 1];
+    if (!std::strcmp(argv[i], "--gib"))
+      gib = std::atof(argv[i + 1]);
+    else if (!std::strcmp(argv[i], "--dir"))
+      base = argv[i + 1];
   }
   std::string root = base + "/lk-bench-restore-XXXXXX";
   if (::mkdtemp(root.data()) == nullptr) Die("mkdtemp");
@@ -40,10 +42,11 @@ int main(int argc, char** argv) {
 
   testing::SshdServer sshd;
   if (Status s = sshd.Start(); !s.ok()) Die("sshd: " + s.ToString());
-  const std::string plain_ssh = "ssh -i " + sshd.client_key() + " -p " + std::to_string(sshd.port()) +
-                                " -o StrictHostKeyChecking=no -o UserKnownHostsFile=/dev/null -o LogLevel=ERROR";
-  const std::vector<std::string> ssh_options = {"-o", "StrictHostKeyChecking=no", "-o",
-                                                "UserKnownHostsFile=/dev/null", "-o", "LogLevel=ERROR"};
+  const std::string plain_ssh =
+      "ssh -i " + sshd.client_key() + " -p " + std::to_string(sshd.port()) +
+      " -o StrictHostKeyChecking=no -o UserKnownHostsFile=/dev/null -o LogLevel=ERROR";
+  const std::vector<std::string> ssh_options = {
+      "-o", "StrictHostKeyChecking=no", "-o", "UserKnownHostsFile=/dev/null", "-o", "LogLevel=ERROR"};
   auto dest = ParseDestination("root@127.0.0.1:" + root + "/backups/r1", "", sshd.client_key(),
                                static_cast<uint16_t>(sshd.port()));
   if (!dest.ok()) Die(dest.status().ToString());
@@ -103,7 +106,8 @@ int main(int argc, char** argv) {
   const double gb = static_cast<double>(bytes) / 1e9;
   std::printf("snapshot: %.2f GiB, %llu files, %llu blocks; sshd on 127.0.0.1:%d; %u cores\n",
               static_cast<double>(bytes) / (1 << 30), static_cast<unsigned long long>(v->files_checked),
-              static_cast<unsigned long long>(v->blocks_verified), sshd.port(), std::thread::hardware_concurrency());
+              static_cast<unsigned long long>(v->blocks_verified), sshd.port(),
+              std::thread::hardware_concurrency());
   std::printf("%-52s %9s %9s %10s\n", "case", "seconds", "MiB/s", "vs rsync");
   auto row = [&](const char* name, double sec, double baseline) {
     std::printf("%-52s %9.2f %9.1f %10s\n", name, sec, static_cast<double>(bytes) / (1 << 20) / sec,
@@ -117,6 +121,7 @@ int main(int argc, char** argv) {
   row("verify in place: checksums only", checksum_s, 0);
   std::error_code ec;
   fs::remove_all(root, ec);
-  std::printf("{\"restore_speedup_vs_rsync\": %.2f, \"verify_gb_per_s\": %.2f}\n", rsync_s / ours_s, gb / verify_s);
+  std::printf("{\"restore_speedup_vs_rsync\": %.2f, \"verify_gb_per_s\": %.2f}\n", rsync_s / ours_s,
+              gb / verify_s);
   return 0;
 }

@@ -5,7 +5,6 @@
 // refused, client archives restored, truncated and hostile archives refused
 // (README "Restore and analytics").
 #include <gtest/gtest.h>
-
 #include <sys/stat.h>
 
 #include <filesystem>
@@ -213,6 +212,14 @@ TEST_F(RestoreTest, CorruptSnapshotFailsVerifyAndRestoreAndIncompleteOnesAreNeve
   ASSERT_EQ(good.exit_code, 0) << good.Describe();
   EXPECT_EQ(LastJsonLine(good.out).value("snapshot_id", ""), ids[1]);
   const uint64_t restored_last = LastJsonLine(good.out)["verification"].value("last_block_id", uint64_t{0});
+  // --to-dir: on this machine, also without r1.
+  const std::string here = cluster_->dir() + "/restored-here";
+  RunResult local = Cli({"restore", "--node", "r1", "--to-dir", here});
+  ASSERT_EQ(local.exit_code, 0) << local.Describe();
+  EXPECT_TRUE(LastJsonLine(local.out)["verification"].value("ok", false)) << local.out;
+  RunResult local_last = Db({here, "getLastBlockID"});
+  ASSERT_EQ(local_last.exit_code, 0) << local_last.Describe();
+  EXPECT_EQ(Json(local_last).value("lastBlockID", ""), std::to_string(restored_last));
   LK_ASSERT_OK(cluster_->StartAgent("r1"));
   LK_ASSERT_OK(cluster_->WaitNodeState("r1", "alive", 15s));
 
@@ -249,7 +256,8 @@ TEST_F(RestoreTest, CorruptSnapshotFailsVerifyAndRestoreAndIncompleteOnesAreNeve
   RunResult by_id = Cli({"restore", "--node", "r1", "--snapshot", ids[0], "--to-node", "clone1"});
   EXPECT_NE(by_id.exit_code, 0) << by_id.Describe();
   EXPECT_NE(by_id.out.find("has no DONE"), std::string::npos) << by_id.Describe();
-  RunResult to_dir = Cli({"restore", "--node", "r1", "--snapshot", ids[0], "--to-dir", cluster_->dir() + "/here"});
+  RunResult to_dir =
+      Cli({"restore", "--node", "r1", "--snapshot", ids[0], "--to-dir", cluster_->dir() + "/here"});
   EXPECT_NE(to_dir.exit_code, 0) << to_dir.Describe();
   EXPECT_NE(to_dir.out.find("has no DONE"), std::string::npos) << to_dir.Describe();
   EXPECT_FALSE(fs::exists(cluster_->dir() + "/here"));
@@ -296,8 +304,9 @@ TEST_F(RestoreTest, ClientArchiveRestoresWithModesAndDamagedOrHostileArchivesWri
   std::ofstream(cluster_->dir() + "/evil/escape.txt") << "escaped\n";
   ProcessSpec tar;
   tar.argv = {"/bin/sh", "-c",
-              "cd '" + evil_src + "' && tar czPf '" + Dest("c1") + "/evil.tar.gz' ok.txt ../escape.txt && cd '" +
-                  Dest("c1") + "' && sha256sum evil.tar.gz > evil.tar.gz.sha256"};
+              "cd '" + evil_src + "' && tar czPf '" + Dest("c1") +
+                  "/evil.tar.gz' ok.txt ../escape.txt && cd '" + Dest("c1") +
+                  "' && sha256sum evil.tar.gz > evil.tar.gz.sha256"};
   tar.stdout_path = cluster_->dir() + "/logs/tar.out";
   tar.stderr_path = cluster_->dir() + "/logs/tar.err";
   RunResult made = RunToCompletion(std::move(tar), 30s);
