@@ -245,6 +245,7 @@ struct Agent::Impl {
     wire::HelloT h;
     h.node_id = opt.node_id;
     h.role = opt.role;
+    h.clone = opt.clone;
     h.version = opt.version;
     h.pid = static_cast<uint32_t>(::getpid());
     h.started_at_ms = Now();

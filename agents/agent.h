@@ -32,6 +32,9 @@ struct AgentOptions {
   CurveKeyPair key;
   std::string node_id;
   wire::Role role = wire::Role::Replica;
+  // A restore clone (says so in Hello): the broker leaves it out of role/all
+  // targeting. Default: false.
+  bool clone = false;
   std::string version = "0.1.0";
   // The journal; the agent takes ownership. Required.
   std::unique_ptr<AgentJournal> journal;

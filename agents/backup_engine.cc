@@ -80,7 +80,45 @@ int TryLockDb(const std::string& db) {
   return fd;
 }
 
+// The ssh ControlPath of a run in `work_dir`. A Unix socket path holds 107
+// characters and ssh binds "<path>.<16 random>" first, with %C 40 hex
+// digits: a deep work dir falls back to /tmp, still one socket per work dir
+// (agents on one host must not share a master connection: each node's
+// transfers use its own network path).
+std::string ControlPathFor(const std::string& work_dir) {
+  constexpr size_t kSunPathMax = 107, kPercentC = 40, kBindSuffix = 17;
+  const std::string in_work = work_dir + "/lk-ssh-%C";
+  if (in_work.size() - 2 + kPercentC + kBindSuffix <= kSunPathMax) return in_work;
+  char tag[17];
+  std::snprintf(tag, sizeof tag, "%016zx", std::hash<std::string>{}(work_dir));
+  return std::string("/tmp/lk-ssh-") + tag + "-%C";
+}
+
 }  // namespace
+
+RsyncOptions DestinationRsyncOptions(const BackupRunOptions& opts, const std::string& work, bool multiplexed) {
+  RsyncOptions r;
+  std::string ssh = opts.destination.SshCommand();
+  if (!ssh.empty() && !opts.ssh_options.empty()) {
+    // ssh takes the first value of each option: the node's own options
+    // (e.g. its known_hosts) go before our defaults.
+    std::string extra;
+    for (const auto& x : opts.ssh_options) extra += " " + x;
+    ssh.insert(3, extra);  // after "ssh"
+  }
+  if (!ssh.empty() && multiplexed) {
+    // One SSH connection for the whole run: a run makes a dozen small
+    // calls (owner marker, listing, manifest, DONE, retention) besides
+    // the transfer, and a handshake each would dominate small runs.
+    ssh += " -o ControlMaster=auto -o ControlPersist=30 -o ControlPath=" + ControlPathFor(work);
+  }
+  if (!ssh.empty()) r.ssh_command = ssh;
+  r.io_timeout_s = opts.io_timeout_s;
+  r.max_attempts = opts.max_attempts;
+  r.backoff_base_ms = opts.backoff_base_ms;
+  r.cancelled = opts.cancelled;
+  return r;
+}
 
 struct BackupEngine::Impl {
   const BackupRunOptions& o;
@@ -89,45 +127,9 @@ struct BackupEngine::Impl {
   std::string work;
   RsyncRunner rsync;
 
-  // The ssh ControlPath of a run in `work_dir`. A Unix socket path holds 107
-  // characters and ssh binds "<path>.<16 random>" first, with %C 40 hex
-  // digits: a deep work dir falls back to /tmp, still one socket per work dir
-  // (agents on one host must not share a master connection: each node's
-  // transfers use its own network path).
-  static std::string ControlPathFor(const std::string& work_dir) {
-    constexpr size_t kSunPathMax = 107, kPercentC = 40, kBindSuffix = 17;
-    const std::string in_work = work_dir + "/lk-ssh-%C";
-    if (in_work.size() - 2 + kPercentC + kBindSuffix <= kSunPathMax) return in_work;
-    char tag[17];
-    std::snprintf(tag, sizeof tag, "%016zx", std::hash<std::string>{}(work_dir));
-    return std::string("/tmp/lk-ssh-") + tag + "-%C";
-  }
-
-  // `multiplexed`: small calls share one SSH connection (ControlMaster);
-  // a parallel transfer stream needs a connection of its own, since one
-  // ssh process encrypts everything sent over its connection on one core.
+  // `multiplexed`: see DestinationRsyncOptions.
   RsyncOptions MakeRsyncOptions(const BackupRunOptions& opts, bool multiplexed = true) const {
-    RsyncOptions r;
-    std::string ssh = opts.destination.SshCommand();
-    if (!ssh.empty() && !opts.ssh_options.empty()) {
-      // ssh takes the first value of each option: the node's own options
-      // (e.g. its known_hosts) go before our defaults.
-      std::string extra;
-      for (const auto& x : opts.ssh_options) extra += " " + x;
-      ssh.insert(3, extra);  // after "ssh"
-    }
-    if (!ssh.empty() && multiplexed) {
-      // One SSH connection for the whole run: a run makes a dozen small
-      // calls (owner marker, listing, manifest, DONE, retention) besides
-      // the transfer, and a handshake each would dominate small runs.
-      ssh += " -o ControlMaster=auto -o ControlPersist=30 -o ControlPath=" + ControlPathFor(work);
-    }
-    if (!ssh.empty()) r.ssh_command = ssh;
-    r.io_timeout_s = opts.io_timeout_s;
-    r.max_attempts = opts.max_attempts;
-    r.backoff_base_ms = opts.backoff_base_ms;
-    r.cancelled = opts.cancelled;
-    return r;
+    return DestinationRsyncOptions(opts, work, multiplexed);
   }
 
   Impl(const BackupRunOptions& opts, ProcessRunner* r, const Clock* c, std::string w)

@@ -25,6 +25,7 @@
 #include "agents/backup_manifest.h"
 #include "common/clock.h"
 #include "common/process.h"
+#include "common/rsync.h"
 
 namespace ledgerkeep {
 
@@ -76,6 +77,15 @@ class BackupEngine {
   const Clock* clock_;
   std::string work_dir_;
 };
+
+// rsync options for talking to `options.destination` (ssh command with the
+// node's ssh options, timeouts, retries, cancellation). Shared by backups,
+// restores and verification. `multiplexed`: small calls share one SSH
+// connection (ControlMaster, socket in `work_dir`); a parallel transfer
+// stream needs a connection of its own, since one ssh process encrypts
+// everything sent over its connection on one core.
+RsyncOptions DestinationRsyncOptions(const BackupRunOptions& options, const std::string& work_dir,
+                                     bool multiplexed = true);
 
 // "20261125T093012.123Z" for a Unix time in ms: sorts chronologically.
 std::string SnapshotIdFor(int64_t ms);

@@ -8,6 +8,7 @@
 #include <nlohmann/json.hpp>
 
 #include "agents/backup_schedule.h"
+#include "agents/snapshot_restore.h"
 #include "common/file_util.h"
 #include "ledger/control_client.h"
 
@@ -504,6 +505,41 @@ CommandOutcome BackupService::List() {
   return out;
 }
 
+CommandOutcome BackupService::Verify(const CommandContext& ctx, const wire::VerifyBackup& cmd) {
+  BackupConfig c;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    c = config_;
+  }
+  if (c.destination.empty() || c.mode == "checkpoint") {
+    return Fail(Status::FailedPrecondition("no backup destination configured on " + opt_.node_id));
+  }
+  auto o = RunOptionsFor(c, false);
+  if (!o.ok()) return Fail(o.status());
+  SnapshotAccess access;
+  access.destination = o->destination;
+  access.ssh_options = o->ssh_options;
+  access.work_dir = opt_.data_dir + "/backup/verify-work";
+  access.io_timeout_s = o->io_timeout_s;
+  access.max_attempts = o->max_attempts;
+  access.backoff_base_ms = o->backoff_base_ms;
+  access.on_progress = [&](const wire::ProgressT& p) { ctx.ReportProgress(wire::ProgressT(p)); };
+  access.cancelled = [&] { return ctx.cancelled(); };
+  auto res = VerifyBackup(opt_.runner, access, cmd.snapshot_id() ? cmd.snapshot_id()->str() : "", cmd.all());
+  if (!res.ok()) return Fail(res.status());
+  std::string bad;
+  for (const auto& v : res->snapshots) {
+    if (v->ok) continue;
+    bad += "\nsnapshot " + v->snapshot_id + ":\n" + DescribeProblems(*v);
+  }
+  CommandOutcome out;
+  if (!bad.empty()) {
+    out.status = Status::Corruption("backup verification failed at " + res->destination + bad);
+  }
+  out.detail.Set(std::move(*res));
+  return out;
+}
+
 Result<wire::BackupTargetT> BackupService::ConfiguredTarget() {
   std::lock_guard<std::mutex> lock(mu_);
   if (config_.destination.empty() || config_.mode == "checkpoint") {
@@ -538,6 +574,9 @@ HandlerMap BackupService::Handlers() {
       [](BackupService* s, const CommandContext&) { return s->GetStatus(); });
   add(wire::CommandBody::ListSnapshots, "backup-list",
       [](BackupService* s, const CommandContext&) { return s->List(); });
+  add(wire::CommandBody::VerifyBackup, "backup-verify", [](BackupService* s, const CommandContext& c) {
+    return s->Verify(c, *c.command().body_as_VerifyBackup());
+  });
   return m;
 }
 

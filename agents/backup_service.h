@@ -1,8 +1,8 @@
 // BackupService: a replica agent's backups (DESIGN.md §6) — its persisted
 // configuration (mode, destination, schedule, retention), the scheduler that
 // runs while the broker is down, and the command handlers ScheduleBackup,
-// UnscheduleBackup, RunBackupNow, ConfigureBackup, GetBackupStatus and
-// ListSnapshots.
+// UnscheduleBackup, RunBackupNow, ConfigureBackup, GetBackupStatus,
+// ListSnapshots and VerifyBackup.
 //
 // Modes: "rsync" (intermittent backup: snapshots to a destination) or
 // "checkpoint" (local RocksDB checkpoints, keep N). A node runs one mode; a
@@ -81,6 +81,9 @@ class BackupService {
   CommandOutcome RunNow(const CommandContext& ctx, const wire::RunBackupNow& cmd);
   CommandOutcome GetStatus();
   CommandOutcome List();
+  // Verifies the destination's copy of this node's snapshots
+  // (snapshot_restore.h VerifyBackup); fails naming every bad file/block.
+  CommandOutcome Verify(const CommandContext& ctx, const wire::VerifyBackup& cmd);
   // The configured destination (what `backup configure` set); NotFound if none.
   Result<wire::BackupTargetT> ConfiguredTarget();
 

@@ -2,10 +2,13 @@
 #include <CLI/CLI.hpp>
 #include <spdlog/spdlog.h>
 
+#include <filesystem>
+
 #include "agents/agent.h"
 #include "agents/backup_service.h"
 #include "agents/client_backup.h"
 #include "agents/node_handlers.h"
+#include "agents/restore_handlers.h"
 #include "common/daemon.h"
 #include "common/logging.h"
 
@@ -31,6 +34,11 @@ int main(int argc, char** argv) {
   app.add_option("--node-config", node_config_path,
                  "this node's components and ledger (TOML; see README 'Node config'). Without it "
                  "the agent manages no components");
+  bool clone = false;
+  app.add_flag("--clone", clone,
+               "a restore clone (replica role): restores snapshots with `ledgerkeep restore --to-node`, runs "
+               "ledgerd --read-only on them, and is never part of the live cluster's wedge, maintenance or "
+               "backups");
   app.add_option("--log-level", log_level, "trace|debug|info|warn|error")->capture_default_str();
   CLI11_PARSE(app, argc, argv);
 
@@ -61,7 +69,14 @@ int main(int argc, char** argv) {
   }
   services->supervisor = std::make_unique<ComponentSupervisor>(
       services->config.components, data_dir + "/components", ProcessRunner::Real());
-  if (Status s = services->supervisor->AutoStart(); !s.ok()) {
+  if (clone && role_name != "replica") {
+    spdlog::error("--clone needs --role replica");
+    return 2;
+  }
+  // A clone without a restored DB yet has nothing to serve.
+  const bool nothing_to_serve = clone && !services->config.ledger_db.empty() &&
+                                !std::filesystem::exists(services->config.ledger_db);
+  if (Status s = nothing_to_serve ? Status::OK() : services->supervisor->AutoStart(); !s.ok()) {
     // Reported, not fatal: the operator can see it and retry `node start`.
     spdlog::error("starting components: {}", s.message());
   }
@@ -73,6 +88,7 @@ int main(int argc, char** argv) {
   opt.key = *key;
   opt.node_id = node_id;
   opt.role = *ParseRole(role_name);
+  opt.clone = clone;
   opt.journal = std::move(*journal);
   const wire::Role role = *ParseRole(role_name);
   BackupServiceOptions bo;
@@ -101,13 +117,21 @@ int main(int argc, char** argv) {
         node_id, services->config.client_paths, data_dir + "/client-backup",
         [b = backups.get()] { return b->ConfiguredTarget(); }, ProcessRunner::Real(), tuning);
   }
+  RestoreHandlerOptions ro;
+  ro.node_id = node_id;
+  ro.role = role;
+  ro.clone = clone;
+  ro.services = services;
+  ro.work_dir = data_dir + "/restore";
+  ro.configured_destination = [b = backups.get()] { return b->ConfiguredTarget(); };
+  for (auto& [type, h] : RestoreHandlers(ro)) handlers[type] = h;
   auto agent = Agent::Start(std::move(opt), std::move(handlers));
   if (!agent.ok()) {
     spdlog::error("cannot start: {}", agent.status().message());
     return 2;
   }
   backups->SetReporter((*agent)->Reporter());
-  if (role == wire::Role::Replica) backups->StartScheduler();
+  if (role == wire::Role::Replica && !clone) backups->StartScheduler();
   if (int sig = WaitForStopSignal([&] { return (*agent)->Exited(); }); sig != 0) {
     spdlog::info("signal {}: shutting down", sig);
   }

@@ -432,6 +432,7 @@ struct Broker::Impl {
 
   void HandleHello(NodeEntry& n, const wire::Envelope& e, const wire::Hello& h) {
     n.welcomed = true;
+    n.clone = h.clone();
     n.connected_since_ms = Now();
     n.version = Str(h.version());
     n.pid = h.pid();
@@ -536,6 +537,10 @@ struct Broker::Impl {
       info->version = n->version;
       info->connected_since_ms = n->connected_since_ms;
       info->pending_commands = pending[n->node_id];
+      info->clone = n->clone;
+      if (!n->backup_target.destination.empty()) {
+        info->backup_target = std::make_unique<wire::BackupTargetT>(n->backup_target);
+      }
       list.nodes.push_back(std::move(info));
     }
     wire::BodyUnion b;
@@ -617,6 +622,35 @@ struct Broker::Impl {
     return Status::OK();
   }
 
+  // DESIGN §8: a snapshot is restored onto clones only, never onto a live
+  // member of the cluster. Fills in where the source node's backups are
+  // (recorded when its agent accepted a destination), so the clone fetches
+  // straight from the backup server even when the source node is down.
+  Status PrepareRestore(wire::CommandBodyUnion& body, const std::vector<std::string>& targets) {
+    auto* r = body.AsRestoreSnapshot();
+    if (r == nullptr) return Status::OK();
+    for (const auto& node : targets) {
+      const NodeEntry* n = registry->Find(node);
+      if (n == nullptr || !n->clone) {
+        return Status::FailedPrecondition(
+            "refusing to restore onto " + node +
+            ": it is a live member of the cluster, not a clone. Start a clone "
+            "agent (`ledgerkeep-agent --role replica --clone ...`) and restore onto it");
+      }
+    }
+    if (r->source_node.empty()) return Status::InvalidArgument("restore needs the source node (--node)");
+    const NodeEntry* src = registry->Find(r->source_node);
+    if (src == nullptr) return Status::NotFound("no agent node '" + r->source_node + "' in the allowlist");
+    if (!r->source || r->source->destination.empty()) {
+      if (src->backup_target.destination.empty()) {
+        return Status::FailedPrecondition("no backup destination is recorded for " + r->source_node +
+                                          ": it never accepted one (`ledgerkeep backup schedule/configure`)");
+      }
+      r->source = std::make_unique<wire::BackupTargetT>(src->backup_target);
+    }
+    return Status::OK();
+  }
+
   // Records a node's destination once its agent accepted it.
   void RememberDestination(const CommandEntry& c, NodeEntry& n) {
     if (c.kind != "backup-schedule" && c.kind != "backup-configure" && c.kind != "backup-run") return;
@@ -625,8 +659,17 @@ struct Broker::Impl {
     wire::CommandT cmd;
     (*env)->body_as_Command()->UnPackTo(&cmd);
     auto d = BackupDestinationOf(cmd.body, n.node_id);
-    if (!d.ok() || d->empty() || *d == n.backup_destination) return;
+    if (!d.ok() || d->empty()) return;
+    if (*d == n.backup_destination && !n.backup_target.destination.empty()) return;
     n.backup_destination = *d;
+    const wire::BackupTargetT* t = nullptr;
+    if (const auto* s = cmd.body.AsScheduleBackup()) t = s->target.get();
+    if (const auto* c2 = cmd.body.AsConfigureBackup()) t = c2->target.get();
+    if (const auto* r = cmd.body.AsRunBackupNow()) t = r->target.get();
+    if (t != nullptr) {
+      n.backup_target = *t;
+      n.backup_target.destination = ExpandNodePlaceholder(t->destination, n.node_id);
+    }
     dirty_nodes_.insert(n.node_id);
   }
 
@@ -656,6 +699,10 @@ struct Broker::Impl {
     if (Status unique = CheckUniqueDestinations(req.body, *targets); !unique.ok()) {
       spdlog::warn("refused {} from {}: {}", CommandKindName(req.body.type), issuer, unique.message());
       return ReplyError(rid, e.msg_id(), unique);
+    }
+    if (Status restore = PrepareRestore(req.body, *targets); !restore.ok()) {
+      spdlog::warn("refused {} from {}: {}", CommandKindName(req.body.type), issuer, restore.message());
+      return ReplyError(rid, e.msg_id(), restore);
     }
 
     const int64_t now = Now();

@@ -121,7 +121,7 @@ class MaintenanceRun {
     LK_ASSIGN_OR_RETURN(auto list, ctx_.client().ListNodes());
     std::vector<std::string> out;
     for (const auto& n : list.nodes)
-      if (n->role == role) out.push_back(n->node_id);
+      if (n->role == role && !n->clone) out.push_back(n->node_id);  // clones are not in the window
     return out;
   }
 
@@ -165,6 +165,7 @@ class MaintenanceRun {
     auto add = [&](const std::string& p) { problems += (problems.empty() ? "" : "; ") + p; };
     LK_ASSIGN_OR_RETURN(auto list, ctx_.client().ListNodes());
     for (const auto& n : list.nodes) {
+      if (n->clone) continue;  // a restore clone is not part of the live cluster
       if (n->state != wire::NodeState::Alive) add(n->node_id + " is " + NodeStateName(n->state));
     }
     if (!problems.empty()) return Status::FailedPrecondition("not every node is alive: " + problems);

@@ -38,6 +38,13 @@ Status NodeRegistry::Load(int64_t now_ms) {
     n.last_report_seq = j.value("last_report_seq", uint64_t{0});
     n.last_seen_ms = j.value("last_seen_ms", int64_t{0});
     n.backup_destination = j.value("backup_destination", "");
+    n.clone = j.value("clone", false);
+    if (const auto t = j.find("backup_target"); t != j.end() && t->is_object()) {
+      n.backup_target.destination = t->value("destination", "");
+      n.backup_target.rsync_user = t->value("rsync_user", "");
+      n.backup_target.ssh_key = t->value("ssh_key", "");
+      n.backup_target.ssh_port = t->value("ssh_port", uint16_t{0});
+    }
     if (n.last_seen_ms > 0) {
       // Give every known node a fresh grace period: it reconnects on its own.
       n.state = wire::NodeState::Suspect;
@@ -70,7 +77,7 @@ std::vector<NodeEntry*> NodeRegistry::All() {
 std::vector<std::string> NodeRegistry::IdsWithRole(wire::Role role) const {
   std::vector<std::string> out;
   for (const auto& [id, n] : nodes_)
-    if (role == wire::Role::Unknown || n.role == role) out.push_back(id);
+    if (!n.clone && (role == wire::Role::Unknown || n.role == role)) out.push_back(id);
   return out;
 }
 
@@ -112,7 +119,12 @@ void NodeRegistry::Persist(KvStore::Batch& batch, const NodeEntry& n) const {
                       {"last_report_seq", n.last_report_seq},
                       {"last_seen_ms", n.last_seen_ms},
                       {"backup_destination", n.backup_destination},
-                      {"index", n.index}};
+                      {"index", n.index},
+                      {"clone", n.clone},
+                      {"backup_target", {{"destination", n.backup_target.destination},
+                                         {"rsync_user", n.backup_target.rsync_user},
+                                         {"ssh_key", n.backup_target.ssh_key},
+                                         {"ssh_port", n.backup_target.ssh_port}}}};
   batch.Put(cf_, n.node_id, j.dump());
 }
 

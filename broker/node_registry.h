@@ -31,6 +31,10 @@ struct NodeEntry {
   uint64_t last_report_seq = 0;     // highest report seq stored durably
   uint32_t index = 0;               // bit in Command.target_bits (>= 1), assigned once, persisted
   std::string backup_destination;   // normalized (BackupDestination::Normalized), "" = none
+  // The target of its last accepted backup command ({node} expanded), so a
+  // clone can restore this node's snapshots while the node itself is down.
+  wire::BackupTargetT backup_target;
+  bool clone = false;               // a restore clone (Hello.clone): not a member of the live cluster
   std::string routing_id;           // ROUTER identity of its ctl connection (not persisted)
   bool welcomed = false;            // said Hello to this broker instance
 };
@@ -56,6 +60,8 @@ class NodeRegistry {
 
   NodeEntry* Find(const std::string& node_id);
   std::vector<NodeEntry*> All();
+  // Nodes of `role` (Unknown = every agent node), clones excluded: wedge,
+  // maintenance and backups address the live cluster only.
   std::vector<std::string> IdsWithRole(wire::Role role) const;
 
   // Any authenticated message from the node.

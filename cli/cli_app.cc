@@ -1,21 +1,23 @@
 #include "cli/cli_app.h"
 
-#include <CLI/CLI.hpp>
+#include <unistd.h>
 
+#include <CLI/CLI.hpp>
 #include <cstdio>
 #include <cstdlib>
+#include <filesystem>
 #include <iostream>
+#include <map>
 #include <nlohmann/json.hpp>
 #include <set>
-#include <unistd.h>
 #include <thread>
 
-#include "common/broker_client.h"
+#include "agents/snapshot_restore.h"
 #include "cli/event_format.h"
 #include "cli/table.h"
+#include "common/backup_destination.h"
+#include "common/broker_client.h"
 #include "common/clock.h"
-
-#include <map>
 
 namespace ledgerkeep {
 namespace {
@@ -127,14 +129,16 @@ int RunNodes(const GlobalFlags& g) {
                      {"last_heartbeat_ms", n->last_heartbeat_ms},
                      {"last_heartbeat", FormatTimeMs(n->last_heartbeat_ms)},
                      {"version", n->version},
-                     {"pending_commands", n->pending_commands}});
+                     {"pending_commands", n->pending_commands},
+                     {"clone", n->clone},
+                     {"backup_destination", n->backup_target ? n->backup_target->destination : ""}});
     }
     std::printf("%s\n", arr.dump().c_str());
     return kExitOk;
   }
   Table t({"NODE", "ROLE", "STATE", "LAST HEARTBEAT", "VERSION", "PENDING"});
   for (const auto& n : list->nodes) {
-    t.Add({n->node_id, RoleName(n->role), NodeStateName(n->state),
+    t.Add({n->node_id, RoleName(n->role) + (n->clone ? " (clone)" : ""), NodeStateName(n->state),
            Ago(list->now_ms, n->last_heartbeat_ms), n->version.empty() ? "-" : n->version,
            std::to_string(n->pending_commands)});
   }
@@ -748,7 +752,7 @@ int RunBackupStatus(const GlobalFlags& g, const TargetFlags& tf) {
   return all_ok ? kExitOk : kExitFailed;
 }
 
-int RunBackupList(const GlobalFlags& g, const std::string& node) {
+int RunBackupList(const GlobalFlags& g, const std::string& node, bool incomplete) {
   TargetFlags tf;
   tf.node = node;
   wire::CommandBodyUnion body;
@@ -764,6 +768,7 @@ int RunBackupList(const GlobalFlags& g, const std::string& node) {
   nlohmann::json arr = nlohmann::json::array();
   Table t({"SNAPSHOT", "COMPLETE", "CONSISTENT", "GENESIS", "LAST REACHABLE", "LAST BLOCK", "FILES", "BYTES"});
   for (const auto& s : l->snapshots) {
+    if (!s->complete && !incomplete) continue;  // never offered (DESIGN §6): --incomplete shows them
     arr.push_back({{"snapshot_id", s->snapshot_id}, {"complete", s->complete}, {"consistent", s->consistent},
                    {"genesis", s->genesis}, {"last_reachable", s->last_reachable},
                    {"last_block_id", s->last_block_id}, {"files", s->files_total}, {"bytes", s->bytes_total}});
@@ -776,6 +781,249 @@ int RunBackupList(const GlobalFlags& g, const std::string& node) {
   } else {
     std::printf("%s: %s\n", node.c_str(), l->destination.c_str());
     t.Print(stdout);
+  }
+  return kExitOk;
+}
+
+// ---------------------------------------------------------------- verify / restore
+
+nlohmann::json VerificationJson(const wire::SnapshotVerificationT& v) {
+  nlohmann::json problems = nlohmann::json::array();
+  for (const auto& p : v.problems)
+    problems.push_back({{"file", p->file}, {"block", p->block}, {"what", p->what}});
+  return {{"snapshot_id", v.snapshot_id},         {"ok", v.ok},
+          {"files_checked", v.files_checked},     {"bytes_checked", v.bytes_checked},
+          {"blocks_verified", v.blocks_verified}, {"genesis", v.genesis},
+          {"last_reachable", v.last_reachable},   {"last_block_id", v.last_block_id},
+          {"duration_ms", v.duration_ms},         {"problems", problems}};
+}
+
+void PrintProblems(const wire::SnapshotVerificationT& v) {
+  for (const auto& p : v.problems) {
+    std::printf("  %s: %s%s\n", p->file.empty() ? "snapshot" : p->file.c_str(), p->what.c_str(),
+                p->block != 0 && p->what.find("block " + std::to_string(p->block)) == std::string::npos
+                    ? (" (block " + std::to_string(p->block) + ")").c_str()
+                    : "");
+  }
+}
+
+// backup verify: runs on the agent that owns the destination.
+int RunBackupVerify(const GlobalFlags& g, const std::string& node, const std::string& snapshot, bool all,
+                    int64_t wait_s) {
+  wire::VerifyBackupT v;
+  v.snapshot_id = snapshot;
+  v.all = all;
+  wire::CommandBodyUnion body;
+  body.Set(std::move(v));
+  TargetFlags tf;
+  tf.node = node;
+  auto st = RunCommand(g, ToTarget(tf), std::move(body), wait_s);
+  if (!st.ok()) return Fail(st.status());
+  const auto& t = st->targets.at(0);
+  const auto* r = t->result ? t->result->detail.AsBackupVerifyResult() : nullptr;
+  if (r == nullptr) {
+    return Fail(Status(StatusCode::kAborted, node + ": " + TargetResult(*t) + ": " + TargetMessage(*t)));
+  }
+  bool all_ok = true;
+  nlohmann::json arr = nlohmann::json::array();
+  for (const auto& s : r->snapshots) {
+    all_ok = all_ok && s->ok;
+    arr.push_back(VerificationJson(*s));
+  }
+  if (g.json) {
+    std::printf("%s\n", nlohmann::json({{"node", node},
+                                        {"destination", r->destination},
+                                        {"method", r->method},
+                                        {"ok", all_ok},
+                                        {"snapshots", arr}})
+                            .dump()
+                            .c_str());
+    return all_ok ? kExitOk : kExitFailed;
+  }
+  std::printf("%s: %s (verified %s)\n", node.c_str(), r->destination.c_str(), r->method.c_str());
+  Table tab({"SNAPSHOT", "RESULT", "FILES", "BYTES", "BLOCKS VERIFIED", "LAST BLOCK", "TIME"});
+  for (const auto& s : r->snapshots) {
+    tab.Add({s->snapshot_id, s->ok ? "ok" : "CORRUPT", std::to_string(s->files_checked),
+             HumanBytes(static_cast<double>(s->bytes_checked)), std::to_string(s->blocks_verified),
+             std::to_string(s->last_block_id), std::to_string(s->duration_ms) + " ms"});
+  }
+  tab.Print(stdout);
+  for (const auto& s : r->snapshots) {
+    if (s->ok) continue;
+    std::printf("snapshot %s:\n", s->snapshot_id.c_str());
+    PrintProblems(*s);
+  }
+  return all_ok ? kExitOk : kExitFailed;
+}
+
+nlohmann::json RestoreJson(const wire::RestoreResultT& r) {
+  nlohmann::json j = {{"source_node", r.source_node},
+                      {"source", r.source},
+                      {"snapshot_id", r.snapshot_id},
+                      {"db", r.db},
+                      {"bytes", r.bytes},
+                      {"files", r.files},
+                      {"fetch_ms", r.fetch_ms},
+                      {"verify_ms", r.verify_ms},
+                      {"duration_ms", r.duration_ms},
+                      {"ledgerd_started", r.ledgerd_started}};
+  if (r.verification) j["verification"] = VerificationJson(*r.verification);
+  return j;
+}
+
+int PrintRestore(const GlobalFlags& g, const std::string& where, const wire::RestoreResultT& r,
+                 const Status& s) {
+  if (g.json) {
+    auto j = RestoreJson(r);
+    j["target"] = where;
+    j["ok"] = s.ok();
+    if (!s.ok()) j["error"] = s.message();
+    std::printf("%s\n", j.dump().c_str());
+    return s.ok() ? kExitOk : kExitFailed;
+  }
+  if (!s.ok()) {
+    std::fprintf(stderr, "ledgerkeep: restore onto %s failed: %s\n", where.c_str(), s.message().c_str());
+    return kExitFailed;
+  }
+  const auto* v = r.verification.get();
+  std::printf("restored %s snapshot %s from %s onto %s (%s)\n", r.source_node.c_str(), r.snapshot_id.c_str(),
+              r.source.c_str(), where.c_str(), r.db.c_str());
+  std::printf("  fetched %s in %lld ms; verified %llu files, %llu blocks in %lld ms: %s\n",
+              HumanBytes(static_cast<double>(r.bytes)).c_str(), static_cast<long long>(r.fetch_ms),
+              static_cast<unsigned long long>(v ? v->files_checked : 0),
+              static_cast<unsigned long long>(v ? v->blocks_verified : 0),
+              static_cast<long long>(r.verify_ms), v && v->ok ? "ok" : "FAILED");
+  if (v) {
+    std::printf("  block ids: genesis %llu, last reachable %llu, last %llu (equal to the manifest)\n",
+                static_cast<unsigned long long>(v->genesis),
+                static_cast<unsigned long long>(v->last_reachable),
+                static_cast<unsigned long long>(v->last_block_id));
+  }
+  if (r.ledgerd_started) std::printf("  ledgerd --read-only serves the restored DB\n");
+  return kExitOk;
+}
+
+// restore --to-node: the clone agent fetches, verifies and serves it.
+int RunRestoreToNode(const GlobalFlags& g, const std::string& source, const std::string& snapshot,
+                     const std::string& clone, int64_t wait_s) {
+  auto opts = LoadClientOptions(g);
+  if (!opts.ok()) return Fail(opts.status());
+  auto client = BrokerClient::Connect(*opts);
+  if (!client.ok()) return Fail(client.status());
+  wire::RestoreSnapshotT r;
+  r.source_node = source;
+  r.snapshot_id = snapshot;  // the broker fills in where source's backups are
+  wire::CommandBodyUnion body;
+  body.Set(std::move(r));
+  TargetFlags tf;
+  tf.node = clone;
+  auto issued = (*client)->Issue(ToTarget(tf), std::move(body), static_cast<uint32_t>(wait_s * 1000));
+  if (!issued.ok()) return Fail(issued.status());
+  std::string last_line;
+  auto show = [&](const wire::CommandStatusT& st) {
+    if (g.json || st.targets.empty() || !st.targets[0]->last_progress || st.targets[0]->result) return;
+    const auto& p = *st.targets[0]->last_progress;
+    char line[200];
+    std::snprintf(line, sizeof line, "%-6s %-8s %5.1f%%  %10s  %10s/s", clone.c_str(), p.phase.c_str(),
+                  p.percent, HumanBytes(static_cast<double>(p.bytes_done)).c_str(),
+                  HumanBytes(p.rate_bps).c_str());
+    if (line != last_line) std::printf("%s\n", line);
+    last_line = line;
+    std::fflush(stdout);
+  };
+  auto st = (*client)->Wait(issued->cmd_id, wait_s * 1000 + 5000, show);
+  if (!st.ok()) return Fail(st.status());
+  const auto& t = st->targets.at(0);
+  const auto* res = t->result ? t->result->detail.AsRestoreResult() : nullptr;
+  Status s =
+      TargetOk(*t) ? Status::OK() : Status(StatusCode::kAborted, TargetResult(*t) + ": " + TargetMessage(*t));
+  if (res == nullptr) {
+    wire::RestoreResultT empty;
+    empty.source_node = source;
+    return PrintRestore(g, clone, empty, s.ok() ? Status::Internal("no restore result") : s);
+  }
+  return PrintRestore(g, clone, *res, s);
+}
+
+// restore --to-dir: on this machine, straight from the source node's
+// destination as the broker recorded it (the source node may be down).
+int RunRestoreToDir(const GlobalFlags& g, const std::string& source, const std::string& snapshot,
+                    const std::string& dir) {
+  auto opts = LoadClientOptions(g);
+  if (!opts.ok()) return Fail(opts.status());
+  auto client = BrokerClient::Connect(*opts);
+  if (!client.ok()) return Fail(client.status());
+  auto list = (*client)->ListNodes();
+  if (!list.ok()) return Fail(list.status());
+  const wire::NodeInfoT* n = nullptr;
+  for (const auto& x : list->nodes)
+    if (x->node_id == source) n = x.get();
+  if (n == nullptr) return Fail(Status::NotFound("no agent node '" + source + "' (see `ledgerkeep nodes`)"));
+  if (!n->backup_target || n->backup_target->destination.empty()) {
+    return Fail(Status::FailedPrecondition("no backup destination is recorded for " + source));
+  }
+  auto dest = ParseDestination(*n->backup_target, source);
+  if (!dest.ok()) return Fail(dest.status());
+  if (dir.empty() || dir[0] != '/') return Fail(Status::InvalidArgument("--to-dir must be an absolute path"));
+  SnapshotAccess access;
+  access.destination = *dest;
+  access.work_dir = dir + ".restore-work";
+  access.on_progress = [&](const wire::ProgressT& p) {
+    if (!g.json && p.phase != "fetch") std::printf("%s\n", p.phase.c_str());
+  };
+  RestoreRequest req;
+  req.source_node = source;
+  req.snapshot_id = snapshot;
+  req.db_dir = dir;
+  wire::RestoreResultT res;
+  Status s = RestoreSnapshot(ProcessRunner::Real(), access, req, &res);
+  std::error_code ec;
+  std::filesystem::remove_all(access.work_dir, ec);
+  return PrintRestore(g, dir, res, s);
+}
+
+// restore --client: the client agent fetches, checks and extracts it.
+int RunRestoreClient(const GlobalFlags& g, const std::string& node, const std::string& archive_name,
+                     const std::string& dir, int64_t wait_s) {
+  wire::RestoreClientArchiveT r;
+  r.archive_name = archive_name;
+  r.to_dir = dir;
+  wire::CommandBodyUnion body;
+  body.Set(std::move(r));
+  TargetFlags tf;
+  tf.node = node;
+  auto st = RunCommand(g, ToTarget(tf), std::move(body), wait_s);
+  if (!st.ok()) return Fail(st.status());
+  const auto& t = st->targets.at(0);
+  const auto* res = t->result ? t->result->detail.AsClientRestoreResult() : nullptr;
+  if (!TargetOk(*t) || res == nullptr) {
+    if (g.json) {
+      std::printf("%s\n",
+                  nlohmann::json(
+                      {{"node", node}, {"ok", false}, {"error", TargetResult(*t) + ": " + TargetMessage(*t)}})
+                      .dump()
+                      .c_str());
+    } else {
+      std::fprintf(stderr, "ledgerkeep: %s: client restore failed: %s\n", node.c_str(),
+                   TargetMessage(*t).c_str());
+    }
+    return kExitFailed;
+  }
+  if (g.json) {
+    std::printf("%s\n", nlohmann::json({{"node", node},
+                                        {"ok", true},
+                                        {"archive", res->archive},
+                                        {"sha256", res->sha256},
+                                        {"to_dir", res->to_dir},
+                                        {"entries", res->entries},
+                                        {"bytes", res->bytes},
+                                        {"duration_ms", res->duration_ms}})
+                            .dump()
+                            .c_str());
+  } else {
+    std::printf("%s: restored %s (sha256 ok) into %s: %llu entries, %s\n", node.c_str(), res->archive.c_str(),
+                res->to_dir.c_str(), static_cast<unsigned long long>(res->entries),
+                HumanBytes(static_cast<double>(res->bytes)).c_str());
   }
   return kExitOk;
 }
@@ -942,8 +1190,22 @@ int RunCli(int argc, char** argv) {
   auto* b_status = backup->add_subcommand("status", "per node: schedule, next run, last snapshot, its age, bytes, consistent");
   AddTargetFlags(b_status, backup_target);
   std::string list_node;
-  auto* b_list = backup->add_subcommand("list", "the snapshots of one node, with block ids");
+  auto* b_list = backup->add_subcommand("list", "the complete snapshots of one node, with block ids");
   b_list->add_option("--node", list_node, "the node")->required();
+  bool list_incomplete = false;
+  b_list->add_flag("--incomplete", list_incomplete,
+                   "also show snapshots without DONE (crashed runs; never restored)");
+  std::string verify_node, verify_snapshot;
+  bool verify_all = false;
+  int64_t verify_wait_s = 3600;
+  auto* b_verify = backup->add_subcommand(
+      "verify",
+      "verify the backup server's copy: DONE, every checksum, the digest chain, block ids; names each bad "
+      "file and block");
+  b_verify->add_option("--node", verify_node, "the replica whose snapshots to verify")->required();
+  auto* vs = b_verify->add_option("--snapshot", verify_snapshot, "a snapshot id or latest (default: latest)");
+  b_verify->add_flag("--all", verify_all, "every complete snapshot")->excludes(vs);
+  b_verify->add_option("--wait-s", verify_wait_s, "give up waiting after this long")->capture_default_str();
   std::string client_name;
   std::vector<std::string> client_paths;
   auto* b_client = backup->add_subcommand(
@@ -954,8 +1216,30 @@ int RunCli(int argc, char** argv) {
   add_dest(b_client, false);
   b_client->add_option("--wait-s", bf.wait_s, "give up waiting after this long")->capture_default_str();
   AddTargetFlags(b_client, backup_target);
-  std::vector<CLI::App*> backup_subs = {backup, b_schedule, b_unschedule, b_run, b_configure, b_status, b_list,
-                                        b_client};
+  std::vector<CLI::App*> backup_subs = {backup,   b_schedule, b_unschedule, b_run,   b_configure,
+                                        b_status, b_list,     b_client,     b_verify};
+
+  // Restore (DESIGN §8).
+  std::string r_node, r_snapshot = "latest", r_to_node, r_to_dir, r_client, r_archive;
+  int64_t r_wait_s = 3600;
+  auto* restore = app.add_subcommand(
+      "restore",
+      "restore a replica snapshot onto a clone node (--to-node) or a directory here (--to-dir), or a "
+      "client archive (--client) on its client node");
+  auto* r_node_opt = restore->add_option("--node", r_node, "the replica whose snapshot to restore");
+  restore->add_option("--snapshot", r_snapshot, "snapshot id or latest")->capture_default_str();
+  auto* r_to_node_opt = restore->add_option("--to-node", r_to_node,
+                                            "a clone agent: restores, verifies, runs ledgerd --read-only");
+  auto* r_to_dir_opt = restore->add_option(
+      "--to-dir", r_to_dir, "with --node: a directory on this machine; with --client: on the client node");
+  auto* r_client_opt = restore->add_option("--client", r_client, "the client node whose archive to restore");
+  auto* r_archive_opt =
+      restore->add_option("--archive", r_archive, "client archive name (NAME or NAME.tar.gz)");
+  restore->add_option("--wait-s", r_wait_s, "give up waiting after this long")->capture_default_str();
+  r_node_opt->excludes(r_client_opt);
+  r_to_node_opt->excludes(r_to_dir_opt);
+  r_client_opt->needs(r_archive_opt)->needs(r_to_dir_opt)->excludes(r_to_node_opt);
+  backup_subs.push_back(restore);
 
   // The maintenance window.
   auto* maintenance = app.add_subcommand("maintenance", "the runbook's maintenance backup as one command");
@@ -1015,7 +1299,15 @@ int RunCli(int argc, char** argv) {
   }
   if (b_run->parsed()) return RunBackupNowCli(g, backup_target, bf);
   if (b_status->parsed()) return RunBackupStatus(g, backup_target);
-  if (b_list->parsed()) return RunBackupList(g, list_node);
+  if (b_list->parsed()) return RunBackupList(g, list_node, list_incomplete);
+  if (b_verify->parsed()) return RunBackupVerify(g, verify_node, verify_snapshot, verify_all, verify_wait_s);
+  if (restore->parsed()) {
+    if (!r_client.empty()) return RunRestoreClient(g, r_client, r_archive, r_to_dir, r_wait_s);
+    if (r_node.empty()) return Fail(Status::InvalidArgument("restore needs --node (a replica) or --client"));
+    if (!r_to_node.empty()) return RunRestoreToNode(g, r_node, r_snapshot, r_to_node, r_wait_s);
+    if (!r_to_dir.empty()) return RunRestoreToDir(g, r_node, r_snapshot, r_to_dir);
+    return Fail(Status::InvalidArgument("restore --node needs --to-node CLONE or --to-dir PATH"));
+  }
   if (b_client->parsed()) return RunBackupClient(g, backup_target, bf, client_name, client_paths);
   if (m_run->parsed()) {
     return RunMaintenance(g, {{"dry_run", dry_run}, {"pre_hook", pre_hook}, {"post_hook", post_hook},

@@ -189,6 +189,9 @@ std::string_view CommandKindName(wire::CommandBody type) {
     case wire::CommandBody::GetBackupStatus: return "backup-status";
     case wire::CommandBody::ListSnapshots: return "backup-list";
     case wire::CommandBody::ClientBackup: return "backup-client";
+    case wire::CommandBody::RestoreSnapshot: return "restore";
+    case wire::CommandBody::VerifyBackup: return "backup-verify";
+    case wire::CommandBody::RestoreClientArchive: return "restore-client";
     case wire::CommandBody::NONE: return "none";
   }
   return "unknown";

@@ -15,6 +15,9 @@
 
 #include "ledger/block.h"
 #include "ledger/ledger_store.h"
+#ifdef LEDGERKEEP_DB_VERIFY_SNAPSHOT
+#include "agents/snapshot_verifier.h"
+#endif
 
 namespace {
 
@@ -174,8 +177,8 @@ std::map<std::string, Command> Commands() {
                                out["columnFamilies"] = db.ColumnFamilyNames();
                                return kExitOk;
                              }};
-  c["rangeStats"] = {"FROM TO", "number of blocks, bytes and updates in [FROM, TO]", 2, 2,
-                     [](auto& db, auto& args, json& out) {
+  c["rangeStats"] = {"FROM TO", "blocks, bytes, updates, distinct keys, min/max/avg block size in [FROM, TO]",
+                     2, 2, [](auto& db, auto& args, json& out) {
                        auto f = ParseId(args[0], "FROM");
                        auto t = ParseId(args[1], "TO");
                        if (!f.ok()) return Fail(f.status());
@@ -187,6 +190,10 @@ std::map<std::string, Command> Commands() {
                        out["blocks"] = Str(stats->blocks);
                        out["bytes"] = Str(stats->bytes);
                        out["updates"] = Str(stats->updates);
+                       out["distinctKeys"] = Str(stats->distinct_keys);
+                       out["minBlockBytes"] = Str(stats->min_block_bytes);
+                       out["maxBlockBytes"] = Str(stats->max_block_bytes);
+                       out["avgBlockBytes"] = Str(stats->blocks == 0 ? 0 : stats->bytes / stats->blocks);
                        return kExitOk;
                      }};
   return c;
@@ -198,6 +205,12 @@ void Usage(std::ostream& os, const std::map<std::string, Command>& commands) {
         "DB read-only and never modifies it. Prints one JSON object; block ids are strings.\n"
         "Exit codes: 0 ok; 1 negative answer or error (verification failed, mismatch,\n"
         "not found); 2 usage error, missing directory, or not a ledgerkeep ledger.\n\nCommands:\n";
+#ifdef LEDGERKEEP_DB_VERIFY_SNAPSHOT
+  os << "  <snapshot-dir> verifySnapshot       a backup snapshot (data/, MANIFEST.json, DONE): DONE, every\n"
+        "                                       checksum, RocksDB opens, digest chain, block ids (exit 1 "
+        "naming\n"
+        "                                       each bad file and block)\n";
+#endif
   for (const auto& [name, cmd] : commands) {
     std::string head = "  " + name + (cmd.args.empty() ? "" : " " + cmd.args);
     if (head.size() < 36) head.resize(36, ' ');
@@ -221,6 +234,26 @@ int main(int argc, char** argv) {
     return kExitUsage;
   }
   const std::string db_path = args[0];
+#ifdef LEDGERKEEP_DB_VERIFY_SNAPSHOT
+  // A snapshot directory, not a DB: run by `ledgerkeep backup verify` on
+  // the backup host over ssh, and by operators.
+  if (args[1] == "verifySnapshot") {
+    if (args.size() != 2) {
+      std::cerr << "ledgerkeep-db: usage: ledgerkeep-db <snapshot-dir> verifySnapshot\n";
+      return kExitUsage;
+    }
+    auto v = ledgerkeep::VerifySnapshotDir(db_path);
+    if (!v.ok()) {
+      std::cerr << "ledgerkeep-db: " << v.status().message() << "\n";
+      return kExitUsage;
+    }
+    std::cout << ledgerkeep::VerificationToJson(*v).dump() << "\n";
+    if (!v->ok)
+      std::cerr << "ledgerkeep-db: snapshot verification failed:\n"
+                << ledgerkeep::DescribeProblems(*v) << "\n";
+    return v->ok ? kExitOk : kExitFailed;
+  }
+#endif
   const auto it = commands.find(args[1]);
   if (it == commands.end()) {
     std::cerr << "ledgerkeep-db: unknown command '" << args[1] << "'\n";

@@ -10,6 +10,7 @@
 #include <cstdarg>
 #include <filesystem>
 #include <mutex>
+#include <unordered_set>
 
 namespace ledgerkeep::ledger {
 namespace {
@@ -703,15 +704,21 @@ Result<RangeStats> LedgerStore::GetRangeStats(uint64_t from, uint64_t to) const 
   rocksdb::Slice upper_slice(upper);
   if (!upper.empty()) ro.iterate_upper_bound = &upper_slice;
   std::unique_ptr<rocksdb::Iterator> it(impl_->db->NewIterator(ro, impl_->blocks));
+  std::unordered_set<std::string> keys;
   for (it->Seek(EncodeBlockKey(from)); it->Valid(); it->Next()) {
     const std::string_view raw(it->value().data(), it->value().size());
     auto block = ParseBlock(raw);
     if (!block.ok()) return block.status().WithContext("block " + std::to_string(from + stats.blocks));
+    stats.min_block_bytes =
+        stats.blocks == 0 ? raw.size() : std::min<uint64_t>(stats.min_block_bytes, raw.size());
+    stats.max_block_bytes = std::max<uint64_t>(stats.max_block_bytes, raw.size());
     ++stats.blocks;
     stats.bytes += raw.size();
     stats.updates += block->updates.size();
+    for (const auto& kv : block->updates) keys.insert(kv.key);
   }
   LK_RETURN_IF_ERROR(FromRocks(it->status(), "scan blocks"));
+  stats.distinct_keys = keys.size();
   return stats;
 }
 

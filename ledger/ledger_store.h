@@ -77,6 +77,9 @@ struct RangeStats {
   uint64_t blocks = 0;
   uint64_t bytes = 0;
   uint64_t updates = 0;
+  uint64_t distinct_keys = 0;   // keys written in the range
+  uint64_t min_block_bytes = 0;  // serialized block sizes (0 when no blocks)
+  uint64_t max_block_bytes = 0;
 };
 
 class LedgerStore {

@@ -78,6 +78,30 @@ TEST_F(NodeRegistryTest, ReportSeqSurvivesARestart) {
   EXPECT_TRUE(reg.Tick(5100).empty());
 }
 
+TEST_F(NodeRegistryTest, ClonesAreLeftOutOfRoleTargetingAndKeepTheirBackupSourceAcrossARestart) {
+  config_.allow.push_back({"clone1", wire::Role::Replica, GenerateCurveKeyPair("clone1")->public_z85});
+  {
+    NodeRegistry reg(config_, store_.get(), 0);
+    NodeEntry& clone = *reg.Find("clone1");
+    clone.clone = true;  // said so in its Hello
+    NodeEntry& r1 = *reg.Find("r1");
+    r1.backup_target.destination = "backup@nas:/backups/r1";
+    r1.backup_target.ssh_port = 2222;
+    KvStore::Batch b;
+    reg.Persist(b, clone);
+    reg.Persist(b, r1);
+    ASSERT_TRUE(store_->Write(b, true).ok());
+    EXPECT_EQ(reg.IdsWithRole(wire::Role::Replica), std::vector<std::string>{"r1"});
+    EXPECT_EQ(reg.IdsWithRole(wire::Role::Unknown), (std::vector<std::string>{"c1", "r1"}));
+  }
+  NodeRegistry reg(config_, store_.get(), 0);
+  ASSERT_TRUE(reg.Load(5000).ok());
+  EXPECT_TRUE(reg.Find("clone1")->clone);
+  EXPECT_EQ(reg.IdsWithRole(wire::Role::Replica), std::vector<std::string>{"r1"});
+  EXPECT_EQ(reg.Find("r1")->backup_target.destination, "backup@nas:/backups/r1");
+  EXPECT_EQ(reg.Find("r1")->backup_target.ssh_port, 2222);
+}
+
 }  // namespace
 TEST_F(NodeRegistryTest, NodeIndexesAreAssignedOnceAndNeverReused) {
   uint32_t r1 = 0, c1 = 0;

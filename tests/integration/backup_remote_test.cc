@@ -273,8 +273,9 @@ TEST_F(BackupRemoteTest, AgentKilledMidTransferLeavesNoCompleteSnapshotAndTheNex
   ASSERT_FALSE(interrupted.is_discarded()) << run->ReadStdout();
   EXPECT_NE(interrupted["r1"].value("error", "").find("Interrupted"), std::string::npos) << interrupted.dump();
 
-  // The half-written snapshot is listed, as incomplete.
-  RunResult list = Cli({"backup", "list", "--node", "r1"});
+  // The half-written snapshot is listed, as incomplete, with --incomplete
+  // only (never offered otherwise).
+  RunResult list = Cli({"backup", "list", "--node", "r1", "--incomplete"});
   ASSERT_EQ(list.exit_code, 0) << list.Describe();
   auto l = Json(list);
   bool listed_incomplete = false;

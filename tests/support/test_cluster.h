@@ -43,6 +43,10 @@ struct ExtraKey {
 struct TestClusterOptions {
   int replicas = 2;  // r1..rN. Default: 2
   int clients = 1;   // c1..cM. Default: 1
+  // Restore clones clone1..cloneK: replica agents started with --clone
+  // (with_ledger: their ledgerd runs --read-only on data/<clone>/db once a
+  // snapshot was restored there). Not in AgentNodes(). Default: 0.
+  int clones = 0;
   // Liveness; tests use short beats so that `lost` comes within ~1 s.
   // Defaults: 100 ms, 3, 10.
   int heartbeat_ms = 100;
@@ -93,6 +97,8 @@ class TestCluster {
   std::string LedgerControl(const std::string& node) const;
   // Agent node ids, replicas first: r1.., c1..
   const std::vector<std::string>& AgentNodes() const { return agents_; }
+  // Clone agent node ids: clone1..
+  const std::vector<std::string>& Clones() const { return clones_; }
   wire::Role RoleOf(const std::string& node) const;
 
   // ---------------------------------------------------------- processes
@@ -106,7 +112,7 @@ class TestCluster {
   Status KillAgent(const std::string& node, int sig = SIGKILL);
   // SIGKILLs the agent if it still runs, then starts it again (same journal).
   Status RestartAgent(const std::string& node);
-  // Broker, every agent, then waits until all are alive.
+  // Broker, every agent and clone, then waits until all are alive.
   Status StartAll(milliseconds timeout = milliseconds(15'000));
   // The processes (nullptr if never started).
   ChildProcess* broker_process() { return broker_.get(); }
@@ -159,6 +165,7 @@ class TestCluster {
   ClusterConfig config_;
   std::map<std::string, CurveKeyPair> keys_;
   std::vector<std::string> agents_;
+  std::vector<std::string> clones_;
   std::unique_ptr<ChildProcess> broker_;
   std::map<std::string, std::unique_ptr<ChildProcess>> agent_procs_;
   int ports_[3] = {0, 0, 0};  // cmd, ctl, events
