@@ -496,7 +496,12 @@ struct BackupEngine::Impl {
 
     // Transfer.
     RsyncOptions ro = MakeRsyncOptions(o);
-    ro.extra_args = {"--whole-file", "--mkpath"};
+    // --modify-window=-1: mtimes compared to the nanosecond. With --link-dest
+    // rsync's size+mtime quick check would otherwise hard-link the previous
+    // snapshot's CURRENT (or OPTIONS) when the DB rewrote it to the same size
+    // within the same second, leaving a snapshot that points at a MANIFEST
+    // it does not hold.
+    ro.extra_args = {"--whole-file", "--mkpath", "--modify-window=-1"};
     if (previous) ro.extra_args.push_back("--link-dest=../../" + previous->snapshot_id + "/data");
     ro.allow_vanished_source_files = !src->consistent;
     ro.on_progress = [&](const RsyncProgress& p) {
@@ -516,7 +521,7 @@ struct BackupEngine::Impl {
     if (src->consistent && copied->attempts > 1) {
       Emit("verify", 0);
       RsyncOptions vo = MakeRsyncOptions(o);
-      vo.extra_args = {"--whole-file", "--dry-run"};
+      vo.extra_args = {"--whole-file", "--dry-run", "--modify-window=-1"};
       RsyncRunner verifier(runner, vo);
       auto v = verifier.Copy({src->dir + "/"}, data_dest);
       if (!v.ok()) return v.status().WithContext("verifying snapshot " + id);
