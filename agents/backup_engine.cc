@@ -666,7 +666,12 @@ struct BackupEngine::Impl {
                  files.size(), total, src->kind, scan.files_hashed, scan.files_reused);
 
     // Transfer.
-    std::vector<std::string> transfer_args = {"--whole-file", "--mkpath"};
+    // --modify-window=-1: mtimes compared to the nanosecond. With --link-dest
+    // rsync's size+mtime quick check would otherwise hard-link the previous
+    // snapshot's CURRENT (or OPTIONS) when the DB rewrote it to the same size
+    // within the same second, leaving a snapshot that points at a MANIFEST
+    // it does not hold.
+    std::vector<std::string> transfer_args = {"--whole-file", "--mkpath", "--modify-window=-1"};
     if (previous) transfer_args.push_back("--link-dest=../../" + previous->snapshot_id + "/data");
     Emit("transfer", 0);
     const std::string data_dest = Remote("snapshots/" + id + "/data/");
@@ -693,7 +698,7 @@ struct BackupEngine::Impl {
     if (src->consistent && copied->attempts > 1) {
       Emit("verify", 0);
       RsyncOptions vo = MakeRsyncOptions(o);
-      vo.extra_args = {"--whole-file", "--dry-run"};
+      vo.extra_args = {"--whole-file", "--dry-run", "--modify-window=-1"};
       RsyncRunner verifier(runner, vo);
       auto v = verifier.Copy({src->dir + "/"}, data_dest);
       if (!v.ok()) return v.status().WithContext("verifying snapshot " + id);

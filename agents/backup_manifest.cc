@@ -144,7 +144,11 @@ Result<std::vector<ManifestFile>> ScanTree(const std::string& dir, const Snapsho
   std::sort(out.begin(), out.end(), [](const ManifestFile& a, const ManifestFile& b) { return a.path < b.path; });
   for (auto& f : out) {
     auto p = prev.find(f.path);
-    if (p != prev.end() && p->second->size == f.size && p->second->mtime == f.mtime &&
+    // Only SSTs are immutable: CURRENT, MANIFEST-*, OPTIONS-* and WALs are
+    // rewritten, possibly to the same size within the same second (the
+    // manifest keeps whole seconds), so their checksums are always computed.
+    const bool immutable = f.path.size() > 4 && f.path.compare(f.path.size() - 4, 4, ".sst") == 0;
+    if (immutable && p != prev.end() && p->second->size == f.size && p->second->mtime == f.mtime &&
         !p->second->xxh128.empty()) {
       f.xxh128 = p->second->xxh128;
       if (stats) ++stats->files_reused;

@@ -57,8 +57,8 @@ struct ScanStats {
 };
 
 // Lists every regular file under `dir` (sorted) with size and mtime, and a
-// checksum: carried over from `previous` when path, size and mtime are
-// unchanged (RocksDB SSTs are immutable), computed otherwise.
+// checksum: for SST files (immutable in RocksDB) carried over from
+// `previous` when path, size and mtime are unchanged, computed otherwise.
 Result<std::vector<ManifestFile>> ScanTree(const std::string& dir, const SnapshotManifest* previous,
                                            ScanStats* stats);
 

@@ -631,6 +631,11 @@ struct Broker::Impl {
     if (r == nullptr) return Status::OK();
     for (const auto& node : targets) {
       const NodeEntry* n = registry->Find(node);
+      if (n != nullptr && !n->clone && n->state == wire::NodeState::Unknown) {
+        return Status::FailedPrecondition("refusing to restore onto " + node +
+                                          ": it has never connected, so the broker cannot tell it is a clone "
+                                          "(clones say so when they connect); start it with --clone first");
+      }
       if (n == nullptr || !n->clone) {
         return Status::FailedPrecondition(
             "refusing to restore onto " + node +

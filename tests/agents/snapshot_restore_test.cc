@@ -149,6 +149,30 @@ TEST_F(SnapshotRestoreTest, ChainBreakThatChecksumsCannotSeeIsNamedByBlock) {
   EXPECT_EQ(v->last_reachable, 2100u);
 }
 
+// Regression: CURRENT rewritten to the same size within the same second as
+// the previous snapshot's copy was hard-linked from it (rsync's quick check
+// with --link-dest) and its checksum carried over; the snapshot pointed at a
+// MANIFEST it did not hold.
+TEST_F(SnapshotRestoreTest, SnapshotAfterCurrentChangedWithinTheSameSecondStaysRestorable) {
+  {
+    auto store = ledger::LedgerStore::Open(db_, ledger::StoreOptions{});  // rolls the MANIFEST: new CURRENT
+    ASSERT_TRUE(store.ok()) << store.status().ToString();
+  }
+  const std::string prev_current = SnapDir(id_) + "/data/CURRENT";
+  ASSERT_EQ(fs::file_size(prev_current), fs::file_size(db_ + "/CURRENT"));
+  ASSERT_NE(test::ReadFile(prev_current), test::ReadFile(db_ + "/CURRENT"));
+  // Same second, different nanoseconds, in the source and in the previous
+  // snapshot (and its manifest).
+  const auto second = std::chrono::floor<std::chrono::seconds>(fs::last_write_time(prev_current));
+  fs::last_write_time(prev_current, second + std::chrono::milliseconds(100));
+  fs::last_write_time(db_ + "/CURRENT", second + std::chrono::milliseconds(700));
+  const std::string id = Backup();
+  auto v = VerifySnapshotDir(SnapDir(id));
+  ASSERT_TRUE(v.ok());
+  EXPECT_TRUE(v->ok) << DescribeProblems(*v);
+  EXPECT_EQ(test::ReadFile(SnapDir(id) + "/data/CURRENT"), test::ReadFile(db_ + "/CURRENT"));
+}
+
 TEST_F(SnapshotRestoreTest, CorruptedSstByteIsReportedWithTheFileName) {
   const std::string sst = LargestSst(id_);
   ASSERT_FALSE(sst.empty());
