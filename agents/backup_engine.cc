@@ -7,6 +7,7 @@
 #include <spdlog/spdlog.h>
 
 #include <algorithm>
+#include <cctype>
 #include <ctime>
 #include <filesystem>
 #include <map>
@@ -74,6 +75,32 @@ int TryLockDb(const std::string& db) {
   return fd;
 }
 
+// Where a run's SSH master connection socket goes. ssh creates it as
+// "<ControlPath>.<16 random characters>" and renames it, and a Unix socket
+// path has at most 107 bytes: "<dir>/lk-ssh-<40 hex>.<16>" must fit (fault
+// suite: a 52-byte work dir made every SSH destination fail with "path too
+// long for Unix domain socket"). A deep work dir falls back to a directory
+// of this node under /tmp - per node, because agents of several nodes on one
+// machine (in their own network namespaces) must not share a master
+// connection. Empty (no multiplexing) if no safe directory is available.
+std::string ControlSocketDir(const std::string& work, const std::string& node_id) {
+  constexpr size_t kMaxSocketPath = 107;
+  constexpr size_t kSocketName = sizeof("/lk-ssh-") - 1 + 40 + 17;
+  if (work.size() + kSocketName <= kMaxSocketPath) return work;
+  std::string node;
+  for (char c : node_id.substr(0, 24)) node += std::isalnum(static_cast<unsigned char>(c)) ? c : '_';
+  const std::string dir = "/tmp/lk-ssh-" + std::to_string(::geteuid()) + "-" + node;
+  ::mkdir(dir.c_str(), 0700);
+  struct stat st {};
+  // Ours, a real directory, private: anything else could be a trap.
+  if (::lstat(dir.c_str(), &st) != 0 || !S_ISDIR(st.st_mode) || st.st_uid != ::geteuid() ||
+      (st.st_mode & 077) != 0) {
+    spdlog::warn("no private directory for the SSH control socket ({}); one connection per call", dir);
+    return "";
+  }
+  return dir;
+}
+
 }  // namespace
 
 struct BackupEngine::Impl {
@@ -97,9 +124,8 @@ struct BackupEngine::Impl {
       // One SSH connection for the whole run: a run makes a dozen small
       // calls (owner marker, listing, manifest, DONE, retention) besides
       // the transfer, and a handshake each would dominate small runs.
-      // (Unix socket paths are short: fall back to /tmp for deep work dirs.)
-      const std::string dir = work.size() < 60 ? work : std::string("/tmp");
-      ssh += " -o ControlMaster=auto -o ControlPersist=30 -o ControlPath=" + dir + "/lk-ssh-%C";
+      const std::string dir = ControlSocketDir(work, opts.node_id);
+      if (!dir.empty()) ssh += " -o ControlMaster=auto -o ControlPersist=30 -o ControlPath=" + dir + "/lk-ssh-%C";
     }
     if (!ssh.empty()) r.ssh_command = ssh;
     r.io_timeout_s = opts.io_timeout_s;
@@ -449,6 +475,35 @@ struct BackupEngine::Impl {
     o.on_progress(p);
   }
 
+  // RocksDB block checksums of every SST this run has not shipped before
+  // (new, or changed since the previous snapshot - an SST never changes, so
+  // that is a corruption candidate). Checked before the transfer: a corrupted
+  // file fails the run instead of becoming a "verified" snapshot, because the
+  // manifest's checksum only proves the copy equals the (bad) source. Files
+  // carried over unchanged were verified when they were first shipped.
+  Status VerifyNewSstFiles(const std::string& dir, const std::vector<ManifestFile>& files,
+                           const SnapshotManifest* previous) {
+    std::map<std::string, std::string> shipped;
+    if (previous != nullptr) {
+      for (const auto& f : previous->files) shipped[f.path] = f.xxh128;
+    }
+    for (const auto& f : files) {
+      if (std::filesystem::path(f.path).extension() != ".sst") continue;
+      auto p = shipped.find(f.path);
+      if (p != shipped.end() && p->second == f.xxh128) continue;
+      Status s = ledger::VerifySstFile(dir + "/" + f.path);
+      if (s.code() == StatusCode::kNotFound) continue;  // a live copy's file that compaction deleted
+      if (s.code() == StatusCode::kCorruption) {
+        return Status::Corruption(
+            "the ledger DB of " + o.node_id + " holds a corrupted SST file " + f.path +
+            (p != shipped.end() ? " (changed since snapshot " + previous->snapshot_id + ", SSTs never change)" : "") +
+            "; nothing was shipped. Rebuild this replica's DB from its peers. " + s.message());
+      }
+      LK_RETURN_IF_ERROR(s);
+    }
+    return Status::OK();
+  }
+
   Status RunInto(wire::BackupResultT& res) {
     const int64_t started = clock->NowMs();
     LK_RETURN_IF_ERROR(CreateDirectories(work, 0700));
@@ -481,6 +536,7 @@ struct BackupEngine::Impl {
     Emit("checksum", 0);
     ScanStats scan;
     LK_ASSIGN_OR_RETURN(auto files, ScanTree(src->dir, previous ? &*previous : nullptr, &scan));
+    LK_RETURN_IF_ERROR(VerifyNewSstFiles(src->dir, files, previous ? &*previous : nullptr));
     uint64_t total = 0;
     for (const auto& f : files) total += f.size;
     res.bytes_total = total;
