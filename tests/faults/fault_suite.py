@@ -55,6 +55,15 @@ EXIT_SKIP = 77
 KILL_STEPS = ["stop_clients", "wedge", "stop_replicas", "check_blocks", "client_backup",
               "final_sync", "start_replicas", "unwedge", "verify_blocks", "start_clients"]
 PROCESS_TYPES = ["broker", "replica-agent", "client-agent", "ledgerd"]
+# The steps during which each process type has something to do (ledgerd is
+# stopped from stop_replicas to start_replicas).
+KILL_STEPS_FOR = {
+    "broker": KILL_STEPS,
+    "replica-agent": ["wedge", "stop_replicas", "check_blocks", "final_sync", "start_replicas", "unwedge",
+                      "verify_blocks"],
+    "client-agent": ["stop_clients", "client_backup", "final_sync", "start_clients"],
+    "ledgerd": ["stop_clients", "wedge", "start_replicas", "unwedge", "verify_blocks"],
+}
 
 
 class Skipped(Exception):
@@ -174,8 +183,9 @@ class Cluster:
         if self.is_up:
             self.run("down", check=False, timeout=300)
             self.is_up = False
-        for m in reversed(self.mounts):
-            subprocess.run(["umount", "-l", m], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        # (A mount in the backup server's namespace went away with it.)
+        for prefix, m in reversed(self.mounts):
+            subprocess.run(prefix + ["umount", "-l", m], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         self.mounts = []
 
     def remove(self):
@@ -329,10 +339,23 @@ class Cluster:
             raise Failed("ledgerkeep events --from-start failed (%d): %s" % (rc, err[-1000:]))
         return json_lines(out)
 
+    def on_backup_disk(self):
+        """The command prefix that sees the backup server's disk. In netns
+        mode its sshd runs in a mount namespace of its own (`ip netns exec`;
+        / is a private mount here, so later mounts do not propagate): a
+        tmpfs under a destination must be mounted, filled and read in there."""
+        try:
+            with open(self.path("pids", "backup.pid")) as f:
+                pid = int(f.read().strip())
+            os.kill(pid, 0)
+        except (OSError, ValueError):
+            return []
+        return ["nsenter", "-t", str(pid), "-m"]
+
     def verify_snapshots(self):
         """{dest: {id: "ok" | problem}} for every complete snapshot."""
         dests = [self.dest(r) for r in self.replicas]
-        p = subprocess.run([os.path.join(self.suite.bin_dir, "lk_fault_verify")] + dests,
+        p = subprocess.run(self.on_backup_disk() + [os.path.join(self.suite.bin_dir, "lk_fault_verify")] + dests,
                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, timeout=300)
         objs = json_lines(p.stdout)
         if p.returncode not in (0, 1) or not objs:
@@ -341,10 +364,9 @@ class Cluster:
 
     def complete_snapshots(self, node):
         d = os.path.join(self.dest(node), "snapshots")
-        try:
-            return sorted(s for s in os.listdir(d) if os.path.exists(os.path.join(d, s, "DONE")))
-        except OSError:
-            return []
+        p = subprocess.run(self.on_backup_disk() + ["sh", "-c", 'cd "$1" 2>/dev/null && ls -d */DONE 2>/dev/null; true',
+                                                    "sh", d], stdout=subprocess.PIPE, text=True, timeout=60)
+        return sorted(line.split("/")[0] for line in p.stdout.split())
 
 
 # ----------------------------------------------------------------------------
@@ -624,7 +646,7 @@ def kill_plan(rng, iterations, short):
     plan = []
     for i in range(iterations):
         kind = PROCESS_TYPES[i % len(PROCESS_TYPES)] if short else rng.choice(PROCESS_TYPES)
-        plan.append((kind, rng.choice(KILL_STEPS), rng.randint(0, 1500)))
+        plan.append((kind, rng.choice(KILL_STEPS_FOR[kind]), rng.randint(0, 400)))
     return plan
 
 
@@ -644,7 +666,11 @@ def scenario_kill(suite, rng, outcome):
         rc, res, text = c.run_now()
         if rc != 0:
             raise Failed("baseline backup failed: %s" % text[-1500:])
-        for i, (kind, step, delay_ms) in enumerate(plan, 1):
+        retries = 0
+        i = 0
+        while i < len(plan):
+            kind, step, delay_ms = plan[i]
+            i += 1
             chk.record_snapshots()
             victim = {"broker": "broker", "replica-agent": rng.choice(c.replicas),
                       "client-agent": rng.choice(c.clients), "ledgerd": rng.choice(c.replicas)}[kind]
@@ -685,6 +711,14 @@ def scenario_kill(suite, rng, outcome):
             chk.serving()
             chk.snapshots_lost(outcome)
             outcome.passed += 1
+            if not killed and suite.short:
+                # Short mode kills each process type once: try another
+                # seeded point of the same type (a run, not a kill, is lost).
+                retries += 1
+                if retries > 3:
+                    raise Failed("found nothing to kill for %s in 3 more runs" % kind)
+                plan.append((kind, rng.choice(KILL_STEPS_FOR[kind]), rng.randint(0, 200)))
+                outcome.runs = len(plan)
         chk.events_lost(outcome)
     finally:
         c.down()
@@ -705,11 +739,13 @@ def scenario_destination_full(suite, rng, outcome):
         chk = Checks(c)
         mnt = c.dest(victim)
         os.makedirs(mnt, exist_ok=True)
-        p = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=48m", "tmpfs", mnt],
+        disk = c.on_backup_disk()
+        p = subprocess.run(disk + ["mount", "-t", "tmpfs", "-o", "size=48m", "tmpfs", mnt],
                            stderr=subprocess.PIPE, text=True)
         if p.returncode != 0:
             raise Skipped("cannot mount a tmpfs: %s" % p.stderr.strip())
-        c.mounts.append(mnt)
+        if not disk:
+            c.mounts.append(([], mnt))
         c.configure_destinations()
         rc, res, text = c.run_now()
         if rc != 0:
@@ -717,10 +753,10 @@ def scenario_destination_full(suite, rng, outcome):
         chk.record_snapshots()
         # Fill what is left of the tmpfs.
         filler = os.path.join(mnt, "filler")
-        subprocess.run(["dd", "if=/dev/zero", "of=" + filler, "bs=64k"], stdout=subprocess.DEVNULL,
+        subprocess.run(disk + ["dd", "if=/dev/zero", "of=" + filler, "bs=64k"], stdout=subprocess.DEVNULL,
                        stderr=subprocess.DEVNULL)
-        st = os.statvfs(mnt)
-        outcome.notes.append("%s destination full: %d bytes free" % (victim, st.f_bavail * st.f_frsize))
+        df = subprocess.run(disk + ["df", "-B1", "--output=avail,size", mnt], stdout=subprocess.PIPE, text=True)
+        outcome.notes.append("%s destination full: avail/size %s" % (victim, " ".join(df.stdout.split()[2:])))
         time.sleep(1.1)  # new mtimes and a new snapshot id
         rc, res, text = c.run_now()
         r = res.get(victim, {})
@@ -734,7 +770,7 @@ def scenario_destination_full(suite, rng, outcome):
             if other != victim and not res.get(other, {}).get("ok"):
                 raise Failed("%s failed too: %s" % (other, res.get(other)))
         chk.snapshots_lost(outcome)  # nothing lost by the failed run
-        os.unlink(filler)
+        subprocess.run(disk + ["rm", "-f", filler], check=True)
         rc, res, text = c.run_now()
         if rc != 0:
             raise Failed("the run after freeing space failed: %s" % text[-1500:])
