@@ -186,7 +186,8 @@ Status UnwedgeWorkflow::Run(WorkflowContext& ctx, nlohmann::json& report) {
   return UnwedgeReplicas(ctx, report, /*check_first=*/true);
 }
 
-Status UnwedgeReplicas(WorkflowContext& ctx, nlohmann::json& report, bool check_first) {
+Status UnwedgeReplicas(WorkflowContext& ctx, nlohmann::json& report, bool check_first,
+                       const std::set<std::string>& skip) {
   auto& state = ctx.state();
   if (check_first && !state.value("unwedging", false)) {
     ctx.Step("check", "started", "every replica must be wedged at the same stop point");
@@ -219,11 +220,29 @@ Status UnwedgeReplicas(WorkflowContext& ctx, nlohmann::json& report, bool check_
   ctx.Step("unwedge", "started", "resuming block production on every replica");
   wire::CommandBodyUnion body;
   body.Set(wire::UnwedgeT{});
-  LK_ASSIGN_OR_RETURN(auto st, ctx.RunCommand(Replicas(), std::move(body), 10'000));
+  std::vector<wire::CommandStatusT> done;
+  if (skip.empty()) {
+    LK_ASSIGN_OR_RETURN(auto st, ctx.RunCommand(Replicas(), std::move(body), 10'000));
+    done.push_back(std::move(st));
+  } else {  // one command per reachable replica
+    LK_ASSIGN_OR_RETURN(auto list, ctx.client().ListNodes());
+    std::vector<uint64_t> ids;
+    for (const auto& n : list.nodes) {
+      if (n->role != wire::Role::Replica || skip.count(n->node_id) != 0) continue;
+      LK_ASSIGN_OR_RETURN(uint64_t id, ctx.IssueCommand(TargetNode(n->node_id), body, 10'000));
+      ids.push_back(id);
+    }
+    for (uint64_t id : ids) {
+      LK_ASSIGN_OR_RETURN(auto st, ctx.WaitCommand(id, 70'000));
+      done.push_back(std::move(st));
+    }
+  }
   std::string failed;
-  for (const auto& t : st.targets) {
-    report["unwedged"][t->node_id] = ResultOk(*t);
-    if (!ResultOk(*t)) failed += (failed.empty() ? "" : "; ") + t->node_id + ": " + ResultText(*t);
+  for (const auto& st : done) {
+    for (const auto& t : st.targets) {
+      report["unwedged"][t->node_id] = ResultOk(*t);
+      if (!ResultOk(*t)) failed += (failed.empty() ? "" : "; ") + t->node_id + ": " + ResultText(*t);
+    }
   }
   if (!failed.empty()) return Status::Aborted("unwedge failed on " + failed);
   ctx.Step("unwedge", "done", "all replicas unwedged");
