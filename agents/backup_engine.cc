@@ -7,9 +7,10 @@
 #include <spdlog/spdlog.h>
 
 #include <algorithm>
-#include <cctype>
+#include <cstdio>
 #include <ctime>
 #include <filesystem>
+#include <functional>
 #include <map>
 #include <optional>
 #include <regex>
@@ -75,32 +76,6 @@ int TryLockDb(const std::string& db) {
   return fd;
 }
 
-// Where a run's SSH master connection socket goes. ssh creates it as
-// "<ControlPath>.<16 random characters>" and renames it, and a Unix socket
-// path has at most 107 bytes: "<dir>/lk-ssh-<40 hex>.<16>" must fit (fault
-// suite: a 52-byte work dir made every SSH destination fail with "path too
-// long for Unix domain socket"). A deep work dir falls back to a directory
-// of this node under /tmp - per node, because agents of several nodes on one
-// machine (in their own network namespaces) must not share a master
-// connection. Empty (no multiplexing) if no safe directory is available.
-std::string ControlSocketDir(const std::string& work, const std::string& node_id) {
-  constexpr size_t kMaxSocketPath = 107;
-  constexpr size_t kSocketName = sizeof("/lk-ssh-") - 1 + 40 + 17;
-  if (work.size() + kSocketName <= kMaxSocketPath) return work;
-  std::string node;
-  for (char c : node_id.substr(0, 24)) node += std::isalnum(static_cast<unsigned char>(c)) ? c : '_';
-  const std::string dir = "/tmp/lk-ssh-" + std::to_string(::geteuid()) + "-" + node;
-  ::mkdir(dir.c_str(), 0700);
-  struct stat st {};
-  // Ours, a real directory, private: anything else could be a trap.
-  if (::lstat(dir.c_str(), &st) != 0 || !S_ISDIR(st.st_mode) || st.st_uid != ::geteuid() ||
-      (st.st_mode & 077) != 0) {
-    spdlog::warn("no private directory for the SSH control socket ({}); one connection per call", dir);
-    return "";
-  }
-  return dir;
-}
-
 }  // namespace
 
 struct BackupEngine::Impl {
@@ -109,6 +84,20 @@ struct BackupEngine::Impl {
   const Clock* clock;
   std::string work;
   RsyncRunner rsync;
+
+  // The ssh ControlPath of a run in `work_dir`. A Unix socket path holds 107
+  // characters and ssh binds "<path>.<16 random>" first, with %C 40 hex
+  // digits: a deep work dir falls back to /tmp, still one socket per work dir
+  // (agents on one host must not share a master connection: each node's
+  // transfers use its own network path).
+  static std::string ControlPathFor(const std::string& work_dir) {
+    constexpr size_t kSunPathMax = 107, kPercentC = 40, kBindSuffix = 17;
+    const std::string in_work = work_dir + "/lk-ssh-%C";
+    if (in_work.size() - 2 + kPercentC + kBindSuffix <= kSunPathMax) return in_work;
+    char tag[17];
+    std::snprintf(tag, sizeof tag, "%016zx", std::hash<std::string>{}(work_dir));
+    return std::string("/tmp/lk-ssh-") + tag + "-%C";
+  }
 
   RsyncOptions MakeRsyncOptions(const BackupRunOptions& opts) const {
     RsyncOptions r;
@@ -124,8 +113,7 @@ struct BackupEngine::Impl {
       // One SSH connection for the whole run: a run makes a dozen small
       // calls (owner marker, listing, manifest, DONE, retention) besides
       // the transfer, and a handshake each would dominate small runs.
-      const std::string dir = ControlSocketDir(work, opts.node_id);
-      if (!dir.empty()) ssh += " -o ControlMaster=auto -o ControlPersist=30 -o ControlPath=" + dir + "/lk-ssh-%C";
+      ssh += " -o ControlMaster=auto -o ControlPersist=30 -o ControlPath=" + ControlPathFor(work);
     }
     if (!ssh.empty()) r.ssh_command = ssh;
     r.io_timeout_s = opts.io_timeout_s;

@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # The multi-host local cluster (./run cluster, network-namespace mode) end to
-# end: a 2-replica cluster comes up with every agent alive; a partitioned
+# end: a 2-replica cluster comes up with every agent alive; a replica backs up
+# to the backup host over SSH (from its own address; its work dir is deep
+# enough that ssh's ControlPath must move to /tmp); a partitioned
 # replica becomes suspect/lost and is alive again after heal; a slowed
 # replica still answers a ping; `down` leaves no namespace, link, iptables
 # rule or qdisc behind. Needs root (exit 77 = skipped otherwise).
@@ -71,6 +73,16 @@ for n in broker r1 r2 c1 backup; do
 done
 pids="$(ip netns pids "$prefix-broker")"
 grep -qx -- "$(cat "$CLUSTER_DIR/pids/broker.pid")" <<<"$pids" || fail "the broker does not run in its netns"
+
+echo "== a backup of r1 to the backup host, over SSH"
+# shellcheck disable=SC1091
+. "$CLUSTER_DIR/backup.env"
+"$lk" backup run-now --node r1 --destination "$BACKUP_DESTINATION" --ssh-key "$BACKUP_SSH_KEY" ||
+  fail "backup run-now to $BACKUP_DESTINATION"
+snap="$(ls "$CLUSTER_DIR/backup/backups/r1/snapshots")"
+[ -f "$CLUSTER_DIR/backup/backups/r1/snapshots/$snap/DONE" ] || fail "no complete snapshot on the backup host"
+grep -q "Accepted publickey for root from $(sed -n 's/^NET_SUBNET=//p' "$CLUSTER_DIR/net.env").11 " \
+  "$CLUSTER_DIR/logs/backup.log" || fail "the backup did not come from r1's address"
 
 echo "== partition r1"
 "$run" cluster partition r1

@@ -38,7 +38,14 @@ def main():
     if r.returncode != 0:
         fail("docker-compose config -q: " + r.stderr + r.stdout)
     r = subprocess.run(["docker-compose", "-f", compose_file, "config"], capture_output=True, text=True, check=True)
-    import yaml  # python3-yaml: a dependency of Debian's docker-compose
+    try:
+        import yaml  # python3-yaml: a dependency of Debian's docker-compose
+    except ImportError:
+        # Another python3 first on PATH (pyenv, a venv): use Debian's, the one
+        # docker-compose itself runs on.
+        if sys.executable != "/usr/bin/python3" and os.access("/usr/bin/python3", os.X_OK):
+            os.execv("/usr/bin/python3", ["/usr/bin/python3"] + sys.argv)
+        fail("python3-yaml is not installed (a dependency of docker-compose)")
 
     cfg = yaml.safe_load(r.stdout)
     services = cfg["services"]
