@@ -121,6 +121,15 @@ def run_has(subcommand):
     return re.search(r"^\s*%s\)" % re.escape(subcommand), text, re.M) is not None
 
 
+def need_netns(*subcommands):
+    """Skipped unless network faults can be injected here."""
+    if not is_root():
+        raise Skipped("needs root (network namespaces)")
+    for s in subcommands:
+        if not run_has(s):
+            raise Skipped("needs `./run cluster %s` (the netns cluster)" % s)
+
+
 # ----------------------------------------------------------------------------
 class Cluster:
     """One `./run cluster` in its own CLUSTER_DIR, and the CLI against it."""
@@ -273,14 +282,7 @@ class Cluster:
             return 0
         return pid
 
-    # -- network faults (the netns cluster of branch `cluster`)
-    def need_netns(self, *subcommands):
-        if not is_root():
-            raise Skipped("needs root (network namespaces)")
-        for s in subcommands:
-            if not run_has(s):
-                raise Skipped("needs `./run cluster %s` (the netns cluster)" % s)
-
+    # -- network faults (`./run cluster partition|heal|slow|fast`)
     def require_netns_mode(self):
         """After up(): Skipped unless the cluster really runs in network
         namespaces (`cluster up` falls back to loopback without them)."""
@@ -518,8 +520,8 @@ def scenario_replica_partition(suite, rng, outcome):
     the runbook rolls back (the record says so, the other replicas are
     unwedged and running, the clients restarted); after the heal a new run
     succeeds."""
+    need_netns("partition", "heal")
     c = Cluster(suite, "replica-partition", blocks_per_sec=100, payload_bytes=1024)
-    c.need_netns("partition", "heal")
     victim = rng.choice(["r2", "r3"])
     try:
         c.up()
@@ -572,8 +574,8 @@ def scenario_broker_partition(suite, rng, outcome):
     scheduled every minute: snapshots keep being made, the agents reconnect
     once each (backoff + jitter, no storm), and every BackupResult made while
     cut off reaches the event log exactly once."""
+    need_netns("partition", "heal")
     c = Cluster(suite, "broker-partition", payload_bytes=1024)
-    c.need_netns("partition", "heal")
     cut_s = suite.broker_cut_s
     try:
         c.up()
@@ -802,8 +804,8 @@ def scenario_slow_link(suite, rng, outcome):
     """A slow, lossy link on one replica: its BackupProgress events keep
     arriving every few seconds, heartbeats keep it alive, the run
     completes."""
+    need_netns("slow", "fast")
     c = Cluster(suite, "slow-link", blocks_per_sec=100, payload_bytes=4096)
-    c.need_netns("slow", "fast")
     victim = rng.choice(["r1", "r2", "r3"])
     try:
         c.up()
