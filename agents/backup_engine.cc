@@ -626,6 +626,35 @@ struct BackupEngine::Impl {
     return all;
   }
 
+  // RocksDB block checksums of every SST this run has not shipped before
+  // (new, or changed since the previous snapshot - an SST never changes, so
+  // that is a corruption candidate). Checked before the transfer: a corrupted
+  // file fails the run instead of becoming a "verified" snapshot, because the
+  // manifest's checksum only proves the copy equals the (bad) source. Files
+  // carried over unchanged were verified when they were first shipped.
+  Status VerifyNewSstFiles(const std::string& dir, const std::vector<ManifestFile>& files,
+                           const SnapshotManifest* previous) {
+    std::map<std::string, std::string> shipped;
+    if (previous != nullptr) {
+      for (const auto& f : previous->files) shipped[f.path] = f.xxh128;
+    }
+    for (const auto& f : files) {
+      if (std::filesystem::path(f.path).extension() != ".sst") continue;
+      auto p = shipped.find(f.path);
+      if (p != shipped.end() && p->second == f.xxh128) continue;
+      Status s = ledger::VerifySstFile(dir + "/" + f.path);
+      if (s.code() == StatusCode::kNotFound) continue;  // a live copy's file that compaction deleted
+      if (s.code() == StatusCode::kCorruption) {
+        return Status::Corruption(
+            "the ledger DB of " + o.node_id + " holds a corrupted SST file " + f.path +
+            (p != shipped.end() ? " (changed since snapshot " + previous->snapshot_id + ", SSTs never change)" : "") +
+            "; nothing was shipped. Rebuild this replica's DB from its peers. " + s.message());
+      }
+      LK_RETURN_IF_ERROR(s);
+    }
+    return Status::OK();
+  }
+
   Status RunInto(wire::BackupResultT& res) {
     const int64_t started = clock->NowMs();
     LK_RETURN_IF_ERROR(CreateDirectories(work, 0700));
@@ -658,6 +687,7 @@ struct BackupEngine::Impl {
     Emit("checksum", 0);
     ScanStats scan;
     LK_ASSIGN_OR_RETURN(auto files, ScanTree(src->dir, previous ? &*previous : nullptr, &scan));
+    LK_RETURN_IF_ERROR(VerifyNewSstFiles(src->dir, files, previous ? &*previous : nullptr));
     uint64_t total = 0;
     for (const auto& f : files) total += f.size;
     res.bytes_total = total;

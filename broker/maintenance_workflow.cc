@@ -2,6 +2,7 @@
 
 #include <spdlog/spdlog.h>
 
+#include <algorithm>
 #include <chrono>
 #include <ctime>
 #include <map>
@@ -138,15 +139,39 @@ class MaintenanceRun {
     return st;
   }
 
-  Status Components(wire::Role role, wire::NodeAction action) {
+  // Starts or stops the components of every node of `role` except `skip`
+  // (nodes the rollback cannot reach), verified.
+  Status Components(wire::Role role, wire::NodeAction action, const std::set<std::string>& skip = {}) {
     wire::NodeManagementT m;
     m.action = action;
     wire::CommandBodyUnion body;
     body.Set(std::move(m));
     const uint32_t timeout = static_cast<uint32_t>(params_.value("stop_timeout_s", int64_t{120}) * 1000);
-    LK_ASSIGN_OR_RETURN(auto st, OnAll(role, std::move(body), timeout));
+    std::vector<wire::CommandStatusT> done;
+    if (skip.empty()) {
+      LK_ASSIGN_OR_RETURN(auto st, OnAll(role, std::move(body), timeout));
+      done.push_back(std::move(st));
+    } else {
+      LK_ASSIGN_OR_RETURN(auto nodes, NodesWithRole(role));
+      std::vector<uint64_t> ids;
+      for (const auto& n : nodes) {
+        if (skip.count(n) != 0) continue;
+        LK_ASSIGN_OR_RETURN(uint64_t id, ctx_.IssueCommand(TargetNode(n), body, timeout));
+        ids.push_back(id);
+      }
+      std::string failed;
+      for (uint64_t id : ids) {
+        LK_ASSIGN_OR_RETURN(auto st, ctx_.WaitCommand(id, timeout + 60'000));
+        for (const auto& t : st.targets) {
+          if (!ResultOk(*t)) failed += (failed.empty() ? "" : "; ") + t->node_id + ": " + ResultText(*t);
+        }
+        done.push_back(std::move(st));
+      }
+      if (!failed.empty()) return Status::Aborted(failed);
+    }
     // Verify: every component in the wanted state.
     const bool want_running = action == wire::NodeAction::Start;
+    for (const auto& st : done) {
     for (const auto& t : st.targets) {
       if (t->result->detail.type != wire::ResultDetail::NodeStatus) continue;
       for (const auto& c : t->result->detail.AsNodeStatus()->components) {
@@ -156,7 +181,18 @@ class MaintenanceRun {
         }
       }
     }
+    }
     return Status::OK();
+  }
+
+  // Nodes the broker has marked lost (cut off, or down).
+  std::set<std::string> LostNodes() {
+    std::set<std::string> out;
+    auto list = ctx_.client().ListNodes();
+    if (!list.ok()) return out;
+    for (const auto& n : list->nodes)
+      if (n->state == wire::NodeState::Lost) out.insert(n->node_id);
+    return out;
   }
 
   // -------------------------------------------------------------- preflight
@@ -379,11 +415,46 @@ class MaintenanceRun {
     auto note = [&](const std::string& what, const Status& s) {
       if (!s.ok()) problems += (problems.empty() ? "" : "; ") + what + ": " + s.message();
     };
-    note("start replicas", Components(wire::Role::Replica, wire::NodeAction::Start));
+    // A lost node must not hold up the others: a command to it would wait
+    // its whole deadline (minutes for a start) while the clients stay
+    // stopped (fault suite: a replica partitioned during the wedge kept the
+    // clients down for 2+ minutes, and left that replica wedged for good
+    // after the heal). The reachable nodes are rolled back now; a lost
+    // replica gets its start and unwedge queued with a long deadline, so it
+    // receives them when it says hello again (README "When things fail").
+    const std::set<std::string> lost = LostNodes();
+    note("start replicas", Components(wire::Role::Replica, wire::NodeAction::Start, lost));
     nlohmann::json unwedge_report;
-    note("unwedge", UnwedgeReplicas(ctx_, unwedge_report, /*check_first=*/false));
-    note("start clients", Components(wire::Role::Client, wire::NodeAction::Start));
+    note("unwedge", UnwedgeReplicas(ctx_, unwedge_report, /*check_first=*/false, lost));
+    note("start clients", Components(wire::Role::Client, wire::NodeAction::Start, lost));
     note("post hook", Hook("post_hook"));
+    auto replicas = NodesWithRole(wire::Role::Replica);
+    const uint32_t redeliver_ms =
+        static_cast<uint32_t>(params_.value("rollback_redeliver_s", int64_t{600}) * 1000);
+    for (const auto& n : replicas.ok() ? *replicas : std::vector<std::string>{}) {
+      if (lost.count(n) == 0) continue;
+      wire::NodeManagementT m;
+      m.action = wire::NodeAction::Start;
+      wire::CommandBodyUnion start;
+      start.Set(std::move(m));
+      wire::CommandBodyUnion unwedge;
+      unwedge.Set(wire::UnwedgeT{});
+      Status s = ctx_.IssueCommand(TargetNode(n), std::move(start), redeliver_ms, "rollback-start-" + n).status();
+      if (s.ok()) {
+        s = ctx_.IssueCommand(TargetNode(n), std::move(unwedge), redeliver_ms, "rollback-unwedge-" + n).status();
+      }
+      if (s.ok()) {
+        report_["queued_for_lost"].push_back(n);
+        problems += (problems.empty() ? "" : "; ") + n + " is lost: its start and unwedge are queued for " +
+                    std::to_string(redeliver_ms / 1000) + " s and run when it reconnects";
+      } else {
+        note(n + " (lost): queueing its start and unwedge", s);
+      }
+    }
+    for (const auto& n : lost) {
+      if (replicas.ok() && std::find(replicas->begin(), replicas->end(), n) != replicas->end()) continue;
+      problems += (problems.empty() ? "" : "; ") + n + " is lost: start its services when it is back (ledgerkeep node start --node " + n + ")";
+    }
     report_["rolled_back"] = true;
     report_["rollback_problems"] = problems;
     ctx_.Step("rollback", problems.empty() ? "done" : "failed",

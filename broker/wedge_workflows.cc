@@ -47,6 +47,21 @@ Result<std::map<std::string, WedgeView>> QueryWedgeStatus(WorkflowContext& ctx, 
   return out;
 }
 
+// Replicas the broker has marked lost, comma-separated. No command reaches
+// them: waiting for one only delays the rollback (fault suite: a replica
+// partitioned during the wedge held its block-id query up for a minute, past
+// --wedge-timeout-s, and the stop point it then picked was already stale).
+Result<std::string> LostReplicas(WorkflowContext& ctx) {
+  LK_ASSIGN_OR_RETURN(auto list, ctx.client().ListNodes());
+  std::string out;
+  for (const auto& n : list.nodes) {
+    if (n->role == wire::Role::Replica && n->state == wire::NodeState::Lost) {
+      out += (out.empty() ? "" : ", ") + n->node_id;
+    }
+  }
+  return out;
+}
+
 }  // namespace
 
 uint64_t ChooseStopPoint(uint64_t highest_block) {
@@ -68,6 +83,11 @@ Result<uint64_t> WedgeReplicas(WorkflowContext& ctx, nlohmann::json& report, int
   const int64_t deadline = MonotonicMs() + timeout_ms;
   auto& state = ctx.state();
   for (int round = 0;; ++round) {
+    LK_ASSIGN_OR_RETURN(const std::string lost, LostReplicas(ctx));
+    if (!lost.empty()) {
+      return Status::Unavailable("cannot wedge: " + lost + " lost (no heartbeats); the cluster cannot reach one "
+                                 "stop point without it");
+    }
     uint64_t stop_point = state.value("stop_point", uint64_t{0});
     if (stop_point == 0) {
       ctx.Step("query", "started", "reading every replica's last block id");
@@ -105,6 +125,11 @@ Result<uint64_t> WedgeReplicas(WorkflowContext& ctx, nlohmann::json& report, int
       if (ctx.cancelled()) return Status::Aborted("broker stopping");
       const int64_t now = MonotonicMs();
       if (now >= next_issue) {
+        LK_ASSIGN_OR_RETURN(const std::string lost_now, LostReplicas(ctx));
+        if (!lost_now.empty()) {
+          return Status::Unavailable("not wedged at " + std::to_string(stop_point) + ": " + lost_now +
+                                     " lost (no heartbeats)");
+        }
         std::vector<std::string> targets;
         if (views.empty()) {
           targets.push_back("");  // all replicas
@@ -186,7 +211,8 @@ Status UnwedgeWorkflow::Run(WorkflowContext& ctx, nlohmann::json& report) {
   return UnwedgeReplicas(ctx, report, /*check_first=*/true);
 }
 
-Status UnwedgeReplicas(WorkflowContext& ctx, nlohmann::json& report, bool check_first) {
+Status UnwedgeReplicas(WorkflowContext& ctx, nlohmann::json& report, bool check_first,
+                       const std::set<std::string>& skip) {
   auto& state = ctx.state();
   if (check_first && !state.value("unwedging", false)) {
     ctx.Step("check", "started", "every replica must be wedged at the same stop point");
@@ -219,11 +245,29 @@ Status UnwedgeReplicas(WorkflowContext& ctx, nlohmann::json& report, bool check_
   ctx.Step("unwedge", "started", "resuming block production on every replica");
   wire::CommandBodyUnion body;
   body.Set(wire::UnwedgeT{});
-  LK_ASSIGN_OR_RETURN(auto st, ctx.RunCommand(Replicas(), std::move(body), 10'000));
+  std::vector<wire::CommandStatusT> done;
+  if (skip.empty()) {
+    LK_ASSIGN_OR_RETURN(auto st, ctx.RunCommand(Replicas(), std::move(body), 10'000));
+    done.push_back(std::move(st));
+  } else {  // one command per reachable replica
+    LK_ASSIGN_OR_RETURN(auto list, ctx.client().ListNodes());
+    std::vector<uint64_t> ids;
+    for (const auto& n : list.nodes) {
+      if (n->role != wire::Role::Replica || skip.count(n->node_id) != 0) continue;
+      LK_ASSIGN_OR_RETURN(uint64_t id, ctx.IssueCommand(TargetNode(n->node_id), body, 10'000));
+      ids.push_back(id);
+    }
+    for (uint64_t id : ids) {
+      LK_ASSIGN_OR_RETURN(auto st, ctx.WaitCommand(id, 70'000));
+      done.push_back(std::move(st));
+    }
+  }
   std::string failed;
-  for (const auto& t : st.targets) {
-    report["unwedged"][t->node_id] = ResultOk(*t);
-    if (!ResultOk(*t)) failed += (failed.empty() ? "" : "; ") + t->node_id + ": " + ResultText(*t);
+  for (const auto& st : done) {
+    for (const auto& t : st.targets) {
+      report["unwedged"][t->node_id] = ResultOk(*t);
+      if (!ResultOk(*t)) failed += (failed.empty() ? "" : "; ") + t->node_id + ": " + ResultText(*t);
+    }
   }
   if (!failed.empty()) return Status::Aborted("unwedge failed on " + failed);
   ctx.Step("unwedge", "done", "all replicas unwedged");

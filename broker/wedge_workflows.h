@@ -11,6 +11,8 @@
 #pragma once
 
 #include <cstdint>
+#include <set>
+#include <string>
 
 #include "broker/workflow.h"
 
@@ -25,7 +27,10 @@ Result<uint64_t> WedgeReplicas(WorkflowContext& ctx, nlohmann::json& report, int
                                int64_t reissue_ms);
 // Unwedges every replica. With check_first, refuses unless all are wedged at
 // one stop point (a rollback skips the check: it unwedges whatever it can).
-Status UnwedgeReplicas(WorkflowContext& ctx, nlohmann::json& report, bool check_first);
+// `skip`: replicas not to wait for (lost ones, during a rollback); the
+// others get one command each.
+Status UnwedgeReplicas(WorkflowContext& ctx, nlohmann::json& report, bool check_first,
+                       const std::set<std::string>& skip = {});
 
 class WedgeWorkflow final : public Workflow {
  public:

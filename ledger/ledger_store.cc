@@ -1,5 +1,6 @@
 #include "ledger/ledger_store.h"
 
+#include <rocksdb/convenience.h>
 #include <rocksdb/db.h>
 #include <rocksdb/env.h>
 #include <rocksdb/options.h>
@@ -726,6 +727,19 @@ std::vector<std::string> LedgerStore::ColumnFamilyNames() const {
   std::vector<std::string> names;
   for (auto* h : impl_->handles) names.push_back(h->GetName());
   return names;
+}
+
+Status VerifySstFile(const std::string& path) {
+  rocksdb::Options options;
+  options.info_log = std::make_shared<NullLogger>();
+  rocksdb::ReadOptions read;
+  read.verify_checksums = true;
+  read.fill_cache = false;
+  rocksdb::Status s = rocksdb::VerifySstFileChecksum(options, rocksdb::EnvOptions(options), read, path);
+  if (!s.ok() && !s.IsNotFound() && !s.IsIOError()) {
+    return Status::Corruption("SST file " + path + " fails its RocksDB checksums: " + s.ToString());
+  }
+  return FromRocks(s, "verify SST file " + path);
 }
 
 }  // namespace ledgerkeep::ledger

@@ -82,6 +82,13 @@ struct RangeStats {
   uint64_t max_block_bytes = 0;
 };
 
+// Reads every block of the SST file at `path` and checks its RocksDB block
+// checksums (the file need not belong to an open DB: a checkpoint's copy is
+// fine). OK for a sound file; Corruption naming the file for a bad checksum,
+// a truncated file or a bad footer; NotFound/IOError when it cannot be read.
+// Used by backups so a corrupted SST is refused, never shipped silently.
+Status VerifySstFile(const std::string& path);
+
 class LedgerStore {
  public:
   // Opens the ledger at `path`. NotFound if the directory does not exist;

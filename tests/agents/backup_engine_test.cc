@@ -26,6 +26,7 @@
 #include "ledger/ledger_store.h"
 #include "tests/common/sshd_fixture.h"
 #include "tests/support/child_process.h"
+#include "tests/support/snapshot_checks.h"
 #include "tests/support/transfer_fakes.h"
 #include "tests/support/temp_dir.h"
 #include "tests/support/wait.h"
@@ -295,6 +296,100 @@ TEST_F(BackupEngineTest, StoppedLedgerIsCopiedConsistentlyUnderItsOwnLock) {
   EXPECT_TRUE(res.consistent);
   auto ids = (*ledger::LedgerStore::OpenReadOnly(db_))->GetBlockIds();
   EXPECT_EQ(res.last_block_id, ids.last);
+}
+
+// Flips one byte in the middle of a file (in an SST: inside a data block),
+// keeping its size.
+void FlipByteInTheMiddle(const std::string& path) {
+  std::fstream f(path, std::ios::in | std::ios::out | std::ios::binary);
+  ASSERT_TRUE(f) << path;
+  f.seekg(0, std::ios::end);
+  const auto size = static_cast<std::streamoff>(f.tellg());
+  ASSERT_GT(size, 1024) << path;
+  const std::streamoff at = size / 3;
+  f.seekg(at);
+  char c = 0;
+  f.get(c);
+  f.seekp(at);
+  f.put(static_cast<char>(c ^ 0x5a));
+  f.close();
+  // A write moves the mtime; make sure it moves even within the second the
+  // file was last backed up in (manifests keep mtimes in whole seconds).
+  std::filesystem::last_write_time(path, std::filesystem::file_time_type::clock::now() + 2s);
+}
+
+// The SST files of a DB directory, largest first (the oldest data).
+std::vector<std::string> SstFilesLargestFirst(const std::string& db) {
+  std::vector<std::pair<uintmax_t, std::string>> v;
+  for (const auto& e : std::filesystem::directory_iterator(db))
+    if (e.path().extension() == ".sst") v.emplace_back(e.file_size(), e.path().filename().string());
+  std::sort(v.rbegin(), v.rend());
+  std::vector<std::string> out;
+  for (auto& [size, name] : v) out.push_back(name);
+  return out;
+}
+
+// Regression (fault suite, corrupt SST): a corrupted SST in the replica's DB
+// was checksummed as it was and shipped as a "verified" snapshot.
+TEST_F(BackupEngineTest, CorruptedSstIsRefusedOnTheFirstRunAndNothingIsPublished) {
+  WaitForBlocks(600);
+  StopLedgerd();  // a quiescent DB: compaction cannot remove the file we corrupt
+  auto ssts = SstFilesLargestFirst(db_);
+  ASSERT_FALSE(ssts.empty());
+  FlipByteInTheMiddle(db_ + "/" + ssts.front());
+  const std::string dest = tmp_.path() + "/backups/r1";
+  auto res = engine_.Run(Options(dest));
+  ASSERT_FALSE(res.ok) << "a corrupted SST was shipped as snapshot " << res.snapshot_id;
+  EXPECT_NE(res.error.find("Corruption"), std::string::npos) << res.error;
+  EXPECT_NE(res.error.find(ssts.front()), std::string::npos) << res.error;
+  EXPECT_TRUE(test::SnapshotDirs(dest, /*complete=*/true).empty());
+}
+
+TEST_F(BackupEngineTest, SstCorruptedAfterItWasBackedUpIsRefusedAndEarlierSnapshotsStayIntact) {
+  WaitForBlocks(600);
+  const std::string dest = tmp_.path() + "/backups/r1";
+  auto first = engine_.Run(Options(dest));
+  ASSERT_TRUE(first.ok) << first.error;
+  StopLedgerd();
+  // An SST of the first snapshot that is still in the DB.
+  std::string victim;
+  for (const auto& name : SstFilesLargestFirst(db_)) {
+    if (std::filesystem::exists(dest + "/snapshots/" + first.snapshot_id + "/data/" + name)) {
+      victim = name;
+      break;
+    }
+  }
+  ASSERT_FALSE(victim.empty()) << "no SST of the first snapshot survived";
+  FlipByteInTheMiddle(db_ + "/" + victim);
+  auto res = engine_.Run(Options(dest));
+  ASSERT_FALSE(res.ok) << "a corrupted SST was shipped as snapshot " << res.snapshot_id;
+  EXPECT_NE(res.error.find("Corruption"), std::string::npos) << res.error;
+  EXPECT_NE(res.error.find(victim), std::string::npos) << res.error;
+  EXPECT_EQ(test::SnapshotDirs(dest, /*complete=*/true), std::vector<std::string>{first.snapshot_id});
+  ExpectSnapshotVerifies(dest + "/snapshots/" + first.snapshot_id);
+}
+
+// Regression (fault suite): from a work dir of 52 bytes or more, the SSH
+// control socket path ("<work>/lk-ssh-<40 hex>.<16>") passed the 107-byte
+// limit of Unix socket paths and every SSH destination failed.
+TEST_F(BackupEngineTest, SshDestinationWorksFromADeepWorkDirectory) {
+  if (!testing::SshdServer::Available()) GTEST_SKIP() << "no sshd / ssh-keygen installed";
+  testing::SshdServer sshd;
+  ASSERT_TRUE(sshd.Start().ok());
+  // 48 bytes here: the old code kept work dirs under 60 bytes for the socket.
+  const std::string work = tmp_.path() + "/agent-data-dir/backup/work";
+  ASSERT_GT(work.size() + std::string("/lk-ssh-").size() + 40 + 17, 107u) << "not deep enough: " << work;
+  BackupEngine deep(ProcessRunner::Real(), Clock::System(), work);
+  WaitForBlocks(50);
+  const std::string dest = tmp_.path() + "/ssh-dest/r1";
+  auto o = Options(dest);
+  auto parsed = ParseDestination("root@127.0.0.1:" + dest, "", sshd.client_key(), static_cast<uint16_t>(sshd.port()));
+  ASSERT_TRUE(parsed.ok()) << parsed.status().ToString();
+  o.destination = *parsed;
+  o.ssh_options = {"-o", "UserKnownHostsFile=" + sshd.dir() + "/known_hosts", "-o", "LogLevel=ERROR"};
+  auto res = deep.Run(o);
+  ASSERT_TRUE(res.ok) << res.error;
+  ExpectSnapshotVerifies(dest + "/snapshots/" + res.snapshot_id);
 }
 
 TEST_F(BackupEngineTest, DestinationOwnedByAnotherNodeIsRefusedAndUntouched) {

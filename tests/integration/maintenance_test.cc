@@ -291,6 +291,48 @@ TEST_F(MaintenanceTest, ReplicaThatNeverWedgesIsRolledBackAndNamed) {
 }
 
 // ---------------------------------------------------------------------------
+// Regression (fault suite, replica partitioned during the wedge): the
+// rollback waited the whole start deadline (120 s) of the unreachable
+// replica before unwedging the others and restarting the clients, and that
+// replica was never unwedged after it came back; before that, its block-id
+// query held the wedge up for a minute. A frozen agent (SIGSTOP)
+// stands for the partition here: it goes lost and comes back on SIGCONT.
+TEST_F(MaintenanceTest, LostReplicaDoesNotHoldUpTheRollbackAndGetsItsUnwedgeWhenItReturns) {
+  StartCluster(/*blocks_per_sec=*/100);
+  ConfigureAll();
+  LK_ASSERT_OK_AND_ASSIGN(auto bg, cluster_->StartCli({"--json", "maintenance", "run", "--wedge-timeout-s", "8"},
+                                                      "maint-lost"));
+  ASSERT_TRUE(WaitUntil([&] { return BrokerLogHas("(maintenance) wedge started"); }, 60s, 5ms))
+      << "the run never reached the wedge";
+  const pid_t agent = cluster_->agent_process("r3")->pid();
+  ASSERT_EQ(::kill(agent, SIGSTOP), 0);
+  struct Resume {
+    pid_t pid;
+    ~Resume() { ::kill(pid, SIGCONT); }
+  } resume{agent};
+  const auto frozen_at = std::chrono::steady_clock::now();
+  LK_ASSERT_OK(cluster_->WaitNodeState("r3", "lost", 20s));
+
+  auto rc = bg->WaitExit(120s);
+  ASSERT_TRUE(rc.has_value()) << "maintenance run did not finish";
+  const auto took = std::chrono::steady_clock::now() - frozen_at;
+  auto j = LastJsonLine(bg->ReadStdout());
+  EXPECT_EQ(*rc, 1) << bg->ReadStdout();
+  EXPECT_TRUE(j["report"].value("rolled_back", false)) << j.dump();
+  EXPECT_EQ(j["report"].value("queued_for_lost", nlohmann::json::array()), nlohmann::json::array({"r3"}))
+      << j.dump();
+  // Wedge timeout (8 s) plus the rollback of the reachable nodes, not the
+  // 120 s start deadline of the lost one.
+  EXPECT_LT(took, 60s) << "the rollback waited for the lost replica: " << j.dump();
+  RunResult ns = Cli({"node", "status", "--node", "c1"}, 30s);
+  EXPECT_TRUE(Json(ns)["c1"]["components"]["ledger-api"].value("running", false)) << ns.Describe();
+
+  ::kill(agent, SIGCONT);  // back: it gets the queued start and unwedge
+  LK_ASSERT_OK(cluster_->WaitNodeState("r3", "alive", 30s));
+  ExpectServing(0);
+}
+
+// ---------------------------------------------------------------------------
 // Deterministic lag: r3's agent reads its offline block ids (what check_blocks
 // uses once ledgerd is stopped) from a copy of r3's DB taken earlier, so at
 // the check r3 says it is hundreds of blocks behind its peers although the
