@@ -109,6 +109,12 @@ def json_lines(text):
     return out
 
 
+def failing():
+    """In a `finally`: whether a failure (not a skip) is propagating."""
+    exc = sys.exc_info()[0]
+    return exc is not None and not issubclass(exc, Skipped)
+
+
 def is_root():
     return os.geteuid() == 0
 
@@ -292,7 +298,7 @@ class Cluster:
         except ValueError:
             hosts = []
         if not any(h.get("node") == "broker" and h.get("netns") not in ("", "-") for h in hosts):
-            raise Skipped("needs network namespaces (the cluster runs on loopback: %s)" % p.stdout.strip()[:200])
+            raise Skipped("needs network namespaces (`./run cluster up` fell back to loopback)")
 
     def partition(self, node):
         self.cuts.add(node)
@@ -566,7 +572,7 @@ def scenario_replica_partition(suite, rng, outcome):
         chk.snapshots_lost(outcome)
     finally:
         c.down()
-        suite.keep_or_remove(c, failed=sys.exc_info()[0] is not None)
+        suite.keep_or_remove(c, failed=failing())
 
 
 def scenario_broker_partition(suite, rng, outcome):
@@ -655,7 +661,7 @@ def scenario_broker_partition(suite, rng, outcome):
         chk.snapshots_lost(outcome)
     finally:
         c.down()
-        suite.keep_or_remove(c, failed=sys.exc_info()[0] is not None)
+        suite.keep_or_remove(c, failed=failing())
 
 
 def kill_plan(rng, iterations, short):
@@ -740,7 +746,7 @@ def scenario_kill(suite, rng, outcome):
         chk.events_lost(outcome)
     finally:
         c.down()
-        suite.keep_or_remove(c, failed=sys.exc_info()[0] is not None)
+        suite.keep_or_remove(c, failed=failing())
 
 
 def scenario_destination_full(suite, rng, outcome):
@@ -797,7 +803,7 @@ def scenario_destination_full(suite, rng, outcome):
         chk.snapshots_lost(outcome)
     finally:
         c.down()
-        suite.keep_or_remove(c, failed=sys.exc_info()[0] is not None)
+        suite.keep_or_remove(c, failed=failing())
 
 
 def scenario_slow_link(suite, rng, outcome):
@@ -857,7 +863,7 @@ def scenario_slow_link(suite, rng, outcome):
         chk.snapshots_lost(outcome)
     finally:
         c.down()
-        suite.keep_or_remove(c, failed=sys.exc_info()[0] is not None)
+        suite.keep_or_remove(c, failed=failing())
 
 
 def flip_byte(path):
@@ -928,7 +934,7 @@ def scenario_corrupt_sst(suite, rng, outcome):
         chk.snapshots_lost(outcome)
     finally:
         c.down()
-        suite.keep_or_remove(c, failed=sys.exc_info()[0] is not None)
+        suite.keep_or_remove(c, failed=failing())
 
 
 SCENARIOS = [
