@@ -1,9 +1,8 @@
 #include "agents/agent.h"
 
+#include <spdlog/spdlog.h>
 #include <sys/eventfd.h>
 #include <unistd.h>
-
-#include <spdlog/spdlog.h>
 
 #include <deque>
 #include <future>
@@ -206,15 +205,16 @@ struct Agent::Impl {
       ApplyCommonOptions(*s, static_cast<int64_t>(kMaxMessageBytes));
       std::mt19937 rng(std::random_device{}());
       s->set(zmq::sockopt::reconnect_ivl, 100 + static_cast<int>(rng() % 200));
-      s->set(zmq::sockopt::reconnect_ivl_max, static_cast<int>(std::min<int64_t>(opt.reconnect_max_ms, 2000)));
+      s->set(zmq::sockopt::reconnect_ivl_max,
+             static_cast<int>(std::min<int64_t>(opt.reconnect_max_ms, 2000)));
       if (opt.curve) ConfigureCurveClient(*s, opt.key, opt.config.broker_public_key);
       return s;
     };
     sub = make(zmq::socket_type::sub);
     dealer = make(zmq::socket_type::dealer);
     dealer->set(zmq::sockopt::sndhwm, 10000);
-    for (const std::string& t : {std::string("cmd.all"), "cmd.role." + RoleName(opt.role),
-                                 "cmd.node." + opt.node_id}) {
+    for (const std::string& t :
+         {std::string("cmd.all"), "cmd.role." + RoleName(opt.role), "cmd.node." + opt.node_id}) {
       // Exact-topic match: "cmd.node.r1" must not also match "cmd.node.r10",
       // so the topic frame is checked again on receipt.
       sub->set(zmq::sockopt::subscribe, t);
@@ -406,13 +406,12 @@ struct Agent::Impl {
       CompleteCommand(r);
     };
     if (Now() > cmd.deadline_ms()) {
-      return refuse(true, "command " + std::to_string(id) + " (" + kind +
-                              ") arrived after its deadline; not executed");
+      return refuse(
+          true, "command " + std::to_string(id) + " (" + kind + ") arrived after its deadline; not executed");
     }
     auto h = handlers.find(cmd.body_type());
     if (h == handlers.end()) {
-      return refuse(false, "this " + RoleName(opt.role) + " agent does not handle '" + kind +
-                               "' commands");
+      return refuse(false, "this " + RoleName(opt.role) + " agent does not handle '" + kind + "' commands");
     }
     std::shared_ptr<CommandHandler> handler = h->second;
     const std::string lane = handler->Lane(cmd);
@@ -581,19 +580,23 @@ Result<std::unique_ptr<Agent>> Agent::Start(AgentOptions options, HandlerMap han
   }
   const AllowEntry* me = options.config.FindNode(options.node_id);
   if (me == nullptr) {
-    spdlog::warn("node '{}' is not in this config's allowlist; the broker will refuse it unless "
-                 "its own config lists it", options.node_id);
+    spdlog::warn(
+        "node '{}' is not in this config's allowlist; the broker will refuse it unless "
+        "its own config lists it",
+        options.node_id);
   } else if (me->public_z85 != options.key.public_z85) {
-    return Status::InvalidArgument("the key file's public key is not the one the allowlist binds to "
-                                   "node '" + options.node_id + "'");
+    return Status::InvalidArgument(
+        "the key file's public key is not the one the allowlist binds to "
+        "node '" +
+        options.node_id + "'");
   } else if (me->role != options.role) {
-    return Status::InvalidArgument("node '" + options.node_id + "' is allowlisted as " +
-                                   RoleName(me->role) + ", not " + RoleName(options.role));
+    return Status::InvalidArgument("node '" + options.node_id + "' is allowlisted as " + RoleName(me->role) +
+                                   ", not " + RoleName(options.role));
   }
   auto impl = std::make_unique<Impl>(std::move(options));
   impl->handlers = std::move(handlers);
-  impl->backoff = ExponentialBackoff(impl->opt.reconnect_base_ms, impl->opt.reconnect_max_ms,
-                                     std::random_device{}());
+  impl->backoff =
+      ExponentialBackoff(impl->opt.reconnect_base_ms, impl->opt.reconnect_max_ms, std::random_device{}());
   impl->wake_fd = ::eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
   if (impl->wake_fd < 0) return Status::FromErrno(errno, "eventfd");
   if (impl->opt.context == nullptr) {

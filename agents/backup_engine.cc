@@ -1,10 +1,9 @@
 #include "agents/backup_engine.h"
 
 #include <fcntl.h>
+#include <spdlog/spdlog.h>
 #include <sys/stat.h>
 #include <unistd.h>
-
-#include <spdlog/spdlog.h>
 
 #include <algorithm>
 #include <atomic>
@@ -14,13 +13,14 @@
 #include <filesystem>
 #include <functional>
 #include <map>
+#include <mutex>
 #include <optional>
 #include <regex>
-#include <mutex>
 #include <sstream>
 #include <thread>
 
 #include "agents/ledger_probe.h"
+#include "agents/transfer_progress.h"
 #include "common/file_util.h"
 #include "common/rsync.h"
 #include "ledger/control_client.h"
@@ -96,7 +96,8 @@ std::string ControlPathFor(const std::string& work_dir) {
 
 }  // namespace
 
-RsyncOptions DestinationRsyncOptions(const BackupRunOptions& opts, const std::string& work, bool multiplexed) {
+RsyncOptions DestinationRsyncOptions(const BackupRunOptions& opts, const std::string& work,
+                                     bool multiplexed) {
   RsyncOptions r;
   std::string ssh = opts.destination.SshCommand();
   if (!ssh.empty() && !opts.ssh_options.empty()) {
@@ -157,7 +158,8 @@ struct BackupEngine::Impl {
       const std::string p = o.destination.path + "/" + sub;
       LK_ASSIGN_OR_RETURN(auto r, OnHost({"sh", "-c", "test -f \"$1\" || exit 3; cat \"$1\"", "sh", p}));
       if (r.exit_code == 3) return Status::NotFound(o.destination.RsyncPath(sub) + " does not exist");
-      if (r.exit_code != 0) return Status::IOError("cannot read " + o.destination.RsyncPath(sub) + ": " + r.output);
+      if (r.exit_code != 0)
+        return Status::IOError("cannot read " + o.destination.RsyncPath(sub) + ": " + r.output);
       return r.stdout_tail;
     }
     LK_RETURN_IF_ERROR(CreateDirectories(work + "/fetch", 0700));
@@ -186,10 +188,11 @@ struct BackupEngine::Impl {
     if (IsSsh() && content.size() < 96 * 1024) {  // fits one command line
       const std::string p = o.destination.path + "/" + sub;
       LK_ASSIGN_OR_RETURN(
-          auto r, OnHost({"sh", "-c",
-                          "mkdir -p \"$(dirname \"$1\")\" && printf '%s' \"$2\" > \"$1.tmp\" && sync \"$1.tmp\" "
-                          "2>/dev/null; mv \"$1.tmp\" \"$1\"",
-                          "sh", p, content}));
+          auto r,
+          OnHost({"sh", "-c",
+                  "mkdir -p \"$(dirname \"$1\")\" && printf '%s' \"$2\" > \"$1.tmp\" && sync \"$1.tmp\" "
+                  "2>/dev/null; mv \"$1.tmp\" \"$1\"",
+                  "sh", p, content}));
       if (r.exit_code != 0) {
         std::string why = r.output;
         if (why.find("No space") != std::string::npos) return Status::NoSpace("write " + p + ": " + why);
@@ -220,15 +223,17 @@ struct BackupEngine::Impl {
   Status Prefetch() {
     if (!IsSsh()) return Status::OK();
     LK_ASSIGN_OR_RETURN(
-        auto r, OnHost({"sh", "-c",
-                        "if test -f \"$1/.ledgerkeep-owner\"; then echo OWNER; cat \"$1/.ledgerkeep-owner\"; fi; "
-                        "echo LISTING; test -d \"$1/snapshots\" || exit 0; cd \"$1/snapshots\" && "
-                        "find . -mindepth 1 -maxdepth 2 -printf '%y %P\\n'",
-                        "sh", o.destination.path}));
+        auto r,
+        OnHost({"sh", "-c",
+                "if test -f \"$1/.ledgerkeep-owner\"; then echo OWNER; cat \"$1/.ledgerkeep-owner\"; fi; "
+                "echo LISTING; test -d \"$1/snapshots\" || exit 0; cd \"$1/snapshots\" && "
+                "find . -mindepth 1 -maxdepth 2 -printf '%y %P\\n'",
+                "sh", o.destination.path}));
     if (r.exit_code != 0) return Status::IOError("cannot read " + o.destination.Display() + ": " + r.output);
     const std::string& out = r.stdout_tail;
     const auto listing_at = out.find("LISTING\n");
-    if (listing_at == std::string::npos) return Status::IOError("unexpected answer from " + o.destination.Display());
+    if (listing_at == std::string::npos)
+      return Status::IOError("unexpected answer from " + o.destination.Display());
     if (out.rfind("OWNER\n", 0) == 0) {
       prefetched_owner = Result<std::string>(out.substr(6, listing_at - 6));
     } else {
@@ -367,7 +372,8 @@ struct BackupEngine::Impl {
   Result<std::unique_ptr<Source>> TakeSource(const std::string& id) {
     auto src = std::make_unique<Source>();
     if (o.ledger_db.empty()) {
-      return Status::FailedPrecondition("this agent has no [ledger] db in its node config; nothing to back up");
+      return Status::FailedPrecondition(
+          "this agent has no [ledger] db in its node config; nothing to back up");
     }
     if (!std::filesystem::exists(o.ledger_db)) {
       return Status::NotFound("ledger DB " + o.ledger_db + " does not exist");
@@ -390,8 +396,8 @@ struct BackupEngine::Impl {
       ledger::ControlClientOptions co;
       co.timeout = std::chrono::milliseconds(1000);
       ledger::LedgerControlClient client(o.ledger_control, co);
-      const std::string dir = std::filesystem::path(o.ledger_db).parent_path().string() +
-                              "/.ledgerkeep-checkpoint-" + id;
+      const std::string dir =
+          std::filesystem::path(o.ledger_db).parent_path().string() + "/.ledgerkeep-checkpoint-" + id;
       std::error_code ec;
       std::filesystem::remove_all(dir, ec);
       // Ask quickly whether ledgerd is up (it removes its socket when it
@@ -410,8 +416,7 @@ struct BackupEngine::Impl {
         src->last = cp->last;
         return src;
       }
-      spdlog::info("no checkpoint from ledgerd ({}); checking whether it is stopped",
-                   cp.status().ToString());
+      spdlog::info("no checkpoint from ledgerd ({}); checking whether it is stopped", cp.status().ToString());
     }
     // 2. ledgerd stopped: the DB is quiescent; hold its lock while copying.
     int fd = TryLockDb(o.ledger_db);
@@ -438,17 +443,8 @@ struct BackupEngine::Impl {
     return src;
   }
 
-  wire::ProgressT ToProgress(const RsyncProgress& p, const std::string& phase) const {
-    wire::ProgressT w;
-    w.phase = phase;
-    w.bytes_done = p.bytes_done;
-    w.bytes_total = p.bytes_total;
-    w.files_done = p.files_done;
-    w.files_total = p.files_total;
-    w.rate_bps = static_cast<double>(p.rate_bps);
-    w.eta_s = static_cast<double>(p.eta_s);
-    w.percent = p.percent;
-    return w;
+  static wire::ProgressT ToProgress(const RsyncProgress& p, const std::string& phase) {
+    return ToWireProgress(p, phase);
   }
 
   // Phase timings, logged with the result ("claim 12 ms, transfer 900 ms, ...").
@@ -457,7 +453,8 @@ struct BackupEngine::Impl {
   std::string phase_name;
   void EndPhase() {
     if (phase_name.empty()) return;
-    timings += (timings.empty() ? "" : ", ") + phase_name + " " + std::to_string(MonotonicMs() - phase_start) + " ms";
+    timings += (timings.empty() ? "" : ", ") + phase_name + " " +
+               std::to_string(MonotonicMs() - phase_start) + " ms";
     phase_name.clear();
   }
 
@@ -503,13 +500,14 @@ struct BackupEngine::Impl {
       }
     }
     size_t n = static_cast<size_t>(std::clamp(o.transfer_streams, 1, 8));
-    n = std::min<size_t>({n, fresh.size(), static_cast<size_t>(fresh_bytes / std::max<uint64_t>(1, o.min_stream_bytes))});
+    n = std::min<size_t>(
+        {n, fresh.size(), static_cast<size_t>(fresh_bytes / std::max<uint64_t>(1, o.min_stream_bytes))});
     if (!consistent || n < 2) return {Stream{}};
     std::vector<Stream> out(n);
     std::sort(fresh.begin(), fresh.end(), [](auto* a, auto* b) { return a->size > b->size; });
     for (const ManifestFile* f : fresh) {
-      auto lightest = std::min_element(out.begin(), out.end(),
-                                       [](const Stream& a, const Stream& b) { return a.new_bytes < b.new_bytes; });
+      auto lightest = std::min_element(
+          out.begin(), out.end(), [](const Stream& a, const Stream& b) { return a.new_bytes < b.new_bytes; });
       lightest->paths.push_back(f->path);
       lightest->bytes += f->size;
       lightest->new_bytes += f->size;
@@ -526,8 +524,8 @@ struct BackupEngine::Impl {
   // this thread about twice a second. The first stream to fail for good
   // stops the others; its error is the result.
   Result<RsyncResult> TransferInStreams(const std::string& id, const std::string& src_dir,
-                                        const std::vector<Stream>& streams, const std::vector<std::string>& args,
-                                        const std::string& dest) {
+                                        const std::vector<Stream>& streams,
+                                        const std::vector<std::string>& args, const std::string& dest) {
     const size_t n = streams.size();
     {
       // The streams would race to create the snapshot directory (--mkpath:
@@ -610,7 +608,9 @@ struct BackupEngine::Impl {
       if (!r.ok()) {
         // A stream stopped because another failed reports Aborted: prefer
         // the failure that caused it.
-        if (!first_error || (first_error->code() == StatusCode::kAborted && r.status().code() != StatusCode::kAborted)) first_error = r.status();
+        if (!first_error ||
+            (first_error->code() == StatusCode::kAborted && r.status().code() != StatusCode::kAborted))
+          first_error = r.status();
         continue;
       }
       all.attempts = std::max(all.attempts, r->attempts);
@@ -647,7 +647,8 @@ struct BackupEngine::Impl {
       if (s.code() == StatusCode::kCorruption) {
         return Status::Corruption(
             "the ledger DB of " + o.node_id + " holds a corrupted SST file " + f.path +
-            (p != shipped.end() ? " (changed since snapshot " + previous->snapshot_id + ", SSTs never change)" : "") +
+            (p != shipped.end() ? " (changed since snapshot " + previous->snapshot_id + ", SSTs never change)"
+                                : "") +
             "; nothing was shipped. Rebuild this replica's DB from its peers. " + s.message());
       }
       LK_RETURN_IF_ERROR(s);
@@ -782,8 +783,10 @@ struct BackupEngine::Impl {
       }
       if (too_many || too_old) {
         Status s = DeleteSnapshot(complete[i]);
-        if (!s.ok()) spdlog::warn("retention: cannot delete {}: {}", complete[i], s.ToString());
-        else spdlog::info("retention: deleted snapshot {}", complete[i]);
+        if (!s.ok())
+          spdlog::warn("retention: cannot delete {}: {}", complete[i], s.ToString());
+        else
+          spdlog::info("retention: deleted snapshot {}", complete[i]);
       }
     }
     EndPhase();
@@ -809,8 +812,8 @@ wire::BackupResultT BackupEngine::Run(const BackupRunOptions& options) {
     res.duration_ms = clock_->NowMs() - started;
     spdlog::error("backup to {} failed: {}", res.destination, s.ToString());
   } else {
-    spdlog::info("backup {} to {} done: {} bytes sent of {}, consistent={}", res.snapshot_id,
-                 res.destination, res.bytes_transferred, res.bytes_total, res.consistent);
+    spdlog::info("backup {} to {} done: {} bytes sent of {}, consistent={}", res.snapshot_id, res.destination,
+                 res.bytes_transferred, res.bytes_total, res.consistent);
   }
   return res;
 }

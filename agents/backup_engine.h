@@ -21,8 +21,8 @@
 #include <string>
 #include <vector>
 
-#include "common/backup_destination.h"
 #include "agents/backup_manifest.h"
+#include "common/backup_destination.h"
 #include "common/clock.h"
 #include "common/process.h"
 #include "common/rsync.h"

@@ -8,6 +8,7 @@
 #include <system_error>
 
 #include "agents/client_archive.h"
+#include "agents/transfer_progress.h"
 #include "common/backup_destination.h"
 #include "common/clock.h"
 #include "common/file_util.h"
@@ -159,18 +160,7 @@ class ClientBackupRun {
     // Someone may have taken the name while we archived.
     LK_RETURN_IF_ERROR(RefuseExisting(lister));
     RsyncOptions ro = RsyncOpts({"--mkpath", std::string("--partial-dir=") + kPartialDir});
-    ro.on_progress = [this](const RsyncProgress& p) {
-      wire::ProgressT w;
-      w.phase = "transfer";
-      w.bytes_done = p.bytes_done;
-      w.bytes_total = p.bytes_total;
-      w.files_done = p.files_done;
-      w.files_total = p.files_total;
-      w.rate_bps = static_cast<double>(p.rate_bps);
-      w.eta_s = static_cast<double>(p.eta_s);
-      w.percent = p.percent;
-      ctx_.ReportProgress(std::move(w));
-    };
+    ro.on_progress = [this](const RsyncProgress& p) { ctx_.ReportProgress(ToWireProgress(p, "transfer")); };
     RsyncRunner shipper(runner_, ro);
     auto copied = shipper.Copy({local, local_sum}, dest.RsyncPath("") + "/");
     if (!copied.ok()) return copied.status().WithContext("client backup " + file_name);

@@ -1,8 +1,9 @@
 #include "agents/node_config.h"
 
+#include <toml++/toml.h>
+
 #include <filesystem>
 #include <set>
-#include <toml++/toml.h>
 
 namespace ledgerkeep {
 namespace {
@@ -30,8 +31,8 @@ Result<NodeConfig> LoadNodeConfig(const std::string& path) {
     tbl = toml::parse_file(path);
   } catch (const toml::parse_error& e) {
     if (!std::filesystem::exists(path)) return Status::NotFound("node config " + path + " does not exist");
-    return Status::InvalidArgument("node config " + path + " is not valid TOML: " +
-                                   std::string(e.description()));
+    return Status::InvalidArgument("node config " + path +
+                                   " is not valid TOML: " + std::string(e.description()));
   }
   NodeConfig c;
   c.path = path;
@@ -42,7 +43,8 @@ Result<NodeConfig> LoadNodeConfig(const std::string& path) {
   c.ledger_db = resolve(tbl["ledger"]["db"].value_or(std::string()));
   c.ledger_control = resolve(tbl["ledger"]["control"].value_or(std::string()));
   if (const auto* b = tbl["backup"].as_table()) {
-    LK_ASSIGN_OR_RETURN(c.backup_ssh_options, StringArray(*b, "ssh_options", "node config " + path + ": [backup]"));
+    LK_ASSIGN_OR_RETURN(c.backup_ssh_options,
+                        StringArray(*b, "ssh_options", "node config " + path + ": [backup]"));
     if (const auto* n = b->get("transfer_streams")) {
       auto v = n->value<int64_t>();
       if (!v || *v < 1 || *v > 8) {

@@ -37,8 +37,8 @@ namespace ledgerkeep {
 
 struct ComponentSpec {
   std::string name;
-  std::vector<std::string> exec;    // managed mode
-  std::vector<std::string> start;   // external mode
+  std::vector<std::string> exec;   // managed mode
+  std::vector<std::string> start;  // external mode
   std::vector<std::string> stop;
   std::vector<std::string> status;
   int64_t stop_timeout_ms = 30'000;
@@ -51,7 +51,7 @@ struct NodeConfig {
   std::string ledger_control;
   std::vector<ComponentSpec> components;
   std::vector<std::string> backup_ssh_options;
-  int backup_transfer_streams = 2;  // [backup] transfer_streams, 1..8. Default: 2
+  int backup_transfer_streams = 2;        // [backup] transfer_streams, 1..8. Default: 2
   std::vector<std::string> client_paths;  // absolute
 };
 

@@ -7,6 +7,8 @@
 #include <chrono>
 #include <filesystem>
 
+#include "agents/transfer_progress.h"
+#include "common/clock.h"
 #include "common/file_util.h"
 #include "common/rsync.h"
 
@@ -14,12 +16,6 @@ namespace ledgerkeep {
 namespace {
 
 namespace fs = std::filesystem;
-
-int64_t NowMs() {
-  return std::chrono::duration_cast<std::chrono::milliseconds>(
-             std::chrono::steady_clock::now().time_since_epoch())
-      .count();
-}
 
 BackupRunOptions RunOptionsOf(const SnapshotAccess& a) {
   BackupRunOptions o;
@@ -61,17 +57,7 @@ Result<RsyncResult> Fetch(ProcessRunner* runner, const SnapshotAccess& a, const 
   RsyncOptions ro = RsyncOptionsOf(a);
   ro.extra_args = {"--whole-file"};
   ro.on_progress = [&](const RsyncProgress& p) {
-    if (!a.on_progress) return;
-    wire::ProgressT w;
-    w.phase = "fetch";
-    w.bytes_done = p.bytes_done;
-    w.bytes_total = p.bytes_total;
-    w.files_done = p.files_done;
-    w.files_total = p.files_total;
-    w.rate_bps = static_cast<double>(p.rate_bps);
-    w.eta_s = static_cast<double>(p.eta_s);
-    w.percent = p.percent;
-    a.on_progress(w);
+    if (a.on_progress) a.on_progress(ToWireProgress(p, "fetch"));
   };
   RsyncRunner rsync(runner, ro);
   auto r = rsync.Copy({a.destination.RsyncPath("snapshots/" + id + "/")}, dir + "/");
@@ -111,7 +97,7 @@ Status RestoreSnapshot(ProcessRunner* runner, const SnapshotAccess& access, cons
                        wire::RestoreResultT* result) {
   wire::RestoreResultT local;
   wire::RestoreResultT& res = result != nullptr ? *result : local;
-  const int64_t started = NowMs();
+  const int64_t started = MonotonicMs();
   res.source_node = request.source_node;
   res.source = access.destination.Display();
   res.db = request.db_dir;
@@ -127,22 +113,22 @@ Status RestoreSnapshot(ProcessRunner* runner, const SnapshotAccess& access, cons
   LK_RETURN_IF_ERROR(CreateDirectories(fs::path(db).parent_path().string(), 0750));
 
   Emit(access, "fetch", 0);
-  const int64_t fetch_start = NowMs();
+  const int64_t fetch_start = MonotonicMs();
   LK_ASSIGN_OR_RETURN(auto copied, Fetch(runner, access, res.snapshot_id, tmp));
-  res.fetch_ms = NowMs() - fetch_start;
+  res.fetch_ms = MonotonicMs() - fetch_start;
   res.bytes = copied.stats.total_file_size;
 
   Emit(access, "verify", 0);
-  const int64_t verify_start = NowMs();
+  const int64_t verify_start = MonotonicMs();
   LK_ASSIGN_OR_RETURN(auto v, VerifySnapshotDir(tmp, request.verify));
-  res.verify_ms = NowMs() - verify_start;
+  res.verify_ms = MonotonicMs() - verify_start;
   res.files = v.files_checked;
   const bool ok = v.ok;
   const std::string problems = DescribeProblems(v);
   res.verification = std::make_unique<wire::SnapshotVerificationT>(std::move(v));
   if (!ok) {
     fs::remove_all(tmp, ec);
-    res.duration_ms = NowMs() - started;
+    res.duration_ms = MonotonicMs() - started;
     return Status::Corruption("snapshot " + res.snapshot_id + " of " + request.source_node + " at " +
                               res.source + " failed verification; nothing was restored:\n" + problems);
   }
@@ -165,7 +151,7 @@ Status RestoreSnapshot(ProcessRunner* runner, const SnapshotAccess& access, cons
   fs::rename(tmp + "/MANIFEST.json", db + ".MANIFEST.json", ec);
   fs::remove_all(tmp, ec);
   fs::remove_all(old, ec);
-  res.duration_ms = NowMs() - started;
+  res.duration_ms = MonotonicMs() - started;
   spdlog::info("restored snapshot {} of {} from {} into {}: {} bytes, fetch {} ms, verify {} ms",
                res.snapshot_id, request.source_node, res.source, db, res.bytes, res.fetch_ms, res.verify_ms);
   return Status::OK();

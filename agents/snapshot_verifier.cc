@@ -14,6 +14,7 @@
 #include <thread>
 
 #include "agents/backup_manifest.h"
+#include "common/clock.h"
 #include "common/file_util.h"
 #include "ledger/ledger_store.h"
 
@@ -21,12 +22,6 @@ namespace ledgerkeep {
 namespace {
 
 namespace fs = std::filesystem;
-
-int64_t NowMs() {
-  return std::chrono::duration_cast<std::chrono::milliseconds>(
-             std::chrono::steady_clock::now().time_since_epoch())
-      .count();
-}
 
 void AddProblem(wire::SnapshotVerificationT& v, std::string file, uint64_t block, std::string what) {
   auto p = std::make_unique<wire::SnapshotProblemT>();
@@ -168,7 +163,7 @@ void CheckLedger(const std::string& data, const SnapshotManifest& m, int threads
 
 Result<wire::SnapshotVerificationT> VerifySnapshotDir(const std::string& dir,
                                                       const SnapshotVerifyOptions& options) {
-  const int64_t started = NowMs();
+  const int64_t started = MonotonicMs();
   std::error_code ec;
   if (!fs::is_directory(dir, ec)) return Status::NotFound("snapshot directory " + dir + " does not exist");
   wire::SnapshotVerificationT v;
@@ -177,7 +172,7 @@ Result<wire::SnapshotVerificationT> VerifySnapshotDir(const std::string& dir,
     v.snapshot_id = fs::path(dir).lexically_normal().parent_path().filename().string();
   v.ok = true;
   auto finish = [&]() -> Result<wire::SnapshotVerificationT> {
-    v.duration_ms = NowMs() - started;
+    v.duration_ms = MonotonicMs() - started;
     return std::move(v);
   };
 

@@ -23,10 +23,14 @@ namespace {
 
 // Column families of the broker's state store (append only).
 enum BrokerCf : int {
-  kCfMeta = 0, kCfNodes = 1, kCfCommands = 2, kCfTargets = 3, kCfEvents = 4, kCfWorkflows = 5
+  kCfMeta = 0,
+  kCfNodes = 1,
+  kCfCommands = 2,
+  kCfTargets = 3,
+  kCfEvents = 4,
+  kCfWorkflows = 5
 };
-const std::vector<std::string> kBrokerCfs = {"meta", "nodes", "commands", "targets", "events",
-                                             "workflows"};
+const std::vector<std::string> kBrokerCfs = {"meta", "nodes", "commands", "targets", "events", "workflows"};
 // The broker's own workflows reach it here, in its context, as operator "broker".
 constexpr const char* kInternalEndpoint = "inproc://ledgerkeep-internal";
 constexpr const char* kNextCmdIdKey = "next_cmd_id";
@@ -79,7 +83,7 @@ struct Broker::Impl {
   uint64_t next_cmd_id = 1;
   uint64_t next_msg_id = 1;
 
-  zmq::context_t ctx{2};  // two I/O threads: CURVE crypto is the broker's hot spot
+  zmq::context_t ctx{2};                      // two I/O threads: CURVE crypto is the broker's hot spot
   std::unique_ptr<zmq::socket_t> pipe_front;  // owned by the caller thread
   std::thread thread;
   Status exit_status;
@@ -151,12 +155,12 @@ struct Broker::Impl {
           " (is another broker running? change the ports in the cluster config)"));
       return;
     }
-    spdlog::info("broker {} serving: cmd {} ctl {} events {}; {} nodes in the allowlist, "
-                 "{} pending commands, event log at seq {}",
-                 instance, opt.config.BindEndpoint(opt.config.cmd_port),
-                 opt.config.BindEndpoint(opt.config.ctl_port),
-                 opt.config.BindEndpoint(opt.config.events_port), registry->All().size(),
-                 tracker->Unfinished().size(), events->head_seq());
+    spdlog::info(
+        "broker {} serving: cmd {} ctl {} events {}; {} nodes in the allowlist, "
+        "{} pending commands, event log at seq {}",
+        instance, opt.config.BindEndpoint(opt.config.cmd_port), opt.config.BindEndpoint(opt.config.ctl_port),
+        opt.config.BindEndpoint(opt.config.events_port), registry->All().size(), tracker->Unfinished().size(),
+        events->head_seq());
     {
       wire::NoteT note;
       note.level = "info";
@@ -170,10 +174,8 @@ struct Broker::Impl {
     workflows->ResumeUnfinished();
 
     std::vector<zmq::pollitem_t> items = {
-        {pipe.handle(), 0, ZMQ_POLLIN, 0},
-        {zap.handle(), 0, ZMQ_POLLIN, 0},
-        {ctl.handle(), 0, ZMQ_POLLIN, 0},
-        {xpub.handle(), 0, ZMQ_POLLIN, 0},
+        {pipe.handle(), 0, ZMQ_POLLIN, 0},     {zap.handle(), 0, ZMQ_POLLIN, 0},
+        {ctl.handle(), 0, ZMQ_POLLIN, 0},      {xpub.handle(), 0, ZMQ_POLLIN, 0},
         {internal.handle(), 0, ZMQ_POLLIN, 0},
     };
     while (true) {
@@ -204,8 +206,7 @@ struct Broker::Impl {
       }
       Status s = CommitAndFlush();
       if (!s.ok()) {
-        spdlog::critical("{}; stopping the broker so that it restarts from its saved state",
-                         s.ToString());
+        spdlog::critical("{}; stopping the broker so that it restarts from its saved state", s.ToString());
         exit_status = s;
         break;
       }
@@ -233,8 +234,8 @@ struct Broker::Impl {
       // The status text must outlive `reply` (a ?: of "OK" and a std::string
       // would be a temporary gone before the send: caught by ASan).
       const std::string status_text = d.allow ? std::string("OK") : d.reason;
-      std::vector<std::string_view> reply = {"1.0", request_id, d.allow ? "200" : "400", status_text, d.user_id,
-                                             ""};
+      std::vector<std::string_view> reply = {"1.0",       request_id, d.allow ? "200" : "400",
+                                             status_text, d.user_id,  ""};
       (void)version;
       SendFramesNoWait(zap, reply);
     }
@@ -276,8 +277,7 @@ struct Broker::Impl {
   }
 
   void StageTransition(const NodeTransition& t) {
-    spdlog::info("node {} {} -> {} ({})", t.node_id, NodeStateName(t.from), NodeStateName(t.to),
-                 t.reason);
+    spdlog::info("node {} {} -> {} ({})", t.node_id, NodeStateName(t.from), NodeStateName(t.to), t.reason);
     wire::NodeStateChangeT c;
     c.node_id = t.node_id;
     c.role = t.role;
@@ -305,8 +305,7 @@ struct Broker::Impl {
         ++f.failed_count;
       }
     }
-    spdlog::info("command {} ({}) finished: {} ok, {} failed", c.cmd_id, c.kind, f.ok_count,
-                 f.failed_count);
+    spdlog::info("command {} ({}) finished: {} ok, {} failed", c.cmd_id, c.kind, f.ok_count, f.failed_count);
     recent_finished_.push_back(&c);
     StageEvent("command", kBrokerName, std::move(f));
   }
@@ -315,8 +314,7 @@ struct Broker::Impl {
   void HandleCtl(std::vector<zmq::message_t>& frames, Sock sock) {
     reply_sock_ = sock;
     if (frames.size() != 2) {
-      spdlog::warn("dropped a ctl message with {} frames (expected 1 payload frame)",
-                   frames.size() - 1);
+      spdlog::warn("dropped a ctl message with {} frames (expected 1 payload frame)", frames.size() - 1);
       return;
     }
     const std::string rid = frames[0].to_string();
@@ -327,8 +325,7 @@ struct Broker::Impl {
       auto peek = DecodeEnvelope(frames[1].data(), frames[1].size());
       if (peek.ok()) user = Str((*peek)->sender());
     }
-    const AllowEntry* who =
-        sock == Sock::kInternal ? &kInternalOperator : opt.config.FindNode(user);
+    const AllowEntry* who = sock == Sock::kInternal ? &kInternalOperator : opt.config.FindNode(user);
     if (who == nullptr) {
       spdlog::warn("dropped a ctl message from an unauthenticated peer");
       return;
@@ -341,8 +338,8 @@ struct Broker::Impl {
     }
     const wire::Envelope& e = **env;
     if (Str(e.sender()) != user) {
-      spdlog::warn("rejected {} claiming to be from '{}' on the key of '{}'",
-                   BodyName(e.body_type()), Str(e.sender()), user);
+      spdlog::warn("rejected {} claiming to be from '{}' on the key of '{}'", BodyName(e.body_type()),
+                   Str(e.sender()), user);
       ReplyError(rid, e.msg_id(),
                  Status::PermissionDenied("message claims sender '" + Str(e.sender()) +
                                           "' but the connection's key belongs to '" + user + "'"));
@@ -387,22 +384,21 @@ struct Broker::Impl {
       }
       default:
         ReplyError(rid, e.msg_id(),
-                   Status::InvalidArgument("unexpected " + std::string(BodyName(e.body_type())) +
-                                           " on ctl"));
+                   Status::InvalidArgument("unexpected " + std::string(BodyName(e.body_type())) + " on ctl"));
         return;
     }
-    spdlog::warn("refused {} from '{}' ({}): not allowed for that role", BodyName(e.body_type()),
-                 user, RoleName(who->role));
+    spdlog::warn("refused {} from '{}' ({}): not allowed for that role", BodyName(e.body_type()), user,
+                 RoleName(who->role));
     ReplyError(rid, e.msg_id(),
-               Status::PermissionDenied(std::string(BodyName(e.body_type())) +
-                                        " is not allowed for role " + RoleName(who->role) +
-                                        " (commands need an operator key)"));
+               Status::PermissionDenied(std::string(BodyName(e.body_type())) + " is not allowed for role " +
+                                        RoleName(who->role) + " (commands need an operator key)"));
   }
 
   void HandleAgent(const std::string& rid, const std::string& node_id, const wire::Envelope& e) {
     NodeEntry* n = registry->Find(node_id);
     if (n == nullptr) return;  // allowlisted agent roles are always registered
-    if (const auto* h = e.body_as_Hello(); h != nullptr && (Str(h->node_id()) != n->node_id || h->role() != n->role)) {
+    if (const auto* h = e.body_as_Hello();
+        h != nullptr && (Str(h->node_id()) != n->node_id || h->role() != n->role)) {
       // Checked before anything else: a refused hello must not make the node
       // look alive or take over its routing id.
       spdlog::warn("refused a hello claiming node '{}' role {} on the key of '{}'", Str(h->node_id()),
@@ -416,7 +412,8 @@ struct Broker::Impl {
     const int64_t now = Now();
     if (auto t = registry->MarkSeen(*n, rid, now)) StageTransition(*t);
     switch (e.body_type()) {
-      case wire::Body::Hello: return HandleHello(*n, e, *e.body_as_Hello());
+      case wire::Body::Hello:
+        return HandleHello(*n, e, *e.body_as_Hello());
       case wire::Body::Heartbeat: {
         wire::HeartbeatAckT ack;
         ack.broker_instance = instance;
@@ -425,8 +422,10 @@ struct Broker::Impl {
         Reply(rid, e.msg_id(), std::move(b));
         return;
       }
-      case wire::Body::Report: return HandleReport(*n, *e.body_as_Report());
-      default: return;
+      case wire::Body::Report:
+        return HandleReport(*n, *e.body_as_Report());
+      default:
+        return;
     }
   }
 
@@ -442,8 +441,7 @@ struct Broker::Impl {
       wire::NoteT note;
       note.level = "warn";
       note.text = "agent state was reset (its report seq went back from " +
-                  std::to_string(n.last_report_seq) + " to " +
-                  std::to_string(h.last_report_seq()) + ")";
+                  std::to_string(n.last_report_seq) + " to " + std::to_string(h.last_report_seq()) + ")";
       StageEvent("note", n.node_id, std::move(note));
       n.last_report_seq = h.last_report_seq();
     }
@@ -469,8 +467,7 @@ struct Broker::Impl {
     ack_nodes.insert(n.node_id);
     if (r.seq() <= n.last_report_seq) return;  // duplicate: already stored
     if (r.seq() != n.last_report_seq + 1) {
-      spdlog::warn("agent {} skipped report seq {}..{}", n.node_id, n.last_report_seq + 1,
-                   r.seq() - 1);
+      spdlog::warn("agent {} skipped report seq {}..{}", n.node_id, n.last_report_seq + 1, r.seq() - 1);
     }
     n.last_report_seq = r.seq();
     dirty_nodes_.insert(n.node_id);
@@ -517,7 +514,8 @@ struct Broker::Impl {
         StageEvent("backup", n.node_id, std::move(res));
         return;
       }
-      case wire::ReportBody::NONE: return;
+      case wire::ReportBody::NONE:
+        return;
     }
   }
 
@@ -579,7 +577,8 @@ struct Broker::Impl {
   }
 
   // The destination a backup command gives one node ("" if none), normalized.
-  static Result<std::string> BackupDestinationOf(const wire::CommandBodyUnion& body, const std::string& node) {
+  static Result<std::string> BackupDestinationOf(const wire::CommandBodyUnion& body,
+                                                 const std::string& node) {
     const wire::BackupTargetT* t = nullptr;
     if (const auto* s = body.AsScheduleBackup()) {
       if (s->mode == wire::BackupMode::Checkpoint) return std::string();  // local to each node
@@ -596,7 +595,8 @@ struct Broker::Impl {
 
   // DESIGN §6: a unique backup directory per node. Refuses a command that
   // would give two nodes one destination, naming both.
-  Status CheckUniqueDestinations(const wire::CommandBodyUnion& body, const std::vector<std::string>& targets) {
+  Status CheckUniqueDestinations(const wire::CommandBodyUnion& body,
+                                 const std::vector<std::string>& targets) {
     std::map<std::string, std::string> owner;  // normalized -> node
     for (NodeEntry* n : registry->All()) {
       if (!n->backup_destination.empty()) owner[n->backup_destination] = n->node_id;
@@ -607,8 +607,8 @@ struct Broker::Impl {
       if (!d.ok()) return d.status().WithContext("destination for " + node);
       if (d->empty()) continue;
       if (auto it = mine.find(*d); it != mine.end()) {
-        return Status::InvalidArgument("nodes " + it->second + " and " + node + " would share the backup destination " +
-                                       d->substr(d->find(':') + 1) +
+        return Status::InvalidArgument("nodes " + it->second + " and " + node +
+                                       " would share the backup destination " + d->substr(d->find(':') + 1) +
                                        "; every node needs its own directory: put {node} in the destination, "
                                        "e.g. --destination '/backups/{node}'");
       }
@@ -734,9 +734,9 @@ struct Broker::Impl {
     wire::BodyUnion body;
     body.Set(std::move(cmd));
     std::string envelope = BuildEnvelope(h, std::move(body));
-    CommandEntry& c = tracker->Add(batch, cmd_id, kind, envelope, topic, now,
-                                   now + (req.timeout_ms > 0 ? req.timeout_ms : opt.default_timeout_ms),
-                                   issuer, *targets);
+    CommandEntry& c =
+        tracker->Add(batch, cmd_id, kind, envelope, topic, now,
+                     now + (req.timeout_ms > 0 ? req.timeout_ms : opt.default_timeout_ms), issuer, *targets);
     wire::CommandIssuedT issued;
     issued.cmd_id = cmd_id;
     issued.kind = kind;
@@ -744,8 +744,8 @@ struct Broker::Impl {
     issued.issuer = issuer;
     issued.deadline_ms = c.deadline_ms;
     StageEvent("command", kBrokerName, std::move(issued));
-    spdlog::info("command {} ({}) from {} to {} target(s) on {}", cmd_id, kind, issuer,
-                 targets->size(), topic);
+    spdlog::info("command {} ({}) from {} to {} target(s) on {}", cmd_id, kind, issuer, targets->size(),
+                 topic);
     // Published only after the group commit (Queue order == send order).
     Queue(Sock::kPub, {topic, envelope});
     for (const auto& node : *targets) tracker->MarkSent(c, node, now);
@@ -806,8 +806,7 @@ struct Broker::Impl {
     CommandEntry* c = tracker->Find(e.body_as_GetCommandStatus()->cmd_id());
     if (c == nullptr) {
       return ReplyError(rid, e.msg_id(),
-                        Status::NotFound("command " +
-                                         std::to_string(e.body_as_GetCommandStatus()->cmd_id()) +
+                        Status::NotFound("command " + std::to_string(e.body_as_GetCommandStatus()->cmd_id()) +
                                          " is not known to the broker (finished long ago?)"));
     }
     c->watchers.insert(WatcherKey(reply_sock_, rid));
@@ -835,8 +834,8 @@ struct Broker::Impl {
     h.reply_to = e.msg_id();
     h.sent_at_ms = Now();
     FinishEnvelope(fbb, h, wire::Body::EventPage, p.Union());
-    Queue(Sock::kCtl, {rid, std::string(reinterpret_cast<const char*>(fbb.GetBufferPointer()),
-                                        fbb.GetSize())});
+    Queue(Sock::kCtl,
+          {rid, std::string(reinterpret_cast<const char*>(fbb.GetBufferPointer()), fbb.GetSize())});
   }
 
   // ------------------------------------------------------------ timers
@@ -846,8 +845,8 @@ struct Broker::Impl {
       for (auto& [node, t] : c->targets) {
         if (t.state == wire::TargetState::Done) continue;
         NodeEntry* n = registry->Find(node);
-        const bool lost = n == nullptr || n->state == wire::NodeState::Lost ||
-                          n->state == wire::NodeState::Unknown;
+        const bool lost =
+            n == nullptr || n->state == wire::NodeState::Lost || n->state == wire::NodeState::Unknown;
         if (t.state == wire::TargetState::Acked) {
           if (now > c->deadline_ms && lost) {
             tracker->Complete(batch, *c, node, wire::ResultStatus::Failed,
@@ -858,11 +857,9 @@ struct Broker::Impl {
         }
         if (now > c->deadline_ms) {
           std::string state = n ? NodeStateName(n->state) : "unknown";
-          tracker->Complete(batch, *c, node, wire::ResultStatus::Expired,
-                            static_cast<uint16_t>(StatusCode::kExpired),
-                            "deadline passed before " + node + " acknowledged the command (node " +
-                                state + ")",
-                            now);
+          tracker->Complete(
+              batch, *c, node, wire::ResultStatus::Expired, static_cast<uint16_t>(StatusCode::kExpired),
+              "deadline passed before " + node + " acknowledged the command (node " + state + ")", now);
           continue;
         }
         auto sent = c->last_sent_ms.find(node);

@@ -1,8 +1,9 @@
 #include "broker/node_registry.h"
 
-#include <nlohmann/json.hpp>
-#include <algorithm>
 #include <spdlog/spdlog.h>
+
+#include <algorithm>
+#include <nlohmann/json.hpp>
 
 namespace ledgerkeep {
 
@@ -104,8 +105,7 @@ std::vector<NodeTransition> NodeRegistry::Tick(int64_t now_ms) {
       want = wire::NodeState::Suspect;
     }
     if (want != n.state) {
-      out.push_back({id, n.role, n.state, want,
-                     "no heartbeat for " + std::to_string(silent) + " ms"});
+      out.push_back({id, n.role, n.state, want, "no heartbeat for " + std::to_string(silent) + " ms"});
       n.state = want;
       if (want == wire::NodeState::Lost) n.welcomed = false;
     }
@@ -121,10 +121,11 @@ void NodeRegistry::Persist(KvStore::Batch& batch, const NodeEntry& n) const {
                       {"backup_destination", n.backup_destination},
                       {"index", n.index},
                       {"clone", n.clone},
-                      {"backup_target", {{"destination", n.backup_target.destination},
-                                         {"rsync_user", n.backup_target.rsync_user},
-                                         {"ssh_key", n.backup_target.ssh_key},
-                                         {"ssh_port", n.backup_target.ssh_port}}}};
+                      {"backup_target",
+                       {{"destination", n.backup_target.destination},
+                        {"rsync_user", n.backup_target.rsync_user},
+                        {"ssh_key", n.backup_target.ssh_key},
+                        {"ssh_port", n.backup_target.ssh_port}}}};
   batch.Put(cf_, n.node_id, j.dump());
 }
 

@@ -24,19 +24,19 @@ struct NodeEntry {
   std::string node_id;
   wire::Role role = wire::Role::Unknown;
   wire::NodeState state = wire::NodeState::Unknown;
-  int64_t last_seen_ms = 0;         // last message of any kind
-  int64_t connected_since_ms = 0;   // last Hello
+  int64_t last_seen_ms = 0;        // last message of any kind
+  int64_t connected_since_ms = 0;  // last Hello
   std::string version;
   uint32_t pid = 0;
-  uint64_t last_report_seq = 0;     // highest report seq stored durably
-  uint32_t index = 0;               // bit in Command.target_bits (>= 1), assigned once, persisted
-  std::string backup_destination;   // normalized (BackupDestination::Normalized), "" = none
+  uint64_t last_report_seq = 0;    // highest report seq stored durably
+  uint32_t index = 0;              // bit in Command.target_bits (>= 1), assigned once, persisted
+  std::string backup_destination;  // normalized (BackupDestination::Normalized), "" = none
   // The target of its last accepted backup command ({node} expanded), so a
   // clone can restore this node's snapshots while the node itself is down.
   wire::BackupTargetT backup_target;
-  bool clone = false;               // a restore clone (Hello.clone): not a member of the live cluster
-  std::string routing_id;           // ROUTER identity of its ctl connection (not persisted)
-  bool welcomed = false;            // said Hello to this broker instance
+  bool clone = false;      // a restore clone (Hello.clone): not a member of the live cluster
+  std::string routing_id;  // ROUTER identity of its ctl connection (not persisted)
+  bool welcomed = false;   // said Hello to this broker instance
 };
 
 struct NodeTransition {

@@ -46,12 +46,18 @@ int main(int argc, char** argv) {
   int streams = BackupRunOptions{}.transfer_streams;
   int reps = 2;
   for (int i = 1; i + 1 < argc; i += 2) {
-    if (!std::strcmp(argv[i], "--gib")) gib = std::atof(argv[i + 1]);
-    else if (!std::strcmp(argv[i], "--dir")) base = argv[i + 1];
-    else if (!std::strcmp(argv[i], "--incr-pct")) incr_pct = std::atof(argv[i + 1]);
-    else if (!std::strcmp(argv[i], "--streams")) streams = std::atoi(argv[i + 1]);
-    else if (!std::strcmp(argv[i], "--reps")) reps = std::max(1, std::atoi(argv[i + 1]));
-    else Die(std::string("unknown option ") + argv[i] + " (--gib G --dir D --incr-pct P --streams N --reps N)");
+    if (!std::strcmp(argv[i], "--gib"))
+      gib = std::atof(argv[i + 1]);
+    else if (!std::strcmp(argv[i], "--dir"))
+      base = argv[i + 1];
+    else if (!std::strcmp(argv[i], "--incr-pct"))
+      incr_pct = std::atof(argv[i + 1]);
+    else if (!std::strcmp(argv[i], "--streams"))
+      streams = std::atoi(argv[i + 1]);
+    else if (!std::strcmp(argv[i], "--reps"))
+      reps = std::max(1, std::atoi(argv[i + 1]));
+    else
+      Die(std::string("unknown option ") + argv[i] + " (--gib G --dir D --incr-pct P --streams N --reps N)");
   }
   std::string root = base + "/lk-bench-backup-XXXXXX";
   if (::mkdtemp(root.data()) == nullptr) Die("mkdtemp");
@@ -65,8 +71,9 @@ int main(int argc, char** argv) {
 
   testing::SshdServer sshd;
   if (Status s = sshd.Start(); !s.ok()) Die("sshd: " + s.ToString());
-  const std::string runbook_ssh = "ssh -i " + sshd.client_key() + " -p " + std::to_string(sshd.port()) +
-                                  " -o StrictHostKeyChecking=no -o UserKnownHostsFile=/dev/null -o LogLevel=ERROR";
+  const std::string runbook_ssh =
+      "ssh -i " + sshd.client_key() + " -p " + std::to_string(sshd.port()) +
+      " -o StrictHostKeyChecking=no -o UserKnownHostsFile=/dev/null -o LogLevel=ERROR";
 
   // Warm the page cache once so every method reads the source from memory.
   Timed({"sh", "-c", "cat " + db + "/* > /dev/null"});
@@ -81,7 +88,8 @@ int main(int argc, char** argv) {
   o.node_id = "r1";
   o.ledger_db = db;
   o.ledger_control = sock;  // ledgerd is stopped: the engine copies the DB under its lock
-  o.ssh_options = {"-o", "StrictHostKeyChecking=no", "-o", "UserKnownHostsFile=/dev/null", "-o", "LogLevel=ERROR"};
+  o.ssh_options = {
+      "-o", "StrictHostKeyChecking=no", "-o", "UserKnownHostsFile=/dev/null", "-o", "LogLevel=ERROR"};
   BackupEngine engine(ProcessRunner::Real(), Clock::System(), root + "/work");
 
   // (d) cp -a: the local physical limit.
@@ -92,7 +100,8 @@ int main(int argc, char** argv) {
   wire::BackupResultT full;
   for (int rep = 0; rep < reps; ++rep) {
     const std::string rb = root + "/runbook-" + std::to_string(rep);
-    runbook_full_s = std::min(runbook_full_s, Timed({"rsync", "-a", "-e", runbook_ssh, db + "/", "root@127.0.0.1:" + rb + "/"}));
+    runbook_full_s = std::min(
+        runbook_full_s, Timed({"rsync", "-a", "-e", runbook_ssh, db + "/", "root@127.0.0.1:" + rb + "/"}));
     if (rep + 1 < reps) Timed({"rm", "-rf", rb});
     o.destination = dest_at("ours-" + std::to_string(rep));
     const double t0 = Now();
@@ -117,7 +126,8 @@ int main(int argc, char** argv) {
   double t0 = 0;
 
   // (b) incremental after about incr_pct% new blocks.
-  GrowLedger(db, sock, full_bytes + static_cast<uint64_t>(static_cast<double>(full_bytes) * incr_pct / 100.0));
+  GrowLedger(db, sock,
+             full_bytes + static_cast<uint64_t>(static_cast<double>(full_bytes) * incr_pct / 100.0));
   Timed({"sh", "-c", "cat " + db + "/* > /dev/null"});
   const double runbook_incr_s =
       Timed({"rsync", "-a", "-e", runbook_ssh, db + "/", "root@127.0.0.1:" + runbook_dir});
@@ -142,10 +152,11 @@ int main(int argc, char** argv) {
   const double nochange_s = Now() - t0;
   if (!none.ok) Die("no-change backup failed: " + none.error);
 
-  std::printf("ledger: %.2f GiB, %llu files; sshd on 127.0.0.1:%d; %u cores; %d transfer streams; "
-              "full runs: best of %d\n",
-              static_cast<double>(full_bytes) / (1 << 30), static_cast<unsigned long long>(full.files_total),
-              sshd.port(), std::thread::hardware_concurrency(), streams, reps);
+  std::printf(
+      "ledger: %.2f GiB, %llu files; sshd on 127.0.0.1:%d; %u cores; %d transfer streams; "
+      "full runs: best of %d\n",
+      static_cast<double>(full_bytes) / (1 << 30), static_cast<unsigned long long>(full.files_total),
+      sshd.port(), std::thread::hardware_concurrency(), streams, reps);
   std::printf("%-34s %10s %10s %12s\n", "case", "seconds", "MiB/s", "vs runbook");
   auto row = [&](const char* name, double s, uint64_t bytes, double baseline) {
     std::printf("%-34s %10.2f %10.1f %12s\n", name, s, static_cast<double>(bytes) / (1 << 20) / s,
@@ -158,13 +169,15 @@ int main(int argc, char** argv) {
   row("incremental: ledgerkeep snapshot", ours_incr_s, incr.bytes_total, runbook_incr_s);
   row("no change: ledgerkeep snapshot", nochange_s, none.bytes_total, 0);
   row("cp -a (local physical limit)", cp_s, full_bytes, 0);
-  std::printf("incremental: ledgerkeep sent %.1f MiB for %.1f MiB of new SST files (%.2fx)\n",
-              static_cast<double>(incr.bytes_transferred) / (1 << 20), static_cast<double>(new_sst_bytes) / (1 << 20),
-              new_sst_bytes ? static_cast<double>(incr.bytes_transferred) / static_cast<double>(new_sst_bytes) : 0.0);
+  std::printf(
+      "incremental: ledgerkeep sent %.1f MiB for %.1f MiB of new SST files (%.2fx)\n",
+      static_cast<double>(incr.bytes_transferred) / (1 << 20), static_cast<double>(new_sst_bytes) / (1 << 20),
+      new_sst_bytes ? static_cast<double>(incr.bytes_transferred) / static_cast<double>(new_sst_bytes) : 0.0);
   std::error_code ec;
   fs::remove_all(root, ec);
-  std::printf("{\"full_speedup_vs_runbook\": %.2f, \"incr_speedup_vs_runbook\": %.2f, \"nochange_s\": %.2f, "
-              "\"full_time_vs_cp\": %.2f}\n",
-              runbook_full_s / ours_full_s, runbook_incr_s / ours_incr_s, nochange_s, ours_full_s / cp_s);
+  std::printf(
+      "{\"full_speedup_vs_runbook\": %.2f, \"incr_speedup_vs_runbook\": %.2f, \"nochange_s\": %.2f, "
+      "\"full_time_vs_cp\": %.2f}\n",
+      runbook_full_s / ours_full_s, runbook_incr_s / ours_incr_s, nochange_s, ours_full_s / cp_s);
   return 0;
 }

@@ -27,8 +27,8 @@
 #include "tests/common/sshd_fixture.h"
 #include "tests/support/child_process.h"
 #include "tests/support/snapshot_checks.h"
-#include "tests/support/transfer_fakes.h"
 #include "tests/support/temp_dir.h"
+#include "tests/support/transfer_fakes.h"
 #include "tests/support/wait.h"
 
 namespace ledgerkeep {
@@ -37,11 +37,10 @@ namespace {
 using namespace std::chrono_literals;
 using test::ChildProcess;
 using test::RsyncDaemon;
-using test::ThrottledRelay;
 using test::TempDir;
+using test::ThrottledRelay;
 
 std::string Bin(const std::string& name) { return std::string(LEDGERKEEP_BIN_DIR) + "/" + name; }
-
 
 // Processes whose command line (arguments joined by spaces) contains every
 // needle, e.g. the rsync copying into one snapshot.
@@ -63,7 +62,8 @@ std::vector<pid_t> FindProcesses(const std::vector<std::string>& needles) {
 std::vector<std::string> DirEntries(const std::string& dir) {
   std::vector<std::string> out;
   std::error_code ec;
-  for (const auto& e : std::filesystem::directory_iterator(dir, ec)) out.push_back(e.path().filename().string());
+  for (const auto& e : std::filesystem::directory_iterator(dir, ec))
+    out.push_back(e.path().filename().string());
   std::sort(out.begin(), out.end());
   return out;
 }
@@ -107,10 +107,9 @@ class BackupEngineTest : public ::testing::Test {
   void TearDown() override { StopLedgerd(); }
 
   void StartLedgerd() {
-    auto p = ChildProcess::Start(
-        {{Bin("ledgerd"), "--db", db_, "--control", sock_, "--blocks-per-sec", "400", "--payload-bytes", "4096",
-          "--write-buffer-bytes", "262144"},
-         tmp_.path() + "/ledgerd.log"});
+    auto p = ChildProcess::Start({{Bin("ledgerd"), "--db", db_, "--control", sock_, "--blocks-per-sec", "400",
+                                   "--payload-bytes", "4096", "--write-buffer-bytes", "262144"},
+                                  tmp_.path() + "/ledgerd.log"});
     ASSERT_TRUE(p.ok()) << p.status().ToString();
     ledgerd_ = std::move(*p);
     ASSERT_TRUE(test::WaitUntil([&] { return LastBlock() > 0; }, 10s)) << "ledgerd did not start";
@@ -155,6 +154,19 @@ class BackupEngineTest : public ::testing::Test {
   static ino_t Inode(const std::string& p) {
     struct stat st {};
     return ::stat(p.c_str(), &st) == 0 ? st.st_ino : 0;
+  }
+
+  // SSTs in both snapshot data dirs `a` and `b` (trailing '/'); each must be
+  // one file on disk (a --link-dest hard link), not sent again.
+  static int SharedSstFiles(const std::string& a, const std::string& b) {
+    int shared = 0;
+    for (const auto& e : std::filesystem::directory_iterator(a)) {
+      const std::string name = e.path().filename().string();
+      if (e.path().extension() != ".sst" || !std::filesystem::exists(b + name)) continue;
+      EXPECT_EQ(Inode(a + name), Inode(b + name)) << name << " was copied again";
+      ++shared;
+    }
+    return shared;
   }
 
   TempDir tmp_{"lk-backup-"};
@@ -207,9 +219,10 @@ TEST_F(BackupEngineTest, SnapshotIsAConsistentRestorableCopyOfTheLedger) {
   copy->reset();
   source->reset();
   // RocksDB's own consistency check (Debian rocksdb-tools).
-  test::RunResult ldb = test::RunToCompletion(
-      {{"/usr/bin/ldb", "--db=" + restored, "checkconsistency"}, tmp_.path() + "/ldb.out", tmp_.path() + "/ldb.err"},
-      60s);
+  test::RunResult ldb = test::RunToCompletion({{"/usr/bin/ldb", "--db=" + restored, "checkconsistency"},
+                                               tmp_.path() + "/ldb.out",
+                                               tmp_.path() + "/ldb.err"},
+                                              60s);
   EXPECT_EQ(ldb.exit_code, 0) << ldb.Describe();
 }
 
@@ -223,17 +236,10 @@ TEST_F(BackupEngineTest, IncrementalRunResendsNoUnchangedSstFile) {
   ASSERT_TRUE(second.ok) << second.error;
   EXPECT_GT(second.last_block_id, first.last_block_id);
   EXPECT_LT(second.bytes_transferred, second.bytes_total / 2);
-  const std::string a = dest + "/snapshots/" + first.snapshot_id + "/data/";
-  const std::string b = dest + "/snapshots/" + second.snapshot_id + "/data/";
-  int shared = 0;
-  for (const auto& e : std::filesystem::directory_iterator(a)) {
-    const std::string name = e.path().filename().string();
-    if (e.path().extension() != ".sst" || !std::filesystem::exists(b + name)) continue;
-    // Same SST in both snapshots: one file on disk (hard link), not re-sent.
-    EXPECT_EQ(Inode(a + name), Inode(b + name)) << name << " was copied again";
-    ++shared;
-  }
-  EXPECT_GT(shared, 0) << "the test ledger produced no SST that survived into the second snapshot";
+  EXPECT_GT(SharedSstFiles(dest + "/snapshots/" + first.snapshot_id + "/data/",
+                           dest + "/snapshots/" + second.snapshot_id + "/data/"),
+            0)
+      << "the test ledger produced no SST that survived into the second snapshot";
 }
 
 // New data split over parallel rsync streams (--files-from lists, one SSH
@@ -273,17 +279,8 @@ TEST_F(BackupEngineTest, ParallelStreamsGiveACompleteSnapshotAndIncrementalsStil
   auto second = engine_.Run(o);
   ASSERT_TRUE(second.ok) << second.error;
   EXPECT_LT(second.bytes_transferred, second.bytes_total / 2);
-  const std::string a = snap + "/data/";
-  const std::string b = dest + "/snapshots/" + second.snapshot_id + "/data/";
   ExpectSnapshotVerifies(dest + "/snapshots/" + second.snapshot_id);
-  int shared = 0;
-  for (const auto& e : std::filesystem::directory_iterator(a)) {
-    const std::string name = e.path().filename().string();
-    if (e.path().extension() != ".sst" || !std::filesystem::exists(b + name)) continue;
-    EXPECT_EQ(Inode(a + name), Inode(b + name)) << name << " was copied again";
-    ++shared;
-  }
-  EXPECT_GT(shared, 0);
+  EXPECT_GT(SharedSstFiles(snap + "/data/", dest + "/snapshots/" + second.snapshot_id + "/data/"), 0);
   // Nothing of the streams is left behind in the work directory.
   for (const auto& n : DirEntries(tmp_.path() + "/work")) EXPECT_EQ(n.find(".list"), std::string::npos) << n;
 }
@@ -383,7 +380,8 @@ TEST_F(BackupEngineTest, SshDestinationWorksFromADeepWorkDirectory) {
   WaitForBlocks(50);
   const std::string dest = tmp_.path() + "/ssh-dest/r1";
   auto o = Options(dest);
-  auto parsed = ParseDestination("root@127.0.0.1:" + dest, "", sshd.client_key(), static_cast<uint16_t>(sshd.port()));
+  auto parsed =
+      ParseDestination("root@127.0.0.1:" + dest, "", sshd.client_key(), static_cast<uint16_t>(sshd.port()));
   ASSERT_TRUE(parsed.ok()) << parsed.status().ToString();
   o.destination = *parsed;
   o.ssh_options = {"-o", "UserKnownHostsFile=" + sshd.dir() + "/known_hosts", "-o", "LogLevel=ERROR"};
@@ -468,7 +466,8 @@ TEST_F(BackupEngineTest, FullDestinationDiskFailsWithNoSpaceAndKeepsEarlierSnaps
   auto first = engine_.Run(o);  // may or may not fit
   WaitForBlocks(800);           // now certainly larger than 2 MiB
   auto res = engine_.Run(o);
-  const bool first_kept = !first.ok || std::filesystem::exists(dest + "/snapshots/" + first.snapshot_id + "/DONE");
+  const bool first_kept =
+      !first.ok || std::filesystem::exists(dest + "/snapshots/" + first.snapshot_id + "/DONE");
   ::umount2(mnt.c_str(), MNT_DETACH);
   ASSERT_FALSE(res.ok);
   EXPECT_NE(res.error.find("NoSpace"), std::string::npos) << res.error;
@@ -513,7 +512,10 @@ TEST_F(BackupEngineTest, RsyncKilledMidTransferIsRetriedAndResumed) {
   o.on_progress = [&](const wire::ProgressT& p) {
     if (p.phase != "transfer" || killed != 0) return;
     ++transfer_reports;
-    auto pids = FindProcesses({"--info=progress2", "/backup/r1/snapshots/"});
+    // The relay's port singles out this test's rsync (other tests running
+    // in parallel copy to an rsync daemon's "backup" module too).
+    auto pids = FindProcesses(
+        {"--info=progress2", "127.0.0.1:" + std::to_string(relay.port()) + "/backup/r1/snapshots/"});
     if (pids.empty()) return;  // the first report comes before rsync starts
     ::kill(pids.front(), SIGKILL);
     killed = pids.front();
@@ -543,7 +545,8 @@ TEST_F(BackupEngineTest, PermissionDeniedDestinationFailsClearly) {
     auto res = engine_.Run(Options(ro + "/r1"));
     ASSERT_FALSE(res.ok);
     EXPECT_NE(Lower(res.error).find("read-only"), std::string::npos) << res.error;
-    EXPECT_NE(res.error.find(ro + "/r1"), std::string::npos) << "the error does not name the destination: " << res.error;
+    EXPECT_NE(res.error.find(ro + "/r1"), std::string::npos)
+        << "the error does not name the destination: " << res.error;
     EXPECT_TRUE(DirEntries(ro).empty());
     EXPECT_TRUE(LeakedCheckpoints().empty());
   }
@@ -559,7 +562,8 @@ TEST_F(BackupEngineTest, PermissionDeniedDestinationFailsClearly) {
   ASSERT_TRUE(first.ok) << first.error;
   const std::string snap = dest + "/snapshots/" + first.snapshot_id;
   const std::string manifest_before = test::ReadFile(snap + "/MANIFEST.json");
-  ASSERT_EQ(::mount(nullptr, mnt.c_str(), nullptr, MS_REMOUNT | MS_RDONLY, nullptr), 0) << std::strerror(errno);
+  ASSERT_EQ(::mount(nullptr, mnt.c_str(), nullptr, MS_REMOUNT | MS_RDONLY, nullptr), 0)
+      << std::strerror(errno);
   WaitForBlocks(50);
   auto o = Options(dest);
   o.max_attempts = 4;
@@ -567,7 +571,8 @@ TEST_F(BackupEngineTest, PermissionDeniedDestinationFailsClearly) {
   ASSERT_FALSE(res.ok);
   EXPECT_NE(res.error.find("PermissionDenied"), std::string::npos) << res.error;
   EXPECT_NE(Lower(res.error).find("read-only"), std::string::npos) << res.error;
-  EXPECT_EQ(res.error.find("gave up after"), std::string::npos) << "a read-only destination was retried: " << res.error;
+  EXPECT_EQ(res.error.find("gave up after"), std::string::npos)
+      << "a read-only destination was retried: " << res.error;
   EXPECT_EQ(DirEntries(dest + "/snapshots"), std::vector<std::string>{first.snapshot_id});
   EXPECT_EQ(test::ReadFile(snap + "/MANIFEST.json"), manifest_before);
   ExpectSnapshotVerifies(snap);

@@ -68,7 +68,8 @@ TEST_F(NodeConfigTest, BackupTransferStreamsDefaultsToTwoAndRefusesOutOfRange) {
   for (const char* bad : {"0", "9", "'two'", "1.5"}) {
     auto c = LoadNodeConfig(Write(std::string("[backup]\ntransfer_streams = ") + bad + "\n"));
     ASSERT_FALSE(c.ok()) << bad;
-    EXPECT_NE(c.status().message().find("transfer_streams must be"), std::string::npos) << c.status().ToString();
+    EXPECT_NE(c.status().message().find("transfer_streams must be"), std::string::npos)
+        << c.status().ToString();
   }
 }
 

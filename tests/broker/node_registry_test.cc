@@ -47,7 +47,7 @@ TEST_F(NodeRegistryTest, GoesAliveSuspectLostAndBack) {
   ASSERT_TRUE(t);
   EXPECT_EQ(t->to, wire::NodeState::Alive);
   EXPECT_TRUE(reg.Tick(1250).empty());  // 2.5 beats: still alive
-  auto s = reg.Tick(1350);               // > 3 beats
+  auto s = reg.Tick(1350);              // > 3 beats
   ASSERT_EQ(s.size(), 1u);
   EXPECT_EQ(s[0].to, wire::NodeState::Suspect);
   auto l = reg.Tick(2050);  // > 10 beats
@@ -118,7 +118,8 @@ TEST_F(NodeRegistryTest, NodeIndexesAreAssignedOnceAndNeverReused) {
   // would be, if indexes came from positions). Known nodes keep their index
   // and the newcomer never gets the one c1 had.
   config_.allow.erase(config_.allow.begin() + 1);
-  config_.allow.insert(config_.allow.begin(), {"a0", wire::Role::Replica, GenerateCurveKeyPair("a0")->public_z85});
+  config_.allow.insert(config_.allow.begin(),
+                       {"a0", wire::Role::Replica, GenerateCurveKeyPair("a0")->public_z85});
   NodeRegistry reg(config_, store_.get(), 0);
   ASSERT_TRUE(reg.Load(2000).ok());
   EXPECT_EQ(reg.Find("r1")->index, r1);

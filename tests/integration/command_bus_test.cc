@@ -30,20 +30,30 @@ wire::CommandBodyUnion PingBody(uint32_t delay_ms) {
 }
 
 // Events in `dump` about command `cmd_id` of the given body type.
-std::vector<const wire::Event*> CommandEvents(const EventDump& dump, uint64_t cmd_id,
-                                              wire::EventBody type) {
+std::vector<const wire::Event*> CommandEvents(const EventDump& dump, uint64_t cmd_id, wire::EventBody type) {
   std::vector<const wire::Event*> out;
   for (const auto& env : dump.events) {
     const wire::Event& ev = EventOf(env);
     if (ev.body_type() != type) continue;
     uint64_t id = 0;
     switch (type) {
-      case wire::EventBody::Ack: id = ev.body_as_Ack()->cmd_id(); break;
-      case wire::EventBody::CommandResult: id = ev.body_as_CommandResult()->cmd_id(); break;
-      case wire::EventBody::Progress: id = ev.body_as_Progress()->cmd_id(); break;
-      case wire::EventBody::CommandFinished: id = ev.body_as_CommandFinished()->cmd_id(); break;
-      case wire::EventBody::CommandIssued: id = ev.body_as_CommandIssued()->cmd_id(); break;
-      default: continue;
+      case wire::EventBody::Ack:
+        id = ev.body_as_Ack()->cmd_id();
+        break;
+      case wire::EventBody::CommandResult:
+        id = ev.body_as_CommandResult()->cmd_id();
+        break;
+      case wire::EventBody::Progress:
+        id = ev.body_as_Progress()->cmd_id();
+        break;
+      case wire::EventBody::CommandFinished:
+        id = ev.body_as_CommandFinished()->cmd_id();
+        break;
+      case wire::EventBody::CommandIssued:
+        id = ev.body_as_CommandIssued()->cmd_id();
+        break;
+      default:
+        continue;
     }
     if (id == cmd_id) out.push_back(&ev);
   }
@@ -146,8 +156,7 @@ TEST_F(CommandBusTest, AgentKilledMidCommandReportsInterruptedAndDoesNotRerunIt)
   // The handler runs once it reported its first progress (at 0 %).
   ASSERT_TRUE(WaitForEvents(
       *client, "progress.r1",
-      [&](const EventDump& d) { return !CommandEvents(d, id, wire::EventBody::Progress).empty(); },
-      10s))
+      [&](const EventDump& d) { return !CommandEvents(d, id, wire::EventBody::Progress).empty(); }, 10s))
       << "r1 never started the 3 s ping";
   LK_ASSERT_OK(cluster_->KillAgent("r1", SIGKILL));
   LK_ASSERT_OK(cluster_->RestartAgent("r1"));
