@@ -1,5 +1,6 @@
 #include "agents/agent.h"
 
+#include <pthread.h>
 #include <spdlog/spdlog.h>
 #include <sys/eventfd.h>
 #include <unistd.h>
@@ -611,6 +612,7 @@ Result<std::unique_ptr<Agent>> Agent::Start(AgentOptions options, HandlerMap han
   impl->pipe_front->bind(pipe_addr);
   Impl* raw = impl.get();
   impl->thread = std::thread([raw, pipe_addr] {
+    ::pthread_setname_np(::pthread_self(), "lk-agent");  // for top -H and perf
     zmq::socket_t back(*raw->ctx, zmq::socket_type::pair);
     back.connect(pipe_addr);
     raw->Run(back);
