@@ -172,6 +172,23 @@ TEST_F(RestoreTest, CloneRestoredAfterMaintenanceHoldsTheCommonBlockAndMatchesAS
   RunResult value = Db({clone_db, "getValue", key, std::to_string(common)});
   ASSERT_EQ(value.exit_code, 0) << value.Describe();
   EXPECT_EQ(Json(value).value("blockVersion", ""), std::to_string(common));
+  // The clone's read-only ledgerd answers the same block info and key
+  // lookup over its control socket.
+  {
+    ledger::ControlClientOptions co;
+    co.timeout = 5000ms;
+    ledger::LedgerControlClient c(cluster_->LedgerControl("clone1"), co);
+    auto block = c.GetBlock(common);
+    ASSERT_TRUE(block.ok()) << block.status().ToString();
+    EXPECT_EQ(block->digest_hex, info_j.value("digest", "")) << info.out;
+    EXPECT_EQ(std::to_string(block->num_updates), info_j.value("numUpdates", "")) << info.out;
+    auto kv = c.GetKey(key, common);
+    ASSERT_TRUE(kv.ok()) << kv.status().ToString();
+    EXPECT_EQ(kv->block_id, common);
+    EXPECT_EQ(std::to_string(kv->value.size()), Json(value).value("size", "")) << value.out;
+    // Read-only: it refuses a wedge, and produces nothing.
+    EXPECT_FALSE(c.Wedge(((common / 150) + 1) * 150).ok());
+  }
   RunResult stats = Db({clone_db, "rangeStats", "1", std::to_string(common)});
   ASSERT_EQ(stats.exit_code, 0) << stats.Describe();
   EXPECT_EQ(Json(stats).value("blocks", ""), std::to_string(common)) << stats.out;
