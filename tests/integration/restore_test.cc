@@ -269,7 +269,8 @@ TEST_F(RestoreTest, CorruptSnapshotFailsVerifyAndRestoreAndIncompleteOnesAreNeve
   fs::remove(dest + "/snapshots/" + ids[0] + "/DONE");
   RunResult list = Cli({"backup", "list", "--node", "r1"});
   ASSERT_EQ(list.exit_code, 0) << list.Describe();
-  for (const auto& s : Json(list)["snapshots"]) EXPECT_NE(s.value("snapshot_id", ""), ids[0]) << list.out;
+  const auto listed = Json(list);  // a range-for over Json(list)["snapshots"] would outlive its temporary
+  for (const auto& s : listed["snapshots"]) EXPECT_NE(s.value("snapshot_id", ""), ids[0]) << list.out;
   RunResult by_id = Cli({"restore", "--node", "r1", "--snapshot", ids[0], "--to-node", "clone1"});
   EXPECT_NE(by_id.exit_code, 0) << by_id.Describe();
   EXPECT_NE(by_id.out.find("has no DONE"), std::string::npos) << by_id.Describe();
