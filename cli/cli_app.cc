@@ -54,12 +54,16 @@ wire::TargetT ToTarget(const TargetFlags& f) {
 
 int ExitCodeFor(const Status& s) {
   switch (s.code()) {
-    case StatusCode::kOk: return kExitOk;
+    case StatusCode::kOk:
+      return kExitOk;
     case StatusCode::kUnavailable:
-    case StatusCode::kPermissionDenied: return kExitUnreachable;
+    case StatusCode::kPermissionDenied:
+      return kExitUnreachable;
     case StatusCode::kInvalidArgument:
-    case StatusCode::kNotFound: return kExitUsage;
-    default: return kExitFailed;
+    case StatusCode::kNotFound:
+      return kExitUsage;
+    default:
+      return kExitFailed;
   }
 }
 
@@ -103,9 +107,8 @@ int RunKeygen(const GlobalFlags& g, const std::string& out_dir, const std::vecto
     if (!s.ok()) return Fail(s);
     j[name] = pair->public_z85;
     if (!g.json) {
-      std::printf("%s: public %s\n  secret in %s/%s.key (mode 0600), public in %s/%s.pub\n",
-                  name.c_str(), pair->public_z85.c_str(), out_dir.c_str(), name.c_str(),
-                  out_dir.c_str(), name.c_str());
+      std::printf("%s: public %s\n  secret in %s/%s.key (mode 0600), public in %s/%s.pub\n", name.c_str(),
+                  pair->public_z85.c_str(), out_dir.c_str(), name.c_str(), out_dir.c_str(), name.c_str());
     }
   }
   if (g.json) std::printf("%s\n", j.dump().c_str());
@@ -202,13 +205,12 @@ Result<wire::CommandStatusT> RunCommand(const GlobalFlags& g, const wire::Target
                                         wire::CommandBodyUnion body, int64_t wait_s) {
   LK_ASSIGN_OR_RETURN(auto opts, LoadClientOptions(g));
   LK_ASSIGN_OR_RETURN(auto client, BrokerClient::Connect(opts));
-  LK_ASSIGN_OR_RETURN(auto issued, client->Issue(target, std::move(body), static_cast<uint32_t>(wait_s * 1000)));
+  LK_ASSIGN_OR_RETURN(auto issued,
+                      client->Issue(target, std::move(body), static_cast<uint32_t>(wait_s * 1000)));
   return client->Wait(issued.cmd_id, wait_s * 1000 + 5000, nullptr);
 }
 
-bool TargetOk(const wire::TargetStatusT& t) {
-  return t.result && t.result->status == wire::ResultStatus::Ok;
-}
+bool TargetOk(const wire::TargetStatusT& t) { return t.result && t.result->status == wire::ResultStatus::Ok; }
 
 std::string TargetResult(const wire::TargetStatusT& t) {
   if (!t.result) return "pending";
@@ -216,6 +218,24 @@ std::string TargetResult(const wire::TargetStatusT& t) {
 }
 
 std::string TargetMessage(const wire::TargetStatusT& t) { return t.result ? t.result->message : ""; }
+
+// "<node>: <result>: <message>" of a target that did not succeed.
+Status TargetFailure(const std::string& node, const wire::TargetStatusT& t) {
+  return Status(StatusCode::kAborted, node + ": " + TargetResult(t) + ": " + TargetMessage(t));
+}
+
+// RunCommand to the one node `node`; its status, which has exactly one target.
+Result<wire::CommandStatusT> RunOnNode(const GlobalFlags& g, const std::string& node,
+                                       wire::CommandBodyUnion body, int64_t wait_s) {
+  TargetFlags tf;
+  tf.node = node;
+  LK_ASSIGN_OR_RETURN(auto st, RunCommand(g, ToTarget(tf), std::move(body), wait_s));
+  if (st.targets.size() != 1) {
+    return Status::Internal("the broker reported " + std::to_string(st.targets.size()) +
+                            " targets for node " + node);
+  }
+  return st;
+}
 
 int RunNode(const GlobalFlags& g, const std::string& action, const TargetFlags& tf,
             const std::vector<std::string>& components, int64_t wait_s) {
@@ -241,8 +261,8 @@ int RunNode(const GlobalFlags& g, const std::string& action, const TargetFlags& 
         jc[c->name] = {{"running", c->running}, {"pid", c->pid}, {"detail", c->detail}};
       }
     }
-    j[target->node_id] = {{"result", TargetResult(*target)}, {"components", jc},
-                          {"message", TargetMessage(*target)}};
+    j[target->node_id] = {
+        {"result", TargetResult(*target)}, {"components", jc}, {"message", TargetMessage(*target)}};
     t.Add({target->node_id, TargetResult(*target), comps.empty() ? "-" : comps, TargetMessage(*target)});
   }
   if (g.json) {
@@ -271,14 +291,18 @@ int RunBlocks(const GlobalFlags& g, const TargetFlags& tf, int64_t wait_s) {
     if (TargetOk(*target_st) && target_st->result->detail.type == wire::ResultDetail::BlockIds) {
       const auto* b = target_st->result->detail.AsBlockIds();
       distinct.insert({b->last_reachable, b->last});
-      j["replicas"][target_st->node_id] = {{"genesis", b->genesis}, {"lastReachableBlockID", b->last_reachable},
-                                           {"lastBlockID", b->last}, {"running", b->running}};
+      j["replicas"][target_st->node_id] = {{"genesis", b->genesis},
+                                           {"lastReachableBlockID", b->last_reachable},
+                                           {"lastBlockID", b->last},
+                                           {"running", b->running}};
       t.Add({target_st->node_id, std::to_string(b->genesis), std::to_string(b->last_reachable),
              std::to_string(b->last), b->running ? "running" : "stopped", ""});
     } else {
       all_ok = false;
-      j["replicas"][target_st->node_id] = {{"error", TargetResult(*target_st) + ": " + TargetMessage(*target_st)}};
-      t.Add({target_st->node_id, "-", "-", "-", "?", TargetResult(*target_st) + ": " + TargetMessage(*target_st)});
+      j["replicas"][target_st->node_id] = {
+          {"error", TargetResult(*target_st) + ": " + TargetMessage(*target_st)}};
+      t.Add({target_st->node_id, "-", "-", "-", "?",
+             TargetResult(*target_st) + ": " + TargetMessage(*target_st)});
     }
   }
   const bool agree = all_ok && distinct.size() == 1 && distinct.begin()->first == distinct.begin()->second;
@@ -348,13 +372,14 @@ int RunHealth(const GlobalFlags& g, const TargetFlags& tf, int64_t wait_s) {
       const auto* h = target_st->result->detail.AsNodeHealth();
       std::snprintf(rate, sizeof rate, "%.1f", h->blocks_per_sec);
       const bool ok = h->running && h->blocks_per_sec > 0 && !h->slow_path_fault;
-      std::string state = !h->running ? "ledgerd not running"
-                          : h->slow_path_fault ? "slow path forced (fault flag)"
-                          : h->blocks_per_sec <= 0 ? "not producing blocks"
-                          : h->state_transfer_active ? "state transfer" : "healthy";
+      std::string state = !h->running                ? "ledgerd not running"
+                          : h->slow_path_fault       ? "slow path forced (fault flag)"
+                          : h->blocks_per_sec <= 0   ? "not producing blocks"
+                          : h->state_transfer_active ? "state transfer"
+                                                     : "healthy";
       healthy = healthy && ok;
-      j[target_st->node_id] = {{"blocks_per_sec", h->blocks_per_sec}, {"fast_paths", h->fast_paths},
-                               {"slow_paths", h->slow_paths}, {"running", h->running},
+      j[target_st->node_id] = {{"blocks_per_sec", h->blocks_per_sec},   {"fast_paths", h->fast_paths},
+                               {"slow_paths", h->slow_paths},           {"running", h->running},
                                {"slow_path_fault", h->slow_path_fault}, {"healthy", ok}};
       t.Add({target_st->node_id, rate, std::to_string(h->fast_paths), std::to_string(h->slow_paths), state});
     } else {
@@ -397,8 +422,8 @@ int RunWorkflow(const GlobalFlags& g, const std::string& kind, const nlohmann::j
   auto report = nlohmann::json::parse(st->report_json, nullptr, false);
   const bool ok = st->state == "succeeded";
   if (g.json) {
-    nlohmann::json j = {{"run_id", id}, {"kind", kind}, {"ok", ok}, {"error", st->error},
-                        {"report", report}, {"succ", ok}};
+    nlohmann::json j = {{"run_id", id},       {"kind", kind},     {"ok", ok},
+                        {"error", st->error}, {"report", report}, {"succ", ok}};
     std::printf("%s\n", j.dump().c_str());
   } else {
     std::printf("%s %s%s\n", kind.c_str(), ok ? "succeeded" : "FAILED: ", ok ? "" : st->error.c_str());
@@ -435,14 +460,15 @@ int RunMaintenance(const GlobalFlags& g, const nlohmann::json& params) {
           std::printf("%s  %-15s %-8s %s\n", FormatTimeMs(e.at_ms()).substr(11, 12).c_str(),
                       r->step() ? r->step()->c_str() : "", r->state() ? r->state()->c_str() : "",
                       r->detail() ? r->detail()->c_str() : "");
-        } else if (const auto* p = e.body_as_Progress(); p != nullptr && p->phase() &&
-                                                         p->phase()->str() == "transfer") {
+        } else if (const auto* p = e.body_as_Progress();
+                   p != nullptr && p->phase() && p->phase()->str() == "transfer") {
           const std::string node = e.node() ? e.node()->str() : "?";
           const int64_t now = MonotonicMs();
           if (now - last_progress_ms[node] >= 1000 || p->percent() >= 100) {
             last_progress_ms[node] = now;
             std::printf("              %-6s transfer %5.1f%%  %s  %s/s\n", node.c_str(), p->percent(),
-                        HumanBytes(static_cast<double>(p->bytes_done())).c_str(), HumanBytes(p->rate_bps()).c_str());
+                        HumanBytes(static_cast<double>(p->bytes_done())).c_str(),
+                        HumanBytes(p->rate_bps()).c_str());
           }
         }
         std::fflush(stdout);
@@ -459,10 +485,12 @@ int RunMaintenance(const GlobalFlags& g, const nlohmann::json& params) {
   auto report = nlohmann::json::parse(st->report_json, nullptr, false);
   const bool ok = st->state == "succeeded";
   if (g.json) {
-    std::printf("%s\n", nlohmann::json({{"run_id", id}, {"ok", ok}, {"error", st->error}, {"report", report}}).dump().c_str());
+    std::printf("%s\n", nlohmann::json({{"run_id", id}, {"ok", ok}, {"error", st->error}, {"report", report}})
+                            .dump()
+                            .c_str());
   } else {
-    std::printf("\nmaintenance run %llu %s%s\n", static_cast<unsigned long long>(id), ok ? "succeeded" : "FAILED: ",
-                ok ? "" : st->error.c_str());
+    std::printf("\nmaintenance run %llu %s%s\n", static_cast<unsigned long long>(id),
+                ok ? "succeeded" : "FAILED: ", ok ? "" : st->error.c_str());
     if (!report.is_discarded()) std::printf("%s\n", report.dump(2).c_str());
   }
   return ok ? kExitOk : kExitFailed;
@@ -524,19 +552,31 @@ std::string HumanBytes(double b) {
 std::string HumanAge(int64_t ms) {
   if (ms < 0) return "-";
   char buf[32];
-  if (ms < 120'000) std::snprintf(buf, sizeof buf, "%llds", static_cast<long long>(ms / 1000));
-  else if (ms < 7'200'000) std::snprintf(buf, sizeof buf, "%lldm", static_cast<long long>(ms / 60'000));
-  else std::snprintf(buf, sizeof buf, "%.1fh", static_cast<double>(ms) / 3'600'000);
+  if (ms < 120'000)
+    std::snprintf(buf, sizeof buf, "%llds", static_cast<long long>(ms / 1000));
+  else if (ms < 7'200'000)
+    std::snprintf(buf, sizeof buf, "%lldm", static_cast<long long>(ms / 60'000));
+  else
+    std::snprintf(buf, sizeof buf, "%.1fh", static_cast<double>(ms) / 3'600'000);
   return buf;
 }
 
 nlohmann::json BackupResultJson(const wire::BackupResultT& r) {
-  return {{"snapshot_id", r.snapshot_id}, {"destination", r.destination}, {"ok", r.ok},
-          {"error", r.error}, {"consistent", r.consistent}, {"bytes_total", r.bytes_total},
-          {"bytes_transferred", r.bytes_transferred}, {"files_total", r.files_total},
-          {"duration_ms", r.duration_ms}, {"genesis", r.genesis},
-          {"last_reachable", r.last_reachable}, {"last_block_id", r.last_block_id},
-          {"manifest_digest", r.manifest_digest}, {"attempts", r.attempts}, {"scheduled", r.scheduled}};
+  return {{"snapshot_id", r.snapshot_id},
+          {"destination", r.destination},
+          {"ok", r.ok},
+          {"error", r.error},
+          {"consistent", r.consistent},
+          {"bytes_total", r.bytes_total},
+          {"bytes_transferred", r.bytes_transferred},
+          {"files_total", r.files_total},
+          {"duration_ms", r.duration_ms},
+          {"genesis", r.genesis},
+          {"last_reachable", r.last_reachable},
+          {"last_block_id", r.last_block_id},
+          {"manifest_digest", r.manifest_digest},
+          {"attempts", r.attempts},
+          {"scheduled", r.scheduled}};
 }
 
 wire::TargetT ReplicasByDefault(const TargetFlags& tf) {
@@ -562,8 +602,11 @@ int PrintConfigResults(const GlobalFlags& g, const wire::CommandStatusT& st) {
       sched = b->schedule.empty() ? "-" : b->schedule;
       dest = b->destination.empty() ? "-" : b->destination;
     }
-    j[target->node_id] = {{"result", TargetResult(*target)}, {"mode", mode}, {"schedule", sched},
-                          {"destination", dest}, {"message", TargetMessage(*target)}};
+    j[target->node_id] = {{"result", TargetResult(*target)},
+                          {"mode", mode},
+                          {"schedule", sched},
+                          {"destination", dest},
+                          {"message", TargetMessage(*target)}};
     t.Add({target->node_id, TargetResult(*target), mode, sched, dest, TargetMessage(*target)});
   }
   if (g.json) {
@@ -585,7 +628,8 @@ int RunBackupSchedule(const GlobalFlags& g, const TargetFlags& tf, const BackupF
   s.retention->max_age_s = f.max_age_days * 86400;
   s.min_free_bytes = f.min_free_mb << 20;
   if (s.mode == wire::BackupMode::Rsync && f.destination.empty()) {
-    return Fail(Status::InvalidArgument("backup schedule needs --destination (use {node} for one directory per node)"));
+    return Fail(Status::InvalidArgument(
+        "backup schedule needs --destination (use {node} for one directory per node)"));
   }
   wire::CommandBodyUnion body;
   body.Set(std::move(s));
@@ -624,8 +668,9 @@ int RunBackupNowCli(const GlobalFlags& g, const TargetFlags& tf, const BackupFla
         std::string text = TargetResult(*t);
         if (t->result->detail.type == wire::ResultDetail::BackupResult) {
           const auto* b = t->result->detail.AsBackupResult();
-          text = b->ok ? "done " + b->snapshot_id + ", " + HumanBytes(static_cast<double>(b->bytes_transferred)) +
-                             " sent of " + HumanBytes(static_cast<double>(b->bytes_total))
+          text = b->ok ? "done " + b->snapshot_id + ", " +
+                             HumanBytes(static_cast<double>(b->bytes_transferred)) + " sent of " +
+                             HumanBytes(static_cast<double>(b->bytes_total))
                        : "FAILED: " + b->error;
         } else if (!t->result->message.empty()) {
           text += ": " + t->result->message;
@@ -663,8 +708,8 @@ int RunBackupNowCli(const GlobalFlags& g, const TargetFlags& tf, const BackupFla
   return all_ok ? kExitOk : kExitFailed;
 }
 
-int RunBackupClient(const GlobalFlags& g, const TargetFlags& tf, const BackupFlags& f, const std::string& name,
-                    const std::vector<std::string>& paths) {
+int RunBackupClient(const GlobalFlags& g, const TargetFlags& tf, const BackupFlags& f,
+                    const std::string& name, const std::vector<std::string>& paths) {
   wire::ClientBackupT cb;
   cb.archive_name = name;
   cb.paths = paths;
@@ -685,12 +730,17 @@ int RunBackupClient(const GlobalFlags& g, const TargetFlags& tf, const BackupFla
     all_ok = all_ok && TargetOk(*target_st);
     const auto* r = target_st->result ? target_st->result->detail.AsClientBackupResult() : nullptr;
     if (r != nullptr) {
-      j[target_st->node_id] = {{"archive", r->archive}, {"sha256", r->sha256}, {"bytes", r->bytes},
-                               {"entries", r->entries}, {"source_bytes", r->source_bytes}, {"ok", true}};
-      t.Add({target_st->node_id, "Ok", r->archive, HumanBytes(static_cast<double>(r->bytes)), r->sha256.substr(0, 16),
-             ""});
+      j[target_st->node_id] = {{"archive", r->archive},
+                               {"sha256", r->sha256},
+                               {"bytes", r->bytes},
+                               {"entries", r->entries},
+                               {"source_bytes", r->source_bytes},
+                               {"ok", true}};
+      t.Add({target_st->node_id, "Ok", r->archive, HumanBytes(static_cast<double>(r->bytes)),
+             r->sha256.substr(0, 16), ""});
     } else {
-      j[target_st->node_id] = {{"ok", false}, {"error", TargetResult(*target_st) + ": " + TargetMessage(*target_st)}};
+      j[target_st->node_id] = {{"ok", false},
+                               {"error", TargetResult(*target_st) + ": " + TargetMessage(*target_st)}};
       t.Add({target_st->node_id, TargetResult(*target_st), "-", "-", "-", TargetMessage(*target_st)});
     }
   }
@@ -710,18 +760,23 @@ int RunBackupStatus(const GlobalFlags& g, const TargetFlags& tf) {
   bool all_ok = st->finished;
   const int64_t now = Clock::System()->NowMs();
   nlohmann::json j = nlohmann::json::object();
-  Table t({"NODE", "MODE", "SCHEDULE", "NEXT RUN", "LAST SNAPSHOT", "AGE", "BYTES", "CONSISTENT", "LAST RUN"});
+  Table t(
+      {"NODE", "MODE", "SCHEDULE", "NEXT RUN", "LAST SNAPSHOT", "AGE", "BYTES", "CONSISTENT", "LAST RUN"});
   for (const auto& target : st->targets) {
     if (!(TargetOk(*target) && target->result->detail.type == wire::ResultDetail::BackupStatus)) {
       all_ok = false;
       j[target->node_id] = {{"error", TargetResult(*target) + ": " + TargetMessage(*target)}};
-      t.Add({target->node_id, "?", "-", "-", "-", "-", "-", "-", TargetResult(*target) + ": " + TargetMessage(*target)});
+      t.Add({target->node_id, "?", "-", "-", "-", "-", "-", "-",
+             TargetResult(*target) + ": " + TargetMessage(*target)});
       continue;
     }
     const auto* b = target->result->detail.AsBackupStatus();
     std::string last_id = "-", age = "-", bytes = "-", consistent = "-", last_run = "never";
-    nlohmann::json jn = {{"mode", b->mode}, {"schedule", b->schedule}, {"destination", b->destination},
-                         {"next_run_ms", b->next_run_ms}, {"next_run", FormatTimeMs(b->next_run_ms)},
+    nlohmann::json jn = {{"mode", b->mode},
+                         {"schedule", b->schedule},
+                         {"destination", b->destination},
+                         {"next_run_ms", b->next_run_ms},
+                         {"next_run", FormatTimeMs(b->next_run_ms)},
                          {"running", b->running}};
     if (b->last_ok) {
       last_id = b->last_ok->snapshot_id;
@@ -753,31 +808,35 @@ int RunBackupStatus(const GlobalFlags& g, const TargetFlags& tf) {
 }
 
 int RunBackupList(const GlobalFlags& g, const std::string& node, bool incomplete) {
-  TargetFlags tf;
-  tf.node = node;
   wire::CommandBodyUnion body;
   body.Set(wire::ListSnapshotsT{});
-  auto st = RunCommand(g, ToTarget(tf), std::move(body), 120);
+  auto st = RunOnNode(g, node, std::move(body), 120);
   if (!st.ok()) return Fail(st.status());
-  if (st->targets.empty() || !TargetOk(*st->targets[0]) ||
-      st->targets[0]->result->detail.type != wire::ResultDetail::SnapshotList) {
-    const auto& t = st->targets.at(0);
-    return Fail(Status(StatusCode::kAborted, node + ": " + TargetResult(*t) + ": " + TargetMessage(*t)));
-  }
-  const auto* l = st->targets[0]->result->detail.AsSnapshotList();
+  const auto& target = *st->targets[0];
+  const auto* l = TargetOk(target) ? target.result->detail.AsSnapshotList() : nullptr;
+  if (l == nullptr) return Fail(TargetFailure(node, target));
   nlohmann::json arr = nlohmann::json::array();
-  Table t({"SNAPSHOT", "COMPLETE", "CONSISTENT", "GENESIS", "LAST REACHABLE", "LAST BLOCK", "FILES", "BYTES"});
+  Table t(
+      {"SNAPSHOT", "COMPLETE", "CONSISTENT", "GENESIS", "LAST REACHABLE", "LAST BLOCK", "FILES", "BYTES"});
   for (const auto& s : l->snapshots) {
     if (!s->complete && !incomplete) continue;  // never offered (DESIGN §6): --incomplete shows them
-    arr.push_back({{"snapshot_id", s->snapshot_id}, {"complete", s->complete}, {"consistent", s->consistent},
-                   {"genesis", s->genesis}, {"last_reachable", s->last_reachable},
-                   {"last_block_id", s->last_block_id}, {"files", s->files_total}, {"bytes", s->bytes_total}});
-    t.Add({s->snapshot_id, s->complete ? "yes" : "NO (no DONE)", s->complete ? (s->consistent ? "yes" : "NO") : "-",
-           std::to_string(s->genesis), std::to_string(s->last_reachable), std::to_string(s->last_block_id),
+    arr.push_back({{"snapshot_id", s->snapshot_id},
+                   {"complete", s->complete},
+                   {"consistent", s->consistent},
+                   {"genesis", s->genesis},
+                   {"last_reachable", s->last_reachable},
+                   {"last_block_id", s->last_block_id},
+                   {"files", s->files_total},
+                   {"bytes", s->bytes_total}});
+    t.Add({s->snapshot_id, s->complete ? "yes" : "NO (no DONE)",
+           s->complete ? (s->consistent ? "yes" : "NO") : "-", std::to_string(s->genesis),
+           std::to_string(s->last_reachable), std::to_string(s->last_block_id),
            std::to_string(s->files_total), HumanBytes(static_cast<double>(s->bytes_total))});
   }
   if (g.json) {
-    std::printf("%s\n", nlohmann::json({{"node", node}, {"destination", l->destination}, {"snapshots", arr}}).dump().c_str());
+    std::printf(
+        "%s\n",
+        nlohmann::json({{"node", node}, {"destination", l->destination}, {"snapshots", arr}}).dump().c_str());
   } else {
     std::printf("%s: %s\n", node.c_str(), l->destination.c_str());
     t.Print(stdout);
@@ -815,14 +874,12 @@ int RunBackupVerify(const GlobalFlags& g, const std::string& node, const std::st
   v.all = all;
   wire::CommandBodyUnion body;
   body.Set(std::move(v));
-  TargetFlags tf;
-  tf.node = node;
-  auto st = RunCommand(g, ToTarget(tf), std::move(body), wait_s);
+  auto st = RunOnNode(g, node, std::move(body), wait_s);
   if (!st.ok()) return Fail(st.status());
-  const auto& t = st->targets.at(0);
+  const auto& t = st->targets[0];
   const auto* r = t->result ? t->result->detail.AsBackupVerifyResult() : nullptr;
   if (r == nullptr) {
-    return Fail(Status(StatusCode::kAborted, node + ": " + TargetResult(*t) + ": " + TargetMessage(*t)));
+    return Fail(TargetFailure(node, *t));
   }
   bool all_ok = true;
   nlohmann::json arr = nlohmann::json::array();
@@ -990,11 +1047,9 @@ int RunRestoreClient(const GlobalFlags& g, const std::string& node, const std::s
   r.to_dir = dir;
   wire::CommandBodyUnion body;
   body.Set(std::move(r));
-  TargetFlags tf;
-  tf.node = node;
-  auto st = RunCommand(g, ToTarget(tf), std::move(body), wait_s);
+  auto st = RunOnNode(g, node, std::move(body), wait_s);
   if (!st.ok()) return Fail(st.status());
-  const auto& t = st->targets.at(0);
+  const auto& t = st->targets[0];
   const auto* res = t->result ? t->result->detail.AsClientRestoreResult() : nullptr;
   if (!TargetOk(*t) || res == nullptr) {
     if (g.json) {
@@ -1100,7 +1155,8 @@ int RunCli(int argc, char** argv) {
   TargetFlags ping_target;
   uint32_t delay_ms = 0;
   int64_t wait_s = 10;
-  auto* ping = app.add_subcommand("ping", "send a Ping through every target's dispatch path and show the round trips");
+  auto* ping =
+      app.add_subcommand("ping", "send a Ping through every target's dispatch path and show the round trips");
   AddTargetFlags(ping, ping_target);
   ping->add_option("--delay-ms", delay_ms, "make each agent's handler take this long")->capture_default_str();
   ping->add_option("--wait-s", wait_s, "deadline: targets that have not answered by then fail")
@@ -1116,11 +1172,13 @@ int RunCli(int argc, char** argv) {
   auto* start_opt = events->add_flag("--from-start", from_start, "start at the oldest retained event");
   since_opt->excludes(start_opt);
   events->add_flag("--follow,-f", follow, "keep printing new events as they happen");
-  events->add_option("--filter", filter, "only events whose '<kind>.<node>' starts with this (e.g. status, command.r1)");
+  events->add_option("--filter", filter,
+                     "only events whose '<kind>.<node>' starts with this (e.g. status, command.r1)");
   events->add_option("--last", last_n, "how many recent events to show by default")->capture_default_str();
 
   // Node management.
-  auto* node = app.add_subcommand("node", "start, stop or inspect the node components (ledgerd, client services)");
+  auto* node =
+      app.add_subcommand("node", "start, stop or inspect the node components (ledgerd, client services)");
   node->require_subcommand(1);
   TargetFlags node_target;
   std::vector<std::string> components;
@@ -1136,18 +1194,29 @@ int RunCli(int argc, char** argv) {
 
   TargetFlags blocks_target;
   int64_t short_wait_s = 15;
-  auto* blocks = app.add_subcommand("blocks", "per replica: genesis, last reachable and last block id, ledgerd running or not, and whether all agree");
+  auto* blocks = app.add_subcommand("blocks",
+                                    "per replica: genesis, last reachable and last block id, ledgerd running "
+                                    "or not, and whether all agree");
   AddTargetFlags(blocks, blocks_target);
   blocks->add_option("--wait-s", short_wait_s, "how long to wait for every replica")->capture_default_str();
 
   auto* wedge = app.add_subcommand("wedge", "pause every replica at the same checkpoint");
   wedge->require_subcommand(1);
   int64_t wedge_timeout_s = 120;
-  auto* wedge_stop = wedge->add_subcommand("stop", "the broker picks one stop point (next-but-one checkpoint above the highest replica), sends it to every replica and waits until all are wedged");
-  wedge_stop->add_option("--timeout-s", wedge_timeout_s, "give up (and name the replicas not wedged) after this long")->capture_default_str();
-  auto* wedge_status = wedge->add_subcommand("status", "true per replica when it sits at its stop point (with --json: {\"r1\": true, ...})");
-  wedge_status->add_option("--wait-s", short_wait_s, "how long to wait for every replica")->capture_default_str();
-  auto* unwedge = app.add_subcommand("unwedge", "resume block production; refused unless every replica is wedged at the same point");
+  auto* wedge_stop =
+      wedge->add_subcommand("stop",
+                            "the broker picks one stop point (next-but-one checkpoint above the highest "
+                            "replica), sends it to every replica and waits until all are wedged");
+  wedge_stop
+      ->add_option("--timeout-s", wedge_timeout_s,
+                   "give up (and name the replicas not wedged) after this long")
+      ->capture_default_str();
+  auto* wedge_status = wedge->add_subcommand(
+      "status", "true per replica when it sits at its stop point (with --json: {\"r1\": true, ...})");
+  wedge_status->add_option("--wait-s", short_wait_s, "how long to wait for every replica")
+      ->capture_default_str();
+  auto* unwedge = app.add_subcommand(
+      "unwedge", "resume block production; refused unless every replica is wedged at the same point");
 
   TargetFlags health_target;
   auto* health = app.add_subcommand("health", "blocks per second and fast/slow path counters per replica");
@@ -1155,7 +1224,8 @@ int RunCli(int argc, char** argv) {
   health->add_option("--wait-s", short_wait_s, "how long to wait for every replica")->capture_default_str();
 
   // Backups.
-  auto* backup = app.add_subcommand("backup", "intermittent backups of the replicas (and client destinations)");
+  auto* backup =
+      app.add_subcommand("backup", "intermittent backups of the replicas (and client destinations)");
   backup->require_subcommand(1);
   BackupFlags bf;
   TargetFlags backup_target;
@@ -1167,27 +1237,37 @@ int RunCli(int argc, char** argv) {
     sub->add_option("--ssh-key", bf.ssh_key, "private key for SSH destinations");
     sub->add_option("--ssh-port", bf.ssh_port, "SSH port (default 22)");
   };
-  auto* b_schedule = backup->add_subcommand("schedule", "schedule backups on replicas (runs even while the broker is down)");
+  auto* b_schedule =
+      backup->add_subcommand("schedule", "schedule backups on replicas (runs even while the broker is down)");
   add_dest(b_schedule, false);
   b_schedule->add_option("--frequency", bf.frequency, "hourly | daily | daily@HH:MM | <N>m")->required();
-  b_schedule->add_option("--time-zone", bf.time_zone, "IANA time zone of the schedule")->capture_default_str();
-  b_schedule->add_option("--mode", bf.mode, "rsync (snapshots to the destination) or checkpoint (local RocksDB checkpoints)")
-      ->check(CLI::IsMember({"rsync", "checkpoint"}))->capture_default_str();
+  b_schedule->add_option("--time-zone", bf.time_zone, "IANA time zone of the schedule")
+      ->capture_default_str();
+  b_schedule
+      ->add_option("--mode", bf.mode,
+                   "rsync (snapshots to the destination) or checkpoint (local RocksDB checkpoints)")
+      ->check(CLI::IsMember({"rsync", "checkpoint"}))
+      ->capture_default_str();
   b_schedule->add_option("--keep", bf.keep, "keep the last N snapshots (0 = all; checkpoint mode default 2)");
-  b_schedule->add_option("--max-age-days", bf.max_age_days, "delete snapshots older than this (never the newest)");
-  b_schedule->add_option("--min-free-mb", bf.min_free_mb, "checkpoint mode: skip when free disk is below this")
+  b_schedule->add_option("--max-age-days", bf.max_age_days,
+                         "delete snapshots older than this (never the newest)");
+  b_schedule
+      ->add_option("--min-free-mb", bf.min_free_mb, "checkpoint mode: skip when free disk is below this")
       ->capture_default_str();
   AddTargetFlags(b_schedule, backup_target);
   auto* b_unschedule = backup->add_subcommand("unschedule", "stop scheduled backups");
   AddTargetFlags(b_unschedule, backup_target);
-  auto* b_run = backup->add_subcommand("run-now", "back up now and show live progress per node; waits for all");
+  auto* b_run =
+      backup->add_subcommand("run-now", "back up now and show live progress per node; waits for all");
   add_dest(b_run, false);
   b_run->add_option("--wait-s", bf.wait_s, "give up waiting after this long")->capture_default_str();
   AddTargetFlags(b_run, backup_target);
-  auto* b_configure = backup->add_subcommand("configure", "set a destination without a schedule (what client nodes use)");
+  auto* b_configure =
+      backup->add_subcommand("configure", "set a destination without a schedule (what client nodes use)");
   add_dest(b_configure, true);
   AddTargetFlags(b_configure, backup_target);
-  auto* b_status = backup->add_subcommand("status", "per node: schedule, next run, last snapshot, its age, bytes, consistent");
+  auto* b_status = backup->add_subcommand(
+      "status", "per node: schedule, next run, last snapshot, its age, bytes, consistent");
   AddTargetFlags(b_status, backup_target);
   std::string list_node;
   auto* b_list = backup->add_subcommand("list", "the complete snapshots of one node, with block ids");
@@ -1209,10 +1289,12 @@ int RunCli(int argc, char** argv) {
   std::string client_name;
   std::vector<std::string> client_paths;
   auto* b_client = backup->add_subcommand(
-      "client", "client nodes: <NAME>.tar.gz of the configured config files and db directory, plus a .sha256, "
-                "shipped to the destination (default: the one set with `backup configure`)");
+      "client",
+      "client nodes: <NAME>.tar.gz of the configured config files and db directory, plus a .sha256, "
+      "shipped to the destination (default: the one set with `backup configure`)");
   b_client->add_option("--name", client_name, "archive name (NAME.tar.gz)")->required();
-  b_client->add_option("--path", client_paths, "archive these paths instead of the node config's [client] paths");
+  b_client->add_option("--path", client_paths,
+                       "archive these paths instead of the node config's [client] paths");
   add_dest(b_client, false);
   b_client->add_option("--wait-s", bf.wait_s, "give up waiting after this long")->capture_default_str();
   AddTargetFlags(b_client, backup_target);
@@ -1248,20 +1330,27 @@ int RunCli(int argc, char** argv) {
   std::string pre_hook, post_hook, archive;
   int64_t m_wedge_timeout_s = 120, backup_timeout_s = 3600;
   auto* m_run = maintenance->add_subcommand(
-      "run", "stop clients, wedge, stop replicas, check block ids, back up clients and replicas, restart, unwedge");
+      "run",
+      "stop clients, wedge, stop replicas, check block ids, back up clients and replicas, restart, unwedge");
   m_run->add_flag("--dry-run", dry_run, "print the plan and an estimate of the window; change nothing");
-  m_run->add_option("--pre-hook", pre_hook, "command run first on the broker host (e.g. stop the applications)");
-  m_run->add_option("--post-hook", post_hook, "command run last (and on rollback), e.g. start the applications");
+  m_run->add_option("--pre-hook", pre_hook,
+                    "command run first on the broker host (e.g. stop the applications)");
+  m_run->add_option("--post-hook", post_hook,
+                    "command run last (and on rollback), e.g. start the applications");
   m_run->add_option("--archive", archive, "name of the client archives (default maintenance-<run>-<time>)");
-  m_run->add_option("--wedge-timeout-s", m_wedge_timeout_s, "how long the wedge may take")->capture_default_str();
-  m_run->add_option("--backup-timeout-s", backup_timeout_s, "how long the backups may take")->capture_default_str();
-  auto* m_abort = maintenance->add_subcommand("abort", "stop the running maintenance and roll the cluster back to serving");
+  m_run->add_option("--wedge-timeout-s", m_wedge_timeout_s, "how long the wedge may take")
+      ->capture_default_str();
+  m_run->add_option("--backup-timeout-s", backup_timeout_s, "how long the backups may take")
+      ->capture_default_str();
+  auto* m_abort = maintenance->add_subcommand(
+      "abort", "stop the running maintenance and roll the cluster back to serving");
   backup_subs.push_back(maintenance);
   backup_subs.push_back(m_run);
   backup_subs.push_back(m_abort);
 
   for (auto* sub : backup_subs) sub->fallthrough();
-  for (auto* sub : {keygen, nodes, ping, events, node, blocks, wedge, wedge_stop, wedge_status, unwedge, health}) {
+  for (auto* sub :
+       {keygen, nodes, ping, events, node, blocks, wedge, wedge_stop, wedge_status, unwedge, health}) {
     sub->fallthrough();
   }
   for (auto* sub : node_subs) sub->fallthrough();
@@ -1310,8 +1399,11 @@ int RunCli(int argc, char** argv) {
   }
   if (b_client->parsed()) return RunBackupClient(g, backup_target, bf, client_name, client_paths);
   if (m_run->parsed()) {
-    return RunMaintenance(g, {{"dry_run", dry_run}, {"pre_hook", pre_hook}, {"post_hook", post_hook},
-                              {"archive", archive}, {"wedge_timeout_s", m_wedge_timeout_s},
+    return RunMaintenance(g, {{"dry_run", dry_run},
+                              {"pre_hook", pre_hook},
+                              {"post_hook", post_hook},
+                              {"archive", archive},
+                              {"wedge_timeout_s", m_wedge_timeout_s},
                               {"backup_timeout_s", backup_timeout_s}});
   }
   if (m_abort->parsed()) return RunMaintenanceAbort(g);
