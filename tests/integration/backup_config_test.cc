@@ -11,6 +11,7 @@
 
 #include "ledger/ledger_store.h"
 #include "tests/support/status_macros.h"
+#include "tests/support/cli_json.h"
 #include "tests/support/test_cluster.h"
 #include "tests/support/wait.h"
 
@@ -51,11 +52,6 @@ class BackupConfigTest : public ::testing::Test {
     std::vector<std::string> full = {"--json"};
     full.insert(full.end(), args.begin(), args.end());
     return cluster_->RunCli(full, 60s);
-  }
-  nlohmann::json Json(const RunResult& r) {
-    auto j = nlohmann::json::parse(r.out, nullptr, false);
-    EXPECT_FALSE(j.is_discarded()) << r.Describe();
-    return j.is_discarded() ? nlohmann::json::object() : j;
   }
   std::string Owner(const std::string& dir) { return ReadFile(dir + "/.ledgerkeep-owner"); }
   std::string OwnerLine(const std::string& node) { return cluster_->Config().cluster_id + " " + node + "\n"; }

@@ -23,6 +23,7 @@
 #include "tests/support/snapshot_checks.h"
 #include "tests/support/transfer_fakes.h"
 #include "tests/support/status_macros.h"
+#include "tests/support/cli_json.h"
 #include "tests/support/test_cluster.h"
 #include "tests/support/wait.h"
 
@@ -98,11 +99,6 @@ class BackupRemoteTest : public ::testing::Test {
     std::vector<std::string> full = {"--json"};
     full.insert(full.end(), args.begin(), args.end());
     return cluster_->RunCli(full, timeout);
-  }
-  nlohmann::json Json(const RunResult& r) {
-    auto j = nlohmann::json::parse(r.out, nullptr, false);
-    EXPECT_FALSE(j.is_discarded()) << r.Describe();
-    return j.is_discarded() ? nlohmann::json::object() : j;
   }
   uint64_t LastBlock(const std::string& node) {
     ledger::LedgerControlClient c(cluster_->LedgerControl(node));

@@ -13,6 +13,7 @@
 #include "ledger/ledger_store.h"
 #include "tests/support/snapshot_checks.h"
 #include "tests/support/status_macros.h"
+#include "tests/support/cli_json.h"
 #include "tests/support/test_cluster.h"
 #include "tests/support/wait.h"
 
@@ -39,11 +40,6 @@ class BackupRunTest : public ::testing::Test {
     if (json) full.push_back("--json");
     full.insert(full.end(), args.begin(), args.end());
     return cluster_->RunCli(full, 120s);
-  }
-  nlohmann::json Json(const RunResult& r) {
-    auto j = nlohmann::json::parse(r.out, nullptr, false);
-    EXPECT_FALSE(j.is_discarded()) << r.Describe();
-    return j.is_discarded() ? nlohmann::json::object() : j;
   }
   // Every event of the log whose "<kind>.<node>" starts with `filter`.
   std::vector<nlohmann::json> Events(const std::string& filter) {

@@ -10,6 +10,7 @@
 #include "agents/backup_manifest.h"
 #include "common/clock.h"
 #include "tests/support/status_macros.h"
+#include "tests/support/cli_json.h"
 #include "tests/support/test_cluster.h"
 #include "tests/support/wait.h"
 
@@ -36,11 +37,6 @@ class BackupScheduleTest : public ::testing::Test {
     std::vector<std::string> full = {"--json"};
     full.insert(full.end(), args.begin(), args.end());
     return cluster_->RunCli(full, 60s);
-  }
-  nlohmann::json Json(const RunResult& r) {
-    auto j = nlohmann::json::parse(r.out, nullptr, false);
-    EXPECT_FALSE(j.is_discarded()) << r.Describe();
-    return j.is_discarded() ? nlohmann::json::object() : j;
   }
   std::unique_ptr<TestCluster> cluster_;
 };

@@ -19,6 +19,7 @@
 #include "ledger/control_client.h"
 #include "ledger/ledger_store.h"
 #include "tests/support/child_process.h"
+#include "tests/support/cli_json.h"
 #include "tests/support/status_macros.h"
 #include "tests/support/test_cluster.h"
 #include "tests/support/wait.h"
@@ -66,21 +67,6 @@ class MaintenanceTest : public ::testing::Test {
     std::vector<std::string> full = {"--json"};
     full.insert(full.end(), args.begin(), args.end());
     return cluster_->RunCli(full, timeout);
-  }
-  static nlohmann::json Json(const RunResult& r) {
-    auto j = nlohmann::json::parse(r.out, nullptr, false);
-    EXPECT_FALSE(j.is_discarded()) << r.Describe();
-    return j.is_discarded() ? nlohmann::json::object() : j;
-  }
-  // Last JSON object line of a text (the CLI's final report).
-  static nlohmann::json LastJsonLine(const std::string& text) {
-    std::istringstream in(text);
-    nlohmann::json last = nlohmann::json::object();
-    for (std::string line; std::getline(in, line);) {
-      auto j = nlohmann::json::parse(line, nullptr, false);
-      if (!j.is_discarded() && j.is_object()) last = j;
-    }
-    return last;
   }
 
   void ConfigureAll() {
