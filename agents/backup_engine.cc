@@ -22,6 +22,7 @@
 #include "agents/ledger_probe.h"
 #include "agents/transfer_progress.h"
 #include "common/file_util.h"
+#include "common/parallel_for.h"
 #include "common/rsync.h"
 #include "ledger/control_client.h"
 #include "ledger/ledger_store.h"
@@ -85,19 +86,41 @@ int TryLockDb(const std::string& db) {
 // digits: a deep work dir falls back to /tmp, still one socket per work dir
 // (agents on one host must not share a master connection: each node's
 // transfers use its own network path).
-std::string ControlPathFor(const std::string& work_dir) {
+std::string ControlPathFor(const std::string& work_dir, int connection) {
   constexpr size_t kSunPathMax = 107, kPercentC = 40, kBindSuffix = 17;
-  const std::string in_work = work_dir + "/lk-ssh-%C";
+  const std::string name = connection == 0 ? "%C" : std::to_string(connection) + "-%C";
+  const std::string in_work = work_dir + "/lk-ssh-" + name;
   if (in_work.size() - 2 + kPercentC + kBindSuffix <= kSunPathMax) return in_work;
   char tag[17];
   std::snprintf(tag, sizeof tag, "%016zx", std::hash<std::string>{}(work_dir));
-  return std::string("/tmp/lk-ssh-") + tag + "-%C";
+  return std::string("/tmp/lk-ssh-") + tag + "-" + name;
 }
+
+// Status for a failed write on the destination host, from what the shell said.
+Status RemoteWriteFailure(const std::string& what, const std::string& output) {
+  if (output.find("No space") != std::string::npos) return Status::NoSpace(what + ": " + output);
+  if (output.find("denied") != std::string::npos || output.find("Read-only") != std::string::npos) {
+    return Status::PermissionDenied(what + ": " + output);
+  }
+  return Status::IOError(what + ": " + output);
+}
+
+// Joins its threads when it goes out of scope (every early return of a run
+// waits for the work it started alongside).
+struct ThreadJoiner {
+  std::vector<std::thread> threads;
+  void JoinAll() {
+    for (auto& t : threads) {
+      if (t.joinable()) t.join();
+    }
+    threads.clear();
+  }
+  ~ThreadJoiner() { JoinAll(); }
+};
 
 }  // namespace
 
-RsyncOptions DestinationRsyncOptions(const BackupRunOptions& opts, const std::string& work,
-                                     bool multiplexed) {
+RsyncOptions DestinationRsyncOptions(const BackupRunOptions& opts, const std::string& work, int connection) {
   RsyncOptions r;
   std::string ssh = opts.destination.SshCommand();
   if (!ssh.empty() && !opts.ssh_options.empty()) {
@@ -107,11 +130,11 @@ RsyncOptions DestinationRsyncOptions(const BackupRunOptions& opts, const std::st
     for (const auto& x : opts.ssh_options) extra += " " + x;
     ssh.insert(3, extra);  // after "ssh"
   }
-  if (!ssh.empty() && multiplexed) {
-    // One SSH connection for the whole run: a run makes a dozen small
-    // calls (owner marker, listing, manifest, DONE, retention) besides
-    // the transfer, and a handshake each would dominate small runs.
-    ssh += " -o ControlMaster=auto -o ControlPersist=30 -o ControlPath=" + ControlPathFor(work);
+  if (!ssh.empty()) {
+    // One SSH connection per `connection` for the whole run: a run makes
+    // several small calls (claim and listing, manifest, retention) besides
+    // the transfer, and a handshake costs ~0.3 s.
+    ssh += " -o ControlMaster=auto -o ControlPersist=30 -o ControlPath=" + ControlPathFor(work, connection);
   }
   if (!ssh.empty()) r.ssh_command = ssh;
   r.io_timeout_s = opts.io_timeout_s;
@@ -128,9 +151,9 @@ struct BackupEngine::Impl {
   std::string work;
   RsyncRunner rsync;
 
-  // `multiplexed`: see DestinationRsyncOptions.
-  RsyncOptions MakeRsyncOptions(const BackupRunOptions& opts, bool multiplexed = true) const {
-    return DestinationRsyncOptions(opts, work, multiplexed);
+  // `connection`: see DestinationRsyncOptions.
+  RsyncOptions MakeRsyncOptions(const BackupRunOptions& opts, int connection = 0) const {
+    return DestinationRsyncOptions(opts, work, connection);
   }
 
   Impl(const BackupRunOptions& opts, ProcessRunner* r, const Clock* c, std::string w)
@@ -193,14 +216,8 @@ struct BackupEngine::Impl {
                   "mkdir -p \"$(dirname \"$1\")\" && printf '%s' \"$2\" > \"$1.tmp\" && sync \"$1.tmp\" "
                   "2>/dev/null; mv \"$1.tmp\" \"$1\"",
                   "sh", p, content}));
-      if (r.exit_code != 0) {
-        std::string why = r.output;
-        if (why.find("No space") != std::string::npos) return Status::NoSpace("write " + p + ": " + why);
-        if (why.find("denied") != std::string::npos || why.find("Read-only") != std::string::npos) {
-          return Status::PermissionDenied("write " + p + ": " + why);
-        }
-        return Status::IOError("cannot write " + o.destination.RsyncPath(sub) + ": " + why);
-      }
+      if (r.exit_code != 0)
+        return RemoteWriteFailure("cannot write " + o.destination.RsyncPath(sub), r.output);
       return Status::OK();
     }
     LK_RETURN_IF_ERROR(CreateDirectories(work + "/stage", 0700));
@@ -215,30 +232,46 @@ struct BackupEngine::Impl {
     return r.ok() ? Status::OK() : r.status();
   }
 
-  // On SSH destinations the owner marker and the snapshot listing come back
-  // from one remote command (Prefetch), saving a round trip per run.
+  // On SSH destinations one remote command claims the destination if it
+  // has no owner yet (a hard link: of two nodes racing for a new directory
+  // only the first wins), returns the owner marker and the snapshot listing
+  // and, when the marker is ours, creates the directory of snapshot
+  // `create_snapshot` (so parallel streams need not race to create it).
+  // One round trip instead of four.
   std::optional<Result<std::string>> prefetched_owner;
   std::optional<std::string> prefetched_listing;
+  bool claimed_now = false;
 
-  Status Prefetch() {
+  Status Prefetch(const std::string& create_snapshot) {
     if (!IsSsh()) return Status::OK();
     LK_ASSIGN_OR_RETURN(
         auto r,
-        OnHost({"sh", "-c",
-                "if test -f \"$1/.ledgerkeep-owner\"; then echo OWNER; cat \"$1/.ledgerkeep-owner\"; fi; "
-                "echo LISTING; test -d \"$1/snapshots\" || exit 0; cd \"$1/snapshots\" && "
-                "find . -mindepth 1 -maxdepth 2 -printf '%y %P\\n'",
-                "sh", o.destination.path}));
-    if (r.exit_code != 0) return Status::IOError("cannot read " + o.destination.Display() + ": " + r.output);
-    const std::string& out = r.stdout_tail;
-    const auto listing_at = out.find("LISTING\n");
-    if (listing_at == std::string::npos)
-      return Status::IOError("unexpected answer from " + o.destination.Display());
-    if (out.rfind("OWNER\n", 0) == 0) {
-      prefetched_owner = Result<std::string>(out.substr(6, listing_at - 6));
-    } else {
-      prefetched_owner = Result<std::string>(Status::NotFound("no owner marker"));
+        OnHost(
+            {"sh", "-c",
+             "d=$1; me=$2; snap=$3; o=\"$d/.ledgerkeep-owner\"; "
+             "mkdir -p \"$d\" || exit 4; "
+             "if ! test -f \"$o\"; then t=\"$o.$$.tmp\"; "
+             "{ printf '%s\\n' \"$me\" > \"$t\" && sync \"$t\" 2>/dev/null; } || { rm -f \"$t\"; exit 4; }; "
+             "if ln \"$t\" \"$o\" 2>/dev/null; then echo CLAIMED; "
+             "elif ! test -f \"$o\"; then mv \"$t\" \"$o\" && echo CLAIMED; fi; "  // no hard links there
+             "rm -f \"$t\"; fi; "
+             "echo OWNER; cat \"$o\" || exit 4; echo LISTING; "
+             "if test -d \"$d/snapshots\"; then (cd \"$d/snapshots\" && "
+             "find . -mindepth 1 -maxdepth 2 -printf '%y %P\\n') || exit 4; fi; "
+             "if test -n \"$snap\" && test \"$(cat \"$o\")\" = \"$me\"; then "
+             "mkdir -p \"$d/snapshots/$snap/data\" || exit 4; fi",
+             "sh", o.destination.path, o.cluster_id + " " + o.node_id, create_snapshot}));
+    if (r.exit_code != 0)
+      return RemoteWriteFailure("cannot claim backup destination " + o.destination.Display(), r.output);
+    std::string out = r.stdout_tail;
+    if (out.rfind("CLAIMED\n", 0) == 0) {
+      claimed_now = true;
+      out.erase(0, 8);
     }
+    const auto listing_at = out.find("LISTING\n");
+    if (out.rfind("OWNER\n", 0) != 0 || listing_at == std::string::npos)
+      return Status::IOError("unexpected answer from " + o.destination.Display());
+    prefetched_owner = Result<std::string>(out.substr(6, listing_at - 6));
     prefetched_listing = out.substr(listing_at + 8);
     return Status::OK();
   }
@@ -249,7 +282,10 @@ struct BackupEngine::Impl {
     if (owner.ok()) {
       std::string who = *owner;
       while (!who.empty() && (who.back() == '\n' || who.back() == ' ')) who.pop_back();
-      if (who == me) return Status::OK();
+      if (who == me) {
+        if (claimed_now) spdlog::info("claimed backup destination {}", o.destination.Display());
+        return Status::OK();
+      }
       return Status::FailedPrecondition(
           "backup destination " + o.destination.Display() + " belongs to '" + who +
           "' (cluster node), not to '" + me +
@@ -527,10 +563,12 @@ struct BackupEngine::Impl {
                                         const std::vector<Stream>& streams,
                                         const std::vector<std::string>& args, const std::string& dest) {
     const size_t n = streams.size();
-    {
-      // The streams would race to create the snapshot directory (--mkpath:
-      // "File exists"): create it first, copying nothing, over the shared
-      // connection.
+    // The streams would race to create the snapshot directory (--mkpath:
+    // "File exists"): it must exist first. Prefetch made it on SSH
+    // destinations.
+    if (o.destination.kind == BackupDestination::Kind::kLocal) {
+      LK_RETURN_IF_ERROR(CreateDirectories(o.destination.path + "/snapshots/" + id + "/data"));
+    } else if (!IsSsh()) {
       RsyncOptions mk = MakeRsyncOptions(o);
       mk.extra_args = {"--mkpath", "--exclude=*"};
       RsyncRunner mkdir(runner, mk);
@@ -558,7 +596,7 @@ struct BackupEngine::Impl {
     threads.reserve(n);
     for (size_t i = 0; i < n; ++i) {
       threads.emplace_back([&, i] {
-        RsyncOptions ro = MakeRsyncOptions(o, /*multiplexed=*/false);
+        RsyncOptions ro = MakeRsyncOptions(o, static_cast<int>(i));
         ro.extra_args = args;
         ro.extra_args.push_back("--files-from=" + lists[i]);
         ro.on_progress = [&, i](const RsyncProgress& p) {
@@ -638,17 +676,25 @@ struct BackupEngine::Impl {
     if (previous != nullptr) {
       for (const auto& f : previous->files) shipped[f.path] = f.xxh128;
     }
+    std::vector<const ManifestFile*> to_check;
     for (const auto& f : files) {
       if (std::filesystem::path(f.path).extension() != ".sst") continue;
       auto p = shipped.find(f.path);
       if (p != shipped.end() && p->second == f.xxh128) continue;
-      Status s = ledger::VerifySstFile(dir + "/" + f.path);
+      to_check.push_back(&f);
+    }
+    std::vector<Status> results(to_check.size());
+    ParallelFor(to_check.size(), Parallelism(),
+                [&](size_t i) { results[i] = ledger::VerifySstFile(dir + "/" + to_check[i]->path); });
+    for (size_t i = 0; i < to_check.size(); ++i) {
+      const Status& s = results[i];
       if (s.code() == StatusCode::kNotFound) continue;  // a live copy's file that compaction deleted
       if (s.code() == StatusCode::kCorruption) {
+        const std::string& path = to_check[i]->path;
+        const bool changed = shipped.count(path) != 0;
         return Status::Corruption(
-            "the ledger DB of " + o.node_id + " holds a corrupted SST file " + f.path +
-            (p != shipped.end() ? " (changed since snapshot " + previous->snapshot_id + ", SSTs never change)"
-                                : "") +
+            "the ledger DB of " + o.node_id + " holds a corrupted SST file " + path +
+            (changed ? " (changed since snapshot " + previous->snapshot_id + ", SSTs never change)" : "") +
             "; nothing was shipped. Rebuild this replica's DB from its peers. " + s.message());
       }
       LK_RETURN_IF_ERROR(s);
@@ -656,28 +702,94 @@ struct BackupEngine::Impl {
     return Status::OK();
   }
 
-  Status RunInto(wire::BackupResultT& res) {
-    const int64_t started = clock->NowMs();
-    LK_RETURN_IF_ERROR(CreateDirectories(work, 0700));
-    Emit("claim", 0);
-    LK_RETURN_IF_ERROR(Prefetch());
+  // Threads for checksumming and checking the source: as many as transfer
+  // streams (the node's configured share of its cores for backups).
+  int Parallelism() const { return std::clamp(o.transfer_streams, 1, 8); }
+
+  // The manifest this node published last (cached in the work dir when it
+  // published it), if any: the source of carried-over checksums.
+  std::optional<SnapshotManifest> CachedManifest() const {
+    auto text = ReadFileToString(work + "/last_manifest.json");
+    if (!text.ok()) return std::nullopt;
+    auto m = SnapshotManifest::Parse(*text);
+    if (!m.ok()) return std::nullopt;
+    return std::move(*m);
+  }
+
+  // What claiming the destination learns about it.
+  struct DestinationState {
+    Listing listing;
+    std::optional<SnapshotManifest> previous;  // the newest complete snapshot's manifest
+  };
+
+  Result<DestinationState> ClaimAndList(const std::string& id) {
+    LK_RETURN_IF_ERROR(Prefetch(id));
     LK_RETURN_IF_ERROR(Claim());
-    LK_ASSIGN_OR_RETURN(auto listing, ListSnapshots());
-    std::string id = SnapshotIdFor(started);
-    if (!listing.complete.empty() && id <= listing.complete.back()) {
-      return Status::FailedPrecondition("the newest snapshot " + listing.complete.back() +
+    DestinationState d;
+    LK_ASSIGN_OR_RETURN(d.listing, ListSnapshots());
+    if (!d.listing.complete.empty() && id <= d.listing.complete.back()) {
+      return Status::FailedPrecondition("the newest snapshot " + d.listing.complete.back() +
                                         " is from the future; is this node's clock right?");
     }
-    res.snapshot_id = id;
-    std::optional<SnapshotManifest> previous;
-    if (!listing.complete.empty()) {
-      auto m = LoadManifest(listing.complete.back());
+    if (!d.listing.complete.empty()) {
+      auto m = LoadManifest(d.listing.complete.back());
       if (m.ok()) {
-        previous = std::move(*m);
+        d.previous = std::move(*m);
       } else {
         spdlog::warn("previous manifest unreadable ({}); checksumming everything", m.status().ToString());
       }
     }
+    return d;
+  }
+
+  // Opens connection `k` to an SSH destination (its ControlMaster), so a
+  // transfer stream that uses it later starts without a handshake.
+  void WarmUpConnection(int k) {
+    RsyncRunner r(runner, MakeRsyncOptions(o, k));
+    auto res = r.RunOnHost(o.destination.UserHost(), {"true"});
+    if (!res.ok()) spdlog::debug("ssh connection {} not opened ahead: {}", k, res.status().ToString());
+  }
+
+  // MANIFEST.json, then DONE, each synced and renamed into place: one
+  // round trip on SSH destinations when the manifest fits a command line.
+  Status Publish(const std::string& id, const std::string& manifest, const std::string& digest) {
+    const std::string dir = "snapshots/" + id;
+    if (IsSsh() && manifest.size() < 96 * 1024) {
+      LK_ASSIGN_OR_RETURN(
+          auto r, OnHost({"sh", "-c",
+                          "w() { printf '%s' \"$2\" > \"$1.tmp\" && { sync \"$1.tmp\" 2>/dev/null; "
+                          "mv \"$1.tmp\" \"$1\"; }; }; w \"$1/MANIFEST.json\" \"$2\" && w \"$1/DONE\" \"$3\"",
+                          "sh", o.destination.path + "/" + dir, manifest, digest + "\n"}));
+      if (r.exit_code != 0)
+        return RemoteWriteFailure("cannot publish " + o.destination.RsyncPath(dir), r.output);
+      return Status::OK();
+    }
+    LK_RETURN_IF_ERROR(WriteRemote(dir + "/MANIFEST.json", manifest));
+    return WriteRemote(dir + "/DONE", digest + "\n");
+  }
+
+  Status RunInto(wire::BackupResultT& res) {
+    const int64_t started = clock->NowMs();
+    LK_RETURN_IF_ERROR(CreateDirectories(work, 0700));
+    const std::string id = SnapshotIdFor(started);
+    // The claim (round trips to the destination) runs alongside the local
+    // work: checkpoint, listing and checksumming the source. Nothing is
+    // written to the destination before the claim has succeeded.
+    std::optional<Result<DestinationState>> claimed;
+    int64_t claim_ms = 0;
+    ThreadJoiner claimer, warmers;
+    Emit("claim", 0);
+    phase_name.clear();  // timed on its own thread, below
+    claimer.threads.emplace_back([&] {
+      const int64_t t0 = MonotonicMs();
+      claimed = ClaimAndList(id);
+      claim_ms = MonotonicMs() - t0;
+    });
+    auto destination_state = [&]() -> Result<DestinationState> {
+      claimer.JoinAll();
+      return *claimed;
+    };
+
     Emit("checkpoint", 0);
     LK_ASSIGN_OR_RETURN(auto src, TakeSource(id));
     res.consistent = src->consistent;
@@ -686,15 +798,35 @@ struct BackupEngine::Impl {
     res.last_block_id = src->last;
 
     Emit("checksum", 0);
+    LK_ASSIGN_OR_RETURN(auto files, ListTree(src->dir));
+    // Checksums of unchanged SSTs are carried over from the manifest this
+    // node published last (cached locally). Without the cache (a new work
+    // dir) everything is checksummed, without waiting for the claim.
+    const std::optional<SnapshotManifest> carried = CachedManifest();
+    const SnapshotManifest* before = carried ? &*carried : nullptr;
+    if (IsSsh()) {
+      // Open the extra streams' connections while checksumming.
+      const size_t n = PlanStreams(files, before, src->consistent).size();
+      for (size_t k = 1; k < n; ++k)
+        warmers.threads.emplace_back([this, k] { WarmUpConnection(static_cast<int>(k)); });
+    }
     ScanStats scan;
-    LK_ASSIGN_OR_RETURN(auto files, ScanTree(src->dir, previous ? &*previous : nullptr, &scan));
-    LK_RETURN_IF_ERROR(VerifyNewSstFiles(src->dir, files, previous ? &*previous : nullptr));
+    LK_RETURN_IF_ERROR(ChecksumFiles(src->dir, files, before, Parallelism(), &scan));
+    LK_RETURN_IF_ERROR(VerifyNewSstFiles(src->dir, files, before));
     uint64_t total = 0;
     for (const auto& f : files) total += f.size;
     res.bytes_total = total;
     res.files_total = files.size();
     spdlog::info("snapshot {}: {} files, {} bytes from {} ({} checksums computed, {} carried over)", id,
                  files.size(), total, src->kind, scan.files_hashed, scan.files_reused);
+
+    LK_ASSIGN_OR_RETURN(auto state, destination_state());
+    EndPhase();
+    timings += " (claim " + std::to_string(claim_ms) + " ms alongside)";
+    const Listing& listing = state.listing;
+    const std::optional<SnapshotManifest>& previous = state.previous;
+    res.snapshot_id = id;
+    warmers.JoinAll();
 
     // Transfer.
     // --modify-window=-1: mtimes compared to the nanosecond. With --link-dest
@@ -758,8 +890,7 @@ struct BackupEngine::Impl {
     const std::string text = m.Serialize();
     res.manifest_digest = Sha256Hex(text);
     Emit("publish", 100);
-    LK_RETURN_IF_ERROR(WriteRemote("snapshots/" + id + "/MANIFEST.json", text));
-    LK_RETURN_IF_ERROR(WriteRemote("snapshots/" + id + "/DONE", res.manifest_digest + "\n"));
+    LK_RETURN_IF_ERROR(Publish(id, text, res.manifest_digest));
     WriteFileAtomically(work + "/last_manifest.json", text).IgnoreError();  // a cache only
     src.reset();  // release the checkpoint / DB lock before retention
 
@@ -820,6 +951,7 @@ wire::BackupResultT BackupEngine::Run(const BackupRunOptions& options) {
 
 Status BackupEngine::Claim(const BackupRunOptions& options) {
   Impl impl(options, runner_, clock_, work_dir_);
+  LK_RETURN_IF_ERROR(impl.Prefetch(""));
   return impl.Claim();
 }
 

@@ -1,7 +1,8 @@
 // BackupEngine: one backup run of a replica's ledger to its destination
 // (DESIGN.md §6; the runbook's steps 1, 2 and 15).
 //
-// A run: claim the destination (.ledgerkeep-owner) -> take a consistent
+// A run: claim the destination (.ledgerkeep-owner; on its own thread,
+// alongside the local steps up to the checksums) -> take a consistent
 // source (a RocksDB checkpoint from the running ledgerd; or, when ledgerd is
 // stopped, the DB itself under its own lock; otherwise a live copy marked
 // consistent=false) -> checksum it (carrying over checksums of files
@@ -80,12 +81,13 @@ class BackupEngine {
 
 // rsync options for talking to `options.destination` (ssh command with the
 // node's ssh options, timeouts, retries, cancellation). Shared by backups,
-// restores and verification. `multiplexed`: small calls share one SSH
-// connection (ControlMaster, socket in `work_dir`); a parallel transfer
-// stream needs a connection of its own, since one ssh process encrypts
-// everything sent over its connection on one core.
+// restores and verification. On SSH destinations every `connection` number
+// is one SSH connection (a ControlMaster with its socket in `work_dir`)
+// that all calls with that number share. Connection 0 carries a run's small
+// calls; a parallel transfer stream k uses connection k, because one ssh
+// process encrypts everything sent over its connection on one core.
 RsyncOptions DestinationRsyncOptions(const BackupRunOptions& options, const std::string& work_dir,
-                                     bool multiplexed = true);
+                                     int connection = 0);
 
 // "20261125T093012.123Z" for a Unix time in ms: sorts chronologically.
 std::string SnapshotIdFor(int64_t ms);

@@ -10,7 +10,10 @@
 #include <cerrno>
 #include <filesystem>
 #include <map>
+#include <mutex>
 #include <nlohmann/json.hpp>
+
+#include "common/parallel_for.h"
 
 namespace ledgerkeep {
 namespace {
@@ -66,19 +69,20 @@ std::string SnapshotManifest::Serialize() const {
   for (const auto& f : files) {
     files_json.push_back({{"path", f.path}, {"size", f.size}, {"mtime", f.mtime}, {"xxh128", f.xxh128}});
   }
-  nlohmann::json j = {{"format", format},
-                      {"snapshot_id", snapshot_id},
-                      {"cluster_id", cluster_id},
-                      {"node", node},
-                      {"consistent", consistent},
-                      {"source", source},
-                      {"block_ids", {{"genesis", genesis}, {"last_reachable", last_reachable}, {"last", last}}},
-                      {"started_at_ms", started_at_ms},
-                      {"finished_at_ms", finished_at_ms},
-                      {"previous", previous},
-                      {"bytes_total", bytes_total},
-                      {"bytes_transferred", bytes_transferred},
-                      {"files", files_json}};
+  nlohmann::json j = {
+      {"format", format},
+      {"snapshot_id", snapshot_id},
+      {"cluster_id", cluster_id},
+      {"node", node},
+      {"consistent", consistent},
+      {"source", source},
+      {"block_ids", {{"genesis", genesis}, {"last_reachable", last_reachable}, {"last", last}}},
+      {"started_at_ms", started_at_ms},
+      {"finished_at_ms", finished_at_ms},
+      {"previous", previous},
+      {"bytes_total", bytes_total},
+      {"bytes_transferred", bytes_transferred},
+      {"files", files_json}};
   return j.dump() + "\n";
 }
 
@@ -88,7 +92,8 @@ Result<SnapshotManifest> SnapshotManifest::Parse(const std::string& text) {
   SnapshotManifest m;
   try {
     m.format = j.at("format").get<int>();
-    if (m.format != 1) return Status::InvalidArgument("unsupported manifest format " + std::to_string(m.format));
+    if (m.format != 1)
+      return Status::InvalidArgument("unsupported manifest format " + std::to_string(m.format));
     m.snapshot_id = j.at("snapshot_id").get<std::string>();
     m.cluster_id = j.value("cluster_id", "");
     m.node = j.at("node").get<std::string>();
@@ -120,12 +125,7 @@ Result<SnapshotManifest> SnapshotManifest::Parse(const std::string& text) {
   return m;
 }
 
-Result<std::vector<ManifestFile>> ScanTree(const std::string& dir, const SnapshotManifest* previous,
-                                           ScanStats* stats) {
-  std::map<std::string, const ManifestFile*> prev;
-  if (previous != nullptr) {
-    for (const auto& f : previous->files) prev[f.path] = &f;
-  }
+Result<std::vector<ManifestFile>> ListTree(const std::string& dir) {
   std::vector<ManifestFile> out;
   std::error_code ec;
   std::filesystem::recursive_directory_iterator it(dir, ec), end;
@@ -141,8 +141,19 @@ Result<std::vector<ManifestFile>> ScanTree(const std::string& dir, const Snapsho
     f.mtime = st.st_mtim.tv_sec;
     out.push_back(std::move(f));
   }
-  std::sort(out.begin(), out.end(), [](const ManifestFile& a, const ManifestFile& b) { return a.path < b.path; });
-  for (auto& f : out) {
+  std::sort(out.begin(), out.end(),
+            [](const ManifestFile& a, const ManifestFile& b) { return a.path < b.path; });
+  return out;
+}
+
+Status ChecksumFiles(const std::string& dir, std::vector<ManifestFile>& files,
+                     const SnapshotManifest* previous, int threads, ScanStats* stats) {
+  std::map<std::string, const ManifestFile*> prev;
+  if (previous != nullptr) {
+    for (const auto& f : previous->files) prev[f.path] = &f;
+  }
+  std::vector<ManifestFile*> to_hash;
+  for (auto& f : files) {
     auto p = prev.find(f.path);
     // Only SSTs are immutable: CURRENT, MANIFEST-*, OPTIONS-* and WALs are
     // rewritten, possibly to the same size within the same second (the
@@ -154,13 +165,32 @@ Result<std::vector<ManifestFile>> ScanTree(const std::string& dir, const Snapsho
       if (stats) ++stats->files_reused;
       continue;
     }
-    LK_ASSIGN_OR_RETURN(f.xxh128, HashFileXxh128(dir + "/" + f.path));
-    if (stats) {
-      ++stats->files_hashed;
-      stats->bytes_hashed += f.size;
-    }
+    to_hash.push_back(&f);
   }
-  return out;
+  std::mutex mu;
+  Status first_error;
+  ParallelFor(to_hash.size(), threads, [&](size_t i) {
+    auto h = HashFileXxh128(dir + "/" + to_hash[i]->path);
+    if (h.ok()) {
+      to_hash[i]->xxh128 = std::move(*h);
+      return;
+    }
+    std::lock_guard<std::mutex> l(mu);
+    if (first_error.ok()) first_error = h.status();
+  });
+  LK_RETURN_IF_ERROR(first_error);
+  if (stats) {
+    stats->files_hashed += to_hash.size();
+    for (const ManifestFile* f : to_hash) stats->bytes_hashed += f->size;
+  }
+  return Status::OK();
+}
+
+Result<std::vector<ManifestFile>> ScanTree(const std::string& dir, const SnapshotManifest* previous,
+                                           ScanStats* stats, int threads) {
+  LK_ASSIGN_OR_RETURN(auto files, ListTree(dir));
+  LK_RETURN_IF_ERROR(ChecksumFiles(dir, files, previous, threads, stats));
+  return files;
 }
 
 }  // namespace ledgerkeep

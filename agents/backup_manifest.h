@@ -23,7 +23,7 @@
 namespace ledgerkeep {
 
 struct ManifestFile {
-  std::string path;    // relative to data/
+  std::string path;  // relative to data/
   uint64_t size = 0;
   int64_t mtime = 0;   // seconds
   std::string xxh128;  // 32 hex chars
@@ -56,11 +56,19 @@ struct ScanStats {
   uint64_t files_reused = 0;  // checksum carried over from the previous manifest
 };
 
-// Lists every regular file under `dir` (sorted) with size and mtime, and a
-// checksum: for SST files (immutable in RocksDB) carried over from
-// `previous` when path, size and mtime are unchanged, computed otherwise.
+// Every regular file under `dir`, sorted by path, with size and mtime (no
+// checksums yet).
+Result<std::vector<ManifestFile>> ListTree(const std::string& dir);
+
+// Fills in the checksum of every file of `files` (from ListTree): carried
+// over from `previous` for SST files (immutable in RocksDB) whose path, size
+// and mtime are unchanged, computed otherwise, on `threads` threads.
+Status ChecksumFiles(const std::string& dir, std::vector<ManifestFile>& files,
+                     const SnapshotManifest* previous, int threads, ScanStats* stats);
+
+// ListTree and ChecksumFiles.
 Result<std::vector<ManifestFile>> ScanTree(const std::string& dir, const SnapshotManifest* previous,
-                                           ScanStats* stats);
+                                           ScanStats* stats, int threads = 1);
 
 // XXH3-128 of a file, 32 lower-case hex characters.
 Result<std::string> HashFileXxh128(const std::string& path);

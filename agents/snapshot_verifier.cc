@@ -16,6 +16,7 @@
 #include "agents/backup_manifest.h"
 #include "common/clock.h"
 #include "common/file_util.h"
+#include "common/parallel_for.h"
 #include "ledger/ledger_store.h"
 
 namespace ledgerkeep {
@@ -56,40 +57,33 @@ void CheckFiles(const std::string& data, const SnapshotManifest& m, int threads,
   };
   std::vector<Finding> findings;
   std::mutex mu;
-  std::atomic<size_t> next{0};
   std::atomic<uint64_t> bytes{0};
-  auto work = [&] {
-    for (size_t i = next++; i < m.files.size(); i = next++) {
-      const ManifestFile& f = m.files[i];
-      const std::string path = data + "/" + f.path;
-      struct stat st {};
-      std::string what;
-      if (::lstat(path.c_str(), &st) != 0) {
-        what = "missing (listed in MANIFEST.json)";
-      } else if (!S_ISREG(st.st_mode)) {
-        what = "not a regular file";
-      } else if (static_cast<uint64_t>(st.st_size) != f.size) {
-        what = "size " + std::to_string(st.st_size) + " bytes, the manifest says " + std::to_string(f.size) +
-               " (truncated or rewritten)";
-      } else {
-        auto h = HashFileXxh128(path);
-        bytes += f.size;
-        if (!h.ok()) {
-          what = "unreadable: " + h.status().message();
-        } else if (*h != f.xxh128) {
-          what = "checksum mismatch: xxh128 " + *h + ", the manifest says " + f.xxh128 + " (corrupted)";
-        }
-      }
-      if (!what.empty()) {
-        std::lock_guard<std::mutex> lock(mu);
-        findings.push_back({i, std::move(what)});
+  ParallelFor(m.files.size(), threads, [&](size_t i) {
+    const ManifestFile& f = m.files[i];
+    const std::string path = data + "/" + f.path;
+    struct stat st {};
+    std::string what;
+    if (::lstat(path.c_str(), &st) != 0) {
+      what = "missing (listed in MANIFEST.json)";
+    } else if (!S_ISREG(st.st_mode)) {
+      what = "not a regular file";
+    } else if (static_cast<uint64_t>(st.st_size) != f.size) {
+      what = "size " + std::to_string(st.st_size) + " bytes, the manifest says " + std::to_string(f.size) +
+             " (truncated or rewritten)";
+    } else {
+      auto h = HashFileXxh128(path);
+      bytes += f.size;
+      if (!h.ok()) {
+        what = "unreadable: " + h.status().message();
+      } else if (*h != f.xxh128) {
+        what = "checksum mismatch: xxh128 " + *h + ", the manifest says " + f.xxh128 + " (corrupted)";
       }
     }
-  };
-  std::vector<std::thread> pool;
-  for (int t = 1; t < std::max(1, threads); ++t) pool.emplace_back(work);
-  work();
-  for (auto& t : pool) t.join();
+    if (!what.empty()) {
+      std::lock_guard<std::mutex> lock(mu);
+      findings.push_back({i, std::move(what)});
+    }
+  });
   std::sort(findings.begin(), findings.end(),
             [](const Finding& a, const Finding& b) { return a.index < b.index; });
   for (auto& f : findings) AddProblem(v, "data/" + m.files[f.index].path, 0, std::move(f.what));

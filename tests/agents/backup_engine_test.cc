@@ -22,6 +22,7 @@
 #include <mutex>
 #include <thread>
 
+#include "common/file_util.h"
 #include "ledger/control_client.h"
 #include "ledger/ledger_store.h"
 #include "tests/common/sshd_fixture.h"
@@ -388,6 +389,72 @@ TEST_F(BackupEngineTest, SshDestinationWorksFromADeepWorkDirectory) {
   auto res = deep.Run(o);
   ASSERT_TRUE(res.ok) << res.error;
   ExpectSnapshotVerifies(dest + "/snapshots/" + res.snapshot_id);
+}
+
+// Over SSH each parallel stream has a connection of its own, opened while
+// the source is checksummed; the claim, stream 0 and the publish share the
+// run's first connection: three streams, three SSH logins in all.
+TEST_F(BackupEngineTest, SshStreamsEachUseOneConnectionAndTheRunLogsInOncePerStream) {
+  if (!testing::SshdServer::Available()) GTEST_SKIP() << "no sshd / ssh-keygen installed";
+  testing::SshdServer sshd;
+  ASSERT_TRUE(sshd.Start().ok());
+  WaitForBlocks(800);
+  const std::string dest = tmp_.path() + "/ssh-dest/r1";
+  auto o = Options(dest);
+  auto parsed =
+      ParseDestination("root@127.0.0.1:" + dest, "", sshd.client_key(), static_cast<uint16_t>(sshd.port()));
+  ASSERT_TRUE(parsed.ok()) << parsed.status().ToString();
+  o.destination = *parsed;
+  o.ssh_options = {"-o", "UserKnownHostsFile=" + sshd.dir() + "/known_hosts",
+                   "-o", "StrictHostKeyChecking=no",
+                   "-o", "LogLevel=ERROR"};
+  o.transfer_streams = 3;
+  o.min_stream_bytes = 1;
+  auto res = engine_.Run(o);
+  ASSERT_TRUE(res.ok) << res.error;
+  EXPECT_EQ(res.streams, 3u);
+  ExpectSnapshotVerifies(dest + "/snapshots/" + res.snapshot_id);
+  EXPECT_EQ(ReadFileToString(dest + "/.ledgerkeep-owner").value_or(""), "test r1\n");
+  const std::string log = sshd.log();
+  size_t logins = 0;
+  for (size_t at = log.find("Accepted publickey"); at != std::string::npos;
+       at = log.find("Accepted publickey", at + 1)) {
+    ++logins;
+  }
+  EXPECT_EQ(logins, 3u) << log;
+}
+
+// Two nodes claiming one new SSH destination at the same moment (one round
+// trip each: create the marker if absent, read it back): exactly one gets
+// it, the other is refused with the winner's name, on every fresh directory.
+// (The marker is created with a hard link, which never overwrites; these
+// rounds rarely hit the window where that matters.)
+TEST_F(BackupEngineTest, TwoNodesRacingForANewSshDestinationNeverBothWin) {
+  if (!testing::SshdServer::Available()) GTEST_SKIP() << "no sshd / ssh-keygen installed";
+  testing::SshdServer sshd;
+  ASSERT_TRUE(sshd.Start().ok());
+  BackupEngine other(ProcessRunner::Real(), Clock::System(), tmp_.path() + "/work-r2");
+  for (int round = 0; round < 3; ++round) {
+    const std::string dest = tmp_.path() + "/race-" + std::to_string(round);
+    auto parsed =
+        ParseDestination("root@127.0.0.1:" + dest, "", sshd.client_key(), static_cast<uint16_t>(sshd.port()));
+    ASSERT_TRUE(parsed.ok()) << parsed.status().ToString();
+    auto o1 = Options(dest, "r1"), o2 = Options(dest, "r2");
+    o1.destination = o2.destination = *parsed;
+    o1.ssh_options = o2.ssh_options = {"-o", "UserKnownHostsFile=" + sshd.dir() + "/known_hosts",
+                                       "-o", "StrictHostKeyChecking=no",
+                                       "-o", "LogLevel=ERROR"};
+    Status s1, s2;
+    std::thread t([&] { s2 = other.Claim(o2); });
+    s1 = engine_.Claim(o1);
+    t.join();
+    ASSERT_NE(s1.ok(), s2.ok()) << "round " << round << ": r1 " << s1.ToString() << ", r2 " << s2.ToString();
+    const Status& lost = s1.ok() ? s2 : s1;
+    const std::string winner = s1.ok() ? "test r1" : "test r2";
+    EXPECT_EQ(lost.code(), StatusCode::kFailedPrecondition) << lost.ToString();
+    EXPECT_NE(lost.message().find("belongs to '" + winner + "'"), std::string::npos) << lost.ToString();
+    EXPECT_EQ(ReadFileToString(dest + "/.ledgerkeep-owner").value_or(""), winner + "\n");
+  }
 }
 
 TEST_F(BackupEngineTest, DestinationOwnedByAnotherNodeIsRefusedAndUntouched) {
