@@ -931,6 +931,7 @@ struct Broker::Impl {
       last = now;
       wire::ReportAckT a;
       a.upto_seq = n->last_report_seq;
+      a.broker_instance = instance;
       wire::BodyUnion b;
       b.Set(std::move(a));
       Reply(n->routing_id, 0, std::move(b));
