@@ -46,7 +46,7 @@ constexpr size_t kMaxPageBytes = 768 * 1024;
 // Status pushes to watchers at most this often while a command runs.
 constexpr int64_t kPushIntervalMs = 200;
 constexpr int64_t kRetentionIntervalMs = 10'000;
-constexpr int64_t kAckIntervalMs = 200;
+constexpr int64_t kAckIntervalMs = 500;
 
 std::string RandomHex64() {
   std::random_device rd;
@@ -94,7 +94,11 @@ struct Broker::Impl {
   // Loop-turn state (broker thread only).
   KvStore::Batch batch;
   std::vector<Outgoing> out;
-  std::set<std::string> ack_nodes;  // nodes owed a ReportAck after commit
+  // Nodes owed a ReportAck, by the time it is due (ScheduleAck); sent after
+  // the commit that stored their reports.
+  std::multimap<int64_t, std::string> ack_due_;
+  std::set<std::string> ack_scheduled_;
+  std::map<std::string, int64_t> last_ack_ms_;
   int64_t last_tick = 0;
   int64_t last_retention = 0;
 
@@ -182,7 +186,7 @@ struct Broker::Impl {
     while (true) {
       int64_t wait = kTickMs;
       if (!events->staged().empty() || batch.Count() > 0 || !out.empty()) wait = 0;
-      if (!ack_nodes.empty()) wait = std::min<int64_t>(wait, kAckIntervalMs / 4);
+      if (!ack_due_.empty()) wait = std::clamp<int64_t>(ack_due_.begin()->first - Now(), 0, wait);
       zmq::poll(items.data(), items.size(), std::chrono::milliseconds(wait));
       if (items[0].revents & ZMQ_POLLIN) break;
       if (items[1].revents & ZMQ_POLLIN) HandleZap(zap);
@@ -464,8 +468,22 @@ struct Broker::Impl {
     for (CommandEntry* c : tracker->PendingFor(n.node_id)) SendCommandTo(*c, n);
   }
 
+  // Report acks are cumulative: one per node per kAckIntervalMs is enough
+  // (agents resend unacked reports only after 5 s) and saves a message per
+  // report under load. Each node's acks go out in its own slot of the
+  // interval (a phase from its id), so that the acks of 1000 busy agents
+  // trickle out instead of landing all at once in the middle of a fan-out.
+  void ScheduleAck(const std::string& node, int64_t now) {
+    if (!ack_scheduled_.insert(node).second) return;
+    const auto phase = static_cast<int64_t>(std::hash<std::string>{}(node) % kAckIntervalMs);
+    int64_t due = now - ((now - phase) % kAckIntervalMs + kAckIntervalMs) % kAckIntervalMs;  // this slot
+    auto last = last_ack_ms_.find(node);
+    if (last != last_ack_ms_.end() && last->second >= due) due += kAckIntervalMs;  // acked in it already
+    ack_due_.emplace(due, node);
+  }
+
   void HandleReport(NodeEntry& n, const wire::Report& r) {
-    ack_nodes.insert(n.node_id);
+    ScheduleAck(n.node_id, Now());
     if (r.seq() <= n.last_report_seq) return;  // duplicate: already stored
     if (r.seq() != n.last_report_seq + 1) {
       spdlog::warn("agent {} skipped report seq {}..{}", n.node_id, n.last_report_seq + 1, r.seq() - 1);
@@ -913,29 +931,22 @@ struct Broker::Impl {
     }
     const auto staged = events->staged();
     events->Commit();
-    // Report acks are cumulative: one per node every kAckIntervalMs is
-    // enough (agents resend unacked reports only after 5 s), and it saves a
-    // message per report under load.
+    // The report acks now due (see ScheduleAck), after the commit above.
     reply_sock_ = Sock::kCtl;
-    for (auto it = ack_nodes.begin(); it != ack_nodes.end();) {
-      int64_t& last = last_ack_ms_[*it];
-      NodeEntry* n = registry->Find(*it);
-      if (n == nullptr || n->routing_id.empty()) {
-        it = ack_nodes.erase(it);
-        continue;
-      }
-      if (now - last < kAckIntervalMs) {
-        ++it;
-        continue;
-      }
-      last = now;
+    const int64_t ack_now = Now();
+    while (!ack_due_.empty() && ack_due_.begin()->first <= ack_now) {
+      const std::string node = std::move(ack_due_.begin()->second);
+      ack_due_.erase(ack_due_.begin());
+      ack_scheduled_.erase(node);
+      NodeEntry* n = registry->Find(node);
+      if (n == nullptr || n->routing_id.empty()) continue;
+      last_ack_ms_[node] = ack_now;
       wire::ReportAckT a;
       a.upto_seq = n->last_report_seq;
       a.broker_instance = instance;
       wire::BodyUnion b;
       b.Set(std::move(a));
       Reply(n->routing_id, 0, std::move(b));
-      it = ack_nodes.erase(it);
     }
     for (auto& o : out) {
       zmq::socket_t* s = sockets_[static_cast<size_t>(o.sock)];
@@ -958,7 +969,6 @@ struct Broker::Impl {
   std::vector<CommandEntry*> recent_finished_;
   bool trim_due_ = false;
   std::set<std::string> dirty_nodes_;  // node records to persist this turn
-  std::map<std::string, int64_t> last_ack_ms_;
 };
 
 Result<std::unique_ptr<Broker>> Broker::Start(BrokerOptions options) {

@@ -5,6 +5,7 @@
 #include <rocksdb/write_batch.h>
 
 #include <filesystem>
+#include <mutex>
 
 namespace ledgerkeep {
 namespace {
@@ -17,8 +18,8 @@ Status FromRocks(const rocksdb::Status& s, std::string_view what) {
   if (s.IsNoSpace()) return Status::NoSpace(msg);
   if (s.IsBusy() || s.IsTryAgain()) return Status::Busy(msg);
   if (s.IsIOError() && s.ToString().find("lock") != std::string::npos) {
-    return Status::Busy(std::string(what) + ": the database is locked by another process (" +
-                        s.ToString() + ")");
+    return Status::Busy(std::string(what) + ": the database is locked by another process (" + s.ToString() +
+                        ")");
   }
   if (s.IsIOError()) return Status::IOError(msg);
   if (s.IsInvalidArgument()) return Status::InvalidArgument(msg);
@@ -72,8 +73,7 @@ void KvStore::Batch::DeleteRange(int cf, std::string_view begin, std::string_vie
   rep_->ops.push_back({Rep::kDeleteRange, cf, std::string(begin), std::string(end)});
 }
 
-KvStore::KvStore(std::string path, std::unique_ptr<Rep> rep)
-    : path_(std::move(path)), rep_(std::move(rep)) {}
+KvStore::KvStore(std::string path, std::unique_ptr<Rep> rep) : path_(std::move(path)), rep_(std::move(rep)) {}
 KvStore::~KvStore() = default;
 
 Result<std::unique_ptr<KvStore>> KvStore::Open(const std::string& path,
@@ -90,6 +90,15 @@ Result<std::unique_ptr<KvStore>> KvStore::Open(const std::string& path,
   options.max_log_file_size = 4 << 20;
   options.write_buffer_size = 8 << 20;
   options.IncreaseParallelism(2);
+  // Flushes and compactions run at low CPU priority: the WAL is synced
+  // before anything is acknowledged, so when a memtable reaches its SST
+  // matters less than the latency of the bus running on the same cores.
+  static std::once_flag lowered;
+  std::call_once(lowered, [&] {
+    for (auto pool : {rocksdb::Env::Priority::HIGH, rocksdb::Env::Priority::LOW}) {
+      options.env->LowerThreadPoolCPUPriority(pool, rocksdb::CpuPriority::kLow).PermitUncheckedError();
+    }
+  });
 
   // Existing column families must all be opened; ids must match the list
   // order, which holds when the list only ever grows at the end.
@@ -100,8 +109,8 @@ Result<std::unique_ptr<KvStore>> KvStore::Open(const std::string& path,
   if (ls.ok()) {
     for (size_t i = 0; i < existing.size(); ++i) {
       if (i >= names.size() || existing[i] != names[i]) {
-        return Status::Corruption("state store " + path + " has column family '" + existing[i] +
-                                  "' where '" + (i < names.size() ? names[i] : "") +
+        return Status::Corruption("state store " + path + " has column family '" + existing[i] + "' where '" +
+                                  (i < names.size() ? names[i] : "") +
                                   "' was expected: is this directory another program's DB?");
       }
     }
@@ -124,9 +133,8 @@ Result<std::unique_ptr<KvStore>> KvStore::Open(const std::string& path,
   }
   for (size_t i = 0; i < rep->handles.size(); ++i) {
     if (rep->handles[i]->GetID() != i) {
-      return Status::Corruption("state store " + path + ": column family '" + names[i] +
-                                "' has id " + std::to_string(rep->handles[i]->GetID()) +
-                                ", expected " + std::to_string(i));
+      return Status::Corruption("state store " + path + ": column family '" + names[i] + "' has id " +
+                                std::to_string(rep->handles[i]->GetID()) + ", expected " + std::to_string(i));
     }
   }
   return std::unique_ptr<KvStore>(new KvStore(path, std::move(rep)));
@@ -136,15 +144,20 @@ Status KvStore::Write(Batch& batch, bool sync) {
   rocksdb::WriteBatch wb;
   for (const auto& op : batch.rep_->ops) {
     if (op.cf < 0 || static_cast<size_t>(op.cf) + 1 >= rep_->handles.size()) {
-      return Status::Internal("write to " + path_ + ": bad column family index " +
-                              std::to_string(op.cf));
+      return Status::Internal("write to " + path_ + ": bad column family index " + std::to_string(op.cf));
     }
     auto* h = rep_->handles[static_cast<size_t>(op.cf) + 1];
     rocksdb::Status s;
     switch (op.kind) {
-      case Batch::Rep::kPut: s = wb.Put(h, op.a, op.b); break;
-      case Batch::Rep::kDelete: s = wb.Delete(h, op.a); break;
-      case Batch::Rep::kDeleteRange: s = wb.DeleteRange(h, op.a, op.b); break;
+      case Batch::Rep::kPut:
+        s = wb.Put(h, op.a, op.b);
+        break;
+      case Batch::Rep::kDelete:
+        s = wb.Delete(h, op.a);
+        break;
+      case Batch::Rep::kDeleteRange:
+        s = wb.DeleteRange(h, op.a, op.b);
+        break;
     }
     if (!s.ok()) return FromRocks(s, "write to " + path_);
   }
@@ -167,8 +180,8 @@ Status KvStore::Delete(int cf, std::string_view key, bool sync) {
 
 Result<std::optional<std::string>> KvStore::Get(int cf, std::string_view key) const {
   std::string value;
-  auto s = rep_->db->Get(rocksdb::ReadOptions(), rep_->handles.at(static_cast<size_t>(cf) + 1),
-                         ToSlice(key), &value);
+  auto s = rep_->db->Get(rocksdb::ReadOptions(), rep_->handles.at(static_cast<size_t>(cf) + 1), ToSlice(key),
+                         &value);
   if (s.IsNotFound()) return std::optional<std::string>();
   if (!s.ok()) return FromRocks(s, "read from " + path_);
   return std::optional<std::string>(std::move(value));

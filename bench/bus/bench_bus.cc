@@ -6,7 +6,10 @@
 //     all) -> Wait until the command is finished (every target has its
 //     result stored durably by the broker and the final status was pushed).
 //     Run with CURVE (real keys, ZAP allowlist of K agents + an operator) and
-//     without (curve=false on broker, agents and client).
+//     without (curve=false on broker, agents and client). 100 measured
+//     rounds by default: the nearest-rank p99 is then the second slowest
+//     round (over 30 rounds it would be the slowest). --verbose prints every
+//     round and keeps the broker's data directory.
 // (b) event log: durable appends/s (EventLog::Stage into a batch, one
 //     KvStore::Write(sync=true) per batch, Commit: the broker's group
 //     commit) for several batch sizes, and replay events/s (EventLog::Read
@@ -19,11 +22,10 @@
 //                  [--verbose]
 #include <arpa/inet.h>
 #include <netinet/in.h>
+#include <spdlog/spdlog.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
 #include <unistd.h>
-
-#include <spdlog/spdlog.h>
 
 #include <algorithm>
 #include <chrono>
@@ -150,7 +152,7 @@ std::string LoadAvg() {
 
 struct Options {
   std::vector<size_t> ks = {10, 100, 1000};
-  int rounds = 30;
+  int rounds = 100;  // a p99 of 30 rounds would be their maximum
   int warmup = 3;
   uint64_t events = 1'000'000;
   uint32_t headline_batch = 256;
@@ -302,16 +304,16 @@ struct FanoutRow {
   size_t k = 0;
   bool curve = false;
   int rounds = 0;
-  double setup_s = 0;      // start broker + K agents until all alive
+  double setup_s = 0;  // start broker + K agents until all alive
   double p50 = 0, p99 = 0, max = 0, mean = 0;
-  double issue_p50 = 0;    // Issue() round trip (command durable + reply)
-  double ack_p50 = 0;      // broker clock: issued -> last ack stored
-  double done_p50 = 0;     // broker clock: issued -> last result stored
-  int failures = 0;        // targets whose result was not Ok
+  double issue_p50 = 0;  // Issue() round trip (command durable + reply)
+  double ack_p50 = 0;    // broker clock: issued -> last ack stored
+  double done_p50 = 0;   // broker clock: issued -> last result stored
+  int failures = 0;      // targets whose result was not Ok
   // Per measured round: CPU ms by thread group, and process-wide figures.
   std::map<std::string, double> cpu_ms;
   std::map<std::string, double> idle_cpu_ms_per_s;  // all agents alive, no command
-  double idle_wakeups_per_s = 0;                     // voluntary context switches
+  double idle_wakeups_per_s = 0;                    // voluntary context switches
   double user_ms = 0, sys_ms = 0, vcsw = 0, ivcsw = 0;
 };
 
@@ -375,16 +377,14 @@ void WaitAllAlive(lk::BrokerClient& client, size_t k, int64_t timeout_ms) {
       if (alive == k) return;
     }
     if (MsSince(t0) > static_cast<double>(timeout_ms)) {
-      Die("only " + std::to_string(last_alive) + " of " + std::to_string(k) +
-          " agents alive after " + std::to_string(timeout_ms) + " ms" +
-          (list.ok() ? "" : " (" + list.status().ToString() + ")"));
+      Die("only " + std::to_string(last_alive) + " of " + std::to_string(k) + " agents alive after " +
+          std::to_string(timeout_ms) + " ms" + (list.ok() ? "" : " (" + list.status().ToString() + ")"));
     }
     std::this_thread::sleep_for(std::chrono::milliseconds(100));
   }
 }
 
-FanoutRow RunFanout(const Options& opt, const Keys& keys, size_t k, bool curve,
-                    const fs::path& base) {
+FanoutRow RunFanout(const Options& opt, const Keys& keys, size_t k, bool curve, const fs::path& base) {
   FanoutRow row;
   row.k = k;
   row.curve = curve;
@@ -471,8 +471,7 @@ FanoutRow RunFanout(const Options& opt, const Keys& keys, size_t k, bool curve,
     const double t_total = MsSince(t0);
     if (!fin.finished) Die("ping " + std::to_string(st.cmd_id) + " did not finish in 60 s");
     if (fin.targets.size() != k) {
-      Die("ping reached " + std::to_string(fin.targets.size()) + " targets, expected " +
-          std::to_string(k));
+      Die("ping reached " + std::to_string(fin.targets.size()) + " targets, expected " + std::to_string(k));
     }
     int64_t last_ack = fin.issued_at_ms, last_done = fin.issued_at_ms;
     int failures = 0;
@@ -482,6 +481,13 @@ FanoutRow RunFanout(const Options& opt, const Keys& keys, size_t k, bool curve,
       if (!t->result || t->result->status != lk::wire::ResultStatus::Ok) ++failures;
     }
     if (r < opt.warmup) continue;
+    if (opt.verbose) {
+      std::fprintf(stderr, "round %d: %.1f ms (issue %.1f ms) at %lld\n", r - opt.warmup + 1, t_total,
+                   t_issue,
+                   static_cast<long long>(std::chrono::duration_cast<std::chrono::milliseconds>(
+                                              std::chrono::system_clock::now().time_since_epoch())
+                                              .count()));
+    }
     row.failures += failures;
     total.push_back(t_total);
     issue.push_back(t_issue);
@@ -516,7 +522,7 @@ FanoutRow RunFanout(const Options& opt, const Keys& keys, size_t k, bool curve,
   broker->Stop();
   broker.reset();
   std::error_code ec;
-  fs::remove_all(data, ec);
+  if (!opt.verbose) fs::remove_all(data, ec);
   return row;
 }
 
@@ -564,8 +570,8 @@ lk::wire::EventBodyUnion SampleEvent(uint64_t i, const char** kind) {
   return body;
 }
 
-AppendRow AppendBatches(lk::KvStore& store, lk::EventLog& log, uint32_t batch_size,
-                        uint64_t count, uint64_t* counter) {
+AppendRow AppendBatches(lk::KvStore& store, lk::EventLog& log, uint32_t batch_size, uint64_t count,
+                        uint64_t* counter) {
   AppendRow row;
   row.batch = batch_size;
   std::vector<double> commits;
@@ -640,7 +646,6 @@ ReplayRow ReplayViaBroker(const fs::path& data_dir, uint64_t retain) {
   return row;
 }
 
-
 ReplayRow Replay(const lk::EventLog& log, bool decode) {
   ReplayRow row;
   const auto t0 = Clock::now();
@@ -679,13 +684,11 @@ int main(int argc, char** argv) {
   spdlog::set_level(opt.verbose ? spdlog::level::info : spdlog::level::warn);
   RaiseFdLimit();
 
-  fs::path base = opt.dir.empty() ? fs::temp_directory_path() /
-                                        ("bench_bus." + std::to_string(::getpid()))
+  fs::path base = opt.dir.empty() ? fs::temp_directory_path() / ("bench_bus." + std::to_string(::getpid()))
                                   : fs::path(opt.dir);
   fs::create_directories(base);
-  std::printf("bench_bus: data under %s, RLIMIT_NOFILE %llu, %u hardware threads\n",
-              base.c_str(), static_cast<unsigned long long>(FdLimit()),
-              std::thread::hardware_concurrency());
+  std::printf("bench_bus: data under %s, RLIMIT_NOFILE %llu, %u hardware threads\n", base.c_str(),
+              static_cast<unsigned long long>(FdLimit()), std::thread::hardware_concurrency());
   std::printf("load average at start: %s\n", LoadAvg().c_str());
   std::fflush(stdout);
 
@@ -696,11 +699,13 @@ int main(int argc, char** argv) {
     Keys keys = MakeKeys(max_k);
     std::printf("generated %zu CURVE key pairs in %.0f ms\n", max_k + 2, MsSince(tk));
     std::printf("\n## (a) fan-out: Ping to all K agents, Issue -> Wait(finished)\n");
-    std::printf("heartbeat %d ms, %d warm-up + %d measured rounds per row; percentiles are "
-                "nearest-rank\n\n",
-                opt.heartbeat_ms, opt.warmup, opt.rounds);
-    std::printf("| K | CURVE | rounds | setup s | p50 ms | p99 ms | max ms | mean ms | issue p50 ms "
-                "| last ack p50 ms | last result p50 ms | failed |\n");
+    std::printf(
+        "heartbeat %d ms, %d warm-up + %d measured rounds per row; percentiles are "
+        "nearest-rank\n\n",
+        opt.heartbeat_ms, opt.warmup, opt.rounds);
+    std::printf(
+        "| K | CURVE | rounds | setup s | p50 ms | p99 ms | max ms | mean ms | issue p50 ms "
+        "| last ack p50 ms | last result p50 ms | failed |\n");
     std::printf("|---:|:---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n");
     std::fflush(stdout);
     for (size_t k : opt.ks) {
@@ -708,16 +713,22 @@ int main(int argc, char** argv) {
         if ((curve && !opt.curve) || (!curve && !opt.plain)) continue;
         FanoutRow r = RunFanout(opt, keys, k, curve, base);
         fan[{k, curve}] = r;
-        std::printf("| %zu | %s | %d | %.1f | %.1f | %.1f | %.1f | %.1f | %.1f | %.0f | %.0f | %d |\n",
-                    r.k, r.curve ? "on" : "off", r.rounds, r.setup_s, r.p50, r.p99, r.max, r.mean,
-                    r.issue_p50, r.ack_p50, r.done_p50, r.failures);
+        std::printf("| %zu | %s | %d | %.1f | %.1f | %.1f | %.1f | %.1f | %.1f | %.0f | %.0f | %d |\n", r.k,
+                    r.curve ? "on" : "off", r.rounds, r.setup_s, r.p50, r.p99, r.max, r.mean, r.issue_p50,
+                    r.ack_p50, r.done_p50, r.failures);
         std::fflush(stdout);
       }
     }
     std::printf("\n### CPU per measured round (ms, includes the 20 ms gap between rounds)\n\n");
-    std::vector<std::string> labels = {"broker thread", "broker zmq io", "agent threads",
-                                       "agent lane workers", "agents zmq io (shared ctx)",
-                                       "main (client)", "client zmq io", "other zmq", "other"};
+    std::vector<std::string> labels = {"broker thread",
+                                       "broker zmq io",
+                                       "agent threads",
+                                       "agent lane workers",
+                                       "agents zmq io (shared ctx)",
+                                       "main (client)",
+                                       "client zmq io",
+                                       "other zmq",
+                                       "other"};
     std::printf("| K | CURVE |");
     for (const auto& l : labels) std::printf(" %s |", l.c_str());
     std::printf(" total user | total sys | vol. ctx sw | invol. ctx sw |\n|---:|:---:|");
@@ -748,9 +759,10 @@ int main(int argc, char** argv) {
       }
       std::printf(" %.1f | %.0f |\n", sum, r.idle_wakeups_per_s);
     }
-    std::printf("\n(issue = IssueCommand round trip, i.e. command stored with fsync and "
-                "answered; last ack / last result = broker clock from issue to the last "
-                "target's ack / result being stored, ms resolution)\n");
+    std::printf(
+        "\n(issue = IssueCommand round trip, i.e. command stored with fsync and "
+        "answered; last ack / last result = broker clock from issue to the last "
+        "target's ack / result being stored, ms resolution)\n");
   }
 
   std::optional<AppendRow> headline_append;
@@ -760,16 +772,17 @@ int main(int argc, char** argv) {
     fs::remove_all(dir);
     // The broker's column-family layout (events = index 4), so that a Broker
     // can serve this log afterwards (replay over ctl, as the CLI does).
-    auto store = Take(lk::KvStore::Open((dir / "state").string(),
-                                        {"meta", "nodes", "commands", "targets", "events"}),
-                      "open event store");
+    auto store =
+        Take(lk::KvStore::Open((dir / "state").string(), {"meta", "nodes", "commands", "targets", "events"}),
+             "open event store");
     lk::EventLogOptions eo;
     eo.retain_count = std::max<uint64_t>(opt.events + 100'000, eo.retain_count);
     lk::EventLog log(store.get(), kEventsCf, eo, lk::Clock::System(), "broker");
     Check(log.Load(), "load event log");
 
-    std::printf("\n## (b) event log: durable group-commit appends (Stage x B, Write sync=true, "
-                "Commit)\n\n");
+    std::printf(
+        "\n## (b) event log: durable group-commit appends (Stage x B, Write sync=true, "
+        "Commit)\n\n");
     std::printf("| batch B | events | seconds | events/s | fsync'd write p50 ms | p99 ms |\n");
     std::printf("|---:|---:|---:|---:|---:|---:|\n");
     std::fflush(stdout);
@@ -785,35 +798,34 @@ int main(int argc, char** argv) {
       if (n == 0) continue;
       AppendRow r = AppendBatches(*store, log, b, n, &counter);
       if (b == opt.headline_batch && !headline_append) headline_append = r;
-      std::printf("| %u | %" PRIu64 " | %.2f | %.0f | %.2f | %.2f |\n", r.batch, r.events,
-                  r.seconds, r.per_s, r.commit_p50_ms, r.commit_p99_ms);
+      std::printf("| %u | %" PRIu64 " | %.2f | %.0f | %.2f | %.2f |\n", r.batch, r.events, r.seconds, r.per_s,
+                  r.commit_p50_ms, r.commit_p99_ms);
       std::fflush(stdout);
     }
 
-    std::printf("\n## (b) event log: replay from seq 1 (EventLog::Read pages of <= %u events / "
-                "%zu KiB)\n\n",
-                kPageEvents, kPageBytes / 1024);
+    std::printf(
+        "\n## (b) event log: replay from seq 1 (EventLog::Read pages of <= %u events / "
+        "%zu KiB)\n\n",
+        kPageEvents, kPageBytes / 1024);
     std::printf("| mode | events | pages | MiB | seconds | events/s |\n");
     std::printf("|---|---:|---:|---:|---:|---:|\n");
     ReplayRow raw = Replay(log, /*decode=*/false);
-    std::printf("| Read only | %" PRIu64 " | %" PRIu64 " | %.1f | %.2f | %.0f |\n", raw.events,
-                raw.pages, static_cast<double>(raw.bytes) / (1 << 20), raw.seconds, raw.per_s);
+    std::printf("| Read only | %" PRIu64 " | %" PRIu64 " | %.1f | %.2f | %.0f |\n", raw.events, raw.pages,
+                static_cast<double>(raw.bytes) / (1 << 20), raw.seconds, raw.per_s);
     ReplayRow dec = Replay(log, /*decode=*/true);
-    std::printf("| Read + DecodeEnvelope (verify) | %" PRIu64 " | %" PRIu64
-                " | %.1f | %.2f | %.0f |\n",
-                dec.events, dec.pages, static_cast<double>(dec.bytes) / (1 << 20), dec.seconds,
-                dec.per_s);
+    std::printf("| Read + DecodeEnvelope (verify) | %" PRIu64 " | %" PRIu64 " | %.1f | %.2f | %.0f |\n",
+                dec.events, dec.pages, static_cast<double>(dec.bytes) / (1 << 20), dec.seconds, dec.per_s);
     replay = dec;
     std::fflush(stdout);
     store.reset();
     ReplayRow via = ReplayViaBroker(dir, eo.retain_count);
     std::printf("| BrokerClient::FetchEvents over ctl (CURVE, TCP) | %" PRIu64 " | %" PRIu64
                 " | %.1f | %.2f | %.0f |\n",
-                via.events, via.pages, static_cast<double>(via.bytes) / (1 << 20), via.seconds,
-                via.per_s);
-    std::printf("\n(mean event size %.0f bytes; the headline replay figure is Read + "
-                "DecodeEnvelope; the broker row includes the broker's own start-up note)\n",
-                dec.events ? static_cast<double>(dec.bytes) / static_cast<double>(dec.events) : 0.0);
+                via.events, via.pages, static_cast<double>(via.bytes) / (1 << 20), via.seconds, via.per_s);
+    std::printf(
+        "\n(mean event size %.0f bytes; the headline replay figure is Read + "
+        "DecodeEnvelope; the broker row includes the broker's own start-up note)\n",
+        dec.events ? static_cast<double>(dec.bytes) / static_cast<double>(dec.events) : 0.0);
     std::fflush(stdout);
     std::error_code ec;
     fs::remove_all(dir, ec);
@@ -838,9 +850,10 @@ int main(int argc, char** argv) {
   std::optional<double> appends, replays;
   if (headline_append) appends = headline_append->per_s;
   if (replay) replays = replay->per_s;
-  std::printf("\n{\"fanout_p99_ms_k1000_curve\": %s, \"fanout_p99_ms_k1000_plain\": %s, "
-              "\"eventlog_appends_per_s\": %s, \"eventlog_replay_per_s\": %s}\n",
-              num(fan_p99(1000, true)).c_str(), num(fan_p99(1000, false)).c_str(),
-              num(appends).c_str(), num(replays).c_str());
+  std::printf(
+      "\n{\"fanout_p99_ms_k1000_curve\": %s, \"fanout_p99_ms_k1000_plain\": %s, "
+      "\"eventlog_appends_per_s\": %s, \"eventlog_replay_per_s\": %s}\n",
+      num(fan_p99(1000, true)).c_str(), num(fan_p99(1000, false)).c_str(), num(appends).c_str(),
+      num(replays).c_str());
   return 0;
 }
