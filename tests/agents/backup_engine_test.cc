@@ -599,6 +599,44 @@ TEST_F(BackupEngineTest, RsyncKilledMidTransferIsRetriedAndResumed) {
   EXPECT_TRUE(LeakedCheckpoints().empty());
 }
 
+// The incremental case of the above (files are written in place): the
+// retried run completes, shares the unchanged SSTs with the first snapshot
+// by hard link, and the first snapshot still matches its manifest byte for
+// byte (a retry never writes into a file it shares with it).
+TEST_F(BackupEngineTest, RsyncKilledMidIncrementalLeavesThePreviousSnapshotIntact) {
+  test::TempDir dtmp("lk-rsyncd-");
+  RsyncDaemon daemon;
+  ASSERT_TRUE(daemon.Start(dtmp.path()).ok());
+  ThrottledRelay relay(daemon.port(), 512 * 1024);
+  ASSERT_TRUE(relay.Start().ok());
+  WaitForBlocks(300);
+  auto o = Options("rsync://127.0.0.1:" + std::to_string(relay.port()) + "/backup/r1");
+  o.max_attempts = 3;
+  relay.SetRate(0);
+  auto first = engine_.Run(o);
+  ASSERT_TRUE(first.ok) << first.error;
+  WaitForBlocks(900);  // new SSTs: seconds to send at 512 KiB/s
+  relay.SetRate(512 * 1024);
+  pid_t killed = 0;
+  o.on_progress = [&](const wire::ProgressT& p) {
+    if (p.phase != "transfer" || killed != 0) return;
+    auto pids = FindProcesses(
+        {"--info=progress2", "127.0.0.1:" + std::to_string(relay.port()) + "/backup/r1/snapshots/"});
+    if (pids.empty()) return;
+    ::kill(pids.front(), SIGKILL);
+    killed = pids.front();
+    relay.SetRate(0);
+  };
+  auto second = engine_.Run(o);
+  ASSERT_NE(killed, 0) << "never saw the rsync running";
+  ASSERT_TRUE(second.ok) << second.error;
+  EXPECT_EQ(second.attempts, 2u);
+  const std::string snaps = daemon.module_dir() + "/r1/snapshots/";
+  ExpectSnapshotVerifies(snaps + first.snapshot_id);
+  ExpectSnapshotVerifies(snaps + second.snapshot_id);
+  EXPECT_GT(SharedSstFiles(snaps + first.snapshot_id + "/data/", snaps + second.snapshot_id + "/data/"), 0);
+}
+
 TEST_F(BackupEngineTest, PermissionDeniedDestinationFailsClearly) {
   WaitForBlocks(100);
   // A destination on a read-only filesystem from the start.
