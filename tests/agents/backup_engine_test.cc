@@ -157,6 +157,25 @@ class BackupEngineTest : public ::testing::Test {
     return ::stat(p.c_str(), &st) == 0 ? st.st_ino : 0;
   }
 
+  // A progress hook that SIGKILLs this test's rsync (to r1 through `relay`)
+  // at its first transfer report, then lifts the relay's rate limit so the
+  // retry need not crawl. `killed` gets the pid.
+  static std::function<void(const wire::ProgressT&)> KillRsyncOnce(ThrottledRelay& relay, pid_t& killed,
+                                                                   int& transfer_reports) {
+    return [&relay, &killed, &transfer_reports](const wire::ProgressT& p) {
+      if (p.phase != "transfer" || killed != 0) return;
+      ++transfer_reports;
+      // The relay's port singles out this test's rsync (other tests running
+      // in parallel copy to an rsync daemon's "backup" module too).
+      auto pids = FindProcesses(
+          {"--info=progress2", "127.0.0.1:" + std::to_string(relay.port()) + "/backup/r1/snapshots/"});
+      if (pids.empty()) return;  // the first report comes before rsync starts
+      ::kill(pids.front(), SIGKILL);
+      killed = pids.front();
+      relay.SetRate(0);
+    };
+  }
+
   // SSTs in both snapshot data dirs `a` and `b` (trailing '/'); each must be
   // one file on disk (a --link-dest hard link), not sent again.
   static int SharedSstFiles(const std::string& a, const std::string& b) {
@@ -576,18 +595,7 @@ TEST_F(BackupEngineTest, RsyncKilledMidTransferIsRetriedAndResumed) {
   o.max_attempts = 3;
   pid_t killed = 0;
   int transfer_reports = 0;
-  o.on_progress = [&](const wire::ProgressT& p) {
-    if (p.phase != "transfer" || killed != 0) return;
-    ++transfer_reports;
-    // The relay's port singles out this test's rsync (other tests running
-    // in parallel copy to an rsync daemon's "backup" module too).
-    auto pids = FindProcesses(
-        {"--info=progress2", "127.0.0.1:" + std::to_string(relay.port()) + "/backup/r1/snapshots/"});
-    if (pids.empty()) return;  // the first report comes before rsync starts
-    ::kill(pids.front(), SIGKILL);
-    killed = pids.front();
-    relay.SetRate(0);  // the retry need not crawl
-  };
+  o.on_progress = KillRsyncOnce(relay, killed, transfer_reports);
   auto res = engine_.Run(o);
   ASSERT_NE(killed, 0) << "never saw the rsync running (" << transfer_reports << " transfer reports)";
   ASSERT_TRUE(res.ok) << res.error;
@@ -618,17 +626,10 @@ TEST_F(BackupEngineTest, RsyncKilledMidIncrementalLeavesThePreviousSnapshotIntac
   WaitForBlocks(900);  // new SSTs: seconds to send at 512 KiB/s
   relay.SetRate(512 * 1024);
   pid_t killed = 0;
-  o.on_progress = [&](const wire::ProgressT& p) {
-    if (p.phase != "transfer" || killed != 0) return;
-    auto pids = FindProcesses(
-        {"--info=progress2", "127.0.0.1:" + std::to_string(relay.port()) + "/backup/r1/snapshots/"});
-    if (pids.empty()) return;
-    ::kill(pids.front(), SIGKILL);
-    killed = pids.front();
-    relay.SetRate(0);
-  };
+  int transfer_reports = 0;
+  o.on_progress = KillRsyncOnce(relay, killed, transfer_reports);
   auto second = engine_.Run(o);
-  ASSERT_NE(killed, 0) << "never saw the rsync running";
+  ASSERT_NE(killed, 0) << "never saw the rsync running (" << transfer_reports << " transfer reports)";
   ASSERT_TRUE(second.ok) << second.error;
   EXPECT_EQ(second.attempts, 2u);
   const std::string snaps = daemon.module_dir() + "/r1/snapshots/";
