@@ -785,11 +785,6 @@ struct BackupEngine::Impl {
       claimed = ClaimAndList(id);
       claim_ms = MonotonicMs() - t0;
     });
-    auto destination_state = [&]() -> Result<DestinationState> {
-      claimer.JoinAll();
-      return *claimed;
-    };
-
     Emit("checkpoint", 0);
     LK_ASSIGN_OR_RETURN(auto src, TakeSource(id));
     res.consistent = src->consistent;
@@ -820,7 +815,8 @@ struct BackupEngine::Impl {
     spdlog::info("snapshot {}: {} files, {} bytes from {} ({} checksums computed, {} carried over)", id,
                  files.size(), total, src->kind, scan.files_hashed, scan.files_reused);
 
-    LK_ASSIGN_OR_RETURN(auto state, destination_state());
+    claimer.JoinAll();
+    LK_ASSIGN_OR_RETURN(auto state, std::move(*claimed));
     EndPhase();
     timings += " (claim " + std::to_string(claim_ms) + " ms alongside)";
     const Listing& listing = state.listing;
