@@ -19,6 +19,7 @@
 #include <filesystem>
 #include <fstream>
 #include <map>
+#include <memory>
 #include <mutex>
 #include <thread>
 
@@ -141,6 +142,19 @@ class BackupEngineTest : public ::testing::Test {
     o.max_attempts = 2;
     o.backoff_base_ms = 50;
     o.io_timeout_s = 10;
+    return o;
+  }
+  // Options for `node` backing up to directory `dest` on `sshd`, over SSH.
+  BackupRunOptions SshOptions(const testing::SshdServer& sshd, const std::string& dest,
+                              const std::string& node = "r1") {
+    auto o = Options(dest, node);
+    auto parsed =
+        ParseDestination("root@127.0.0.1:" + dest, "", sshd.client_key(), static_cast<uint16_t>(sshd.port()));
+    EXPECT_TRUE(parsed.ok()) << parsed.status().ToString();
+    if (parsed.ok()) o.destination = *parsed;
+    o.ssh_options = {"-o", "UserKnownHostsFile=" + sshd.dir() + "/known_hosts",
+                     "-o", "StrictHostKeyChecking=no",
+                     "-o", "LogLevel=ERROR"};
     return o;
   }
 
@@ -399,13 +413,7 @@ TEST_F(BackupEngineTest, SshDestinationWorksFromADeepWorkDirectory) {
   BackupEngine deep(ProcessRunner::Real(), Clock::System(), work);
   WaitForBlocks(50);
   const std::string dest = tmp_.path() + "/ssh-dest/r1";
-  auto o = Options(dest);
-  auto parsed =
-      ParseDestination("root@127.0.0.1:" + dest, "", sshd.client_key(), static_cast<uint16_t>(sshd.port()));
-  ASSERT_TRUE(parsed.ok()) << parsed.status().ToString();
-  o.destination = *parsed;
-  o.ssh_options = {"-o", "UserKnownHostsFile=" + sshd.dir() + "/known_hosts", "-o", "LogLevel=ERROR"};
-  auto res = deep.Run(o);
+  auto res = deep.Run(SshOptions(sshd, dest));
   ASSERT_TRUE(res.ok) << res.error;
   ExpectSnapshotVerifies(dest + "/snapshots/" + res.snapshot_id);
 }
@@ -419,14 +427,7 @@ TEST_F(BackupEngineTest, SshStreamsEachUseOneConnectionAndTheRunLogsInOncePerStr
   ASSERT_TRUE(sshd.Start().ok());
   WaitForBlocks(800);
   const std::string dest = tmp_.path() + "/ssh-dest/r1";
-  auto o = Options(dest);
-  auto parsed =
-      ParseDestination("root@127.0.0.1:" + dest, "", sshd.client_key(), static_cast<uint16_t>(sshd.port()));
-  ASSERT_TRUE(parsed.ok()) << parsed.status().ToString();
-  o.destination = *parsed;
-  o.ssh_options = {"-o", "UserKnownHostsFile=" + sshd.dir() + "/known_hosts",
-                   "-o", "StrictHostKeyChecking=no",
-                   "-o", "LogLevel=ERROR"};
+  auto o = SshOptions(sshd, dest);
   o.transfer_streams = 3;
   o.min_stream_bytes = 1;
   auto res = engine_.Run(o);
@@ -455,14 +456,7 @@ TEST_F(BackupEngineTest, TwoNodesRacingForANewSshDestinationNeverBothWin) {
   BackupEngine other(ProcessRunner::Real(), Clock::System(), tmp_.path() + "/work-r2");
   for (int round = 0; round < 3; ++round) {
     const std::string dest = tmp_.path() + "/race-" + std::to_string(round);
-    auto parsed =
-        ParseDestination("root@127.0.0.1:" + dest, "", sshd.client_key(), static_cast<uint16_t>(sshd.port()));
-    ASSERT_TRUE(parsed.ok()) << parsed.status().ToString();
-    auto o1 = Options(dest, "r1"), o2 = Options(dest, "r2");
-    o1.destination = o2.destination = *parsed;
-    o1.ssh_options = o2.ssh_options = {"-o", "UserKnownHostsFile=" + sshd.dir() + "/known_hosts",
-                                       "-o", "StrictHostKeyChecking=no",
-                                       "-o", "LogLevel=ERROR"};
+    const auto o1 = SshOptions(sshd, dest, "r1"), o2 = SshOptions(sshd, dest, "r2");
     Status s1, s2;
     std::thread t([&] { s2 = other.Claim(o2); });
     s1 = engine_.Claim(o1);
@@ -582,28 +576,38 @@ TEST_F(BackupEngineTest, ParallelStreamHittingAFullDiskFailsTheRunWithNoSpace) {
   if (first.ok) ExpectSnapshotVerifies(dest + "/snapshots/" + first.snapshot_id);
 }
 
-TEST_F(BackupEngineTest, RsyncKilledMidTransferIsRetriedAndResumed) {
-  test::TempDir dtmp("lk-rsyncd-");
+// An rsync daemon behind a relay at 512 KiB/s: a copy to it takes seconds,
+// so a kill during the transfer always lands while rsync runs.
+struct SlowRsyncDestination {
+  test::TempDir dir{"lk-rsyncd-"};
   RsyncDaemon daemon;
-  ASSERT_TRUE(daemon.Start(dtmp.path()).ok());
-  // 512 KiB/s towards the daemon: the copy takes seconds, so the kill below
-  // always lands while rsync runs.
-  ThrottledRelay relay(daemon.port(), 512 * 1024);
-  ASSERT_TRUE(relay.Start().ok());
+  std::unique_ptr<ThrottledRelay> relay;
+
+  Status Start() {
+    LK_RETURN_IF_ERROR(daemon.Start(dir.path()));
+    relay = std::make_unique<ThrottledRelay>(daemon.port(), 512 * 1024);
+    return relay->Start();
+  }
+  std::string Url() const { return "rsync://127.0.0.1:" + std::to_string(relay->port()) + "/backup/r1"; }
+  std::string Snapshots() const { return daemon.module_dir() + "/r1/snapshots/"; }
+};
+
+TEST_F(BackupEngineTest, RsyncKilledMidTransferIsRetriedAndResumed) {
+  SlowRsyncDestination slow;
+  ASSERT_TRUE(slow.Start().ok());
   WaitForBlocks(600);
-  auto o = Options("rsync://127.0.0.1:" + std::to_string(relay.port()) + "/backup/r1");
+  auto o = Options(slow.Url());
   o.max_attempts = 3;
   pid_t killed = 0;
   int transfer_reports = 0;
-  o.on_progress = KillRsyncOnce(relay, killed, transfer_reports);
+  o.on_progress = KillRsyncOnce(*slow.relay, killed, transfer_reports);
   auto res = engine_.Run(o);
   ASSERT_NE(killed, 0) << "never saw the rsync running (" << transfer_reports << " transfer reports)";
   ASSERT_TRUE(res.ok) << res.error;
   EXPECT_EQ(res.attempts, 2u);
   EXPECT_TRUE(res.consistent);
-  const std::string dest = daemon.module_dir() + "/r1";
-  EXPECT_EQ(DirEntries(dest + "/snapshots"), std::vector<std::string>{res.snapshot_id});
-  ExpectSnapshotVerifies(dest + "/snapshots/" + res.snapshot_id);
+  EXPECT_EQ(DirEntries(slow.Snapshots()), std::vector<std::string>{res.snapshot_id});
+  ExpectSnapshotVerifies(slow.Snapshots() + res.snapshot_id);
   EXPECT_TRUE(LeakedCheckpoints().empty());
 }
 
@@ -612,27 +616,24 @@ TEST_F(BackupEngineTest, RsyncKilledMidTransferIsRetriedAndResumed) {
 // by hard link, and the first snapshot still matches its manifest byte for
 // byte (a retry never writes into a file it shares with it).
 TEST_F(BackupEngineTest, RsyncKilledMidIncrementalLeavesThePreviousSnapshotIntact) {
-  test::TempDir dtmp("lk-rsyncd-");
-  RsyncDaemon daemon;
-  ASSERT_TRUE(daemon.Start(dtmp.path()).ok());
-  ThrottledRelay relay(daemon.port(), 512 * 1024);
-  ASSERT_TRUE(relay.Start().ok());
+  SlowRsyncDestination slow;
+  ASSERT_TRUE(slow.Start().ok());
   WaitForBlocks(300);
-  auto o = Options("rsync://127.0.0.1:" + std::to_string(relay.port()) + "/backup/r1");
+  auto o = Options(slow.Url());
   o.max_attempts = 3;
-  relay.SetRate(0);
+  slow.relay->SetRate(0);
   auto first = engine_.Run(o);
   ASSERT_TRUE(first.ok) << first.error;
   WaitForBlocks(900);  // new SSTs: seconds to send at 512 KiB/s
-  relay.SetRate(512 * 1024);
+  slow.relay->SetRate(512 * 1024);
   pid_t killed = 0;
   int transfer_reports = 0;
-  o.on_progress = KillRsyncOnce(relay, killed, transfer_reports);
+  o.on_progress = KillRsyncOnce(*slow.relay, killed, transfer_reports);
   auto second = engine_.Run(o);
   ASSERT_NE(killed, 0) << "never saw the rsync running (" << transfer_reports << " transfer reports)";
   ASSERT_TRUE(second.ok) << second.error;
   EXPECT_EQ(second.attempts, 2u);
-  const std::string snaps = daemon.module_dir() + "/r1/snapshots/";
+  const std::string snaps = slow.Snapshots();
   ExpectSnapshotVerifies(snaps + first.snapshot_id);
   ExpectSnapshotVerifies(snaps + second.snapshot_id);
   EXPECT_GT(SharedSstFiles(snaps + first.snapshot_id + "/data/", snaps + second.snapshot_id + "/data/"), 0);
