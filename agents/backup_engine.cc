@@ -361,15 +361,11 @@ struct BackupEngine::Impl {
     return l;
   }
 
-  Result<SnapshotManifest> LoadManifest(const std::string& id) {
-    const std::string cache = work + "/last_manifest.json";
-    if (std::filesystem::exists(cache)) {
-      auto text = ReadFileToString(cache);
-      if (text.ok()) {
-        auto m = SnapshotManifest::Parse(*text);
-        if (m.ok() && m->snapshot_id == id) return m;
-      }
-    }
+  // The manifest of snapshot `id`: `cached` (CachedManifest()) when it is
+  // that snapshot's, otherwise the destination's copy.
+  Result<SnapshotManifest> LoadManifest(const std::string& id,
+                                        const std::optional<SnapshotManifest>& cached) {
+    if (cached && cached->snapshot_id == id) return *cached;
     LK_ASSIGN_OR_RETURN(auto text, ReadRemote("snapshots/" + id + "/MANIFEST.json"));
     return SnapshotManifest::Parse(text);
   }
@@ -722,7 +718,8 @@ struct BackupEngine::Impl {
     std::optional<SnapshotManifest> previous;  // the newest complete snapshot's manifest
   };
 
-  Result<DestinationState> ClaimAndList(const std::string& id) {
+  Result<DestinationState> ClaimAndList(const std::string& id,
+                                        const std::optional<SnapshotManifest>& cached) {
     LK_RETURN_IF_ERROR(Prefetch(id));
     LK_RETURN_IF_ERROR(Claim());
     DestinationState d;
@@ -732,7 +729,7 @@ struct BackupEngine::Impl {
                                         " is from the future; is this node's clock right?");
     }
     if (!d.listing.complete.empty()) {
-      auto m = LoadManifest(d.listing.complete.back());
+      auto m = LoadManifest(d.listing.complete.back(), cached);
       if (m.ok()) {
         d.previous = std::move(*m);
       } else {
@@ -772,6 +769,10 @@ struct BackupEngine::Impl {
     const int64_t started = clock->NowMs();
     LK_RETURN_IF_ERROR(CreateDirectories(work, 0700));
     const std::string id = SnapshotIdFor(started);
+    // Checksums of unchanged SSTs are carried over from the manifest this
+    // node published last (cached locally). Without the cache (a new work
+    // dir) everything is checksummed, without waiting for the claim.
+    const std::optional<SnapshotManifest> carried = CachedManifest();
     // The claim (round trips to the destination) runs alongside the local
     // work: checkpoint, listing and checksumming the source. Nothing is
     // written to the destination before the claim has succeeded.
@@ -782,7 +783,7 @@ struct BackupEngine::Impl {
     phase_name.clear();  // timed on its own thread, below
     claimer.threads.emplace_back([&] {
       const int64_t t0 = MonotonicMs();
-      claimed = ClaimAndList(id);
+      claimed = ClaimAndList(id, carried);
       claim_ms = MonotonicMs() - t0;
     });
     Emit("checkpoint", 0);
@@ -794,10 +795,6 @@ struct BackupEngine::Impl {
 
     Emit("checksum", 0);
     LK_ASSIGN_OR_RETURN(auto files, ListTree(src->dir));
-    // Checksums of unchanged SSTs are carried over from the manifest this
-    // node published last (cached locally). Without the cache (a new work
-    // dir) everything is checksummed, without waiting for the claim.
-    const std::optional<SnapshotManifest> carried = CachedManifest();
     const SnapshotManifest* before = carried ? &*carried : nullptr;
     if (IsSsh()) {
       // Open the extra streams' connections while checksumming.
@@ -963,12 +960,13 @@ Status BackupEngine::Claim(const BackupRunOptions& options) {
 Result<std::vector<wire::SnapshotInfoT>> BackupEngine::List(const BackupRunOptions& options) {
   Impl impl(options, runner_, clock_, work_dir_);
   LK_ASSIGN_OR_RETURN(auto listing, impl.ListSnapshots());
+  const auto cached = impl.CachedManifest();  // read once, not per snapshot
   std::vector<wire::SnapshotInfoT> out;
   for (const auto& id : listing.complete) {
     wire::SnapshotInfoT s;
     s.snapshot_id = id;
     s.complete = true;
-    auto m = impl.LoadManifest(id);
+    auto m = impl.LoadManifest(id, cached);
     if (m.ok()) {
       s.consistent = m->consistent;
       s.bytes_total = m->bytes_total;
