@@ -167,8 +167,9 @@ struct BackupEngine::Impl {
   bool IsSsh() const { return o.destination.kind == BackupDestination::Kind::kSsh; }
 
   // A command on an SSH destination's host (over the run's shared connection).
-  Result<ProcessResult> OnHost(const std::vector<std::string>& argv) {
-    return rsync.RunOnHost(o.destination.UserHost(), argv);
+  // `whole_stdout`: all of its stdout, for commands whose output is parsed.
+  Result<ProcessResult> OnHost(const std::vector<std::string>& argv, std::string* whole_stdout = nullptr) {
+    return rsync.RunOnHost(o.destination.UserHost(), argv, 60'000, whole_stdout);
   }
 
   Result<std::string> ReadRemote(const std::string& sub) {
@@ -179,11 +180,12 @@ struct BackupEngine::Impl {
     }
     if (IsSsh()) {  // small files: one command instead of an rsync session
       const std::string p = o.destination.path + "/" + sub;
-      LK_ASSIGN_OR_RETURN(auto r, OnHost({"sh", "-c", "test -f \"$1\" || exit 3; cat \"$1\"", "sh", p}));
+      std::string text;  // a manifest of a large DB is more than a 64 KiB tail
+      LK_ASSIGN_OR_RETURN(auto r, OnHost({"sh", "-c", "test -f \"$1\" || exit 3; cat \"$1\"", "sh", p}, &text));
       if (r.exit_code == 3) return Status::NotFound(o.destination.RsyncPath(sub) + " does not exist");
       if (r.exit_code != 0)
         return Status::IOError("cannot read " + o.destination.RsyncPath(sub) + ": " + r.output);
-      return r.stdout_tail;
+      return text;
     }
     LK_RETURN_IF_ERROR(CreateDirectories(work + "/fetch", 0700));
     const std::string local = work + "/fetch/" + std::filesystem::path(sub).filename().string();
@@ -244,6 +246,7 @@ struct BackupEngine::Impl {
 
   Status Prefetch(const std::string& create_snapshot) {
     if (!IsSsh()) return Status::OK();
+    std::string out;  // the listing of many snapshots is more than a 64 KiB tail
     LK_ASSIGN_OR_RETURN(
         auto r,
         OnHost(
@@ -260,10 +263,10 @@ struct BackupEngine::Impl {
              "find . -mindepth 1 -maxdepth 2 -printf '%y %P\\n') || exit 4; fi; "
              "if test -n \"$snap\" && test \"$(cat \"$o\")\" = \"$me\"; then "
              "mkdir -p \"$d/snapshots/$snap/data\" || exit 4; fi",
-             "sh", o.destination.path, o.cluster_id + " " + o.node_id, create_snapshot}));
+             "sh", o.destination.path, o.cluster_id + " " + o.node_id, create_snapshot},
+            &out));
     if (r.exit_code != 0)
       return RemoteWriteFailure("cannot claim backup destination " + o.destination.Display(), r.output);
-    std::string out = r.stdout_tail;
     if (out.rfind("CLAIMED\n", 0) == 0) {
       claimed_now = true;
       out.erase(0, 8);
@@ -326,9 +329,9 @@ struct BackupEngine::Impl {
         LK_ASSIGN_OR_RETURN(auto r, OnHost({"sh", "-c",
                                             "test -d \"$1\" || exit 0; cd \"$1\" && "
                                             "find . -mindepth 1 -maxdepth 2 -printf '%y %P\\n'",
-                                            "sh", o.destination.path + "/snapshots"}));
+                                            "sh", o.destination.path + "/snapshots"},
+                                           &text));
         if (r.exit_code != 0) return Status::IOError("cannot list " + Remote("snapshots") + ": " + r.output);
-        text = r.stdout_tail;
       }
       std::istringstream in(text);
       std::string type, name;

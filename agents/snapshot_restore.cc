@@ -197,12 +197,13 @@ Result<wire::BackupVerifyResultT> VerifyBackup(ProcessRunner* runner, const Snap
     if (kind == BackupDestination::Kind::kLocal) {
       LK_ASSIGN_OR_RETURN(v, VerifySnapshotDir(access.destination.path + "/snapshots/" + id));
     } else if (on_host) {
+      std::string report;  // one line per file: more than a 64 KiB tail for a large DB
       LK_ASSIGN_OR_RETURN(
           auto r,
           shell.RunOnHost(access.destination.UserHost(),
                           {"ledgerkeep-db", access.destination.path + "/snapshots/" + id, "verifySnapshot"},
-                          30 * 60 * 1000));
-      auto parsed = VerificationFromJson(r.stdout_tail);
+                          30 * 60 * 1000, &report));
+      auto parsed = VerificationFromJson(report);
       if (!parsed.ok()) {
         return Status::IOError("ledgerkeep-db verifySnapshot on " + access.destination.UserHost() +
                                " exited " + std::to_string(r.exit_code) + ": " + r.output);

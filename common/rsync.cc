@@ -674,15 +674,21 @@ Result<std::vector<RemoteEntry>> RsyncRunner::ListRemote(const std::string& dir,
   return out;
 }
 
-Result<ProcessResult> RsyncRunner::RunOnHost(const std::string& user_host, const std::vector<std::string>& argv,
-                                             int64_t timeout_ms) {
-  if (argv.empty()) return Status::InvalidArgument("RunOnHost: empty command");
-  std::vector<std::string> ssh = SplitCommandLine(options_.ssh_command);
-  if (ssh.empty()) return Status::InvalidArgument("RunOnHost: ssh_command is empty");
+std::vector<std::string> RemoteCommandArgv(const std::string& ssh_command, const std::string& user_host,
+                                           const std::vector<std::string>& argv) {
+  std::vector<std::string> ssh = SplitCommandLine(ssh_command);
   std::string remote;
   for (const auto& a : argv) remote += (remote.empty() ? "" : " ") + ShellQuote(a);
   ssh.push_back(user_host);
   ssh.push_back(remote);
+  return ssh;
+}
+
+Result<ProcessResult> RsyncRunner::RunOnHost(const std::string& user_host, const std::vector<std::string>& argv,
+                                             int64_t timeout_ms, std::string* whole_stdout) {
+  if (argv.empty()) return Status::InvalidArgument("RunOnHost: empty command");
+  if (SplitCommandLine(options_.ssh_command).empty()) return Status::InvalidArgument("RunOnHost: ssh_command is empty");
+  const std::vector<std::string> ssh = RemoteCommandArgv(options_.ssh_command, user_host, argv);
   const std::string what = "ssh " + user_host + " (" + argv[0] + ")";
   // Only failures to connect are retried: then the command cannot have run.
   Judge judge = [&](const ProcessResult& r) -> std::optional<RsyncFailure> {
@@ -691,7 +697,12 @@ Result<ProcessResult> RsyncRunner::RunOnHost(const std::string& user_host, const
     f.retryable = f.retryable && r.term_signal == 0 && f.status.code() == StatusCode::kUnavailable;
     return f;
   };
-  LK_ASSIGN_OR_RETURN(RetryOutcome outcome, RunWithRetries(runner_, options_, ssh, what, timeout_ms, judge, Hooks{}));
+  Hooks hooks;
+  if (whole_stdout != nullptr) {
+    hooks.on_attempt = [whole_stdout](int) { whole_stdout->clear(); };
+    hooks.on_stdout = [whole_stdout](std::string_view chunk) { whole_stdout->append(chunk); };
+  }
+  LK_ASSIGN_OR_RETURN(RetryOutcome outcome, RunWithRetries(runner_, options_, ssh, what, timeout_ms, judge, hooks));
   return std::move(outcome.result);
 }
 

@@ -158,9 +158,11 @@ class RsyncRunner {
   // argument is shell-quoted, so it arrives as given. Returns the remote
   // command's result, whatever its exit code; ssh failures (exit 255:
   // unreachable, authentication) are an error Status, and only connection
-  // failures, where the command cannot have run, are retried.
+  // failures, where the command cannot have run, are retried. The result
+  // keeps the last 64 KiB of stdout; a caller that parses the output passes
+  // `whole_stdout` to get all of it (of the attempt that counted).
   Result<ProcessResult> RunOnHost(const std::string& user_host, const std::vector<std::string>& argv,
-                                  int64_t timeout_ms = 60'000);
+                                  int64_t timeout_ms = 60'000, std::string* whole_stdout = nullptr);
 
   const RsyncOptions& options() const { return options_; }
 
@@ -168,6 +170,12 @@ class RsyncRunner {
   ProcessRunner* runner_;
   RsyncOptions options_;
 };
+
+// The argv that runs `argv` on `user_host` through `ssh_command`: the ssh
+// words, the host, then argv shell-quoted into one remote command line (so
+// each argument arrives as given).
+std::vector<std::string> RemoteCommandArgv(const std::string& ssh_command, const std::string& user_host,
+                                           const std::vector<std::string>& argv);
 
 // Splits a shell-like command ("ssh -i 'my key' -p 22") into words: spaces
 // separate, single and double quotes group, no other expansion.

@@ -418,6 +418,40 @@ TEST_F(BackupEngineTest, SshDestinationWorksFromADeepWorkDirectory) {
   ExpectSnapshotVerifies(dest + "/snapshots/" + res.snapshot_id);
 }
 
+// Regression: remote command output was cut to its last 64 KiB, so a
+// manifest larger than that (a DB of ~500+ files) read back from an SSH
+// destination did not parse. A run without the local manifest cache (a new
+// work dir) then found "no previous snapshot": no --link-dest, every file
+// sent and checksummed again.
+TEST_F(BackupEngineTest, ManifestOverSixtyFourKibIsReadWholeFromAnSshDestinationAndTheNextRunLinks) {
+  if (!testing::SshdServer::Available()) GTEST_SKIP() << "no sshd / ssh-keygen installed";
+  testing::SshdServer sshd;
+  ASSERT_TRUE(sshd.Start().ok());
+  WaitForBlocks(100);
+  StopLedgerd();  // a stopped DB is copied whole, subdirectories included
+  std::filesystem::create_directories(db_ + "/archive");
+  for (int i = 0; i < 900; ++i) {
+    ASSERT_TRUE(WriteFileAtomically(db_ + "/archive/segment-" + std::to_string(100000 + i) + ".bin",
+                                    std::string(512, static_cast<char>('a' + i % 26)) + std::to_string(i))
+                    .ok());
+  }
+  const std::string dest = tmp_.path() + "/ssh-dest/r1";
+  auto first = engine_.Run(SshOptions(sshd, dest));
+  ASSERT_TRUE(first.ok) << first.error;
+  const std::string first_snap = dest + "/snapshots/" + first.snapshot_id;
+  ASSERT_GT(test::ReadFile(first_snap + "/MANIFEST.json").size(), 64u * 1024) << "manifest too small to test";
+
+  BackupEngine fresh(ProcessRunner::Real(), Clock::System(), tmp_.path() + "/work-without-cache");
+  auto second = fresh.Run(SshOptions(sshd, dest));
+  ASSERT_TRUE(second.ok) << second.error;
+  EXPECT_EQ(second.bytes_transferred, 0u) << "unchanged files were sent again";
+  const std::string second_snap = dest + "/snapshots/" + second.snapshot_id;
+  ExpectSnapshotVerifies(second_snap);
+  EXPECT_EQ(Inode(first_snap + "/data/archive/segment-100007.bin"),
+            Inode(second_snap + "/data/archive/segment-100007.bin"))
+      << "not hard-linked to the previous snapshot";
+}
+
 // Over SSH each parallel stream has a connection of its own, opened while
 // the source is checksummed; the claim, stream 0 and the publish share the
 // run's first connection: three streams, three SSH logins in all.
