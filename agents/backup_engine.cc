@@ -20,6 +20,7 @@
 #include <thread>
 
 #include "agents/ledger_probe.h"
+#include "agents/snapshot_flusher.h"
 #include "agents/transfer_progress.h"
 #include "common/file_util.h"
 #include "common/parallel_for.h"
@@ -49,6 +50,9 @@ namespace {
 
 const std::regex kSnapshotIdRe(R"(^\d{8}T\d{6}\.\d{3}Z$)");
 constexpr const char* kOwnerFile = ".ledgerkeep-owner";
+// How long the flusher's last pass may take after the transfer (it flushes
+// what is still dirty; the publisher's sync covers anything it leaves).
+constexpr int64_t kFlusherFinishMs = 120'000;
 
 // The source of a run, and how to release it.
 struct Source {
@@ -181,7 +185,8 @@ struct BackupEngine::Impl {
     if (IsSsh()) {  // small files: one command instead of an rsync session
       const std::string p = o.destination.path + "/" + sub;
       std::string text;  // a manifest of a large DB is more than a 64 KiB tail
-      LK_ASSIGN_OR_RETURN(auto r, OnHost({"sh", "-c", "test -f \"$1\" || exit 3; cat \"$1\"", "sh", p}, &text));
+      LK_ASSIGN_OR_RETURN(auto r,
+                          OnHost({"sh", "-c", "test -f \"$1\" || exit 3; cat \"$1\"", "sh", p}, &text));
       if (r.exit_code == 3) return Status::NotFound(o.destination.RsyncPath(sub) + " does not exist");
       if (r.exit_code != 0)
         return Status::IOError("cannot read " + o.destination.RsyncPath(sub) + ": " + r.output);
@@ -504,6 +509,22 @@ struct BackupEngine::Impl {
     o.on_progress(p);
   }
 
+  // Splits `files` into the ones rsync sends (new, or changed since
+  // `previous` by size or mtime) and the ones it hard-links.
+  static void SplitNewFiles(const std::vector<ManifestFile>& files, const SnapshotManifest* previous,
+                            std::vector<const ManifestFile*>* fresh,
+                            std::vector<const ManifestFile*>* unchanged) {
+    std::map<std::string, const ManifestFile*> before;
+    if (previous) {
+      for (const auto& f : previous->files) before[f.path] = &f;
+    }
+    for (const auto& f : files) {
+      auto it = before.find(f.path);
+      const bool same = it != before.end() && it->second->size == f.size && it->second->mtime == f.mtime;
+      (same ? unchanged : fresh)->push_back(&f);
+    }
+  }
+
   // One parallel transfer stream: the files it copies and their bytes.
   struct Stream {
     std::vector<std::string> paths;
@@ -519,21 +540,10 @@ struct BackupEngine::Impl {
   // or under o.min_stream_bytes to send per stream.
   std::vector<Stream> PlanStreams(const std::vector<ManifestFile>& files, const SnapshotManifest* previous,
                                   bool consistent) const {
-    std::map<std::string, const ManifestFile*> before;
-    if (previous) {
-      for (const auto& f : previous->files) before[f.path] = &f;
-    }
     std::vector<const ManifestFile*> fresh, unchanged;
+    SplitNewFiles(files, previous, &fresh, &unchanged);
     uint64_t fresh_bytes = 0;
-    for (const auto& f : files) {
-      auto it = before.find(f.path);
-      if (it != before.end() && it->second->size == f.size && it->second->mtime == f.mtime) {
-        unchanged.push_back(&f);
-      } else {
-        fresh.push_back(&f);
-        fresh_bytes += f.size;
-      }
-    }
+    for (const ManifestFile* f : fresh) fresh_bytes += f->size;
     size_t n = static_cast<size_t>(std::clamp(o.transfer_streams, 1, 8));
     n = std::min<size_t>(
         {n, fresh.size(), static_cast<size_t>(fresh_bytes / std::max<uint64_t>(1, o.min_stream_bytes))});
@@ -750,20 +760,51 @@ struct BackupEngine::Impl {
     if (!res.ok()) spdlog::debug("ssh connection {} not opened ahead: {}", k, res.status().ToString());
   }
 
-  // MANIFEST.json, then DONE, each synced and renamed into place: one
-  // round trip on SSH destinations when the manifest fits a command line.
+  // The snapshot's data on disk before DONE says it is complete (rsync
+  // itself syncs nothing): every file and directory under data/ is
+  // fdatasync'ed (cheap for what the flusher already flushed). On an old
+  // host without `sync -d` (coreutils < 8.24), a whole `sync`. An rsync
+  // daemon runs no commands: its host's own writeback is all there is.
+  static constexpr char kSyncDataScript[] =
+      "if sync -d -- \"$1/data\" 2>/dev/null; then find \"$1/data\" -exec sync -d -- {} + || exit 5; "
+      "else sync; fi; ";
+
+  Status SyncSnapshotData(const std::string& id) {
+    const std::string dir = "snapshots/" + id;
+    switch (o.destination.kind) {
+      case BackupDestination::Kind::kLocal:
+        return SyncTree(o.destination.path + "/" + dir + "/data");
+      case BackupDestination::Kind::kSsh: {
+        LK_ASSIGN_OR_RETURN(auto r,
+                            OnHost({"sh", "-c", kSyncDataScript, "sh", o.destination.path + "/" + dir}));
+        if (r.exit_code != 0)
+          return RemoteWriteFailure("cannot flush " + o.destination.RsyncPath(dir) + " to disk", r.output);
+        return Status::OK();
+      }
+      case BackupDestination::Kind::kRsyncDaemon:
+        return Status::OK();
+    }
+    return Status::OK();
+  }
+
+  // The data synced, then MANIFEST.json, then DONE, each synced and renamed
+  // into place: one round trip on SSH destinations when the manifest fits a
+  // command line.
   Status Publish(const std::string& id, const std::string& manifest, const std::string& digest) {
     const std::string dir = "snapshots/" + id;
     if (IsSsh() && manifest.size() < 96 * 1024) {
       LK_ASSIGN_OR_RETURN(
-          auto r, OnHost({"sh", "-c",
-                          "w() { printf '%s' \"$2\" > \"$1.tmp\" && { sync \"$1.tmp\" 2>/dev/null; "
-                          "mv \"$1.tmp\" \"$1\"; }; }; w \"$1/MANIFEST.json\" \"$2\" && w \"$1/DONE\" \"$3\"",
-                          "sh", o.destination.path + "/" + dir, manifest, digest + "\n"}));
+          auto r,
+          OnHost({"sh", "-c",
+                  std::string(kSyncDataScript) +
+                      "w() { printf '%s' \"$2\" > \"$1.tmp\" && { sync \"$1.tmp\" 2>/dev/null; "
+                      "mv \"$1.tmp\" \"$1\"; }; }; w \"$1/MANIFEST.json\" \"$2\" && w \"$1/DONE\" \"$3\"",
+                  "sh", o.destination.path + "/" + dir, manifest, digest + "\n"}));
       if (r.exit_code != 0)
         return RemoteWriteFailure("cannot publish " + o.destination.RsyncPath(dir), r.output);
       return Status::OK();
     }
+    LK_RETURN_IF_ERROR(SyncSnapshotData(id));
     LK_RETURN_IF_ERROR(WriteRemote(dir + "/MANIFEST.json", manifest));
     return WriteRemote(dir + "/DONE", digest + "\n");
   }
@@ -844,6 +885,18 @@ struct BackupEngine::Impl {
     Emit("transfer", 0);
     const std::string data_dest = Remote("snapshots/" + id + "/data/");
     auto streams = PlanStreams(files, previous ? &*previous : nullptr, src->consistent);
+    // New files are flushed on the destination as they arrive (a consistent
+    // source only: a live file's final size is not known).
+    std::unique_ptr<SnapshotFlusher> flusher;
+    if (o.flush_as_written && src->consistent) {
+      std::vector<const ManifestFile*> fresh, unchanged;
+      SplitNewFiles(files, previous ? &*previous : nullptr, &fresh, &unchanged);
+      std::vector<SnapshotFlusher::File> to_flush;
+      for (const ManifestFile* f : fresh) to_flush.push_back({f->path, f->size});
+      flusher =
+          SnapshotFlusher::Start(runner, o.destination, MakeRsyncOptions(o).ssh_command,
+                                 o.destination.path + "/snapshots/" + id + "/data", std::move(to_flush));
+    }
     auto copied = [&]() -> Result<RsyncResult> {
       if (streams.size() > 1) return TransferInStreams(id, src->dir, streams, transfer_args, data_dest);
       RsyncOptions ro = MakeRsyncOptions(o);
@@ -855,6 +908,14 @@ struct BackupEngine::Impl {
       RsyncRunner copier(runner, ro);
       return copier.Copy({src->dir + "/"}, data_dest);
     }();
+    if (flusher) {
+      const SnapshotFlusher::Report flushed = flusher->Finish(kFlusherFinishMs);
+      if (flushed.ran) {
+        spdlog::info("snapshot {}: {} on the destination as they were written", id, flushed.note);
+      } else {
+        spdlog::info("snapshot {}: new files not flushed as written ({})", id, flushed.note);
+      }
+    }
     if (!copied.ok()) return copied.status();
     res.streams = static_cast<uint32_t>(streams.size());
     res.attempts = static_cast<uint32_t>(copied->attempts);

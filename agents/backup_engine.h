@@ -50,6 +50,12 @@ struct BackupRunOptions {
   int transfer_streams = 2;
   // Fewer bytes to send than this per stream: fewer streams. Default: 64 MiB.
   uint64_t min_stream_bytes = 64ull << 20;
+  // Flush each new file to disk on the destination as soon as rsync has
+  // written it, and drop it from the destination's page cache
+  // (snapshot_flusher.h): local and SSH destinations (SSH: needs python3 on
+  // the backup host). The snapshot is synced before DONE either way.
+  // Default: true.
+  bool flush_as_written = true;
   // Extra ssh arguments for SSH destinations (e.g. -o UserKnownHostsFile=...).
   std::vector<std::string> ssh_options;
   std::function<void(const wire::ProgressT&)> on_progress;

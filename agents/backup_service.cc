@@ -166,6 +166,7 @@ Result<BackupRunOptions> BackupService::RunOptionsFor(const BackupConfig& c, boo
   o.backoff_base_ms = opt_.backoff_base_ms;
   o.ssh_options = opt_.node.backup_ssh_options;
   o.transfer_streams = opt_.node.backup_transfer_streams;
+  o.flush_as_written = opt_.node.backup_flush_as_written;
   return o;
 }
 

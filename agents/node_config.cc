@@ -54,6 +54,15 @@ Result<NodeConfig> LoadNodeConfig(const std::string& path) {
       }
       c.backup_transfer_streams = static_cast<int>(*v);
     }
+    if (const auto* n = b->get("flush_as_written")) {
+      auto v = n->value<bool>();
+      if (!v) {
+        return Status::InvalidArgument("node config " + path +
+                                       ": [backup] flush_as_written must be true or false (flush each new "
+                                       "snapshot file to disk on the destination as it arrives)");
+      }
+      c.backup_flush_as_written = *v;
+    }
   }
   if (const auto* cl = tbl["client"].as_table()) {
     LK_ASSIGN_OR_RETURN(auto paths, StringArray(*cl, "paths", "node config " + path + ": [client]"));

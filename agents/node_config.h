@@ -20,6 +20,8 @@
 //   [backup]
 //   ssh_options = ["-o", "UserKnownHostsFile=/etc/ledgerkeep/known_hosts"]  # extra ssh args
 //   transfer_streams = 2           # parallel rsync streams for large transfers (1..8)
+//   flush_as_written = true        # flush new files to disk on the destination as they
+//                                  # arrive and drop them from its page cache (snapshot_flusher.h)
 //
 //   [client]                       # client nodes: what `backup client` archives
 //   paths = ["/config/daml-ledger-api/environment-vars", "/mnt/data/db"]
@@ -52,6 +54,7 @@ struct NodeConfig {
   std::vector<ComponentSpec> components;
   std::vector<std::string> backup_ssh_options;
   int backup_transfer_streams = 2;        // [backup] transfer_streams, 1..8. Default: 2
+  bool backup_flush_as_written = true;    // [backup] flush_as_written. Default: true
   std::vector<std::string> client_paths;  // absolute
 };
 

@@ -93,4 +93,17 @@ Status CreateDirectories(const std::string& path, int mode) {
   return Status::OK();
 }
 
+Status SyncTree(const std::string& dir) {
+  LK_RETURN_IF_ERROR(FsyncPath(dir, O_RDONLY | O_DIRECTORY));
+  std::error_code ec;
+  std::filesystem::recursive_directory_iterator it(dir, ec), end;
+  for (; !ec && it != end; it.increment(ec)) {
+    const bool is_dir = it->is_directory(ec);
+    if (!is_dir && !it->is_regular_file(ec)) continue;
+    LK_RETURN_IF_ERROR(FsyncPath(it->path().string(), is_dir ? O_RDONLY | O_DIRECTORY : O_RDONLY));
+  }
+  if (ec) return Status::FromErrno(ec.value(), "scan " + dir);
+  return Status::OK();
+}
+
 }  // namespace ledgerkeep

@@ -23,4 +23,8 @@ bool UnixSocketListening(const std::string& path);
 // mkdir -p with the given mode for created directories.
 Status CreateDirectories(const std::string& path, int mode = 0755);
 
+// fsync of every regular file and directory under `dir` (and `dir`
+// itself): what rsync wrote there is on disk when this returns OK.
+Status SyncTree(const std::string& dir);
+
 }  // namespace ledgerkeep

@@ -59,6 +59,11 @@ struct RunOptions {
   int64_t poll_interval_ms = 100;
   // Added to (or replacing in) the inherited environment. Default: none.
   std::vector<std::pair<std::string, std::string>> env;
+  // The command's stdin (RunStreaming): an fd the caller owns and keeps
+  // open (e.g. a pipe's read end, made O_CLOEXEC so no other child inherits
+  // it); the command reads EOF when the caller closes the write end.
+  // Default: -1, /dev/null.
+  int stdin_fd = -1;
 };
 
 class ProcessRunner {
@@ -75,9 +80,9 @@ class ProcessRunner {
 
   // Runs argv to completion with stdout and stderr on separate pipes,
   // handing each chunk to the callbacks as it arrives and keeping the last
-  // 64 KiB of each stream in the result. stdin is /dev/null; the command
-  // runs in its own process group, which is what timeout/cancellation
-  // signal. Output written by descendants that outlive the command is read
+  // 64 KiB of each stream in the result. stdin is RunOptions::stdin_fd
+  // (default /dev/null); the command runs in its own process group, which
+  // is what timeout/cancellation signal. Output written by descendants that outlive the command is read
   // for at most 1 s after it exits. Errors: argv empty (InvalidArgument),
   // program not startable (NotFound / PermissionDenied), pipe/fork failure.
   // The default implementation (for fakes that only implement Run) calls

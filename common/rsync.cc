@@ -687,7 +687,8 @@ std::vector<std::string> RemoteCommandArgv(const std::string& ssh_command, const
 Result<ProcessResult> RsyncRunner::RunOnHost(const std::string& user_host, const std::vector<std::string>& argv,
                                              int64_t timeout_ms, std::string* whole_stdout) {
   if (argv.empty()) return Status::InvalidArgument("RunOnHost: empty command");
-  if (SplitCommandLine(options_.ssh_command).empty()) return Status::InvalidArgument("RunOnHost: ssh_command is empty");
+  if (SplitCommandLine(options_.ssh_command).empty())
+    return Status::InvalidArgument("RunOnHost: ssh_command is empty");
   const std::vector<std::string> ssh = RemoteCommandArgv(options_.ssh_command, user_host, argv);
   const std::string what = "ssh " + user_host + " (" + argv[0] + ")";
   // Only failures to connect are retried: then the command cannot have run.

@@ -7,7 +7,8 @@
 // Usage: bench_backup [--gib 2.0] [--dir /tmp] [--incr-pct 1] [--streams 2] [--reps 3] [--db DIR]
 // (--db: bench a copy of an existing ledger DB instead of generating one)
 // (full runs: the best of --reps alternating runbook/ledgerkeep pairs, plus one
-// ledgerkeep run with a single stream for comparison)
+// ledgerkeep run with a single stream and one without flush_as_written, for
+// comparison)
 // Prints a table, then one JSON line:
 //   {"full_speedup_vs_runbook": ..., "incr_speedup_vs_runbook": ...,
 //    "nochange_s": ..., "full_time_vs_cp": ..., "full_speedup_median_pair": ...}
@@ -147,6 +148,20 @@ int main(int argc, char** argv) {
     if (!r.ok) Die("single-stream backup failed: " + r.error);
     Timed({"rm", "-rf", root + "/ours-single"});
   }
+  // The same engine without flushing the new files as they are written
+  // (flush_as_written off), for the effect of the flusher.
+  double unflushed_full_s = 0;
+  {
+    BackupRunOptions kept = o;
+    kept.flush_as_written = false;
+    kept.destination = dest_at("ours-unflushed");
+    settle();
+    const double t0 = Now();
+    auto r = engine.Run(kept);
+    unflushed_full_s = Now() - t0;
+    if (!r.ok) Die("unflushed backup failed: " + r.error);
+    Timed({"rm", "-rf", root + "/ours-unflushed"});
+  }
   double t0 = 0;
 
   // (b) incremental after about incr_pct% new blocks.
@@ -192,6 +207,7 @@ int main(int argc, char** argv) {
   row("full: runbook rsync -a over ssh", runbook_full_s, full_bytes, 0);
   row("full: ledgerkeep snapshot", ours_full_s, full_bytes, runbook_full_s);
   if (single_full_s > 0) row("full: ledgerkeep, 1 stream", single_full_s, full_bytes, runbook_full_s);
+  row("full: ledgerkeep, not flushed", unflushed_full_s, full_bytes, runbook_full_s);
   row("incremental: runbook rsync -a", runbook_incr_s, incr.bytes_total, 0);
   row("incremental: ledgerkeep snapshot", ours_incr_s, incr.bytes_total, runbook_incr_s);
   row("no change: ledgerkeep snapshot", nochange_s, none.bytes_total, 0);

@@ -28,6 +28,7 @@
 #include "ledger/ledger_store.h"
 #include "tests/common/sshd_fixture.h"
 #include "tests/support/child_process.h"
+#include "tests/support/page_cache.h"
 #include "tests/support/snapshot_checks.h"
 #include "tests/support/temp_dir.h"
 #include "tests/support/transfer_fakes.h"
@@ -450,6 +451,40 @@ TEST_F(BackupEngineTest, ManifestOverSixtyFourKibIsReadWholeFromAnSshDestination
   EXPECT_EQ(Inode(first_snap + "/data/archive/segment-100007.bin"),
             Inode(second_snap + "/data/archive/segment-100007.bin"))
       << "not hard-linked to the previous snapshot";
+}
+
+// Over SSH the new files are flushed on the backup host as rsync writes
+// them and leave its page cache (the test's sshd runs on this host, so the
+// test can look); with flush_as_written off they stay cached. Either way
+// the snapshot is complete and verifies.
+TEST_F(BackupEngineTest, SshSnapshotIsFlushedOutOfTheHostsPageCacheAsItIsWritten) {
+  if (!testing::SshdServer::Available()) GTEST_SKIP() << "no sshd / ssh-keygen installed";
+  testing::SshdServer sshd;
+  ASSERT_TRUE(sshd.Start().ok());
+  WaitForBlocks(800);
+  auto cached_pages = [](const std::string& snap) {
+    size_t pages = 0;
+    for (const auto& e : std::filesystem::directory_iterator(snap + "/data")) {
+      if (e.path().extension() == ".sst") pages += test::ResidentPages(e.path().string());
+    }
+    return pages;
+  };
+  // (Each measured before the verification reads the files back.)
+  const std::string flushed_dest = tmp_.path() + "/ssh-dest/r1";
+  auto flushed = engine_.Run(SshOptions(sshd, flushed_dest));
+  ASSERT_TRUE(flushed.ok) << flushed.error;
+  const std::string flushed_snap = flushed_dest + "/snapshots/" + flushed.snapshot_id;
+  EXPECT_EQ(cached_pages(flushed_snap), 0u) << "new SSTs still in the page cache";
+  ExpectSnapshotVerifies(flushed_snap);
+
+  BackupEngine other(ProcessRunner::Real(), Clock::System(), tmp_.path() + "/work-r2");
+  auto o = SshOptions(sshd, tmp_.path() + "/ssh-dest/r2", "r2");
+  o.flush_as_written = false;
+  auto kept = other.Run(o);
+  ASSERT_TRUE(kept.ok) << kept.error;
+  const std::string kept_snap = tmp_.path() + "/ssh-dest/r2/snapshots/" + kept.snapshot_id;
+  EXPECT_GT(cached_pages(kept_snap), 0u) << "nothing cached without flushing: the check above proves nothing";
+  ExpectSnapshotVerifies(kept_snap);
 }
 
 // Over SSH each parallel stream has a connection of its own, opened while

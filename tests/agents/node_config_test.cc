@@ -73,5 +73,20 @@ TEST_F(NodeConfigTest, BackupTransferStreamsDefaultsToTwoAndRefusesOutOfRange) {
   }
 }
 
+TEST_F(NodeConfigTest, BackupFlushAsWrittenDefaultsToOnAndRefusesANonBoolean) {
+  auto none = LoadNodeConfig(Write("[ledger]\ndb = 'db'\n"));
+  ASSERT_TRUE(none.ok()) << none.status().ToString();
+  EXPECT_TRUE(none->backup_flush_as_written);
+  auto off = LoadNodeConfig(Write("[backup]\nflush_as_written = false\n"));
+  ASSERT_TRUE(off.ok()) << off.status().ToString();
+  EXPECT_FALSE(off->backup_flush_as_written);
+  for (const char* bad : {"0", "'no'", "1.5"}) {
+    auto c = LoadNodeConfig(Write(std::string("[backup]\nflush_as_written = ") + bad + "\n"));
+    ASSERT_FALSE(c.ok()) << bad;
+    EXPECT_NE(c.status().message().find("flush_as_written must be true or false"), std::string::npos)
+        << c.status().ToString();
+  }
+}
+
 }  // namespace
 }  // namespace ledgerkeep
