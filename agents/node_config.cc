@@ -55,13 +55,13 @@ Result<NodeConfig> LoadNodeConfig(const std::string& path) {
       c.backup_transfer_streams = static_cast<int>(*v);
     }
     if (const auto* n = b->get("flush_as_written")) {
-      auto v = n->value<bool>();
-      if (!v) {
+      const auto* v = n->as_boolean();  // value<bool>() would take 0 and 1 too
+      if (v == nullptr) {
         return Status::InvalidArgument("node config " + path +
                                        ": [backup] flush_as_written must be true or false (flush each new "
                                        "snapshot file to disk on the destination as it arrives)");
       }
-      c.backup_flush_as_written = *v;
+      c.backup_flush_as_written = v->get();
     }
   }
   if (const auto* cl = tbl["client"].as_table()) {
