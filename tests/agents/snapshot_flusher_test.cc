@@ -10,6 +10,7 @@
 
 #include <algorithm>
 #include <filesystem>
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -60,6 +61,17 @@ class SnapshotFlusherTest : public ::testing::Test {
 
   std::vector<SnapshotFlusher::File> Files() const { return {{"a.sst", kFileBytes}, {"b.sst", kFileBytes}}; }
 
+  // A flusher for dir_ on `sshd`'s host (this one), reached over SSH.
+  std::unique_ptr<SnapshotFlusher> StartOverSsh(const testing::SshdServer& sshd,
+                                                const std::string& python = "python3") {
+    auto dest = ParseDestination("root@127.0.0.1:" + tmp_.path(), "", sshd.client_key(),
+                                 static_cast<uint16_t>(sshd.port()));
+    EXPECT_TRUE(dest.ok()) << dest.status().ToString();
+    const std::string ssh = dest->SshCommand() + " -o UserKnownHostsFile=" + sshd.dir() +
+                            "/known_hosts -o StrictHostKeyChecking=no -o LogLevel=ERROR";
+    return SnapshotFlusher::Start(ProcessRunner::Real(), *dest, ssh, dir_, Files(), python);
+  }
+
   void SetUp() override { std::filesystem::create_directories(dir_); }
 
   TempDir tmp_{"lk-flusher-"};
@@ -77,12 +89,7 @@ TEST_F(SnapshotFlusherTest, SshDestinationFileIsFlushedAndDroppedOnTheHostOnlyOn
   if (!testing::SshdServer::Available()) GTEST_SKIP() << "no sshd / ssh-keygen installed";
   testing::SshdServer sshd;
   ASSERT_TRUE(sshd.Start().ok());
-  auto dest = ParseDestination("root@127.0.0.1:" + tmp_.path(), "", sshd.client_key(),
-                               static_cast<uint16_t>(sshd.port()));
-  ASSERT_TRUE(dest.ok());
-  const std::string ssh = dest->SshCommand() + " -o UserKnownHostsFile=" + sshd.dir() +
-                          "/known_hosts -o StrictHostKeyChecking=no -o LogLevel=ERROR";
-  auto flusher = SnapshotFlusher::Start(ProcessRunner::Real(), *dest, ssh, dir_, Files());
+  auto flusher = StartOverSsh(sshd);
   ExpectFlushedOnceComplete(*flusher);
 }
 
@@ -103,13 +110,7 @@ TEST_F(SnapshotFlusherTest, HostWithoutTheInterpreterIsReportedAndNothingIsTouch
   if (!testing::SshdServer::Available()) GTEST_SKIP() << "no sshd / ssh-keygen installed";
   testing::SshdServer sshd;
   ASSERT_TRUE(sshd.Start().ok());
-  auto dest = ParseDestination("root@127.0.0.1:" + tmp_.path(), "", sshd.client_key(),
-                               static_cast<uint16_t>(sshd.port()));
-  ASSERT_TRUE(dest.ok());
-  const std::string ssh = dest->SshCommand() + " -o UserKnownHostsFile=" + sshd.dir() +
-                          "/known_hosts -o StrictHostKeyChecking=no -o LogLevel=ERROR";
-  auto flusher =
-      SnapshotFlusher::Start(ProcessRunner::Real(), *dest, ssh, dir_, Files(), "python3-not-installed-here");
+  auto flusher = StartOverSsh(sshd, "python3-not-installed-here");
   Append(dir_ + "/a.sst", kFileBytes);
   const auto report = flusher->Finish(30'000);
   EXPECT_FALSE(report.ran);
