@@ -909,7 +909,8 @@ struct BackupEngine::Impl {
       return copier.Copy({src->dir + "/"}, data_dest);
     }();
     if (flusher) {
-      const SnapshotFlusher::Report flushed = flusher->Finish(kFlusherFinishMs);
+      // After a failed transfer (e.g. the host cut off) it is not waited for.
+      const SnapshotFlusher::Report flushed = flusher->Finish(copied.ok() ? kFlusherFinishMs : 5'000);
       if (flushed.ran) {
         spdlog::info("snapshot {}: {} on the destination as they were written", id, flushed.note);
       } else {
