@@ -762,11 +762,13 @@ struct BackupEngine::Impl {
 
   // The snapshot's data on disk before DONE says it is complete (rsync
   // itself syncs nothing): every file and directory under data/ is
-  // fdatasync'ed (cheap for what the flusher already flushed). On an old
+  // fdatasync'ed (cheap for what the flusher already flushed; a FIFO or
+  // socket copied from a stopped DB's directory cannot be, and holds no data). On an old
   // host without `sync -d` (coreutils < 8.24), a whole `sync`. An rsync
   // daemon runs no commands: its host's own writeback is all there is.
   static constexpr char kSyncDataScript[] =
-      "if sync -d -- \"$1/data\" 2>/dev/null; then find \"$1/data\" -exec sync -d -- {} + || exit 5; "
+      "if sync -d -- \"$1/data\" 2>/dev/null; then "
+      "find \"$1/data\" \\( -type f -o -type d \\) -exec sync -d -- {} + || exit 5; "
       "else sync; fi; ";
 
   Status SyncSnapshotData(const std::string& id) {

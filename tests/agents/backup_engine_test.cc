@@ -453,6 +453,22 @@ TEST_F(BackupEngineTest, ManifestOverSixtyFourKibIsReadWholeFromAnSshDestination
       << "not hard-linked to the previous snapshot";
 }
 
+// A stopped DB is copied whole, and rsync -a copies a FIFO in its directory
+// too; syncing the snapshot before DONE must pass over it (fdatasync on a
+// FIFO fails), not fail the run.
+TEST_F(BackupEngineTest, StoppedDbDirectoryWithAFifoIsBackedUpOverSsh) {
+  if (!testing::SshdServer::Available()) GTEST_SKIP() << "no sshd / ssh-keygen installed";
+  testing::SshdServer sshd;
+  ASSERT_TRUE(sshd.Start().ok());
+  WaitForBlocks(50);
+  StopLedgerd();
+  ASSERT_EQ(::mkfifo((db_ + "/operator.fifo").c_str(), 0600), 0);
+  const std::string dest = tmp_.path() + "/ssh-dest/r1";
+  auto res = engine_.Run(SshOptions(sshd, dest));
+  ASSERT_TRUE(res.ok) << res.error;
+  ExpectSnapshotVerifies(dest + "/snapshots/" + res.snapshot_id);
+}
+
 // Over SSH the new files are flushed on the backup host as rsync writes
 // them and leave its page cache (the test's sshd runs on this host, so the
 // test can look); with flush_as_written off they stay cached. Either way
