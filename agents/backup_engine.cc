@@ -8,6 +8,7 @@
 #include <algorithm>
 #include <atomic>
 #include <condition_variable>
+#include <cctype>
 #include <cstdio>
 #include <ctime>
 #include <filesystem>
@@ -50,6 +51,11 @@ namespace {
 
 const std::regex kSnapshotIdRe(R"(^\d{8}T\d{6}\.\d{3}Z$)");
 constexpr const char* kOwnerFile = ".ledgerkeep-owner";
+// A ledger backup is as sensitive as the ledger: everything the engine
+// writes at a destination is readable by its owner only.
+constexpr int kPrivateDirMode = 0700;
+constexpr int kPrivateFileMode = 0600;
+constexpr const char* kPrivateChmod = "--chmod=D0700,F0600";
 // How long the flusher's last pass may take after the transfer (it flushes
 // what is still dirty; the publisher's sync covers anything it leaves).
 constexpr int64_t kFlusherFinishMs = 120'000;
@@ -94,7 +100,12 @@ std::string ControlPathFor(const std::string& work_dir, int connection) {
   constexpr size_t kSunPathMax = 107, kPercentC = 40, kBindSuffix = 17;
   const std::string name = connection == 0 ? "%C" : std::to_string(connection) + "-%C";
   const std::string in_work = work_dir + "/lk-ssh-" + name;
-  if (in_work.size() - 2 + kPercentC + kBindSuffix <= kSunPathMax) return in_work;
+  // ssh parses `-o ControlPath=...` like a config line and expands %-tokens
+  // in it: a work dir with a space, quote or '%' goes to /tmp as well.
+  const bool plain = std::all_of(work_dir.begin(), work_dir.end(), [](char c) {
+    return std::isalnum(static_cast<unsigned char>(c)) || c == '/' || c == '.' || c == '_' || c == '-';
+  });
+  if (plain && in_work.size() - 2 + kPercentC + kBindSuffix <= kSunPathMax) return in_work;
   char tag[17];
   std::snprintf(tag, sizeof tag, "%016zx", std::hash<std::string>{}(work_dir));
   return std::string("/tmp/lk-ssh-") + tag + "-" + name;
@@ -126,21 +137,17 @@ struct ThreadJoiner {
 
 RsyncOptions DestinationRsyncOptions(const BackupRunOptions& opts, const std::string& work, int connection) {
   RsyncOptions r;
-  std::string ssh = opts.destination.SshCommand();
-  if (!ssh.empty() && !opts.ssh_options.empty()) {
-    // ssh takes the first value of each option: the node's own options
-    // (e.g. its known_hosts) go before our defaults.
-    std::string extra;
-    for (const auto& x : opts.ssh_options) extra += " " + x;
-    ssh.insert(3, extra);  // after "ssh"
-  }
+  // The node's own options (e.g. its known_hosts) go before our defaults:
+  // ssh takes the first value of each option.
+  std::vector<std::string> ssh = opts.destination.SshArgv(opts.ssh_options, work + "/known_hosts");
   if (!ssh.empty()) {
     // One SSH connection per `connection` for the whole run: a run makes
     // several small calls (claim and listing, manifest, retention) besides
     // the transfer, and a handshake costs ~0.3 s.
-    ssh += " -o ControlMaster=auto -o ControlPersist=30 -o ControlPath=" + ControlPathFor(work, connection);
+    ssh.insert(ssh.end(), {"-o", "ControlMaster=auto", "-o", "ControlPersist=30", "-o",
+                           "ControlPath=" + ControlPathFor(work, connection)});
+    r.ssh_argv = std::move(ssh);
   }
-  if (!ssh.empty()) r.ssh_command = ssh;
   r.io_timeout_s = opts.io_timeout_s;
   r.max_attempts = opts.max_attempts;
   r.backoff_base_ms = opts.backoff_base_ms;
@@ -212,15 +219,15 @@ struct BackupEngine::Impl {
   Status WriteRemote(const std::string& sub, const std::string& content) {
     if (o.destination.kind == BackupDestination::Kind::kLocal) {
       const std::string p = o.destination.path + "/" + sub;
-      LK_RETURN_IF_ERROR(CreateDirectories(std::filesystem::path(p).parent_path().string()));
-      return WriteFileAtomically(p, content);
+      LK_RETURN_IF_ERROR(CreateDirectories(std::filesystem::path(p).parent_path().string(), kPrivateDirMode));
+      return WriteFileAtomically(p, content, kPrivateFileMode);
     }
     if (IsSsh() && content.size() < 96 * 1024) {  // fits one command line
       const std::string p = o.destination.path + "/" + sub;
       LK_ASSIGN_OR_RETURN(
           auto r,
           OnHost({"sh", "-c",
-                  "mkdir -p \"$(dirname \"$1\")\" && printf '%s' \"$2\" > \"$1.tmp\" && sync \"$1.tmp\" "
+                  "umask 077; mkdir -p \"$(dirname \"$1\")\" && printf '%s' \"$2\" > \"$1.tmp\" && sync \"$1.tmp\" "
                   "2>/dev/null; mv \"$1.tmp\" \"$1\"",
                   "sh", p, content}));
       if (r.exit_code != 0)
@@ -229,10 +236,10 @@ struct BackupEngine::Impl {
     }
     LK_RETURN_IF_ERROR(CreateDirectories(work + "/stage", 0700));
     const std::string local = work + "/stage/" + std::filesystem::path(sub).filename().string();
-    LK_RETURN_IF_ERROR(WriteFileAtomically(local, content));
+    LK_RETURN_IF_ERROR(WriteFileAtomically(local, content, kPrivateFileMode));
     RsyncRunner mk(runner, [&] {
       auto x = MakeRsyncOptions(o);
-      x.extra_args = {"--mkpath"};
+      x.extra_args = {"--mkpath", kPrivateChmod};
       return x;
     }());
     auto r = mk.Copy({local}, Remote(sub));
@@ -256,7 +263,7 @@ struct BackupEngine::Impl {
         auto r,
         OnHost(
             {"sh", "-c",
-             "d=$1; me=$2; snap=$3; o=\"$d/.ledgerkeep-owner\"; "
+             "umask 077; d=$1; me=$2; snap=$3; o=\"$d/.ledgerkeep-owner\"; "
              "mkdir -p \"$d\" || exit 4; "
              "if ! test -f \"$o\"; then t=\"$o.$$.tmp\"; "
              "{ printf '%s\\n' \"$me\" > \"$t\" && sync \"$t\" 2>/dev/null; } || { rm -f \"$t\"; exit 4; }; "
@@ -576,10 +583,10 @@ struct BackupEngine::Impl {
     // "File exists"): it must exist first. Prefetch made it on SSH
     // destinations.
     if (o.destination.kind == BackupDestination::Kind::kLocal) {
-      LK_RETURN_IF_ERROR(CreateDirectories(o.destination.path + "/snapshots/" + id + "/data"));
+      LK_RETURN_IF_ERROR(CreateDirectories(o.destination.path + "/snapshots/" + id + "/data", kPrivateDirMode));
     } else if (!IsSsh()) {
       RsyncOptions mk = MakeRsyncOptions(o);
-      mk.extra_args = {"--mkpath", "--exclude=*"};
+      mk.extra_args = {"--mkpath", "--exclude=*", kPrivateChmod};
       RsyncRunner mkdir(runner, mk);
       LK_RETURN_IF_ERROR(mkdir.Copy({src_dir + "/"}, dest).status());
     }
@@ -769,7 +776,7 @@ struct BackupEngine::Impl {
   static constexpr char kSyncDataScript[] =
       "if sync -d -- \"$1/data\" 2>/dev/null; then "
       "find \"$1/data\" \\( -type f -o -type d \\) -exec sync -d -- {} + || exit 5; "
-      "else sync; fi; ";
+      "else sync || exit 5; fi; ";
 
   Status SyncSnapshotData(const std::string& id) {
     const std::string dir = "snapshots/" + id;
@@ -798,7 +805,7 @@ struct BackupEngine::Impl {
       LK_ASSIGN_OR_RETURN(
           auto r,
           OnHost({"sh", "-c",
-                  std::string(kSyncDataScript) +
+                  "umask 077; " + std::string(kSyncDataScript) +
                       "w() { printf '%s' \"$2\" > \"$1.tmp\" && { sync \"$1.tmp\" 2>/dev/null; "
                       "mv \"$1.tmp\" \"$1\"; }; }; w \"$1/MANIFEST.json\" \"$2\" && w \"$1/DONE\" \"$3\"",
                   "sh", o.destination.path + "/" + dir, manifest, digest + "\n"}));
@@ -813,6 +820,7 @@ struct BackupEngine::Impl {
 
   Status RunInto(wire::BackupResultT& res) {
     const int64_t started = clock->NowMs();
+    LK_RETURN_IF_ERROR(CheckSshFiles(o.destination));
     LK_RETURN_IF_ERROR(CreateDirectories(work, 0700));
     const std::string id = SnapshotIdFor(started);
     // Checksums of unchanged SSTs are carried over from the manifest this
@@ -873,7 +881,8 @@ struct BackupEngine::Impl {
     // snapshot's CURRENT (or OPTIONS) when the DB rewrote it to the same size
     // within the same second, leaving a snapshot that points at a MANIFEST
     // it does not hold.
-    std::vector<std::string> transfer_args = {"--whole-file", "--mkpath", "--modify-window=-1"};
+    // --chmod: snapshots are private (issue 13) whatever the source's modes.
+    std::vector<std::string> transfer_args = {"--whole-file", "--mkpath", "--modify-window=-1", kPrivateChmod};
     // --inplace: each file is written under its final name (no temporary
     // file and rename: ~7% faster). Safe for a consistent source only: the
     // snapshot directory is new, so the only inodes it shares are files
@@ -886,6 +895,11 @@ struct BackupEngine::Impl {
     if (previous) transfer_args.push_back("--link-dest=../../" + previous->snapshot_id + "/data");
     Emit("transfer", 0);
     const std::string data_dest = Remote("snapshots/" + id + "/data/");
+    if (o.destination.kind == BackupDestination::Kind::kLocal) {
+      // Private directories (rsync --mkpath would make them with the umask);
+      // on SSH destinations Prefetch made them.
+      LK_RETURN_IF_ERROR(CreateDirectories(o.destination.path + "/snapshots/" + id + "/data", kPrivateDirMode));
+    }
     auto streams = PlanStreams(files, previous ? &*previous : nullptr, src->consistent);
     // New files are flushed on the destination as they arrive (a consistent
     // source only: a live file's final size is not known).
@@ -896,7 +910,7 @@ struct BackupEngine::Impl {
       std::vector<SnapshotFlusher::File> to_flush;
       for (const ManifestFile* f : fresh) to_flush.push_back({f->path, f->size});
       flusher =
-          SnapshotFlusher::Start(runner, o.destination, MakeRsyncOptions(o).ssh_command,
+          SnapshotFlusher::Start(runner, o.destination, MakeRsyncOptions(o).ssh_argv,
                                  o.destination.path + "/snapshots/" + id + "/data", std::move(to_flush));
     }
     auto copied = [&]() -> Result<RsyncResult> {
@@ -930,7 +944,7 @@ struct BackupEngine::Impl {
     if (src->consistent && copied->attempts > 1) {
       Emit("verify", 0);
       RsyncOptions vo = MakeRsyncOptions(o);
-      vo.extra_args = {"--whole-file", "--dry-run", "--modify-window=-1"};
+      vo.extra_args = {"--whole-file", "--dry-run", "--modify-window=-1", kPrivateChmod};
       RsyncRunner verifier(runner, vo);
       auto v = verifier.Copy({src->dir + "/"}, data_dest);
       if (!v.ok()) return v.status().WithContext("verifying snapshot " + id);
@@ -1019,12 +1033,14 @@ wire::BackupResultT BackupEngine::Run(const BackupRunOptions& options) {
 }
 
 Status BackupEngine::Claim(const BackupRunOptions& options) {
+  LK_RETURN_IF_ERROR(CheckSshFiles(options.destination));
   Impl impl(options, runner_, clock_, work_dir_);
   LK_RETURN_IF_ERROR(impl.Prefetch(""));
   return impl.Claim();
 }
 
 Result<std::vector<wire::SnapshotInfoT>> BackupEngine::List(const BackupRunOptions& options) {
+  LK_RETURN_IF_ERROR(CheckSshFiles(options.destination));
   Impl impl(options, runner_, clock_, work_dir_);
   LK_ASSIGN_OR_RETURN(auto listing, impl.ListSnapshots());
   const auto cached = impl.CachedManifest();  // read once, not per snapshot

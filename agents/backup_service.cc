@@ -53,6 +53,73 @@ wire::BackupTargetT TargetOf(const wire::BackupTarget* t) {
   return out;
 }
 
+// The destination fields of a config as a target, {node} expanded.
+wire::BackupTargetT ExpandedTarget(const BackupConfig& c, const std::string& node_id) {
+  wire::BackupTargetT t;
+  t.destination = ExpandNodePlaceholder(c.destination, node_id);
+  t.rsync_user = c.rsync_user;
+  t.ssh_key = c.ssh_key;
+  t.ssh_port = c.ssh_port;
+  t.known_hosts = c.known_hosts;
+  t.accept_new_host_key = c.accept_new_host_key;
+  return t;
+}
+
+void SetDestination(BackupConfig& c, const wire::BackupTargetT& t) {
+  c.destination = t.destination;
+  c.rsync_user = t.rsync_user;
+  c.ssh_key = t.ssh_key;
+  c.ssh_port = t.ssh_port;
+  c.known_hosts = t.known_hosts;
+  c.accept_new_host_key = t.accept_new_host_key;
+}
+
+// The directory a path resolves to (symlinks of its existing part resolved).
+std::filesystem::path Resolved(const std::string& p) {
+  std::error_code ec;
+  auto r = std::filesystem::weakly_canonical(p, ec);
+  return ec ? std::filesystem::path(p).lexically_normal() : r;
+}
+
+bool Inside(const std::filesystem::path& path, const std::filesystem::path& dir) {
+  auto p = path.begin(), d = dir.begin();
+  for (; d != dir.end(); ++d, ++p) {
+    if (d->empty()) continue;  // a trailing separator
+    if (p == path.end() || *p != *d) return false;
+  }
+  return true;
+}
+
+// Issue 13: a destination inside the ledger's DB or data directory (or the
+// agent's own) would be copied into every later snapshot of a stopped
+// ledger, and retention there would delete live files. Refused, after
+// resolving symlinks.
+Status RefuseDestinationInsideTheNode(const BackupDestination& d, const NodeConfig& node,
+                                      const std::string& agent_data_dir) {
+  if (d.kind != BackupDestination::Kind::kLocal) return Status::OK();
+  const auto dest = Resolved(d.path);
+  std::vector<std::pair<std::string, std::string>> guarded;
+  if (!node.ledger_db.empty()) {
+    guarded.emplace_back(node.ledger_db, "the ledger DB");
+    const auto data = std::filesystem::path(node.ledger_db).parent_path();
+    // The ledger's data directory: where its DB and control socket live.
+    if (!node.ledger_control.empty() && std::filesystem::path(node.ledger_control).parent_path() == data &&
+        data.has_relative_path()) {
+      guarded.emplace_back(data.string(), "the ledger's data directory");
+    }
+  }
+  if (!agent_data_dir.empty()) guarded.emplace_back(agent_data_dir, "this agent's data directory");
+  for (const auto& [dir, what] : guarded) {
+    const auto g = Resolved(dir);
+    if (Inside(dest, g)) {
+      return Status::InvalidArgument("backup destination " + d.path + " is inside " + what + " " + g.string() +
+                                     ": its snapshots would be copied into the next ones. Use a directory "
+                                     "outside it, e.g. on the backup server");
+    }
+  }
+  return Status::OK();
+}
+
 CommandOutcome Fail(Status s) {
   CommandOutcome out;
   out.status = std::move(s);
@@ -95,6 +162,11 @@ Status BackupService::Load() {
     c.rsync_user = j.value("rsync_user", "");
     c.ssh_key = j.value("ssh_key", "");
     c.ssh_port = j.value("ssh_port", uint16_t{0});
+    if (auto k = j.find("known_hosts"); k != j.end() && k->is_string()) c.known_hosts = k->get<std::string>();
+    if (auto a = j.find("accept_new_host_key"); a != j.end() && a->is_boolean()) {
+      c.accept_new_host_key = a->get<bool>();
+    }
+    if (auto p = j.find("places"); p != j.end()) c.places = PlacesFromJson(*p);
     c.frequency = j.value("frequency", "");
     c.time_zone = j.value("time_zone", "UTC");
     c.keep_last = j.value("keep_last", uint32_t{0});
@@ -123,6 +195,9 @@ Status BackupService::SaveConfig() {
   nlohmann::json j = {{"mode", config_.mode}, {"scheduled", config_.scheduled},
                       {"destination", config_.destination}, {"rsync_user", config_.rsync_user},
                       {"ssh_key", config_.ssh_key}, {"ssh_port", config_.ssh_port},
+                      {"known_hosts", config_.known_hosts},
+                      {"accept_new_host_key", config_.accept_new_host_key},
+                      {"places", PlacesToJson(config_.places)},
                       {"frequency", config_.frequency}, {"time_zone", config_.time_zone},
                       {"keep_last", config_.keep_last}, {"max_age_s", config_.max_age_s},
                       {"min_free_bytes", config_.min_free_bytes},
@@ -152,8 +227,8 @@ Result<int64_t> BackupService::NextRun(const BackupConfig& c) const {
 
 Result<BackupRunOptions> BackupService::RunOptionsFor(const BackupConfig& c, bool scheduled) {
   BackupRunOptions o;
-  LK_ASSIGN_OR_RETURN(o.destination, ParseDestination(ExpandNodePlaceholder(c.destination, opt_.node_id),
-                                                      c.rsync_user, c.ssh_key, c.ssh_port));
+  LK_ASSIGN_OR_RETURN(o.destination, ParseDestination(ExpandedTarget(c, opt_.node_id), opt_.node_id));
+  LK_RETURN_IF_ERROR(RefuseDestinationInsideTheNode(o.destination, opt_.node, opt_.data_dir));
   o.cluster_id = opt_.cluster_id;
   o.node_id = opt_.node_id;
   o.ledger_db = opt_.node.ledger_db;
@@ -168,6 +243,29 @@ Result<BackupRunOptions> BackupService::RunOptionsFor(const BackupConfig& c, boo
   o.transfer_streams = opt_.node.backup_transfer_streams;
   o.flush_as_written = opt_.node.backup_flush_as_written;
   return o;
+}
+
+SnapshotPlaces BackupService::PlacesOf(const BackupConfig& c, const std::string& node_id) {
+  SnapshotPlaces places = c.places;
+  if (!c.destination.empty() && c.mode != "checkpoint") {
+    const wire::BackupTargetT home = ExpandedTarget(c, node_id);
+    const SnapshotPlace* h = HomePlace(places);
+    if (h == nullptr || !SamePlace(h->target, home)) SetHomePlace(places, home);
+  }
+  return places;
+}
+
+Result<SnapshotAccess> BackupService::AccessFor(const SnapshotPlace& place, const std::string& work_dir) {
+  LK_ASSIGN_OR_RETURN(auto dest, ParseDestination(place.target, opt_.node_id));
+  SnapshotAccess a;
+  a.destination = std::move(dest);
+  a.ssh_options = opt_.node.backup_ssh_options;
+  a.work_dir = work_dir;
+  a.io_timeout_s = opt_.io_timeout_s;
+  a.max_attempts = opt_.max_attempts;
+  a.backoff_base_ms = opt_.backoff_base_ms;
+  a.newest_recorded = place.newest_snapshot_id;
+  return a;
 }
 
 // ---------------------------------------------------------------- runs
@@ -202,6 +300,19 @@ wire::BackupResultT BackupService::RunLocked(const BackupConfig& c, bool schedul
   if (res.ok) last_ok_ = std::make_unique<wire::BackupResultT>(res);
   Status s = SaveState();
   if (!s.ok()) spdlog::error("cannot save backup state: {}", s.ToString());
+  if (res.ok && c.mode != "checkpoint" && !res.snapshot_id.empty()) {
+    // Where this snapshot is: `latest` looks at every place (snapshot_places.h).
+    // A node without a home adopts this destination as its home.
+    config_.places = PlacesOf(config_, opt_.node_id);
+    const bool had_home = HomePlace(config_.places) != nullptr;
+    RecordSnapshotAt(config_.places, ExpandedTarget(c, opt_.node_id), res.snapshot_id);
+    if (!had_home && config_.destination.empty()) {
+      config_.mode = "rsync";
+      SetDestination(config_, ExpandedTarget(c, opt_.node_id));
+    }
+    Status saved = SaveConfig();
+    if (!saved.ok()) spdlog::error("cannot save backup config: {}", saved.ToString());
+  }
   return res;
 }
 
@@ -357,10 +468,12 @@ CommandOutcome BackupService::Schedule(const wire::ScheduleBackup& cmd) {
   if (cmd.min_free_bytes() > 0) c.min_free_bytes = cmd.min_free_bytes();
   // Checkpoint mode keeps its own local directory (empty = next to the DB);
   // an earlier rsync destination must not leak into it.
-  c.destination = target.destination;
-  c.rsync_user = mode == "rsync" ? target.rsync_user : "";
-  c.ssh_key = mode == "rsync" ? target.ssh_key : "";
-  c.ssh_port = mode == "rsync" ? target.ssh_port : 0;
+  if (mode == "rsync") {
+    SetDestination(c, target);
+  } else {
+    SetDestination(c, wire::BackupTargetT{});
+    c.destination = target.destination;
+  }
   if (mode == "rsync") {
     // Validate the destination and claim it now, so a shared or unreachable
     // directory is refused when scheduling, not an hour later.
@@ -371,6 +484,9 @@ CommandOutcome BackupService::Schedule(const wire::ScheduleBackup& cmd) {
   }
   c.scheduled_since_ms = opt_.clock->NowMs();
   c.last_scheduled_run_ms = 0;
+  if (mode == "rsync") {
+    c.places = PlacesOf(c, opt_.node_id);  // the new home first; the old one stays if it holds snapshots
+  }
   std::lock_guard<std::mutex> lock(mu_);
   config_ = c;
   Status s = SaveConfig();
@@ -403,10 +519,7 @@ CommandOutcome BackupService::Configure(const wire::ConfigureBackup& cmd) {
     }
     c = config_;
   }
-  c.destination = target.destination;
-  c.rsync_user = target.rsync_user;
-  c.ssh_key = target.ssh_key;
-  c.ssh_port = target.ssh_port;
+  SetDestination(c, target);
   if (c.mode == "none") c.mode = "rsync";
   auto o = RunOptionsFor(c, false);
   if (!o.ok()) return Fail(o.status());
@@ -414,6 +527,7 @@ CommandOutcome BackupService::Configure(const wire::ConfigureBackup& cmd) {
     Status claim = engine_.Claim(*o);
     if (!claim.ok()) return Fail(claim);
   }
+  c.places = PlacesOf(c, opt_.node_id);
   std::lock_guard<std::mutex> lock(mu_);
   config_ = c;
   Status s = SaveConfig();
@@ -429,10 +543,9 @@ CommandOutcome BackupService::RunNow(const CommandContext& ctx, const wire::RunB
   }
   wire::BackupTargetT target = TargetOf(cmd.target());
   if (!target.destination.empty()) {
-    c.destination = target.destination;
-    c.rsync_user = target.rsync_user;
-    c.ssh_key = target.ssh_key;
-    c.ssh_port = target.ssh_port;
+    // A one-off destination: this run only. It never replaces the home
+    // destination; its snapshot is recorded as a place (RunLocked).
+    SetDestination(c, target);
     if (c.mode == "none") c.mode = "rsync";
   }
   if (c.mode == "none" || (c.mode == "rsync" && c.destination.empty())) {
@@ -443,19 +556,6 @@ CommandOutcome BackupService::RunNow(const CommandContext& ctx, const wire::RunB
   auto res = RunLocked(
       c, false, [&](const wire::ProgressT& p) { ctx.ReportProgress(wire::ProgressT(p)); },
       [&] { return ctx.cancelled(); });
-  if (res.ok && !target.destination.empty()) {
-    // A node without a destination keeps the one it just backed up to, so
-    // `backup list` and `backup status` show it (the broker records it too).
-    std::lock_guard<std::mutex> lock(mu_);
-    if (config_.destination.empty() && config_.mode != "checkpoint") {
-      config_.mode = "rsync";
-      config_.destination = target.destination;
-      config_.rsync_user = target.rsync_user;
-      config_.ssh_key = target.ssh_key;
-      config_.ssh_port = target.ssh_port;
-      SaveConfig().IgnoreError();
-    }
-  }
   CommandOutcome out;
   if (!res.ok) out.status = Status(StatusCode::kAborted, res.error);
   out.detail.Set(std::move(res));
@@ -480,6 +580,7 @@ CommandOutcome BackupService::GetStatusLocked() {
   }
   if (last_) st.last = std::make_unique<wire::BackupResultT>(*last_);
   if (last_ok_) st.last_ok = std::make_unique<wire::BackupResultT>(*last_ok_);
+  st.places = PlacesToWire(PlacesOf(config_, opt_.node_id));
   CommandOutcome out;
   out.detail.Set(std::move(st));
   return out;
@@ -491,17 +592,25 @@ CommandOutcome BackupService::List() {
     std::lock_guard<std::mutex> lock(mu_);
     c = config_;
   }
-  if (c.destination.empty()) {
+  const SnapshotPlaces places = PlacesOf(c, opt_.node_id);
+  if (places.empty()) {
     return Fail(Status::FailedPrecondition("no backup destination configured on " + opt_.node_id));
   }
-  auto o = RunOptionsFor(c, false);
-  if (!o.ok()) return Fail(o.status());
-  auto list = engine_.List(*o);
-  if (!list.ok()) return Fail(list.status());
+  std::vector<SnapshotAccess> access;
+  for (const auto& p : places) {
+    auto a = AccessFor(p, opt_.data_dir + "/backup/work");
+    if (!a.ok()) return Fail(a.status());
+    access.push_back(std::move(*a));
+  }
+  PlacesListing listing = ListPlaces(opt_.runner, access);
   wire::SnapshotListT sl;
-  sl.destination = o->destination.Display();
-  for (auto& s : *list) sl.snapshots.push_back(std::make_unique<wire::SnapshotInfoT>(std::move(s)));
+  sl.destination = access[0].destination.Display();
+  for (auto& s : listing.snapshots) sl.snapshots.push_back(std::make_unique<wire::SnapshotInfoT>(std::move(s)));
+  sl.unreachable = std::move(listing.unreachable);
   CommandOutcome out;
+  if (!sl.unreachable.empty() && sl.unreachable.size() == access.size()) {
+    out.status = Status::Unavailable("cannot list the snapshots of " + opt_.node_id + ": " + sl.unreachable[0]);
+  }
   out.detail.Set(std::move(sl));
   return out;
 }
@@ -512,30 +621,28 @@ CommandOutcome BackupService::Verify(const CommandContext& ctx, const wire::Veri
     std::lock_guard<std::mutex> lock(mu_);
     c = config_;
   }
-  if (c.destination.empty() || c.mode == "checkpoint") {
+  const SnapshotPlaces places = PlacesOf(c, opt_.node_id);
+  if (places.empty()) {
     return Fail(Status::FailedPrecondition("no backup destination configured on " + opt_.node_id));
   }
-  auto o = RunOptionsFor(c, false);
-  if (!o.ok()) return Fail(o.status());
-  SnapshotAccess access;
-  access.destination = o->destination;
-  access.ssh_options = o->ssh_options;
-  access.work_dir = opt_.data_dir + "/backup/verify-work";
-  access.io_timeout_s = o->io_timeout_s;
-  access.max_attempts = o->max_attempts;
-  access.backoff_base_ms = o->backoff_base_ms;
-  access.on_progress = [&](const wire::ProgressT& p) { ctx.ReportProgress(wire::ProgressT(p)); };
-  access.cancelled = [&] { return ctx.cancelled(); };
+  std::vector<SnapshotAccess> access;
+  for (const auto& p : places) {
+    auto a = AccessFor(p, opt_.data_dir + "/backup/verify-work");
+    if (!a.ok()) return Fail(a.status());
+    a->on_progress = [&](const wire::ProgressT& pr) { ctx.ReportProgress(wire::ProgressT(pr)); };
+    a->cancelled = [&] { return ctx.cancelled(); };
+    access.push_back(std::move(*a));
+  }
   auto res = VerifyBackup(opt_.runner, access, cmd.snapshot_id() ? cmd.snapshot_id()->str() : "", cmd.all());
   if (!res.ok()) return Fail(res.status());
   std::string bad;
   for (const auto& v : res->snapshots) {
     if (v->ok) continue;
-    bad += "\nsnapshot " + v->snapshot_id + ":\n" + DescribeProblems(*v);
+    bad += "\nsnapshot " + v->snapshot_id + " at " + v->destination + ":\n" + DescribeProblems(*v);
   }
   CommandOutcome out;
   if (!bad.empty()) {
-    out.status = Status::Corruption("backup verification failed at " + res->destination + bad);
+    out.status = Status::Corruption("backup verification failed" + bad);
   }
   out.detail.Set(std::move(*res));
   return out;
@@ -546,11 +653,8 @@ Result<wire::BackupTargetT> BackupService::ConfiguredTarget() {
   if (config_.destination.empty() || config_.mode == "checkpoint") {
     return Status::NotFound("no backup destination configured on " + opt_.node_id);
   }
-  wire::BackupTargetT t;
-  t.destination = config_.destination;
-  t.rsync_user = config_.rsync_user;
-  t.ssh_key = config_.ssh_key;
-  t.ssh_port = config_.ssh_port;
+  wire::BackupTargetT t = ExpandedTarget(config_, opt_.node_id);
+  t.destination = config_.destination;  // as configured ({node} kept)
   return t;
 }
 

@@ -25,8 +25,10 @@
 #include <thread>
 
 #include "agents/backup_engine.h"
+#include "agents/snapshot_restore.h"
 #include "agents/command_handler.h"
 #include "agents/node_config.h"
+#include "common/snapshot_places.h"
 
 namespace ledgerkeep {
 
@@ -37,6 +39,8 @@ struct BackupConfig {
   std::string rsync_user;
   std::string ssh_key;
   uint16_t ssh_port = 0;
+  std::string known_hosts;
+  bool accept_new_host_key = false;
   std::string frequency;
   std::string time_zone = "UTC";
   uint32_t keep_last = 0;
@@ -44,6 +48,9 @@ struct BackupConfig {
   uint64_t min_free_bytes = 1ULL << 30;
   int64_t scheduled_since_ms = 0;    // when the schedule was set
   int64_t last_scheduled_run_ms = 0;  // start of the last scheduled run
+  // Every place of this node's snapshots, the home (`destination`) first
+  // (common/snapshot_places.h). Updated by each successful run.
+  SnapshotPlaces places;
 };
 
 struct BackupServiceOptions {
@@ -92,6 +99,11 @@ class BackupService {
   Status SaveConfig();
   Status SaveState();
   Result<BackupRunOptions> RunOptionsFor(const BackupConfig& c, bool scheduled);
+  // How to reach one place of this node's snapshots (list, verify).
+  Result<SnapshotAccess> AccessFor(const SnapshotPlace& place, const std::string& work_dir);
+  // The places to look at: the recorded ones, or the home alone for a
+  // config written before places were recorded.
+  static SnapshotPlaces PlacesOf(const BackupConfig& c, const std::string& node_id);
   wire::BackupResultT RunLocked(const BackupConfig& c, bool scheduled,
                                 const std::function<void(const wire::ProgressT&)>& progress,
                                 const std::function<bool()>& cancelled);

@@ -114,6 +114,8 @@ class ClientBackupRun {
                                         const BackupDestination& dest, const std::string& work_dir) {
     dest_ = dest;
     file_name_ = file_name;
+    work_dir_ = work_dir;
+    LK_RETURN_IF_ERROR(CheckSshFiles(dest));
     RsyncRunner lister(runner_, RsyncOpts({}));
     LK_RETURN_IF_ERROR(RefuseExisting(lister));
 
@@ -180,9 +182,8 @@ class ClientBackupRun {
  private:
   RsyncOptions RsyncOpts(std::vector<std::string> extra) const {
     RsyncOptions o;
-    std::string ssh = dest_.SshCommand();
-    for (const auto& x : tuning_.ssh_options) ssh += " " + x;
-    if (!dest_.SshCommand().empty()) o.ssh_command = ssh;
+    std::vector<std::string> ssh = dest_.SshArgv(tuning_.ssh_options, work_dir_ + "/known_hosts");
+    if (!ssh.empty()) o.ssh_argv = std::move(ssh);
     o.io_timeout_s = tuning_.io_timeout_s;
     o.max_attempts = tuning_.max_attempts;
     o.backoff_base_ms = tuning_.backoff_base_ms;
@@ -230,6 +231,7 @@ class ClientBackupRun {
 
   const CommandContext& ctx_;
   const ClientBackupTuning& tuning_;
+  std::string work_dir_;
   ProcessRunner* runner_;
   const int64_t started_ms_;
   BackupDestination dest_;

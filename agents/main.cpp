@@ -1,5 +1,6 @@
 // ledgerkeep-agent: flags, logging and signals; the work is in agent.h.
 #include <CLI/CLI.hpp>
+#include <sys/stat.h>
 #include <spdlog/spdlog.h>
 
 #include <filesystem>
@@ -15,6 +16,9 @@
 using namespace ledgerkeep;
 
 int main(int argc, char** argv) {
+  // Ledger data, journals and backups are private to the owner (issue 13):
+  // every file and directory this process (and what it starts) creates.
+  ::umask(077);
   CLI::App app{
       "ledgerkeep-agent: runs on every replica and client node. It connects to the broker "
       "(CURVE), heartbeats, and executes the commands addressed to its node, reporting progress "

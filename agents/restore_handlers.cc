@@ -13,6 +13,7 @@
 #include "common/backup_destination.h"
 #include "common/file_util.h"
 #include "common/rsync.h"
+#include "common/snapshot_places.h"
 
 namespace ledgerkeep {
 namespace {
@@ -67,23 +68,39 @@ class RestoreSnapshotHandler final : public CommandHandler {
       }
     }
     const std::string source_node = cmd->source_node() ? cmd->source_node()->str() : "";
+    // Where to look: the destination the command names, else every place
+    // the broker recorded for the source node ("latest" = newest over all).
+    SnapshotPlaces places;
     const wire::BackupTargetT target = TargetOf(cmd->source());
-    if (target.destination.empty()) {
+    if (!target.destination.empty()) {
+      SnapshotPlace only;
+      only.target = target;
+      places.push_back(std::move(only));
+    } else if (cmd->places() != nullptr) {
+      wire::RestoreSnapshotT unpacked;
+      cmd->UnPackTo(&unpacked);
+      places = PlacesFromWire(unpacked.places);
+    }
+    if (places.empty()) {
       return Fail(
           Status::InvalidArgument("no backup destination for " + source_node + " in the restore command"));
     }
-    auto dest = ParseDestination(target, source_node);
-    if (!dest.ok()) return Fail(dest.status().WithContext("backup destination of " + source_node));
-
-    SnapshotAccess access;
-    access.destination = *dest;
-    access.ssh_options = nc.backup_ssh_options;
-    access.work_dir = o_.work_dir;
-    access.io_timeout_s = o_.io_timeout_s;
-    access.max_attempts = o_.max_attempts;
-    access.backoff_base_ms = o_.backoff_base_ms;
-    access.on_progress = [&](const wire::ProgressT& p) { ctx.ReportProgress(wire::ProgressT(p)); };
-    access.cancelled = [&] { return ctx.cancelled(); };
+    std::vector<SnapshotAccess> access;
+    for (const auto& place : places) {
+      auto dest = ParseDestination(place.target, source_node);
+      if (!dest.ok()) return Fail(dest.status().WithContext("backup destination of " + source_node));
+      SnapshotAccess a;
+      a.destination = *dest;
+      a.ssh_options = nc.backup_ssh_options;
+      a.work_dir = o_.work_dir;
+      a.io_timeout_s = o_.io_timeout_s;
+      a.max_attempts = o_.max_attempts;
+      a.backoff_base_ms = o_.backoff_base_ms;
+      a.on_progress = [&](const wire::ProgressT& p) { ctx.ReportProgress(wire::ProgressT(p)); };
+      a.cancelled = [&] { return ctx.cancelled(); };
+      a.newest_recorded = place.newest_snapshot_id;
+      access.push_back(std::move(a));
+    }
     RestoreRequest req;
     req.source_node = source_node;
     req.snapshot_id = cmd->snapshot_id() ? cmd->snapshot_id()->str() : "";

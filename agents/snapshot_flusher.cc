@@ -223,7 +223,7 @@ class RemoteFlusher final : public SnapshotFlusher {
 
 std::unique_ptr<SnapshotFlusher> SnapshotFlusher::Start(ProcessRunner* runner,
                                                         const BackupDestination& destination,
-                                                        const std::string& ssh_command,
+                                                        const std::vector<std::string>& ssh_argv,
                                                         const std::string& data_dir, std::vector<File> files,
                                                         const std::string& python) {
   if (files.empty()) return std::make_unique<NoFlusher>("no new files");
@@ -247,12 +247,17 @@ std::unique_ptr<SnapshotFlusher> SnapshotFlusher::Start(ProcessRunner* runner,
   }
   int fds[2];
   if (::pipe2(fds, O_CLOEXEC) != 0) return std::make_unique<NoFlusher>("no pipe");
-  auto argv = RemoteCommandArgv(ssh_command, destination.UserHost(),
+  auto argv = RemoteCommandArgv(ssh_argv, destination.UserHost(),
                                 {"sh", "-c",
                                  "command -v \"$1\" >/dev/null 2>&1 || exit " +
                                      std::to_string(kNoInterpreter) + "; exec \"$1\" -c \"$2\" \"$3\" \"$4\"",
                                  "sh", python, kRemoteProgram, data_dir, list});
-  return std::make_unique<RemoteFlusher>(runner, std::move(argv), destination.UserHost(), python, fds[0],
+  if (!argv.ok()) {
+    ::close(fds[0]);
+    ::close(fds[1]);
+    return std::make_unique<NoFlusher>(argv.status().message());
+  }
+  return std::make_unique<RemoteFlusher>(runner, std::move(*argv), destination.UserHost(), python, fds[0],
                                          fds[1]);
 }
 

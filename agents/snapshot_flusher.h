@@ -50,13 +50,14 @@ class SnapshotFlusher {
   };
 
   // Starts flushing `files` under `data_dir` (the path on the destination
-  // host). `ssh_command` is the run's ssh (SSH destinations only). The
+  // host). `ssh_argv` is the run's ssh (SSH destinations only). The
   // remote program's interpreter is `python` (tests name a missing one).
   // Returns a flusher that does nothing (Finish says why) when the
   // destination kind has none or the file list is too long for one remote
   // command line.
   static std::unique_ptr<SnapshotFlusher> Start(ProcessRunner* runner, const BackupDestination& destination,
-                                                const std::string& ssh_command, const std::string& data_dir,
+                                                const std::vector<std::string>& ssh_argv,
+                                                const std::string& data_dir,
                                                 std::vector<File> files,
                                                 const std::string& python = "python3");
 

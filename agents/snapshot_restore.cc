@@ -4,8 +4,10 @@
 #include <spdlog/spdlog.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <chrono>
 #include <filesystem>
+#include <optional>
 
 #include "agents/transfer_progress.h"
 #include "common/clock.h"
@@ -67,40 +69,126 @@ Result<RsyncResult> Fetch(ProcessRunner* runner, const SnapshotAccess& a, const 
 
 }  // namespace
 
-Result<std::string> ResolveSnapshot(ProcessRunner* runner, const SnapshotAccess& access,
-                                    const std::string& requested) {
+namespace {
+
+// The snapshots at one place, oldest first.
+Result<std::vector<wire::SnapshotInfoT>> ListPlace(ProcessRunner* runner, const SnapshotAccess& access) {
   LK_RETURN_IF_ERROR(CreateDirectories(access.work_dir, 0700));
   BackupEngine engine(runner, Clock::System(), access.work_dir + "/list");
-  LK_ASSIGN_OR_RETURN(auto list, engine.List(RunOptionsOf(access)));
-  const std::string where = access.destination.Display();
-  if (requested.empty() || requested == "latest") {
-    for (auto it = list.rbegin(); it != list.rend(); ++it) {
-      if (it->complete) return it->snapshot_id;
-    }
-    return Status::NotFound("no complete snapshot at " + where +
-                            " (a snapshot is complete once its DONE exists)");
-  }
-  for (const auto& s : list) {
-    if (s.snapshot_id != requested) continue;
-    if (!s.complete) {
-      return Status::FailedPrecondition(
-          "snapshot " + requested + " at " + where +
-          " has no DONE: it is incomplete (its backup run did not finish) and is "
-          "never restored");
-    }
-    return requested;
-  }
-  return Status::NotFound("no snapshot " + requested + " at " + where + " (see `ledgerkeep backup list`)");
+  return engine.List(RunOptionsOf(access));
 }
 
-Status RestoreSnapshot(ProcessRunner* runner, const SnapshotAccess& access, const RestoreRequest& request,
-                       wire::RestoreResultT* result) {
+}  // namespace
+
+Result<LocatedSnapshot> FindSnapshot(ProcessRunner* runner, const std::vector<SnapshotAccess>& places,
+                                     const std::string& requested) {
+  if (places.empty()) return Status::NotFound("no backup destination to look for snapshots at");
+  std::string where;
+  for (const auto& p : places) where += (where.empty() ? "" : ", ") + p.destination.Display();
+  const bool latest = requested.empty() || requested == "latest";
+  if (!latest) {
+    if (!IsSnapshotId(requested)) {
+      return Status::InvalidArgument("'" + requested.substr(0, 64) +
+                                     "' is not a snapshot id (like 20261125T093012.123Z) or latest");
+    }
+    std::optional<Status> unreachable;
+    for (size_t i = 0; i < places.size(); ++i) {
+      auto list = ListPlace(runner, places[i]);
+      if (!list.ok()) {
+        if (!unreachable) unreachable = list.status().WithContext("cannot list " + places[i].destination.Display());
+        continue;
+      }
+      for (const auto& s : *list) {
+        if (s.snapshot_id != requested) continue;
+        if (!s.complete) {
+          return Status::FailedPrecondition(
+              "snapshot " + requested + " at " + places[i].destination.Display() +
+              " has no DONE: it is incomplete (its backup run did not finish) and is never restored");
+        }
+        return LocatedSnapshot{i, requested};
+      }
+    }
+    if (unreachable) return Status(StatusCode::kUnavailable, unreachable->message() + "; snapshot " +
+                                                                 requested + " is not at the other places");
+    return Status::NotFound("no snapshot " + requested + " at " + where + " (see `ledgerkeep backup list`)");
+  }
+  // "latest": places with the newest records first (unknown records first of
+  // all: they may hold anything).
+  std::vector<size_t> order(places.size());
+  for (size_t i = 0; i < order.size(); ++i) order[i] = i;
+  std::stable_sort(order.begin(), order.end(), [&](size_t a, size_t b) {
+    const auto& ra = places[a].newest_recorded;
+    const auto& rb = places[b].newest_recorded;
+    if (ra.empty() != rb.empty()) return ra.empty();
+    return ra > rb;
+  });
+  std::optional<LocatedSnapshot> best;
+  std::vector<std::pair<size_t, Status>> failed;
+  for (size_t i : order) {
+    const std::string& recorded = places[i].newest_recorded;
+    if (best && !recorded.empty() && recorded <= best->snapshot_id) continue;  // nothing newer there
+    auto list = ListPlace(runner, places[i]);
+    if (!list.ok()) {
+      failed.emplace_back(i, list.status());
+      continue;
+    }
+    for (auto it = list->rbegin(); it != list->rend(); ++it) {
+      if (!it->complete) continue;
+      if (!best || it->snapshot_id > best->snapshot_id) best = LocatedSnapshot{i, it->snapshot_id};
+      break;
+    }
+  }
+  for (const auto& [i, status] : failed) {
+    const std::string& recorded = places[i].newest_recorded;
+    if (best && !recorded.empty() && recorded <= best->snapshot_id) {
+      spdlog::warn("{} cannot be listed ({}); it holds nothing newer than {}", places[i].destination.Display(),
+                   status.message(), best->snapshot_id);
+      continue;
+    }
+    return Status(StatusCode::kUnavailable,
+                  "cannot tell which snapshot is the latest: " + places[i].destination.Display() +
+                      (recorded.empty() ? "" : " (newest recorded there: " + recorded + ")") +
+                      " cannot be listed: " + status.message() +
+                      ". Bring it back, or name a snapshot with --snapshot ID (see `ledgerkeep backup list`)");
+  }
+  if (!best) {
+    return Status::NotFound("no complete snapshot at " + where + " (a snapshot is complete once its DONE exists)");
+  }
+  return *best;
+}
+
+Result<std::string> ResolveSnapshot(ProcessRunner* runner, const SnapshotAccess& access,
+                                    const std::string& requested) {
+  LK_ASSIGN_OR_RETURN(auto found, FindSnapshot(runner, {access}, requested));
+  return found.snapshot_id;
+}
+
+PlacesListing ListPlaces(ProcessRunner* runner, const std::vector<SnapshotAccess>& places) {
+  PlacesListing out;
+  for (const auto& p : places) {
+    auto list = ListPlace(runner, p);
+    if (!list.ok()) {
+      out.unreachable.push_back(p.destination.Display() + ": " + list.status().message());
+      continue;
+    }
+    for (auto& s : *list) {
+      s.destination = p.destination.Display();
+      out.snapshots.push_back(std::move(s));
+    }
+  }
+  std::stable_sort(out.snapshots.begin(), out.snapshots.end(),
+                   [](const auto& a, const auto& b) { return a.snapshot_id < b.snapshot_id; });
+  return out;
+}
+
+Status RestoreSnapshot(ProcessRunner* runner, const std::vector<SnapshotAccess>& places,
+                       const RestoreRequest& request, wire::RestoreResultT* result) {
   wire::RestoreResultT local;
   wire::RestoreResultT& res = result != nullptr ? *result : local;
   const int64_t started = MonotonicMs();
   res.source_node = request.source_node;
-  res.source = access.destination.Display();
   res.db = request.db_dir;
+  if (places.empty()) return Status::InvalidArgument("no backup destination to restore from");
   if (request.db_dir.empty() || request.db_dir == "/") return Status::InvalidArgument("no restore directory");
   const std::string db = fs::path(request.db_dir).lexically_normal().string();
   const std::string tmp = db + ".restore-tmp";
@@ -108,8 +196,11 @@ Status RestoreSnapshot(ProcessRunner* runner, const SnapshotAccess& access, cons
   std::error_code ec;
   fs::remove_all(old, ec);  // left by an interrupted restore
 
-  Emit(access, "resolve", 0);
-  LK_ASSIGN_OR_RETURN(res.snapshot_id, ResolveSnapshot(runner, access, request.snapshot_id));
+  Emit(places[0], "resolve", 0);
+  LK_ASSIGN_OR_RETURN(auto found, FindSnapshot(runner, places, request.snapshot_id));
+  const SnapshotAccess& access = places[found.place];
+  res.snapshot_id = found.snapshot_id;
+  res.source = access.destination.Display();
   LK_RETURN_IF_ERROR(CreateDirectories(fs::path(db).parent_path().string(), 0750));
 
   Emit(access, "fetch", 0);
@@ -157,22 +248,11 @@ Status RestoreSnapshot(ProcessRunner* runner, const SnapshotAccess& access, cons
   return Status::OK();
 }
 
-Result<wire::BackupVerifyResultT> VerifyBackup(ProcessRunner* runner, const SnapshotAccess& access,
-                                               const std::string& snapshot_id, bool all) {
-  wire::BackupVerifyResultT out;
-  out.destination = access.destination.Display();
-  std::vector<std::string> ids;
-  if (all) {
-    LK_RETURN_IF_ERROR(CreateDirectories(access.work_dir, 0700));
-    BackupEngine engine(runner, Clock::System(), access.work_dir + "/list");
-    LK_ASSIGN_OR_RETURN(auto list, engine.List(RunOptionsOf(access)));
-    for (const auto& s : list)
-      if (s.complete) ids.push_back(s.snapshot_id);
-    if (ids.empty()) return Status::NotFound("no complete snapshot at " + out.destination);
-  } else {
-    LK_ASSIGN_OR_RETURN(auto id, ResolveSnapshot(runner, access, snapshot_id));
-    ids.push_back(id);
-  }
+namespace {
+
+// Verifies `ids` at one place into `out` (its method; each snapshot's result).
+Status VerifyAt(ProcessRunner* runner, const SnapshotAccess& access, const std::vector<std::string>& ids,
+                wire::BackupVerifyResultT& out) {
 
   const auto kind = access.destination.kind;
   bool on_host = false;
@@ -219,8 +299,35 @@ Result<wire::BackupVerifyResultT> VerifyBackup(ProcessRunner* runner, const Snap
       v = std::move(*checked);
     }
     v.snapshot_id = id;
+    v.destination = access.destination.Display();
     out.snapshots.push_back(std::make_unique<wire::SnapshotVerificationT>(std::move(v)));
   }
+  return Status::OK();
+}
+
+}  // namespace
+
+Result<wire::BackupVerifyResultT> VerifyBackup(ProcessRunner* runner, const std::vector<SnapshotAccess>& places,
+                                               const std::string& snapshot_id, bool all) {
+  if (places.empty()) return Status::NotFound("no backup destination to verify");
+  wire::BackupVerifyResultT out;
+  out.destination = places[0].destination.Display();
+  if (!all) {
+    LK_ASSIGN_OR_RETURN(auto found, FindSnapshot(runner, places, snapshot_id));
+    out.destination = places[found.place].destination.Display();
+    LK_RETURN_IF_ERROR(VerifyAt(runner, places[found.place], {found.snapshot_id}, out));
+    return out;
+  }
+  size_t complete = 0;
+  for (const auto& place : places) {
+    LK_ASSIGN_OR_RETURN(auto list, ListPlace(runner, place));
+    std::vector<std::string> ids;
+    for (const auto& s : list)
+      if (s.complete) ids.push_back(s.snapshot_id);
+    complete += ids.size();
+    if (!ids.empty()) LK_RETURN_IF_ERROR(VerifyAt(runner, place, ids, out));
+  }
+  if (complete == 0) return Status::NotFound("no complete snapshot at " + out.destination);
   return out;
 }
 

@@ -514,7 +514,7 @@ struct Broker::Impl {
         wire::CommandResultT res;
         r.body_as_CommandResult()->UnPackTo(&res);
         if (CommandEntry* c = tracker->Find(res.cmd_id)) {
-          if (res.status == wire::ResultStatus::Ok) RememberDestination(*c, n);
+          if (res.status == wire::ResultStatus::Ok) RememberDestination(*c, n, res);
           tracker->OnResult(batch, *c, n.node_id, res, now);
           NoteFinished(*c);
         }
@@ -530,6 +530,12 @@ struct Broker::Impl {
       case wire::ReportBody::BackupResult: {  // a scheduled run (not a command)
         wire::BackupResultT res;
         r.body_as_BackupResult()->UnPackTo(&res);
+        if (res.ok && !res.snapshot_id.empty()) {
+          if (SnapshotPlace* p = FindPlaceByDisplay(n.backup_places, res.destination)) {
+            RecordSnapshotAt(n.backup_places, p->target, res.snapshot_id);
+            dirty_nodes_.insert(n.node_id);
+          }
+        }
         StageEvent("backup", n.node_id, std::move(res));
         return;
       }
@@ -558,6 +564,7 @@ struct Broker::Impl {
       if (!n->backup_target.destination.empty()) {
         info->backup_target = std::make_unique<wire::BackupTargetT>(n->backup_target);
       }
+      info->backup_places = PlacesToWire(n->backup_places);
       list.nodes.push_back(std::move(info));
     }
     wire::BodyUnion b;
@@ -619,6 +626,10 @@ struct Broker::Impl {
     std::map<std::string, std::string> owner;  // normalized -> node
     for (NodeEntry* n : registry->All()) {
       if (!n->backup_destination.empty()) owner[n->backup_destination] = n->node_id;
+      for (const auto& p : n->backup_places) {  // one-off places hold its snapshots too
+        auto d = ParseDestination(p.target, n->node_id);
+        if (d.ok()) owner.emplace(d->Normalized(), n->node_id);
+      }
     }
     std::map<std::string, std::string> mine;
     for (const auto& node : targets) {
@@ -666,33 +677,60 @@ struct Broker::Impl {
     const NodeEntry* src = registry->Find(r->source_node);
     if (src == nullptr) return Status::NotFound("no agent node '" + r->source_node + "' in the allowlist");
     if (!r->source || r->source->destination.empty()) {
-      if (src->backup_target.destination.empty()) {
+      // Every place of its snapshots: "latest" is the newest over all of them.
+      SnapshotPlaces places = src->backup_places;
+      if (places.empty() && !src->backup_target.destination.empty()) SetHomePlace(places, src->backup_target);
+      if (places.empty()) {
         return Status::FailedPrecondition("no backup destination is recorded for " + r->source_node +
                                           ": it never accepted one (`ledgerkeep backup schedule/configure`)");
       }
-      r->source = std::make_unique<wire::BackupTargetT>(src->backup_target);
+      r->source.reset();
+      r->places = PlacesToWire(places);
     }
     return Status::OK();
   }
 
-  // Records a node's destination once its agent accepted it.
-  void RememberDestination(const CommandEntry& c, NodeEntry& n) {
+  // Records where a node's snapshots are once its agent accepted a backup
+  // command (common/snapshot_places.h): schedule and configure set its home;
+  // a run records the snapshot at the place it went to, and a one-off
+  // destination never replaces the home.
+  void RememberDestination(const CommandEntry& c, NodeEntry& n, const wire::CommandResultT& res) {
     if (c.kind != "backup-schedule" && c.kind != "backup-configure" && c.kind != "backup-run") return;
     auto env = DecodeEnvelope(c.envelope);
     if (!env.ok()) return;
     wire::CommandT cmd;
     (*env)->body_as_Command()->UnPackTo(&cmd);
-    auto d = BackupDestinationOf(cmd.body, n.node_id);
-    if (!d.ok() || d->empty()) return;
-    if (*d == n.backup_destination && !n.backup_target.destination.empty()) return;
-    n.backup_destination = *d;
     const wire::BackupTargetT* t = nullptr;
-    if (const auto* s = cmd.body.AsScheduleBackup()) t = s->target.get();
+    if (const auto* sb = cmd.body.AsScheduleBackup()) {
+      if (sb->mode == wire::BackupMode::Checkpoint) return;  // local to the node
+      t = sb->target.get();
+    }
     if (const auto* c2 = cmd.body.AsConfigureBackup()) t = c2->target.get();
     if (const auto* r = cmd.body.AsRunBackupNow()) t = r->target.get();
-    if (t != nullptr) {
-      n.backup_target = *t;
-      n.backup_target.destination = ExpandNodePlaceholder(t->destination, n.node_id);
+    const bool run = cmd.body.AsRunBackupNow() != nullptr;
+    wire::BackupTargetT target;
+    if (t != nullptr && !t->destination.empty()) {
+      target = *t;
+      target.destination = ExpandNodePlaceholder(t->destination, n.node_id);
+    } else if (run && !n.backup_target.destination.empty()) {
+      target = n.backup_target;  // a run to the home destination
+    } else {
+      return;
+    }
+    if (!run) {
+      SetHomePlace(n.backup_places, target);
+    } else {
+      const auto* b = res.detail.AsBackupResult();
+      if (b == nullptr || !b->ok || b->snapshot_id.empty()) return;
+      if (n.backup_places.empty() && !n.backup_target.destination.empty()) {
+        SetHomePlace(n.backup_places, n.backup_target);  // recorded before places were
+      }
+      RecordSnapshotAt(n.backup_places, target, b->snapshot_id);
+    }
+    if (const SnapshotPlace* home = HomePlace(n.backup_places)) {
+      n.backup_target = home->target;
+      auto d = ParseDestination(home->target, n.node_id);
+      if (d.ok()) n.backup_destination = d->Normalized();
     }
     dirty_nodes_.insert(n.node_id);
   }

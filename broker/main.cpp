@@ -1,5 +1,6 @@
 // ledgerkeep-broker: flags, logging and signals; the work is in broker.h.
 #include <CLI/CLI.hpp>
+#include <sys/stat.h>
 #include <spdlog/spdlog.h>
 
 #include "broker/broker.h"
@@ -9,6 +10,9 @@
 using namespace ledgerkeep;
 
 int main(int argc, char** argv) {
+  // Ledger data, journals and backups are private to the owner (issue 13):
+  // every file and directory this process (and what it starts) creates.
+  ::umask(077);
   CLI::App app{
       "ledgerkeep-broker: the central process of a ledgerkeep cluster. It publishes commands to "
       "the replica and client agents, tracks their liveness, delivers every command reliably "

@@ -41,11 +41,9 @@ Status NodeRegistry::Load(int64_t now_ms) {
     n.backup_destination = j.value("backup_destination", "");
     n.clone = j.value("clone", false);
     if (const auto t = j.find("backup_target"); t != j.end() && t->is_object()) {
-      n.backup_target.destination = t->value("destination", "");
-      n.backup_target.rsync_user = t->value("rsync_user", "");
-      n.backup_target.ssh_key = t->value("ssh_key", "");
-      n.backup_target.ssh_port = t->value("ssh_port", uint16_t{0});
+      n.backup_target = TargetFromJson(*t);
     }
+    if (const auto p = j.find("backup_places"); p != j.end()) n.backup_places = PlacesFromJson(*p);
     if (n.last_seen_ms > 0) {
       // Give every known node a fresh grace period: it reconnects on its own.
       n.state = wire::NodeState::Suspect;
@@ -121,11 +119,8 @@ void NodeRegistry::Persist(KvStore::Batch& batch, const NodeEntry& n) const {
                       {"backup_destination", n.backup_destination},
                       {"index", n.index},
                       {"clone", n.clone},
-                      {"backup_target",
-                       {{"destination", n.backup_target.destination},
-                        {"rsync_user", n.backup_target.rsync_user},
-                        {"ssh_key", n.backup_target.ssh_key},
-                        {"ssh_port", n.backup_target.ssh_port}}}};
+                      {"backup_target", TargetToJson(n.backup_target)},
+                      {"backup_places", PlacesToJson(n.backup_places)}};
   batch.Put(cf_, n.node_id, j.dump());
 }
 

@@ -17,6 +17,7 @@
 
 #include "common/config.h"
 #include "common/kv_store.h"
+#include "common/snapshot_places.h"
 
 namespace ledgerkeep {
 
@@ -34,6 +35,9 @@ struct NodeEntry {
   // The target of its last accepted backup command ({node} expanded), so a
   // clone can restore this node's snapshots while the node itself is down.
   wire::BackupTargetT backup_target;
+  // Every place of its snapshots, the home (backup_target) first, with the
+  // newest snapshot completed at each (common/snapshot_places.h).
+  SnapshotPlaces backup_places;
   bool clone = false;      // a restore clone (Hello.clone): not a member of the live cluster
   std::string routing_id;  // ROUTER identity of its ctl connection (not persisted)
   bool welcomed = false;   // said Hello to this broker instance

@@ -18,6 +18,7 @@
 #include "common/backup_destination.h"
 #include "common/broker_client.h"
 #include "common/clock.h"
+#include "common/snapshot_places.h"
 
 namespace ledgerkeep {
 namespace {
@@ -96,6 +97,18 @@ std::string Ago(int64_t now, int64_t then) {
   return buf;
 }
 
+// Where a node's snapshots are, home first (common/snapshot_places.h).
+nlohmann::json PlacesJson(const std::vector<std::unique_ptr<wire::SnapshotPlaceT>>& places) {
+  nlohmann::json arr = nlohmann::json::array();
+  for (const auto& p : places) {
+    if (!p || !p->target) continue;
+    arr.push_back({{"destination", p->target->destination},
+                   {"home", p->home},
+                   {"newest_snapshot_id", p->newest_snapshot_id}});
+  }
+  return arr;
+}
+
 // ---------------------------------------------------------------- keygen
 int RunKeygen(const GlobalFlags& g, const std::string& out_dir, const std::vector<std::string>& names,
               bool force) {
@@ -134,7 +147,8 @@ int RunNodes(const GlobalFlags& g) {
                      {"version", n->version},
                      {"pending_commands", n->pending_commands},
                      {"clone", n->clone},
-                     {"backup_destination", n->backup_target ? n->backup_target->destination : ""}});
+                     {"backup_destination", n->backup_target ? n->backup_target->destination : ""},
+                     {"backup_places", PlacesJson(n->backup_places)}});
     }
     std::printf("%s\n", arr.dump().c_str());
     return kExitOk;
@@ -519,6 +533,8 @@ struct BackupFlags {
   std::string rsync_user;
   std::string ssh_key;
   uint16_t ssh_port = 0;
+  std::string known_hosts;
+  bool accept_new_host_key = false;
   std::string frequency;
   std::string time_zone = "UTC";
   std::string mode = "rsync";
@@ -534,7 +550,20 @@ std::unique_ptr<wire::BackupTargetT> MakeTarget(const BackupFlags& f) {
   t->rsync_user = f.rsync_user;
   t->ssh_key = f.ssh_key;
   t->ssh_port = f.ssh_port;
+  t->known_hosts = f.known_hosts;
+  t->accept_new_host_key = f.accept_new_host_key;
   return t;
+}
+
+// The destination flags, checked here before anything is sent: the agent
+// checks them again (and that the files exist on its node).
+Status CheckDestinationFlags(const BackupFlags& f) {
+  if (!f.ssh_key.empty()) LK_RETURN_IF_ERROR(ValidateSshFilePath(f.ssh_key, "--ssh-key"));
+  if (!f.known_hosts.empty()) LK_RETURN_IF_ERROR(ValidateSshFilePath(f.known_hosts, "--known-hosts"));
+  if (f.destination.empty()) return Status::OK();
+  // {node} stands for a node id: check the rest with a placeholder one.
+  return ParseDestination(ExpandNodePlaceholder(f.destination, "node"), f.rsync_user, f.ssh_key, f.ssh_port)
+      .status();
 }
 
 std::string HumanBytes(double b) {
@@ -777,7 +806,8 @@ int RunBackupStatus(const GlobalFlags& g, const TargetFlags& tf) {
                          {"destination", b->destination},
                          {"next_run_ms", b->next_run_ms},
                          {"next_run", FormatTimeMs(b->next_run_ms)},
-                         {"running", b->running}};
+                         {"running", b->running},
+                         {"places", PlacesJson(b->places)}};
     if (b->last_ok) {
       last_id = b->last_ok->snapshot_id;
       // Snapshot ids are UTC times: the age is now minus that time.
@@ -816,8 +846,12 @@ int RunBackupList(const GlobalFlags& g, const std::string& node, bool incomplete
   const auto* l = TargetOk(target) ? target.result->detail.AsSnapshotList() : nullptr;
   if (l == nullptr) return Fail(TargetFailure(node, target));
   nlohmann::json arr = nlohmann::json::array();
-  Table t(
-      {"SNAPSHOT", "COMPLETE", "CONSISTENT", "GENESIS", "LAST REACHABLE", "LAST BLOCK", "FILES", "BYTES"});
+  Table t({"SNAPSHOT", "COMPLETE", "CONSISTENT", "GENESIS", "LAST REACHABLE", "LAST BLOCK", "FILES", "BYTES",
+           "DESTINATION"});
+  std::string latest;  // what restore --snapshot latest takes: the newest complete one anywhere
+  for (const auto& s : l->snapshots) {
+    if (s->complete && s->snapshot_id > latest) latest = s->snapshot_id;
+  }
   for (const auto& s : l->snapshots) {
     if (!s->complete && !incomplete) continue;  // never offered (DESIGN §6): --incomplete shows them
     arr.push_back({{"snapshot_id", s->snapshot_id},
@@ -827,21 +861,28 @@ int RunBackupList(const GlobalFlags& g, const std::string& node, bool incomplete
                    {"last_reachable", s->last_reachable},
                    {"last_block_id", s->last_block_id},
                    {"files", s->files_total},
-                   {"bytes", s->bytes_total}});
-    t.Add({s->snapshot_id, s->complete ? "yes" : "NO (no DONE)",
+                   {"bytes", s->bytes_total},
+                   {"destination", s->destination},
+                   {"latest", s->snapshot_id == latest}});
+    t.Add({s->snapshot_id + (s->snapshot_id == latest ? " (latest)" : ""), s->complete ? "yes" : "NO (no DONE)",
            s->complete ? (s->consistent ? "yes" : "NO") : "-", std::to_string(s->genesis),
            std::to_string(s->last_reachable), std::to_string(s->last_block_id),
-           std::to_string(s->files_total), HumanBytes(static_cast<double>(s->bytes_total))});
+           std::to_string(s->files_total), HumanBytes(static_cast<double>(s->bytes_total)),
+           s->destination == l->destination ? "home" : s->destination});
   }
   if (g.json) {
-    std::printf(
-        "%s\n",
-        nlohmann::json({{"node", node}, {"destination", l->destination}, {"snapshots", arr}}).dump().c_str());
+    std::printf("%s\n", nlohmann::json({{"node", node},
+                                        {"destination", l->destination},
+                                        {"snapshots", arr},
+                                        {"unreachable", l->unreachable}})
+                            .dump()
+                            .c_str());
   } else {
-    std::printf("%s: %s\n", node.c_str(), l->destination.c_str());
+    std::printf("%s: home %s\n", node.c_str(), l->destination.c_str());
     t.Print(stdout);
+    for (const auto& u : l->unreachable) std::printf("NOT LISTED: %s\n", u.c_str());
   }
-  return kExitOk;
+  return l->unreachable.empty() ? kExitOk : kExitFailed;
 }
 
 // ---------------------------------------------------------------- verify / restore
@@ -1016,18 +1057,27 @@ int RunRestoreToDir(const GlobalFlags& g, const std::string& source, const std::
   for (const auto& x : list->nodes)
     if (x->node_id == source) n = x.get();
   if (n == nullptr) return Fail(Status::NotFound("no agent node '" + source + "' (see `ledgerkeep nodes`)"));
-  if (!n->backup_target || n->backup_target->destination.empty()) {
-    return Fail(Status::FailedPrecondition("no backup destination is recorded for " + source));
+  // Every place of its snapshots: "latest" is the newest over all of them.
+  SnapshotPlaces places = PlacesFromWire(n->backup_places);
+  if (places.empty() && n->backup_target && !n->backup_target->destination.empty()) {
+    SetHomePlace(places, *n->backup_target);
   }
-  auto dest = ParseDestination(*n->backup_target, source);
-  if (!dest.ok()) return Fail(dest.status());
+  if (places.empty()) return Fail(Status::FailedPrecondition("no backup destination is recorded for " + source));
   if (dir.empty() || dir[0] != '/') return Fail(Status::InvalidArgument("--to-dir must be an absolute path"));
-  SnapshotAccess access;
-  access.destination = *dest;
-  access.work_dir = dir + ".restore-work";
-  access.on_progress = [&](const wire::ProgressT& p) {
-    if (!g.json && p.phase != "fetch") std::printf("%s\n", p.phase.c_str());
-  };
+  const std::string work_dir = dir + ".restore-work";
+  std::vector<SnapshotAccess> access;
+  for (const auto& place : places) {
+    auto dest = ParseDestination(place.target, source);
+    if (!dest.ok()) return Fail(dest.status());
+    SnapshotAccess a;
+    a.destination = *dest;
+    a.work_dir = work_dir;
+    a.newest_recorded = place.newest_snapshot_id;
+    a.on_progress = [&](const wire::ProgressT& p) {
+      if (!g.json && p.phase != "fetch") std::printf("%s\n", p.phase.c_str());
+    };
+    access.push_back(std::move(a));
+  }
   RestoreRequest req;
   req.source_node = source;
   req.snapshot_id = snapshot;
@@ -1035,7 +1085,7 @@ int RunRestoreToDir(const GlobalFlags& g, const std::string& source, const std::
   wire::RestoreResultT res;
   Status s = RestoreSnapshot(ProcessRunner::Real(), access, req, &res);
   std::error_code ec;
-  std::filesystem::remove_all(access.work_dir, ec);
+  std::filesystem::remove_all(work_dir, ec);
   return PrintRestore(g, dir, res, s);
 }
 
@@ -1234,8 +1284,15 @@ int RunCli(int argc, char** argv) {
                               "/path, user@host:/dir or rsync://host/module/dir; {node} becomes the node id");
     if (required) d->required();
     sub->add_option("--rsync-user", bf.rsync_user, "login on the backup server");
-    sub->add_option("--ssh-key", bf.ssh_key, "private key for SSH destinations");
+    sub->add_option("--ssh-key", bf.ssh_key,
+                    "private key file for SSH destinations: an absolute path on the node (spaces are fine)");
     sub->add_option("--ssh-port", bf.ssh_port, "SSH port (default 22)");
+    sub->add_option("--known-hosts", bf.known_hosts,
+                    "known_hosts file on the node that holds the backup host's key (host keys are always "
+                    "checked; default: the node's [backup] ssh_options, else ssh's own files)");
+    sub->add_flag("--accept-new-host-key", bf.accept_new_host_key,
+                  "trust the backup host's key on first use and record it (in --known-hosts, else the "
+                  "agent's <data-dir>/backup/work/known_hosts); a changed key still fails");
   };
   auto* b_schedule =
       backup->add_subcommand("schedule", "schedule backups on replicas (runs even while the broker is down)");
@@ -1373,6 +1430,10 @@ int RunCli(int argc, char** argv) {
   if (wedge_status->parsed()) return RunWedgeStatus(g, short_wait_s);
   if (unwedge->parsed()) return RunWorkflow(g, "unwedge", nlohmann::json::object());
   if (health->parsed()) return RunHealth(g, health_target, short_wait_s);
+  for (auto* sub : {b_schedule, b_configure, b_run, b_client}) {
+    if (!sub->parsed()) continue;
+    if (Status s = CheckDestinationFlags(bf); !s.ok()) return Fail(s);
+  }
   if (b_schedule->parsed()) return RunBackupSchedule(g, backup_target, bf);
   if (b_unschedule->parsed()) {
     wire::CommandBodyUnion body;

@@ -86,10 +86,25 @@ bool UnixSocketListening(const std::string& path) {
 }
 
 Status CreateDirectories(const std::string& path, int mode) {
-  std::error_code ec;
-  std::filesystem::create_directories(path, ec);
-  if (ec) return Status::FromErrno(ec.value(), "create directory " + path);
-  ::chmod(path.c_str(), static_cast<mode_t>(mode));
+  if (path.empty()) return Status::InvalidArgument("create directory: empty path");
+  // Every directory created gets `mode` (whatever the umask); existing ones
+  // are left as they are.
+  std::filesystem::path cur;
+  for (const auto& part : std::filesystem::path(path).lexically_normal()) {
+    if (part.empty()) continue;
+    cur /= part;
+    if (::mkdir(cur.c_str(), static_cast<mode_t>(mode)) == 0) {
+      ::chmod(cur.c_str(), static_cast<mode_t>(mode));
+      continue;
+    }
+    const int err = errno;
+    struct stat st {};
+    if (err == EEXIST && ::stat(cur.c_str(), &st) == 0) {
+      if (S_ISDIR(st.st_mode)) continue;
+      return Status::FromErrno(ENOTDIR, "create directory " + path + ": " + cur.string());
+    }
+    return Status::FromErrno(err, "create directory " + path);
+  }
   return Status::OK();
 }
 

@@ -293,11 +293,11 @@ Result<RetryOutcome> RunWithRetries(ProcessRunner* runner, const RsyncOptions& o
 // The argv prefix shared by Copy and ListRemote: -e only when a side is SSH.
 void AddRemoteShell(const RsyncOptions& options, const std::vector<std::string>& endpoints,
                     std::vector<std::string>& argv) {
-  if (options.ssh_command.empty()) return;
+  if (options.ssh_argv.empty()) return;
   for (const auto& e : endpoints) {
     if (ClassifyRsyncEndpoint(e) == RsyncEndpointKind::kSsh) {
       argv.push_back("-e");
-      argv.push_back(options.ssh_command);
+      argv.push_back(RsyncRemoteShellArg(options.ssh_argv));
       return;
     }
   }
@@ -426,12 +426,14 @@ RsyncFailure ClassifyRsyncFailure(const ProcessResult& r, std::string_view what_
   }
   if (Contains(err, "Host key verification failed")) {
     return make(StatusCode::kPermissionDenied, false, "the SSH host key of the destination is not trusted",
-                "the destination's host key in known_hosts (or the ssh options in ssh_command)");
+                "the destination's host key: it must be in the destination's known_hosts file "
+                "(--known-hosts FILE, or the node's [backup] ssh_options); check its fingerprint and add it "
+                "there (ssh-keyscan), or pass --accept-new-host-key to trust it on first use");
   }
   if (Contains(err, "Permission denied (")) {  // ssh: "Permission denied (publickey,password)."
     return make(StatusCode::kPermissionDenied, false,
                 "SSH authentication failed (" + LineWith(err, "Permission denied (") + ")",
-                "that the key given in ssh_command is in the remote user's authorized_keys and the user "
+                "that the key given with --ssh-key is in the remote user's authorized_keys and the user "
                 "may log in");
   }
   if (Contains(err, "Permission denied")) {
@@ -475,7 +477,7 @@ RsyncFailure ClassifyRsyncFailure(const ProcessResult& r, std::string_view what_
                   "the network and the destination host");
     case 255:
       return make(StatusCode::kUnavailable, true, "ssh could not connect to the destination",
-                  "the destination host, its SSH port and the options in ssh_command");
+                  "the destination host, its SSH port and the node's [backup] ssh_options");
     case 20:
       return make(StatusCode::kIOError, true, "rsync was interrupted by a signal", "what interrupted it");
     case 30:
@@ -499,31 +501,17 @@ RsyncFailure ClassifyRsyncFailure(const ProcessResult& r, std::string_view what_
               "the stderr below, the source and destination filesystems and the rsync log");
 }
 
-std::vector<std::string> SplitCommandLine(std::string_view command) {
-  std::vector<std::string> out;
-  std::string cur;
-  bool in_word = false;
-  char quote = 0;
-  for (char c : command) {
-    if (quote != 0) {
-      if (c == quote) {
-        quote = 0;
-      } else {
-        cur += c;
-      }
-    } else if (c == '\'' || c == '"') {
-      quote = c;
-      in_word = true;
-    } else if (IsSpace(c)) {
-      if (in_word) out.push_back(std::move(cur));
-      cur.clear();
-      in_word = false;
-    } else {
-      cur += c;
-      in_word = true;
+std::string RsyncRemoteShellArg(const std::vector<std::string>& argv) {
+  std::string out;
+  for (const auto& a : argv) {
+    if (!out.empty()) out += ' ';
+    out += '\'';
+    for (char c : a) {
+      out += c;
+      if (c == '\'') out += '\'';
     }
+    out += '\'';
   }
-  if (in_word) out.push_back(std::move(cur));
   return out;
 }
 
@@ -674,11 +662,17 @@ Result<std::vector<RemoteEntry>> RsyncRunner::ListRemote(const std::string& dir,
   return out;
 }
 
-std::vector<std::string> RemoteCommandArgv(const std::string& ssh_command, const std::string& user_host,
-                                           const std::vector<std::string>& argv) {
-  std::vector<std::string> ssh = SplitCommandLine(ssh_command);
+Result<std::vector<std::string>> RemoteCommandArgv(const std::vector<std::string>& ssh_argv,
+                                                   const std::string& user_host,
+                                                   const std::vector<std::string>& argv) {
+  if (ssh_argv.empty()) return Status::InvalidArgument("no ssh command to run a remote command with");
+  if (user_host.empty() || user_host[0] == '-') {
+    return Status::InvalidArgument("'" + user_host + "' is not a host to run a command on");
+  }
+  std::vector<std::string> ssh = ssh_argv;
   std::string remote;
   for (const auto& a : argv) remote += (remote.empty() ? "" : " ") + ShellQuote(a);
+  ssh.push_back("--");
   ssh.push_back(user_host);
   ssh.push_back(remote);
   return ssh;
@@ -687,9 +681,7 @@ std::vector<std::string> RemoteCommandArgv(const std::string& ssh_command, const
 Result<ProcessResult> RsyncRunner::RunOnHost(const std::string& user_host, const std::vector<std::string>& argv,
                                              int64_t timeout_ms, std::string* whole_stdout) {
   if (argv.empty()) return Status::InvalidArgument("RunOnHost: empty command");
-  if (SplitCommandLine(options_.ssh_command).empty())
-    return Status::InvalidArgument("RunOnHost: ssh_command is empty");
-  const std::vector<std::string> ssh = RemoteCommandArgv(options_.ssh_command, user_host, argv);
+  LK_ASSIGN_OR_RETURN(const std::vector<std::string> ssh, RemoteCommandArgv(options_.ssh_argv, user_host, argv));
   const std::string what = "ssh " + user_host + " (" + argv[0] + ")";
   // Only failures to connect are retried: then the command cannot have run.
   Judge judge = [&](const ProcessResult& r) -> std::optional<RsyncFailure> {

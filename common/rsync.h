@@ -83,10 +83,11 @@ struct RsyncOptions {
   // Appended after the fixed arguments, e.g. {"--link-dest=/b/snap1",
   // "--whole-file"}. Default: none.
   std::vector<std::string> extra_args;
-  // The remote shell (`rsync -e`) for SSH endpoints; also what RunOnHost()
-  // runs. Split on whitespace (quotes group words). Default:
-  // "ssh -o BatchMode=yes -o ConnectTimeout=15".
-  std::string ssh_command = "ssh -o BatchMode=yes -o ConnectTimeout=15";
+  // The remote shell for SSH endpoints, program first, one argument per
+  // element (BackupDestination::SshArgv builds it). rsync gets it as -e,
+  // quoted so that every element arrives as it is; RunOnHost() runs it.
+  // Default: {"ssh", "-o", "BatchMode=yes", "-o", "ConnectTimeout=15"}.
+  std::vector<std::string> ssh_argv = {"ssh", "-o", "BatchMode=yes", "-o", "ConnectTimeout=15"};
   // rsync --timeout: abort when no data moves for this long (then retried);
   // 0 disables it. Default: 60.
   int io_timeout_s = 60;
@@ -154,7 +155,7 @@ class RsyncRunner {
   // progress is not reported.
   Result<std::vector<RemoteEntry>> ListRemote(const std::string& dir, bool recursive = false);
 
-  // Runs argv on `user_host` (e.g. "backup@nas") through ssh_command. Each
+  // Runs argv on `user_host` (e.g. "backup@nas") through ssh_argv. Each
   // argument is shell-quoted, so it arrives as given. Returns the remote
   // command's result, whatever its exit code; ssh failures (exit 255:
   // unreachable, authentication) are an error Status, and only connection
@@ -171,14 +172,18 @@ class RsyncRunner {
   RsyncOptions options_;
 };
 
-// The argv that runs `argv` on `user_host` through `ssh_command`: the ssh
-// words, the host, then argv shell-quoted into one remote command line (so
-// each argument arrives as given).
-std::vector<std::string> RemoteCommandArgv(const std::string& ssh_command, const std::string& user_host,
-                                           const std::vector<std::string>& argv);
+// The argv that runs `argv` on `user_host` through `ssh_argv`: the ssh
+// argv, "--", the host, then argv shell-quoted into one remote command line
+// (so each argument arrives as given). InvalidArgument for a user_host that
+// ssh could take for an option.
+Result<std::vector<std::string>> RemoteCommandArgv(const std::vector<std::string>& ssh_argv,
+                                                   const std::string& user_host,
+                                                   const std::vector<std::string>& argv);
 
-// Splits a shell-like command ("ssh -i 'my key' -p 22") into words: spaces
-// separate, single and double quotes group, no other expansion.
-std::vector<std::string> SplitCommandLine(std::string_view command);
+// How rsync's -e option takes `argv` as one string: every element in single
+// quotes, a quote inside doubled. rsync splits -e itself: quotes group, a
+// doubled quote inside quotes is literal, nothing else is special (no
+// backslashes, no expansion), so every element arrives as it is.
+std::string RsyncRemoteShellArg(const std::vector<std::string>& argv);
 
 }  // namespace ledgerkeep

@@ -1,6 +1,7 @@
 // ledgerd: a RocksDB key-value blockchain standing in for a Concord replica.
 // Flags are parsed here; everything else lives in lk_ledger.
 #include <CLI/CLI.hpp>
+#include <sys/stat.h>
 #include <pthread.h>
 #include <spdlog/sinks/stdout_color_sinks.h>
 #include <spdlog/spdlog.h>
@@ -13,6 +14,9 @@
 #include "ledger/ledger_node.h"
 
 int main(int argc, char** argv) {
+  // Ledger data, journals and backups are private to the owner (issue 13):
+  // every file and directory this process (and what it starts) creates.
+  ::umask(077);
   using namespace ledgerkeep::ledger;
   LedgerNodeOptions options;
   std::string control;

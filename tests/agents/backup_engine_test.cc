@@ -21,6 +21,7 @@
 #include <map>
 #include <memory>
 #include <mutex>
+#include <sstream>
 #include <thread>
 
 #include "common/file_util.h"
@@ -593,6 +594,186 @@ TEST_F(BackupEngineTest, IncompleteSnapshotIsNeverListedCompleteAndTheNextRunRem
   ASSERT_TRUE(second.ok) << second.error;
   EXPECT_FALSE(std::filesystem::exists(dead));
   EXPECT_TRUE(std::filesystem::exists(dest + "/snapshots/" + first.snapshot_id + "/DONE"));
+}
+
+// Issue 13 point 1: the key text went into an ssh command string split at
+// spaces and quotes, so "-o ProxyCommand=..." in it ran as root. A key is
+// one argv element: a path with spaces, quotes and option text is just a
+// file name, and ssh uses the file.
+TEST_F(BackupEngineTest, SshKeyPathWithSpacesQuotesAndOptionTextIsOneFileAndRunsNothing) {
+  if (!testing::SshdServer::Available()) GTEST_SKIP() << "no sshd / ssh-keygen installed";
+  testing::SshdServer sshd;
+  ASSERT_TRUE(sshd.Start().ok());
+  const std::string canary = "PWNED-r4-" + std::to_string(::getpid());
+  const std::string key_dir = tmp_.path() + "/probe key dir";
+  std::filesystem::create_directories(key_dir);
+  const std::string key = key_dir + "/id -o ProxyCommand=touch " + canary + " 'x' \"y\"";
+  std::filesystem::copy_file(sshd.client_key(), key);
+  ::chmod(key.c_str(), 0600);
+  const std::string dest = tmp_.path() + "/ssh-dest/r1";
+  auto o = SshOptions(sshd, dest);
+  o.destination.ssh_key = key;
+  auto res = engine_.Run(o);
+  ASSERT_TRUE(res.ok) << res.error << "\nsshd log:\n" << sshd.log();
+  ExpectSnapshotVerifies(dest + "/snapshots/" + res.snapshot_id);
+  EXPECT_FALSE(std::filesystem::exists(canary)) << "the key text ran as a command";
+  std::filesystem::remove(canary);
+
+  // A key that is not a file is refused before ssh runs.
+  o.destination.ssh_key = tmp_.path() + "/no-such-key -o ProxyCommand=touch " + canary;
+  auto refused = engine_.Run(o);
+  EXPECT_FALSE(refused.ok);
+  EXPECT_NE(refused.error.find("FailedPrecondition"), std::string::npos) << refused.error;
+  EXPECT_FALSE(std::filesystem::exists(canary));
+}
+
+// Issue 13 point 12: host keys were accepted silently (accept-new) into
+// root's known_hosts. Now an unknown key fails unless trust on first use
+// was asked for; then the key is pinned in the destination's known_hosts
+// file, and a changed key fails even so. root's own file is never written.
+TEST_F(BackupEngineTest, UnknownSshHostKeyFailsUnlessTrustOnFirstUseAndIsPinnedThen) {
+  if (!testing::SshdServer::Available()) GTEST_SKIP() << "no sshd / ssh-keygen installed";
+  testing::SshdServer sshd;
+  ASSERT_TRUE(sshd.Start().ok());
+  const std::string roots = std::string(std::getenv("HOME") ? std::getenv("HOME") : "/root") + "/.ssh/known_hosts";
+  const std::string roots_before = test::ReadFile(roots);
+  const std::string kh = tmp_.path() + "/pinned known_hosts";
+  std::ofstream(kh) << "";
+  const std::string dest = tmp_.path() + "/ssh-dest/r1";
+  auto o = SshOptions(sshd, dest);
+  o.ssh_options = {"-o", "LogLevel=ERROR"};  // nothing that weakens the check
+  o.destination.known_hosts = kh;
+  auto refused = engine_.Run(o);
+  ASSERT_FALSE(refused.ok);
+  EXPECT_NE(refused.error.find("host key"), std::string::npos) << refused.error;
+  EXPECT_NE(refused.error.find("--accept-new-host-key"), std::string::npos) << refused.error;
+  EXPECT_FALSE(std::filesystem::exists(dest + "/snapshots"));
+
+  o.destination.accept_new_host_key = true;
+  auto first = engine_.Run(o);
+  ASSERT_TRUE(first.ok) << first.error;
+  EXPECT_FALSE(test::ReadFile(kh).empty()) << "the key was not pinned in " << kh;
+
+  // Pinned now: the strict default takes it. (Each phase has its own work
+  // dir: an open SSH master connection would skip the host key check.)
+  o.destination.accept_new_host_key = false;
+  BackupEngine fresh(ProcessRunner::Real(), Clock::System(), tmp_.path() + "/work-2");
+  auto second = fresh.Run(o);
+  ASSERT_TRUE(second.ok) << second.error;
+
+  // Another key for that host: refused, trust on first use or not.
+  std::istringstream other(test::ReadFile(sshd.wrong_key() + ".pub"));
+  std::string type, body;
+  other >> type >> body;
+  std::ofstream(kh) << "[127.0.0.1]:" << sshd.port() << " " << type << " " << body << "\n";
+  o.destination.accept_new_host_key = true;
+  BackupEngine third(ProcessRunner::Real(), Clock::System(), tmp_.path() + "/work-3");
+  auto changed = third.Run(o);
+  EXPECT_FALSE(changed.ok);
+  EXPECT_NE(changed.error.find("host key"), std::string::npos) << changed.error;
+  EXPECT_EQ(test::ReadFile(roots), roots_before) << roots << " was written";
+}
+
+// Issue 13 point 11: snapshots were 0644 files in 0755 directories.
+TEST_F(BackupEngineTest, SnapshotsAreReadableByTheOwnerOnlyLocallyAndOverSsh) {
+  auto expect_private = [](const std::string& root) {
+    size_t seen = 0;
+    for (auto it = std::filesystem::recursive_directory_iterator(root);
+         it != std::filesystem::recursive_directory_iterator(); ++it) {
+      struct stat st {};
+      ASSERT_EQ(::lstat(it->path().c_str(), &st), 0);
+      if (S_ISLNK(st.st_mode)) continue;
+      EXPECT_EQ(st.st_mode & 077, 0u) << it->path() << " has mode " << std::oct << (st.st_mode & 07777);
+      ++seen;
+    }
+    EXPECT_GT(seen, 5u);
+  };
+  // A DB made readable by others (an older ledgerd, a careless umask): its
+  // snapshots are private all the same.
+  for (const auto& e : std::filesystem::directory_iterator(db_)) ::chmod(e.path().c_str(), 0644);
+  const std::string local = tmp_.path() + "/backups/r1";
+  auto res = engine_.Run(Options(local));
+  ASSERT_TRUE(res.ok) << res.error;
+  expect_private(local);
+  if (!testing::SshdServer::Available()) GTEST_SKIP() << "no sshd / ssh-keygen installed";
+  testing::SshdServer sshd;
+  ASSERT_TRUE(sshd.Start().ok());
+  const std::string remote = tmp_.path() + "/ssh-dest/r1";
+  auto over_ssh = engine_.Run(SshOptions(sshd, remote));
+  ASSERT_TRUE(over_ssh.ok) << over_ssh.error;
+  expect_private(remote);
+}
+
+// Publish order (issue 13, "tests the redesign leans on"): the data is
+// synced, then MANIFEST.json written, then DONE. A manifest that cannot be
+// written leaves no DONE: the snapshot stays incomplete.
+TEST_F(BackupEngineTest, ManifestThatCannotBeWrittenLeavesNoDone) {
+  ManualClock clock(Clock::System()->NowMs());
+  BackupEngine engine(ProcessRunner::Real(), &clock, tmp_.path() + "/work-fixed-clock");
+  const std::string dest = tmp_.path() + "/backups/r1";
+  const std::string id = SnapshotIdFor(clock.NowMs());
+  // A directory where the manifest's temporary file goes: its write fails.
+  std::filesystem::create_directories(dest + "/snapshots/" + id + "/MANIFEST.json.tmp/x");
+  auto res = engine.Run(Options(dest));
+  ASSERT_FALSE(res.ok);
+  EXPECT_EQ(res.snapshot_id, id);
+  EXPECT_FALSE(std::filesystem::exists(dest + "/snapshots/" + id + "/DONE")) << res.error;
+  EXPECT_FALSE(std::filesystem::exists(dest + "/snapshots/" + id + "/MANIFEST.json"));
+  auto list = engine.List(Options(dest));
+  ASSERT_TRUE(list.ok());
+  ASSERT_EQ(list->size(), 1u);
+  EXPECT_FALSE((*list)[0].complete);
+}
+
+// A backup host whose `sync` fails (an I/O error flushing the snapshot):
+// neither MANIFEST.json nor DONE may be written. Injected by running the
+// publish step with a PATH whose `sync` always fails.
+class FailingSyncOnHostRunner final : public ProcessRunner {
+ public:
+  explicit FailingSyncOnHostRunner(std::string fake_bin) : fake_bin_(std::move(fake_bin)) {}
+  Result<ProcessResult> Run(const std::vector<std::string>& argv, int64_t timeout_ms) override {
+    return Real()->Run(Rewrite(argv), timeout_ms);
+  }
+  Result<ProcessResult> RunStreaming(const std::vector<std::string>& argv, const RunOptions& opts) override {
+    return Real()->RunStreaming(Rewrite(argv), opts);
+  }
+  Result<ProcessId> Spawn(const std::vector<std::string>& argv, const std::string& log) override {
+    return Real()->Spawn(argv, log);
+  }
+  bool IsAlive(const ProcessId& id) override { return Real()->IsAlive(id); }
+  Status Signal(const ProcessId& id, int sig) override { return Real()->Signal(id, sig); }
+  std::atomic<int> injected{0};
+
+ private:
+  std::vector<std::string> Rewrite(std::vector<std::string> argv) {
+    if (!argv.empty() && argv[0] == "ssh" && argv.back().find("MANIFEST.json") != std::string::npos) {
+      argv.back() = "PATH=" + fake_bin_ + ":\"$PATH\" " + argv.back();
+      ++injected;
+    }
+    return argv;
+  }
+  std::string fake_bin_;
+};
+
+TEST_F(BackupEngineTest, SnapshotDataThatCannotBeSyncedOnTheHostLeavesNoDone) {
+  if (!testing::SshdServer::Available()) GTEST_SKIP() << "no sshd / ssh-keygen installed";
+  testing::SshdServer sshd;
+  ASSERT_TRUE(sshd.Start().ok());
+  const std::string fake_bin = tmp_.path() + "/failing-sync-bin";
+  std::filesystem::create_directories(fake_bin);
+  std::ofstream(fake_bin + "/sync") << "#!/bin/sh\necho 'sync: Input/output error' >&2\nexit 1\n";
+  ::chmod((fake_bin + "/sync").c_str(), 0755);
+  FailingSyncOnHostRunner runner(fake_bin);
+  BackupEngine engine(&runner, Clock::System(), tmp_.path() + "/work-failing-sync");
+  const std::string dest = tmp_.path() + "/ssh-dest/r1";
+  auto o = SshOptions(sshd, dest);
+  o.flush_as_written = false;
+  auto res = engine.Run(o);
+  ASSERT_FALSE(res.ok) << "published although the host could not sync the snapshot";
+  EXPECT_GT(runner.injected.load(), 0);
+  ASSERT_FALSE(res.snapshot_id.empty()) << res.error;
+  EXPECT_FALSE(std::filesystem::exists(dest + "/snapshots/" + res.snapshot_id + "/DONE")) << res.error;
+  EXPECT_FALSE(std::filesystem::exists(dest + "/snapshots/" + res.snapshot_id + "/MANIFEST.json"));
 }
 
 TEST_F(BackupEngineTest, RetentionKeepsTheNewestSnapshots) {

@@ -579,7 +579,7 @@ TEST_F(ClientBackupTest, ShipsOverSshAndRefusesTheSameNameThere) {
   LK_ASSERT_OK(sshd.Start());
   ClientTree tree(dir_ / "node");
   ClientBackupTuning tuning = Fast();
-  tuning.ssh_options = {"-o", "UserKnownHostsFile=" + sshd.dir() + "/known_hosts", "-o", "LogLevel=ERROR"};
+  tuning.ssh_options = {"-o", "UserKnownHostsFile=" + sshd.pinned_known_hosts(), "-o", "LogLevel=ERROR"};
   ClientBackupHandler h(
       "client1", tree.paths, dir_ / "work",
       [&]() -> Result<wire::BackupTargetT> {

@@ -67,8 +67,8 @@ class SnapshotFlusherTest : public ::testing::Test {
     auto dest = ParseDestination("root@127.0.0.1:" + tmp_.path(), "", sshd.client_key(),
                                  static_cast<uint16_t>(sshd.port()));
     EXPECT_TRUE(dest.ok()) << dest.status().ToString();
-    const std::string ssh = dest->SshCommand() + " -o UserKnownHostsFile=" + sshd.dir() +
-                            "/known_hosts -o StrictHostKeyChecking=no -o LogLevel=ERROR";
+    const std::vector<std::string> ssh = dest->SshArgv({"-o", "UserKnownHostsFile=" + sshd.dir() + "/known_hosts",
+                                                        "-o", "StrictHostKeyChecking=no", "-o", "LogLevel=ERROR"});
     return SnapshotFlusher::Start(ProcessRunner::Real(), *dest, ssh, dir_, Files(), python);
   }
 
@@ -81,7 +81,7 @@ class SnapshotFlusherTest : public ::testing::Test {
 TEST_F(SnapshotFlusherTest, LocalDestinationFileIsFlushedAndDroppedOnlyOnceItHasItsListedSize) {
   auto dest = ParseDestination(tmp_.path(), "", "", 0);
   ASSERT_TRUE(dest.ok());
-  auto flusher = SnapshotFlusher::Start(ProcessRunner::Real(), *dest, "", dir_, Files());
+  auto flusher = SnapshotFlusher::Start(ProcessRunner::Real(), *dest, {}, dir_, Files());
   ExpectFlushedOnceComplete(*flusher);
 }
 
@@ -98,7 +98,7 @@ TEST_F(SnapshotFlusherTest, SshDestinationFileIsFlushedAndDroppedOnTheHostOnlyOn
 TEST_F(SnapshotFlusherTest, FinishFlushesFilesThatNeverReachedTheirListedSize) {
   auto dest = ParseDestination(tmp_.path(), "", "", 0);
   ASSERT_TRUE(dest.ok());
-  auto flusher = SnapshotFlusher::Start(ProcessRunner::Real(), *dest, "", dir_, Files());
+  auto flusher = SnapshotFlusher::Start(ProcessRunner::Real(), *dest, {}, dir_, Files());
   Append(dir_ + "/a.sst", kFileBytes / 4);
   const auto report = flusher->Finish(30'000);
   EXPECT_TRUE(report.ran);
@@ -122,7 +122,7 @@ TEST_F(SnapshotFlusherTest, HostWithoutTheInterpreterIsReportedAndNothingIsTouch
 TEST_F(SnapshotFlusherTest, RsyncDaemonDestinationHasNoFlusher) {
   auto dest = ParseDestination("rsync://127.0.0.1/backup/r1", "", "", 0);
   ASSERT_TRUE(dest.ok());
-  auto flusher = SnapshotFlusher::Start(ProcessRunner::Real(), *dest, "", "/backup/r1", Files());
+  auto flusher = SnapshotFlusher::Start(ProcessRunner::Real(), *dest, {}, "/backup/r1", Files());
   const auto report = flusher->Finish(1000);
   EXPECT_FALSE(report.ran);
   EXPECT_NE(report.note.find("rsync daemon"), std::string::npos) << report.note;

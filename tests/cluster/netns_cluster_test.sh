@@ -48,8 +48,8 @@ net_state() {
 }
 
 state_of() {
-  "$lk" nodes --json 2>/dev/null | grep -o "{[^}]*\"node\":\"$1\"[^}]*}" |
-    grep -o '"state":"[a-z]*"' | sed 's/"state":"//;s/"//'
+  "$lk" nodes --json 2>/dev/null |
+    python3 -c 'import json, sys; print(next((n["state"] for n in json.load(sys.stdin) if n["node"] == sys.argv[1]), ""))' "$1" 2>/dev/null
 }
 
 wait_state() {  # NODE REGEX SECONDS

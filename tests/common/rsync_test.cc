@@ -310,9 +310,9 @@ TEST(RsyncFailureTest, ClassifiesByExitCodeAndStderr) {
   EXPECT_NE(other.status.message().find("exit 11: error in file I/O"), std::string::npos);
 }
 
-TEST(RsyncFailureTest, SplitsSshCommandsLikeAShell) {
-  EXPECT_EQ(SplitCommandLine("ssh -i '/k dir/key' -p 22  -o \"BatchMode=yes\""),
-            (std::vector<std::string>{"ssh", "-i", "/k dir/key", "-p", "22", "-o", "BatchMode=yes"}));
+TEST(RsyncFailureTest, RemoteShellArgQuotesEveryElementForRsyncsOwnSplitting) {
+  EXPECT_EQ(RsyncRemoteShellArg({"ssh", "-i", "/k dir/it's key", "-o", "A=\"b\"", ""}),
+            "'ssh' '-i' '/k dir/it''s key' '-o' 'A=\"b\"' ''");
 }
 
 // A runner that replays a recorded rsync stdout in small chunks, then exits
@@ -614,7 +614,7 @@ class RsyncSshTest : public ::testing::Test {
 TEST_F(RsyncSshTest, CopiesOverSshWithTheGeneratedKeyAndProgressFlowsWhileRsyncIsSilent) {
   ProgressLog log;
   RsyncOptions o = FastRetryOptions();
-  o.ssh_command = sshd_.SshCommand(sshd_.client_key());
+  o.ssh_argv = sshd_.SshArgv(sshd_.client_key());
   // The remote rsync starts only after 1.5 s of silence: the heartbeat must
   // keep progress events coming meanwhile.
   o.extra_args = {"--rsync-path=sleep 1.5; rsync"};
@@ -644,7 +644,7 @@ TEST_F(RsyncSshTest, UnreachableDestinationIsUnavailableAfterTheConfiguredAttemp
   CountingRunner runner;
   RsyncOptions o = FastRetryOptions();
   o.max_attempts = 3;
-  o.ssh_command = sshd_.SshCommand(sshd_.client_key(), FreeLoopbackPort());  // nothing listens there
+  o.ssh_argv = sshd_.SshArgv(sshd_.client_key(), FreeLoopbackPort());  // nothing listens there
   RsyncRunner rsync(&runner, o);
   auto r = rsync.Copy({src_ + "/"}, "root@127.0.0.1:" + dir_ + "/dst/");
   ASSERT_FALSE(r.ok());
@@ -663,7 +663,7 @@ TEST_F(RsyncSshTest, UnreachableDestinationIsUnavailableAfterTheConfiguredAttemp
 TEST_F(RsyncSshTest, WrongKeyIsPermissionDeniedWithoutRetries) {
   CountingRunner runner;
   RsyncOptions o = FastRetryOptions();
-  o.ssh_command = sshd_.SshCommand(sshd_.wrong_key());
+  o.ssh_argv = sshd_.SshArgv(sshd_.wrong_key());
   RsyncRunner rsync(&runner, o);
   auto r = rsync.Copy({src_ + "/"}, "root@127.0.0.1:" + dir_ + "/dst/");
   ASSERT_FALSE(r.ok());

@@ -127,6 +127,12 @@ class SshdServer {
     std::filesystem::create_directories("/run/sshd", ec);
     port_ = FreeLoopbackPort();
     if (port_ <= 0) return Status::Unavailable("no free loopback port");
+    {  // The host key, pinned as an operator would (strict host key checking).
+      std::istringstream pub(ReadWholeFile(dir_ + "/host_key.pub"));
+      std::string type, key;
+      pub >> type >> key;
+      std::ofstream(pinned_known_hosts()) << "[127.0.0.1]:" << port_ << " " << type << " " << key << "\n";
+    }
     const std::string config = dir_ + "/sshd_config";
     std::ofstream(config) << "Port " << port_ << "\n"
                           << "ListenAddress 127.0.0.1\n"
@@ -148,15 +154,18 @@ class SshdServer {
   int port() const { return port_; }
   const std::string& dir() const { return dir_; }
   std::string client_key() const { return dir_ + "/client_key"; }
+  // A known_hosts file holding this server's host key.
+  std::string pinned_known_hosts() const { return dir_ + "/pinned_known_hosts"; }
   // A valid key that is not in authorized_keys.
   std::string wrong_key() const { return dir_ + "/wrong_key"; }
   std::string log() const { return ReadWholeFile(dir_ + "/sshd.log"); }
 
-  // The `rsync -e` value that logs in with `key` without host-key prompts.
-  std::string SshCommand(const std::string& key, int port = 0) const {
-    return "ssh -i " + key + " -p " + std::to_string(port > 0 ? port : port_) +
-           " -o BatchMode=yes -o StrictHostKeyChecking=no -o UserKnownHostsFile=/dev/null"
-           " -o IdentitiesOnly=yes -o ConnectTimeout=5 -o LogLevel=ERROR";
+  // The ssh argv (RsyncOptions::ssh_argv) that logs in with `key` without
+  // host-key prompts.
+  std::vector<std::string> SshArgv(const std::string& key, int port = 0) const {
+    return {"ssh", "-i", key, "-p", std::to_string(port > 0 ? port : port_), "-o", "BatchMode=yes", "-o",
+            "StrictHostKeyChecking=no", "-o", "UserKnownHostsFile=/dev/null", "-o", "IdentitiesOnly=yes", "-o",
+            "ConnectTimeout=5", "-o", "LogLevel=ERROR"};
   }
 
  private:
