@@ -199,6 +199,106 @@ TEST_F(RestoreTest, CloneRestoredAfterMaintenanceHoldsTheCommonBlockAndMatchesAS
 }
 
 // ---------------------------------------------------------------------------
+// Issue 13 point 2: after `run-now --destination /tmp/adhoc/{node}` and a
+// plain run-now, list, status and verify showed the newer snapshot while
+// `restore --snapshot latest` restored the older one from the one-off place
+// (the broker had recorded it as the node's destination). One model now:
+// a one-off destination never replaces the home, every place is recorded
+// with its newest snapshot, and "latest" is the newest complete snapshot
+// over all places, for list, status, verify and every restore.
+TEST_F(RestoreTest, LatestIsTheNewestSnapshotWhereverItIsAndAOneOffNeverReplacesTheHome) {
+  StartCluster(/*replicas=*/1, /*clients=*/0, /*clones=*/1);
+  const std::string home = dest_root_ + "/home/{node}";
+  const std::string adhoc = dest_root_ + "/adhoc/{node}";
+  RunResult conf = Cli({"backup", "configure", "--node", "r1", "--destination", home});
+  ASSERT_EQ(conf.exit_code, 0) << conf.Describe();
+  auto run_now = [&](const std::vector<std::string>& extra) {
+    std::vector<std::string> args = {"backup", "run-now", "--node", "r1"};
+    args.insert(args.end(), extra.begin(), extra.end());
+    RunResult r = Cli(args, 120s);
+    EXPECT_EQ(r.exit_code, 0) << r.Describe();
+    return LastJsonLine(r.out)["r1"];
+  };
+  const auto one_off = run_now({"--destination", adhoc});
+  ASSERT_TRUE(WaitUntil([&] { return LastBlock("r1") > one_off.value("last_block_id", uint64_t{0}) + 20; }, 30s));
+  const auto newer = run_now({});
+  const std::string newest = newer.value("snapshot_id", "");
+  ASSERT_GT(newest, one_off.value("snapshot_id", "")) << newer.dump();
+  ASSERT_GT(newer.value("last_block_id", uint64_t{0}), one_off.value("last_block_id", uint64_t{0}));
+
+  // The home stays the home, on the agent and in the broker.
+  RunResult nodes = Cli({"nodes"});
+  const auto node_list = Json(nodes);
+  for (const auto& n : node_list) {
+    if (n.value("node", "") != "r1") continue;
+    EXPECT_EQ(n.value("backup_destination", ""), dest_root_ + "/home/r1") << nodes.out;
+    EXPECT_EQ(n["backup_places"].size(), 2u) << nodes.out;
+  }
+  RunResult status = Cli({"backup", "status", "--node", "r1"});
+  ASSERT_EQ(status.exit_code, 0) << status.Describe();
+  EXPECT_EQ(Json(status)["r1"].value("destination", ""), dest_root_ + "/home/r1") << status.out;
+  EXPECT_EQ(Json(status)["r1"]["last_snapshot"].value("snapshot_id", ""), newest) << status.out;
+
+  // list shows both places and marks the newest as latest.
+  RunResult list = Cli({"backup", "list", "--node", "r1"});
+  ASSERT_EQ(list.exit_code, 0) << list.Describe();
+  std::string listed_latest;
+  const auto listed = Json(list);
+  for (const auto& snap : listed["snapshots"]) {
+    if (snap.value("latest", false)) listed_latest = snap.value("snapshot_id", "");
+  }
+  EXPECT_EQ(listed_latest, newest) << list.out;
+  EXPECT_EQ(listed["snapshots"].size(), 2u) << list.out;
+
+  // Every restore takes the same one: here, to a directory and to the clone.
+  RunResult to_dir = Cli({"restore", "--node", "r1", "--snapshot", "latest", "--to-dir",
+                          cluster_->dir() + "/restored/r1"},
+                         120s);
+  ASSERT_EQ(to_dir.exit_code, 0) << to_dir.Describe();
+  EXPECT_EQ(LastJsonLine(to_dir.out).value("snapshot_id", ""), newest) << to_dir.out;
+  RunResult to_clone = Cli({"restore", "--node", "r1", "--to-node", "clone1"}, 120s);
+  ASSERT_EQ(to_clone.exit_code, 0) << to_clone.Describe();
+  const auto clone_j = LastJsonLine(to_clone.out);
+  EXPECT_EQ(clone_j.value("snapshot_id", ""), newest) << to_clone.out;
+  EXPECT_EQ(clone_j["verification"].value("last_block_id", uint64_t{0}), newer.value("last_block_id", uint64_t{0}));
+
+  // A newer one-off snapshot is the latest now, and is found where it is.
+  const auto newest_one_off = run_now({"--destination", adhoc});
+  const std::string id = newest_one_off.value("snapshot_id", "");
+  RunResult verify = Cli({"backup", "verify", "--node", "r1"}, 120s);
+  ASSERT_EQ(verify.exit_code, 0) << verify.Describe();
+  ASSERT_EQ(Json(verify)["snapshots"].size(), 1u) << verify.out;
+  EXPECT_EQ(Json(verify)["snapshots"][0].value("snapshot_id", ""), id) << verify.out;
+  RunResult again = Cli({"restore", "--node", "r1", "--snapshot", "latest", "--to-node", "clone1"}, 120s);
+  ASSERT_EQ(again.exit_code, 0) << again.Describe();
+  EXPECT_EQ(LastJsonLine(again.out).value("snapshot_id", ""), id) << again.out;
+  EXPECT_EQ(LastJsonLine(again.out).value("source", ""), dest_root_ + "/adhoc/r1") << again.out;
+  // Still one home.
+  RunResult status2 = Cli({"backup", "status", "--node", "r1"});
+  EXPECT_EQ(Json(status2)["r1"].value("destination", ""), dest_root_ + "/home/r1") << status2.out;
+}
+
+// Issue 13 point 7: a destination inside the node's own data directory or
+// live DB was accepted; with ledgerd stopped the snapshot then held the
+// earlier snapshots. Refused, after resolving symlinks, before anything is
+// written.
+TEST_F(RestoreTest, DestinationInsideTheLedgerOrTheAgentsDataDirectoryIsRefused) {
+  StartCluster(/*replicas=*/1, /*clients=*/0, /*clones=*/0);
+  const std::string link = cluster_->dir() + "/innocent-looking-link";
+  fs::create_directory_symlink(cluster_->DataDir("r1"), link);
+  for (const std::string& dest : std::vector<std::string>{cluster_->LedgerDb("r1") + "/backups", cluster_->DataDir("r1") + "/backups",
+                                 link + "/backups"}) {
+    for (const char* verb : {"run-now", "configure"}) {
+      RunResult r = Cli({"backup", verb, "--node", "r1", "--destination", dest});
+      EXPECT_EQ(r.exit_code, 1) << verb << " " << dest << ": " << r.Describe();
+      EXPECT_NE(r.out.find("inside"), std::string::npos) << r.out;
+    }
+    EXPECT_FALSE(fs::exists(dest)) << dest;
+  }
+  RunResult ok = Cli({"backup", "run-now", "--node", "r1", "--destination", dest_root_ + "/{node}"}, 120s);
+  EXPECT_EQ(ok.exit_code, 0) << ok.Describe();
+}
+
 TEST_F(RestoreTest, CorruptSnapshotFailsVerifyAndRestoreAndIncompleteOnesAreNeverOffered) {
   StartCluster(/*replicas=*/1, /*clients=*/0, /*clones=*/1);
   const std::string dest = Dest("r1");
