@@ -50,6 +50,43 @@ void Emit(const SnapshotAccess& a, const std::string& phase, double percent) {
   a.on_progress(p);
 }
 
+// What a restore may replace or clean up at its target: nothing there, an
+// empty directory, or a RocksDB directory (a ledger DB restored before); a
+// scratch dir only with what a restore puts there. Anything else is an
+// operator's data, and a restore never deletes it (issue 13: `--to-dir /etc`
+// would have moved /etc aside and deleted it).
+bool IsEmptyDir(const std::string& path) {
+  std::error_code ec;
+  return fs::is_directory(path, ec) && fs::is_empty(path, ec);
+}
+bool IsRocksDbDir(const std::string& path) {
+  std::error_code ec;
+  if (!fs::is_directory(path, ec) || !fs::is_regular_file(path + "/CURRENT", ec)) return false;
+  for (fs::directory_iterator it(path, ec), end; !ec && it != end; it.increment(ec)) {
+    if (it->path().filename().string().rfind("MANIFEST-", 0) == 0) return true;
+  }
+  return false;
+}
+bool HoldsOnly(const std::string& dir, std::initializer_list<const char*> names) {
+  std::error_code ec;
+  if (!fs::is_directory(dir, ec)) return false;
+  for (fs::directory_iterator it(dir, ec), end; !ec && it != end; it.increment(ec)) {
+    const std::string n = it->path().filename().string();
+    if (std::none_of(names.begin(), names.end(), [&](const char* x) { return n == x; })) return false;
+  }
+  return !ec;
+}
+Status MayReplace(const std::string& path, const std::string& what, bool scratch) {
+  std::error_code ec;
+  if (!fs::exists(fs::symlink_status(path, ec)) || IsEmptyDir(path)) return Status::OK();
+  if (scratch ? HoldsOnly(path, {"data", "MANIFEST.json", "DONE"}) || IsRocksDbDir(path) : IsRocksDbDir(path)) {
+    return Status::OK();
+  }
+  return Status::FailedPrecondition(path + " exists and is not " + what +
+                                    "; a restore never replaces or deletes it. Restore into a new or empty "
+                                    "directory, or move it away");
+}
+
 // Copies `snapshots/<id>/` of the destination into `dir` (made empty first).
 Result<RsyncResult> Fetch(ProcessRunner* runner, const SnapshotAccess& a, const std::string& id,
                           const std::string& dir) {
@@ -190,9 +227,14 @@ Status RestoreSnapshot(ProcessRunner* runner, const std::vector<SnapshotAccess>&
   res.db = request.db_dir;
   if (places.empty()) return Status::InvalidArgument("no backup destination to restore from");
   if (request.db_dir.empty() || request.db_dir == "/") return Status::InvalidArgument("no restore directory");
-  const std::string db = fs::path(request.db_dir).lexically_normal().string();
+  std::string db = fs::path(request.db_dir).lexically_normal().string();
+  while (db.size() > 1 && db.back() == '/') db.pop_back();
+  if (db == "/" || !fs::path(db).has_parent_path()) return Status::InvalidArgument("no restore directory");
   const std::string tmp = db + ".restore-tmp";
   const std::string old = db + ".restore-old";
+  LK_RETURN_IF_ERROR(MayReplace(db, "a ledger DB", false));
+  LK_RETURN_IF_ERROR(MayReplace(tmp, "an earlier restore's scratch directory", true));
+  LK_RETURN_IF_ERROR(MayReplace(old, "an earlier restore's previous DB", false));
   std::error_code ec;
   fs::remove_all(old, ec);  // left by an interrupted restore
 

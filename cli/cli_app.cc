@@ -18,6 +18,7 @@
 #include "common/backup_destination.h"
 #include "common/broker_client.h"
 #include "common/clock.h"
+#include "common/file_util.h"
 #include "common/snapshot_places.h"
 
 namespace ledgerkeep {
@@ -1064,7 +1065,13 @@ int RunRestoreToDir(const GlobalFlags& g, const std::string& source, const std::
   }
   if (places.empty()) return Fail(Status::FailedPrecondition("no backup destination is recorded for " + source));
   if (dir.empty() || dir[0] != '/') return Fail(Status::InvalidArgument("--to-dir must be an absolute path"));
-  const std::string work_dir = dir + ".restore-work";
+  // Scratch space of our own next to it (deleted afterwards: never a
+  // directory that was there before).
+  const std::string parent = std::filesystem::path(dir).lexically_normal().parent_path().string();
+  if (Status s = CreateDirectories(parent.empty() ? "/" : parent, 0700); !s.ok()) return Fail(s);
+  std::string tmpl = (parent == "/" ? "" : parent) + "/.ledgerkeep-restore-XXXXXX";
+  if (::mkdtemp(tmpl.data()) == nullptr) return Fail(Status::FromErrno(errno, "create a work directory in " + parent));
+  const std::string work_dir = tmpl;
   std::vector<SnapshotAccess> access;
   for (const auto& place : places) {
     auto dest = ParseDestination(place.target, source);

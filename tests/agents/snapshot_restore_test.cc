@@ -254,6 +254,40 @@ TEST_F(SnapshotRestoreTest, RestorePublishesAVerifiedCopyThatMatchesTheSource) {
   EXPECT_EQ(cmp->to, 600u);
 }
 
+// Found trying it as a hostile operator: `restore --to-dir /etc` moved
+// /etc aside and deleted it. A restore replaces only a ledger DB (or an
+// empty directory) and cleans up only its own scratch directories.
+TEST_F(SnapshotRestoreTest, RestoreNeverReplacesOrDeletesADirectoryThatIsNotALedgerDb) {
+  const std::string precious = dir_ / "precious";
+  fs::create_directories(precious + "/sub");
+  std::ofstream(precious + "/sub/file") << "keep me\n";
+  RestoreRequest req;
+  req.source_node = "r1";
+  req.db_dir = precious;
+  Status s = RestoreSnapshot(ProcessRunner::Real(), Access(), req, nullptr);
+  EXPECT_EQ(s.code(), StatusCode::kFailedPrecondition) << s.ToString();
+  EXPECT_NE(s.message().find("never replaces"), std::string::npos) << s.ToString();
+  EXPECT_EQ(test::ReadFile(precious + "/sub/file"), "keep me\n");
+  EXPECT_FALSE(fs::exists(precious + ".restore-tmp"));
+
+  // Nor what happens to sit at its scratch names.
+  const std::string target = dir_ / "target";
+  fs::create_directories(target + ".restore-old/photos");
+  std::ofstream(target + ".restore-old/photos/a.jpg") << "x";
+  req.db_dir = target;
+  s = RestoreSnapshot(ProcessRunner::Real(), Access(), req, nullptr);
+  EXPECT_EQ(s.code(), StatusCode::kFailedPrecondition) << s.ToString();
+  EXPECT_TRUE(fs::exists(target + ".restore-old/photos/a.jpg"));
+  fs::remove_all(target + ".restore-old");
+
+  // A ledger DB restored before is replaced, an empty directory filled.
+  ASSERT_TRUE(RestoreSnapshot(ProcessRunner::Real(), Access(), req, nullptr).ok());
+  ASSERT_TRUE(RestoreSnapshot(ProcessRunner::Real(), Access(), req, nullptr).ok());
+  fs::create_directories(dir_ / "empty");
+  req.db_dir = dir_ / "empty";
+  EXPECT_TRUE(RestoreSnapshot(ProcessRunner::Real(), Access(), req, nullptr).ok());
+}
+
 TEST_F(SnapshotRestoreTest, CorruptSnapshotIsNotRestoredAndTheEarlierDbStays) {
   RestoreRequest req;
   req.source_node = "r1";
