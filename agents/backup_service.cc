@@ -268,6 +268,21 @@ Result<SnapshotAccess> BackupService::AccessFor(const SnapshotPlace& place, cons
   return a;
 }
 
+// Checkpoint mode's directory ("" = next to the DB): a local absolute path,
+// not inside the live DB (RocksDB's own directory).
+Status BackupService::CheckpointDirAllowed(const std::string& dir) const {
+  if (dir.empty()) return Status::OK();
+  auto d = ParseDestination(dir, "", "", 0);
+  if (!d.ok() || d->kind != BackupDestination::Kind::kLocal) {
+    return Status::InvalidArgument("checkpoint mode needs a local directory, got '" + dir.substr(0, 200) + "'");
+  }
+  if (!opt_.node.ledger_db.empty() && Inside(Resolved(d->path), Resolved(opt_.node.ledger_db))) {
+    return Status::InvalidArgument("checkpoint directory " + d->path + " is inside the ledger DB " +
+                                   opt_.node.ledger_db + "; use a directory next to it");
+  }
+  return Status::OK();
+}
+
 // ---------------------------------------------------------------- runs
 
 wire::BackupResultT BackupService::RunLocked(const BackupConfig& c, bool scheduled,
@@ -330,10 +345,8 @@ wire::BackupResultT BackupService::RunCheckpoint(const BackupConfig& c, bool sch
     res.duration_ms = opt_.clock->NowMs() - started;
     return res;
   };
-  if (dir.empty() || dir[0] != '/') {
-    return fail(Status::InvalidArgument("checkpoint mode needs a local directory, got '" + dir + "'"));
-  }
-  Status mk = CreateDirectories(dir, 0750);
+  if (Status where = CheckpointDirAllowed(dir); !where.ok()) return fail(where);
+  Status mk = CreateDirectories(dir, 0700);
   if (!mk.ok()) return fail(mk);
   struct statvfs vfs {};
   if (::statvfs(dir.c_str(), &vfs) == 0) {
@@ -481,6 +494,9 @@ CommandOutcome BackupService::Schedule(const wire::ScheduleBackup& cmd) {
     if (!o.ok()) return Fail(o.status());
     Status claim = engine_.Claim(*o);
     if (!claim.ok()) return Fail(claim);
+  } else if (Status where = CheckpointDirAllowed(ExpandNodePlaceholder(c.destination, opt_.node_id));
+             !where.ok()) {
+    return Fail(where);
   }
   c.scheduled_since_ms = opt_.clock->NowMs();
   c.last_scheduled_run_ms = 0;

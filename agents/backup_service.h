@@ -108,6 +108,7 @@ class BackupService {
                                 const std::function<void(const wire::ProgressT&)>& progress,
                                 const std::function<bool()>& cancelled);
   wire::BackupResultT RunCheckpoint(const BackupConfig& c, bool scheduled);
+  Status CheckpointDirAllowed(const std::string& dir) const;
   Result<int64_t> NextRun(const BackupConfig& c) const;
   void SchedulerLoop();
 

@@ -295,6 +295,12 @@ TEST_F(RestoreTest, DestinationInsideTheLedgerOrTheAgentsDataDirectoryIsRefused)
     }
     EXPECT_FALSE(fs::exists(dest)) << dest;
   }
+  // Checkpoint mode's local checkpoints never go into the live DB either.
+  RunResult cp = Cli({"backup", "schedule", "--node", "r1", "--mode", "checkpoint", "--frequency", "hourly",
+                      "--destination", link + "/db/checkpoints"});
+  EXPECT_EQ(cp.exit_code, 1) << cp.Describe();
+  EXPECT_NE(cp.out.find("inside the ledger DB"), std::string::npos) << cp.out;
+  EXPECT_FALSE(fs::exists(cluster_->LedgerDb("r1") + "/checkpoints"));
   RunResult ok = Cli({"backup", "run-now", "--node", "r1", "--destination", dest_root_ + "/{node}"}, 120s);
   EXPECT_EQ(ok.exit_code, 0) << ok.Describe();
 }
