@@ -8,6 +8,7 @@
 #include <nlohmann/json.hpp>
 
 #include "agents/backup_schedule.h"
+#include "agents/retention.h"
 #include "agents/snapshot_restore.h"
 #include "common/file_util.h"
 #include "ledger/control_client.h"
@@ -265,11 +266,10 @@ wire::BackupResultT BackupService::RunCheckpoint(const BackupConfig& c, bool sch
     // Only our checkpoints: never anything else an operator keeps there.
     if (e.is_directory() && IsSnapshotId(e.path().filename().string())) ids.push_back(e.path().filename().string());
   }
-  std::sort(ids.begin(), ids.end());
-  for (size_t i = 0; i + keep < ids.size(); ++i) {
+  for (const auto& old : SnapshotsToDelete(ids, opt_.clock->NowMs(), {keep, 0})) {
     std::error_code ec;
-    std::filesystem::remove_all(dir + "/" + ids[i], ec);
-    spdlog::info("checkpoint retention: deleted {}", ids[i]);
+    std::filesystem::remove_all(dir + "/" + old, ec);
+    spdlog::info("checkpoint retention: deleted {}", old);
   }
   res.duration_ms = opt_.clock->NowMs() - started;
   return res;
