@@ -337,6 +337,15 @@ CommandOutcome BackupService::Schedule(const wire::ScheduleBackup& cmd) {
   const std::string tz = cmd.time_zone() && cmd.time_zone()->size() ? cmd.time_zone()->str() : "UTC";
   auto sched = ParseSchedule(freq, tz);
   if (!sched.ok()) return Fail(sched.status());
+  // The CLI checks these ranges too; a command from elsewhere is checked here.
+  Status retention = ValidateRetention({cmd.retention() ? cmd.retention()->keep_last() : 0u,
+                                        cmd.retention() ? cmd.retention()->max_age_s() : 0u});
+  if (!retention.ok()) return Fail(retention);
+  if (cmd.min_free_bytes() > kMaxMinFreeBytes) {
+    return Fail(Status::InvalidArgument("min_free_bytes " + std::to_string(cmd.min_free_bytes()) +
+                                        " is out of range: give 0 to " + std::to_string(kMaxMinFreeBytes) +
+                                        " (1 PiB)"));
+  }
   BackupConfig c;
   {
     std::lock_guard<std::mutex> lock(mu_);

@@ -12,8 +12,11 @@
 #include <set>
 #include <thread>
 
+#include "agents/backup_service.h"
+#include "agents/retention.h"
 #include "agents/snapshot_restore.h"
 #include "cli/event_format.h"
+#include "cli/number_flags.h"
 #include "cli/table.h"
 #include "common/backup_destination.h"
 #include "common/broker_client.h"
@@ -42,6 +45,58 @@ void AddTargetFlags(CLI::App* sub, TargetFlags& t) {
   auto* all = sub->add_flag("--all", t.all, "every node (the default)");
   node->excludes(role)->excludes(all);
   role->excludes(all);
+}
+
+// The range of every numeric option, by name (the same range wherever the
+// name appears). A value outside it, or not a whole number, is a usage error
+// before anything is sent. Agents check the backup schedule's numbers again.
+struct NumberLimit {
+  const char* name;
+  uint64_t min;
+  uint64_t max;
+};
+constexpr NumberLimit kNumberLimits[] = {
+    {"--timeout-ms", 1, 3'600'000},
+    {"--delay-ms", 0, 3'600'000},
+    {"--wait-s", 1, 604'800},  // 7 days
+    {"--timeout-s", 1, 86'400},
+    {"--wedge-timeout-s", 1, 86'400},
+    {"--backup-timeout-s", 1, 604'800},
+    {"--ssh-port", 1, 65'535},
+    {"--keep", 0, kMaxKeepLast},
+    {"--max-age-days", 0, kMaxRetentionDays},
+    {"--min-free-mb", 0, kMaxMinFreeBytes >> 20},
+    {"--since", 1, static_cast<uint64_t>(INT64_MAX)},
+    {"--last", 1, 1'000'000},
+};
+
+// Puts its range on every numeric option of `app` and its subcommands
+// (validator and help text). An Internal error names a numeric option
+// without one, so a new option cannot skip the check.
+Status ApplyNumberLimits(CLI::App* app) {
+  for (CLI::Option* opt : app->get_options()) {
+    const std::string type = opt->get_type_name();
+    if (type != "INT" && type != "UINT" && type != "FLOAT") continue;
+    const NumberLimit* limit = nullptr;
+    for (const auto& l : kNumberLimits) {
+      if (opt->check_name(l.name)) limit = &l;
+    }
+    if (limit == nullptr) {
+      return Status::Internal("option " + opt->get_name() + " of `" + app->get_name() + "` has no range");
+    }
+    const uint64_t min = limit->min, max = limit->max;
+    opt->description(opt->get_description() + " (" + std::to_string(min) + ".." + std::to_string(max) + ")");
+    opt->check(CLI::Validator(
+        [min, max](std::string& text) {
+          auto v = ParseWholeNumber(text, min, max);
+          return v.ok() ? std::string() : v.status().message();
+        },
+        "", "whole number"));
+  }
+  for (CLI::App* sub : app->get_subcommands([](CLI::App*) { return true; })) {
+    LK_RETURN_IF_ERROR(ApplyNumberLimits(sub));
+  }
+  return Status::OK();
 }
 
 wire::TargetT ToTarget(const TargetFlags& f) {
@@ -1355,6 +1410,7 @@ int RunCli(int argc, char** argv) {
   }
   for (auto* sub : node_subs) sub->fallthrough();
 
+  if (Status limits = ApplyNumberLimits(&app); !limits.ok()) return Fail(limits);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
