@@ -12,6 +12,7 @@
 #include <set>
 #include <thread>
 
+#include "agents/backup_schedule.h"
 #include "agents/backup_service.h"
 #include "agents/retention.h"
 #include "agents/snapshot_restore.h"
@@ -673,6 +674,8 @@ int PrintConfigResults(const GlobalFlags& g, const wire::CommandStatusT& st) {
 }
 
 int RunBackupSchedule(const GlobalFlags& g, const TargetFlags& tf, const BackupFlags& f) {
+  // Checked here too (usage error, nothing sent); the agent checks again.
+  if (auto sched = ParseSchedule(f.frequency, f.time_zone); !sched.ok()) return Fail(sched.status());
   wire::ScheduleBackupT s;
   s.target = MakeTarget(f);
   s.frequency = f.frequency;

@@ -123,6 +123,19 @@ TEST_F(CliUsageTest, EventsLastAndSinceRefuseNegativeZeroAndOverflowingValues) {
   EXPECT_EQ(lines, 3u) << three.out;
 }
 
+TEST_F(CliUsageTest, UnknownTimeZoneAndZeroFrequencyAreUsageErrorsAndNothingIsSent) {
+  // Issue 13 point 18: both exited 1 after the agents refused them.
+  const std::string dest = cluster_->dir() + "/backups/{node}";
+  ExpectUsageError(
+      {"backup", "schedule", "--destination", dest, "--frequency", "hourly", "--time-zone", "Nowhere/Else"},
+      "Nowhere/Else");
+  ExpectUsageError({"backup", "schedule", "--destination", dest, "--frequency", "0m"}, "0m");
+  ExpectUsageError({"backup", "schedule", "--destination", dest, "--frequency", "daily@24:00"},
+                   "daily@24:00");
+  ExpectNothingSent();
+  EXPECT_FALSE(fs::exists(cluster_->dir() + "/backups"));
+}
+
 TEST_F(CliUsageTest, AgentRefusesOutOfRangeScheduleNumbersSentPastTheCli) {
   struct Case {
     uint32_t keep_last;
