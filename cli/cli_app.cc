@@ -14,6 +14,7 @@
 
 #include "agents/backup_schedule.h"
 #include "agents/backup_service.h"
+#include "agents/client_backup.h"
 #include "agents/retention.h"
 #include "agents/snapshot_restore.h"
 #include "cli/event_format.h"
@@ -768,6 +769,7 @@ int RunBackupNowCli(const GlobalFlags& g, const TargetFlags& tf, const BackupFla
 
 int RunBackupClient(const GlobalFlags& g, const TargetFlags& tf, const BackupFlags& f,
                     const std::string& name, const std::vector<std::string>& paths) {
+  if (auto file = NewClientArchiveFileName(name); !file.ok()) return Fail(file.status());
   wire::ClientBackupT cb;
   cb.archive_name = name;
   cb.paths = paths;
@@ -1350,7 +1352,11 @@ int RunCli(int argc, char** argv) {
       "client",
       "client nodes: <NAME>.tar.gz of the configured config files and db directory, plus a .sha256, "
       "shipped to the destination (default: the one set with `backup configure`)");
-  b_client->add_option("--name", client_name, "archive name (NAME.tar.gz)")->required();
+  b_client
+      ->add_option("--name", client_name,
+                   "archive name (NAME.tar.gz): up to 200 of A-Z a-z 0-9 . _ -, starting with a letter or "
+                   "digit; an existing archive is never overwritten")
+      ->required();
   b_client->add_option("--path", client_paths,
                        "archive these paths instead of the node config's [client] paths");
   add_dest(b_client, false);
@@ -1395,7 +1401,9 @@ int RunCli(int argc, char** argv) {
                     "command run first on the broker host (e.g. stop the applications)");
   m_run->add_option("--post-hook", post_hook,
                     "command run last (and on rollback), e.g. start the applications");
-  m_run->add_option("--archive", archive, "name of the client archives (default maintenance-<run>-<time>)");
+  m_run->add_option("--archive", archive,
+                    "name of the client archives, as for `backup client --name` (default "
+                    "maintenance-<run>-<time>); a name taken at a client's destination fails the preflight");
   m_run->add_option("--wedge-timeout-s", m_wedge_timeout_s, "how long the wedge may take")
       ->capture_default_str();
   m_run->add_option("--backup-timeout-s", backup_timeout_s, "how long the backups may take")
@@ -1458,6 +1466,9 @@ int RunCli(int argc, char** argv) {
   }
   if (b_client->parsed()) return RunBackupClient(g, backup_target, bf, client_name, client_paths);
   if (m_run->parsed()) {
+    if (!archive.empty()) {
+      if (auto file = NewClientArchiveFileName(archive); !file.ok()) return Fail(file.status());
+    }
     return RunMaintenance(g, {{"dry_run", dry_run},
                               {"pre_hook", pre_hook},
                               {"post_hook", post_hook},

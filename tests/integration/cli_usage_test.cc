@@ -136,6 +136,20 @@ TEST_F(CliUsageTest, UnknownTimeZoneAndZeroFrequencyAreUsageErrorsAndNothingIsSe
   EXPECT_FALSE(fs::exists(cluster_->dir() + "/backups"));
 }
 
+TEST_F(CliUsageTest, ClientBackupWithAnUnsafeNameIsAUsageErrorAndNothingIsWritten) {
+  // Issue 13 point 8: 'ünï😀' was written, reported missing, then overwritten.
+  const std::string dest = cluster_->dir() + "/client-backups";
+  fs::create_directories(cluster_->dir() + "/client-files");
+  for (const std::string name : {"ünï😀", "a b", "../up", "-rf", "$(id)"}) {
+    ExpectUsageError({"backup", "client", "--node", "c1", "--name", name, "--destination", dest, "--path",
+                      cluster_->dir() + "/client-files"},
+                     "archive name");
+  }
+  ExpectUsageError({"maintenance", "run", "--archive", "ünï😀"}, "archive name");
+  ExpectNothingSent();
+  EXPECT_FALSE(fs::exists(dest));
+}
+
 TEST_F(CliUsageTest, AgentRefusesOutOfRangeScheduleNumbersSentPastTheCli) {
   struct Case {
     uint32_t keep_last;
