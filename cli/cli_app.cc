@@ -1144,6 +1144,28 @@ int RunRestoreClient(const GlobalFlags& g, const std::string& node, const std::s
 }
 
 // ---------------------------------------------------------------- events
+
+// The seq of the oldest of the newest `n` events matching `filter` (the
+// head + 1 when none does): with a filter the broker pages backwards from the
+// head, so they are found however many newer events do not match.
+Result<uint64_t> StartOfNewest(BrokerClient& client, uint64_t n, const std::string& filter) {
+  if (filter.empty()) {  // the log is dense: no need to read it
+    LK_ASSIGN_OR_RETURN(auto head, client.FetchEvents(UINT64_MAX, 1, ""));
+    return head.head_seq > n ? head.head_seq - n + 1 : 1;
+  }
+  uint64_t upto = UINT64_MAX, found = 0, start = 0, head = 0;
+  while (true) {
+    const auto want = static_cast<uint32_t>(std::min<uint64_t>(n - found, 10'000));
+    LK_ASSIGN_OR_RETURN(auto page, client.FetchNewestEvents(upto, want, filter));
+    if (head == 0) head = page.head_seq;
+    found += page.events.size();
+    if (!page.events.empty()) start = page.events.front()->body_as_Event()->seq();
+    if (found >= n || page.next_seq == 0) break;
+    upto = page.next_seq;
+  }
+  return start != 0 ? start : head + 1;
+}
+
 int RunEvents(const GlobalFlags& g, std::optional<uint64_t> since, bool from_start, bool follow,
               const std::string& filter, uint64_t last_n) {
   auto opts = LoadClientOptions(g);
@@ -1152,12 +1174,12 @@ int RunEvents(const GlobalFlags& g, std::optional<uint64_t> since, bool from_sta
   if (since) {
     from = *since;
   } else if (!from_start) {
-    // Default: the last N events.
+    // Default: the last N events (that match the filter).
     auto client = BrokerClient::Connect(*opts);
     if (!client.ok()) return Fail(client.status());
-    auto head = (*client)->FetchEvents(UINT64_MAX, 1, "");
-    if (!head.ok()) return Fail(head.status());
-    from = head->head_seq > last_n ? head->head_seq - last_n + 1 : 1;
+    auto start = StartOfNewest(**client, last_n, filter);
+    if (!start.ok()) return Fail(start.status());
+    from = *start;
   }
   auto follower = EventFollower::Start(*opts, from, filter);
   if (!follower.ok()) return Fail(follower.status());
@@ -1234,7 +1256,8 @@ int RunCli(int argc, char** argv) {
   events->add_flag("--follow,-f", follow, "keep printing new events as they happen");
   events->add_option("--filter", filter,
                      "only events whose '<kind>.<node>' starts with this (e.g. status, command.r1)");
-  events->add_option("--last", last_n, "how many recent events to show by default")->capture_default_str();
+  events->add_option("--last", last_n, "how many recent events (that match --filter) to show by default")
+      ->capture_default_str();
 
   // Node management.
   auto* node =
