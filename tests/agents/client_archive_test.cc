@@ -781,8 +781,15 @@ TEST_F(ClientBackupRaceTest, ArchiveThatAppearsWhileShippingIsNeverReplacedOverS
   if (!testing::SshdServer::Available()) GTEST_SKIP() << "no sshd / ssh-keygen installed";
   testing::SshdServer sshd;
   LK_ASSERT_OK(sshd.Start());
+  // The server's host key pinned, as an operator would.
+  std::istringstream pub(Slurp(sshd.dir() + "/host_key.pub"));
+  std::string type, key;
+  pub >> type >> key;
+  const std::string known_hosts = dir_ / "known_hosts";
+  WriteFile(known_hosts, "[127.0.0.1]:" + std::to_string(sshd.port()) + " " + type + " " + key + "\n");
   ClientBackupTuning tuning = Fast();
-  tuning.ssh_options = {"-o", "UserKnownHostsFile=" + sshd.dir() + "/known_hosts", "-o", "LogLevel=ERROR"};
+  tuning.ssh_options = {
+      "-o", "UserKnownHostsFile=" + known_hosts, "-o", "StrictHostKeyChecking=yes", "-o", "LogLevel=ERROR"};
   wire::BackupTargetT t;
   t.destination = "root@127.0.0.1:" + (dir_ / "remote");
   t.ssh_key = sshd.client_key();
