@@ -21,6 +21,7 @@
 #include <thread>
 
 #include "agents/ledger_probe.h"
+#include "agents/retention.h"
 #include "agents/snapshot_flusher.h"
 #include "agents/transfer_progress.h"
 #include "common/file_util.h"
@@ -985,23 +986,12 @@ struct BackupEngine::Impl {
       Status s = DeleteSnapshot(dead);
       if (!s.ok()) spdlog::warn("cannot delete incomplete snapshot {}: {}", dead, s.ToString());
     }
-    const int64_t now = clock->NowMs();
-    for (size_t i = 0; i + 1 < complete.size(); ++i) {  // never the newest
-      const size_t newer = complete.size() - 1 - i;     // snapshots newer than complete[i]
-      bool too_many = o.keep_last > 0 && newer >= o.keep_last;
-      bool too_old = false;
-      if (o.max_age_s > 0) {
-        std::tm tm{};
-        strptime(complete[i].substr(0, 15).c_str(), "%Y%m%dT%H%M%S", &tm);
-        too_old = (now / 1000 - timegm(&tm)) > static_cast<int64_t>(o.max_age_s);
-      }
-      if (too_many || too_old) {
-        Status s = DeleteSnapshot(complete[i]);
-        if (!s.ok())
-          spdlog::warn("retention: cannot delete {}: {}", complete[i], s.ToString());
-        else
-          spdlog::info("retention: deleted snapshot {}", complete[i]);
-      }
+    for (const auto& old : SnapshotsToDelete(complete, clock->NowMs(), {o.keep_last, o.max_age_s})) {
+      Status s = DeleteSnapshot(old);
+      if (!s.ok())
+        spdlog::warn("retention: cannot delete {}: {}", old, s.ToString());
+      else
+        spdlog::info("retention: deleted snapshot {}", old);
     }
     EndPhase();
     res.duration_ms = clock->NowMs() - started;

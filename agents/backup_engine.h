@@ -36,8 +36,10 @@ struct BackupRunOptions {
   std::string node_id;
   std::string ledger_db;       // the ledger's RocksDB directory
   std::string ledger_control;  // ledgerd's control socket
-  uint32_t keep_last = 0;      // 0 = keep all. Default: 0
-  uint64_t max_age_s = 0;      // 0 = no age limit. Default: 0
+  // Retention after a successful run (retention.h). 0 = keep all / no age
+  // limit. Defaults: 0, 0.
+  uint32_t keep_last = 0;
+  uint64_t max_age_s = 0;
   bool scheduled = false;
   // rsync tuning. Defaults: 60 s I/O timeout, 4 attempts, backoff from 1 s.
   int io_timeout_s = 60;

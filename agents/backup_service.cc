@@ -8,6 +8,7 @@
 #include <nlohmann/json.hpp>
 
 #include "agents/backup_schedule.h"
+#include "agents/retention.h"
 #include "agents/snapshot_restore.h"
 #include "common/file_util.h"
 #include "ledger/control_client.h"
@@ -389,11 +390,10 @@ wire::BackupResultT BackupService::RunCheckpoint(const BackupConfig& c, bool sch
     // Only our checkpoints: never anything else an operator keeps there.
     if (e.is_directory() && IsSnapshotId(e.path().filename().string())) ids.push_back(e.path().filename().string());
   }
-  std::sort(ids.begin(), ids.end());
-  for (size_t i = 0; i + keep < ids.size(); ++i) {
+  for (const auto& old : SnapshotsToDelete(ids, opt_.clock->NowMs(), {keep, 0})) {
     std::error_code ec;
-    std::filesystem::remove_all(dir + "/" + ids[i], ec);
-    spdlog::info("checkpoint retention: deleted {}", ids[i]);
+    std::filesystem::remove_all(dir + "/" + old, ec);
+    spdlog::info("checkpoint retention: deleted {}", old);
   }
   res.duration_ms = opt_.clock->NowMs() - started;
   return res;
@@ -461,6 +461,15 @@ CommandOutcome BackupService::Schedule(const wire::ScheduleBackup& cmd) {
   const std::string tz = cmd.time_zone() && cmd.time_zone()->size() ? cmd.time_zone()->str() : "UTC";
   auto sched = ParseSchedule(freq, tz);
   if (!sched.ok()) return Fail(sched.status());
+  // The CLI checks these ranges too; a command from elsewhere is checked here.
+  Status retention = ValidateRetention({cmd.retention() ? cmd.retention()->keep_last() : 0u,
+                                        cmd.retention() ? cmd.retention()->max_age_s() : 0u});
+  if (!retention.ok()) return Fail(retention);
+  if (cmd.min_free_bytes() > kMaxMinFreeBytes) {
+    return Fail(Status::InvalidArgument("min_free_bytes " + std::to_string(cmd.min_free_bytes()) +
+                                        " is out of range: give 0 to " + std::to_string(kMaxMinFreeBytes) +
+                                        " (1 PiB)"));
+  }
   BackupConfig c;
   {
     std::lock_guard<std::mutex> lock(mu_);

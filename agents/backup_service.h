@@ -32,6 +32,10 @@
 
 namespace ledgerkeep {
 
+// The largest checkpoint-mode free-space threshold a schedule accepts (the
+// CLI's --min-free-mb checks the same): 1 PiB.
+inline constexpr uint64_t kMaxMinFreeBytes = 1ULL << 50;
+
 struct BackupConfig {
   std::string mode = "none";  // none | rsync | checkpoint
   bool scheduled = false;

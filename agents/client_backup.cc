@@ -1,9 +1,12 @@
 #include "agents/client_backup.h"
 
+#include <fcntl.h>
+#include <stdio.h>
 #include <unistd.h>
 
 #include <algorithm>
 #include <cctype>
+#include <cerrno>
 #include <filesystem>
 #include <system_error>
 
@@ -23,6 +26,42 @@ namespace fs = std::filesystem;
 constexpr char kArchiveSuffix[] = ".tar.gz";
 constexpr char kChecksumSuffix[] = ".sha256";
 constexpr char kPartialDir[] = ".ledgerkeep-partial";
+// Where a node's run ships its two files before publishing them:
+// <dest>/.ledgerkeep-incoming/<node>/ (one node runs one backup at a time).
+constexpr char kIncomingDir[] = ".ledgerkeep-incoming";
+// Exit code of kPublishScript when a final name is taken.
+constexpr int kNameTakenExit = 17;
+// Publishes $1 as $2, then $3 as $4, never replacing a file: a hard link
+// (atomic; fails if the name exists), or where the filesystem has none
+// `mv -n`. The archive goes first, its .sha256 (what makes it complete)
+// last; if that is taken, the archive just published is taken back. Then
+// the staged files go, and their directory $5 and its parent $6 if empty.
+// Exit 17: a name was taken; nothing of ours stays under the final names.
+constexpr char kPublishScript[] =
+    "publish() { "
+    "if ln -- \"$1\" \"$2\" 2>/dev/null; then rm -f -- \"$1\"; return 0; fi; "
+    "if [ -e \"$2\" ] || [ -L \"$2\" ]; then return 17; fi; "
+    "mv -n -- \"$1\" \"$2\" || return 1; "
+    "if [ -e \"$1\" ]; then return 17; fi; return 0; }; "
+    "s=0; "
+    "if publish \"$1\" \"$2\"; then publish \"$3\" \"$4\" || { s=$?; rm -f -- \"$2\"; }; else s=$?; fi; "
+    "rm -f -- \"$1\" \"$3\"; rmdir -- \"$5\" \"$6\" 2>/dev/null; exit $s";
+
+// Publishes `from` as `to` unless `to` exists (AlreadyExists): a hard link,
+// or where the filesystem has none, a rename that does not replace.
+Status PublishLocalFile(const std::string& from, const std::string& to) {
+  if (::link(from.c_str(), to.c_str()) == 0) {
+    ::unlink(from.c_str());
+    return Status::OK();
+  }
+  int err = errno;
+  if (err == EPERM || err == EOPNOTSUPP || err == EMLINK || err == ENOSYS) {
+    if (::renameat2(AT_FDCWD, from.c_str(), AT_FDCWD, to.c_str(), RENAME_NOREPLACE) == 0) return Status::OK();
+    err = errno;
+  }
+  if (err == EEXIST) return Status::AlreadyExists(to);
+  return Status::FromErrno(err, "cannot publish " + to);
+}
 
 bool EndsWith(const std::string& s, std::string_view suffix) {
   return s.size() >= suffix.size() && s.compare(s.size() - suffix.size(), suffix.size(), suffix) == 0;
@@ -69,6 +108,40 @@ std::string Trimmed(const std::string& s) {
 
 }  // namespace
 
+Result<std::string> NewClientArchiveFileName(const std::string& archive_name) {
+  std::string name = archive_name;
+  if (EndsWith(name, kArchiveSuffix)) name.resize(name.size() - (sizeof(kArchiveSuffix) - 1));
+  if (name.empty()) {
+    return Status::InvalidArgument("no archive name: give one with --name (e.g. --name client1-2024-06-01)");
+  }
+  // The shown name is cut and cleaned: it may be hostile.
+  std::string shown;
+  for (size_t i = 0; i < archive_name.size() && i < 60; ++i) {
+    const unsigned char c = static_cast<unsigned char>(archive_name[i]);
+    shown += c < 0x20 || c == 0x7f ? '?' : static_cast<char>(c);
+  }
+  if (archive_name.size() > 60) shown += "...";
+  if (name.size() > kMaxArchiveNameBytes) {
+    return Status::InvalidArgument("archive name '" + shown + "' is longer than " +
+                                   std::to_string(kMaxArchiveNameBytes) + " characters");
+  }
+  const bool safe = std::all_of(name.begin(), name.end(), [](char c) {
+    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '.' ||
+           c == '_' || c == '-';
+  });
+  if (!safe) {
+    return Status::InvalidArgument(
+        "archive name '" + shown +
+        "' may only hold the letters A-Z and a-z, digits, '.', '_' and '-' (no '/', "
+        "spaces or other characters): pick such a name, e.g. client1-2024-06-01");
+  }
+  if (name.front() == '.' || name.front() == '-') {
+    return Status::InvalidArgument("archive name '" + shown + "' starts with '" + name.front() +
+                                   "': start it with a letter or digit");
+  }
+  return name + kArchiveSuffix;
+}
+
 Result<std::string> ClientArchiveFileName(const std::string& archive_name) {
   std::string name = Trimmed(archive_name);
   if (EndsWith(name, kArchiveSuffix)) name.resize(name.size() - (sizeof(kArchiveSuffix) - 1));
@@ -110,8 +183,17 @@ class ClientBackupRun {
   ClientBackupRun(const CommandContext& ctx, const ClientBackupTuning& tuning, ProcessRunner* runner)
       : ctx_(ctx), tuning_(tuning), runner_(runner), started_ms_(MonotonicMs()) {}
 
+  // Only checks that `file_name` is free at `dest` (writes nothing).
+  Status CheckNameFree(const std::string& file_name, const BackupDestination& dest) {
+    dest_ = dest;
+    file_name_ = file_name;
+    RsyncRunner lister(runner_, RsyncOpts({}));
+    return RefuseExisting(lister);
+  }
+
   Result<wire::ClientBackupResultT> Run(const std::string& file_name, const std::vector<std::string>& paths,
-                                        const BackupDestination& dest, const std::string& work_dir) {
+                                        const BackupDestination& dest, const std::string& work_dir,
+                                        const std::string& node_id) {
     dest_ = dest;
     file_name_ = file_name;
     work_dir_ = work_dir;
@@ -161,11 +243,26 @@ class ClientBackupRun {
 
     // Someone may have taken the name while we archived.
     LK_RETURN_IF_ERROR(RefuseExisting(lister));
-    RsyncOptions ro = RsyncOpts({"--mkpath", std::string("--partial-dir=") + kPartialDir});
+    // Never over an existing archive, even one that appears while we ship:
+    // local and SSH destinations get both files in this node's incoming
+    // directory, then PublishStaged() gives them their names without
+    // replacing anything. An rsync daemon runs no commands: there rsync
+    // writes the final names itself, leaving alone any that exist when it
+    // starts (--ignore-existing), and the .sha256 read back must be ours.
+    const bool daemon = dest.kind == BackupDestination::Kind::kRsyncDaemon;
+    const std::string incoming = std::string(kIncomingDir) + "/" + node_id;
+    std::vector<std::string> extra = {"--mkpath", std::string("--partial-dir=") + kPartialDir};
+    if (daemon) extra.push_back("--ignore-existing");
+    RsyncOptions ro = RsyncOpts(std::move(extra));
     ro.on_progress = [this](const RsyncProgress& p) { ctx_.ReportProgress(ToWireProgress(p, "transfer")); };
     RsyncRunner shipper(runner_, ro);
-    auto copied = shipper.Copy({local, local_sum}, dest.RsyncPath("") + "/");
+    auto copied = shipper.Copy({local, local_sum}, dest.RsyncPath(daemon ? "" : incoming) + "/");
     if (!copied.ok()) return copied.status().WithContext("client backup " + file_name);
+    if (daemon) {
+      LK_RETURN_IF_ERROR(CheckShippedChecksumIsOurs(lister, local_sum));
+    } else {
+      LK_RETURN_IF_ERROR(PublishStaged(lister, incoming));
+    }
 
     LK_RETURN_IF_ERROR(CheckArrived(lister, stats.archive_bytes));
 
@@ -209,9 +306,55 @@ class ClientBackupRun {
   Status RefuseExisting(RsyncRunner& lister) {
     LK_ASSIGN_OR_RETURN(auto ours, Ours(lister));
     if (ours.empty()) return Status::OK();
+    return NameTaken(ours.front().name);
+  }
+
+  Status NameTaken(const std::string& which) const {
     return Status::AlreadyExists("an archive named " + file_name_ + " already exists at " + dest_.Display() +
-                                 " (" + dest_.RsyncPath(ours.front().name) +
+                                 " (" + dest_.RsyncPath(which) +
                                  "); client backups are never overwritten: pick another --name");
+  }
+
+  // Local and SSH destinations: the shipped files from `incoming` to their
+  // final names, never replacing a file (kPublishScript).
+  Status PublishStaged(RsyncRunner& runner, const std::string& incoming) {
+    const std::string sum = file_name_ + kChecksumSuffix;
+    const std::string from = dest_.path + "/" + incoming + "/";
+    const std::string to = dest_.path + "/";
+    if (dest_.kind == BackupDestination::Kind::kLocal) {
+      Status s = PublishLocalFile(from + file_name_, to + file_name_);
+      if (s.ok()) {
+        s = PublishLocalFile(from + sum, to + sum);
+        if (!s.ok()) ::unlink((to + file_name_).c_str());  // ours: nothing could replace it
+      }
+      ::unlink((from + file_name_).c_str());
+      ::unlink((from + sum).c_str());
+      ::rmdir(from.c_str());
+      ::rmdir((to + kIncomingDir).c_str());  // if no other node stages there
+      if (s.code() == StatusCode::kAlreadyExists) return NameTaken(file_name_);
+      return s.WithContext("client backup " + file_name_);
+    }
+    LK_ASSIGN_OR_RETURN(
+        auto r,
+        runner.RunOnHost(dest_.UserHost(), {"sh", "-c", kPublishScript, "sh", from + file_name_,
+                                            to + file_name_, from + sum, to + sum, from, to + kIncomingDir}));
+    if (r.exit_code == 0) return Status::OK();
+    if (r.exit_code == kNameTakenExit) return NameTaken(file_name_);
+    return Status::IOError("cannot publish " + dest_.RsyncPath(file_name_) + " (exit " +
+                           std::to_string(r.exit_code) + "): " + r.output.substr(0, 500) +
+                           "; check the destination filesystem");
+  }
+
+  // rsync daemons: the .sha256 at the destination is the one we shipped
+  // (else another run wrote the name while we shipped and kept it).
+  Status CheckShippedChecksumIsOurs(RsyncRunner& runner, const std::string& local_sum) {
+    const std::string back = local_sum + ".shipped.tar.gz.sha256";  // removed with the other staging files
+    StagedFiles cleanup({back});
+    LK_RETURN_IF_ERROR(runner.Copy({dest_.RsyncPath(file_name_ + kChecksumSuffix)}, back).status());
+    LK_ASSIGN_OR_RETURN(auto theirs, ReadFileToString(back));
+    LK_ASSIGN_OR_RETURN(auto ours, ReadFileToString(local_sum));
+    if (theirs != ours) return NameTaken(file_name_ + kChecksumSuffix);
+    return Status::OK();
   }
 
   Status CheckArrived(RsyncRunner& lister, uint64_t bytes) {
@@ -245,7 +388,7 @@ CommandOutcome ClientBackupHandler::Execute(const CommandContext& ctx) {
   const wire::ClientBackup* cmd = ctx.command().body_as_ClientBackup();
   if (cmd == nullptr) return fail(Status::InvalidArgument("not a ClientBackup command"));
 
-  auto file_name = ClientArchiveFileName(cmd->archive_name() ? cmd->archive_name()->str() : "");
+  auto file_name = NewClientArchiveFileName(cmd->archive_name() ? cmd->archive_name()->str() : "");
   if (!file_name.ok()) return fail(file_name.status());
 
   std::vector<std::string> paths;
@@ -290,7 +433,16 @@ CommandOutcome ClientBackupHandler::Execute(const CommandContext& ctx) {
   if (!dest.ok()) return fail(dest.status());
 
   ClientBackupRun run(ctx, tuning_, runner_);
-  auto result = run.Run(*file_name, paths, *dest, work_dir_);
+  if (cmd->check_only()) {
+    Status free = run.CheckNameFree(*file_name, *dest);
+    if (!free.ok()) return fail(free);
+    wire::ClientBackupResultT r;
+    r.archive = dest->RsyncPath(*file_name);
+    CommandOutcome out;
+    out.detail.Set(std::move(r));
+    return out;
+  }
+  auto result = run.Run(*file_name, paths, *dest, work_dir_, node_id_);
   if (!result.ok()) return fail(result.status());
   CommandOutcome out;
   out.detail.Set(std::move(result).value());

@@ -3,19 +3,27 @@
 // and db directory, with its checksum, shipped to the backup destination.
 //
 // A run:
-//   1. resolves the archive name (`NAME` or `NAME.tar.gz` -> NAME.tar.gz),
-//      the paths (the command's, else the configured `[client] paths`) and
-//      the destination (the command's target, else the configured one);
+//   1. resolves the archive name (NewClientArchiveFileName: `NAME` or
+//      `NAME.tar.gz` -> NAME.tar.gz, NAME of A-Z a-z 0-9 . _ -), the paths
+//      (the command's, else the configured `[client] paths`) and the
+//      destination (the command's target, else the configured one);
 //   2. refuses to overwrite: `<dest>/NAME.tar.gz` or its .sha256 already
 //      there is AlreadyExists (checked before archiving and again before
-//      shipping);
+//      shipping); with `check_only` the run ends here;
 //   3. writes `<work_dir>/NAME.tar.gz` (client_archive.h; progress phase
 //      "archive") and `<work_dir>/NAME.tar.gz.sha256` in sha256sum format
 //      ("<hex>  NAME.tar.gz\n", so `sha256sum -c` checks it in place);
-//   4. ships both with rsync in one run (progress phase "transfer"), the
-//      .sha256 after the archive (rsync sends in name order), partial data
-//      kept in `<dest>/.ledgerkeep-partial/` so an incomplete archive never
-//      appears under its final name; retried and resumed by RsyncRunner;
+//   4. ships both with rsync in one run (progress phase "transfer"), partial
+//      data kept in a `.ledgerkeep-partial/` directory, retried and resumed
+//      by RsyncRunner. Local and SSH destinations: into
+//      `<dest>/.ledgerkeep-incoming/<node>/`, then published under the final
+//      names with hard links (or `mv -n` where there are none), archive
+//      first, .sha256 last, never replacing a file: a name another run took
+//      meanwhile is AlreadyExists and leaves its archive as it was. rsync
+//      daemons run no commands: rsync writes the final names itself with
+//      --ignore-existing and the .sha256 read back must be ours; two runs
+//      that start shipping one new name to a daemon at the same moment can
+//      still both write it;
 //   5. lists the destination to check the archive's size arrived;
 //   6. deletes the local copies (also on failure).
 // Destination layout: `<dest>/NAME.tar.gz`, `<dest>/NAME.tar.gz.sha256`. An
@@ -24,8 +32,9 @@
 // Crash behaviour: a run interrupted before step 4 leaves only local files in
 // the work dir, which the next run removes (`*.tar.gz`, `*.tar.gz.tmp`,
 // `*.tar.gz.sha256` directly in work_dir: the work dir must be the handler's
-// own). One interrupted during step 4 may leave a partial file in
-// `<dest>/.ledgerkeep-partial/`, reused by a rerun with the same name.
+// own). One interrupted during step 4 may leave files in
+// `<dest>/.ledgerkeep-incoming/<node>/` (partial ones in its
+// `.ledgerkeep-partial/`), reused by a rerun with the same name.
 //
 // Thread-safety: Execute() runs on the "backup" lane, one command at a time;
 // the handler holds no state between runs.
@@ -72,7 +81,7 @@ class ClientBackupHandler final : public CommandHandler {
 
   // Success: detail ClientBackupResult (archive = destination path of the
   // .tar.gz in rsync syntax, sha256, bytes, entries, source_bytes,
-  // duration_ms). Errors: InvalidArgument (bad name or path),
+  // duration_ms; with check_only only archive). Errors: InvalidArgument (bad name or path),
   // FailedPrecondition (no paths / no destination configured, saying what
   // to configure), AlreadyExists (that name is taken at the destination),
   // the archive's errors (NotFound, PermissionDenied, NoSpace, IOError) and
@@ -89,8 +98,20 @@ class ClientBackupHandler final : public CommandHandler {
   ClientBackupTuning tuning_;
 };
 
-// "NAME" or "NAME.tar.gz" -> "NAME.tar.gz"; InvalidArgument for an empty
-// name, one with '/', a leading '.', control characters or over 200 bytes.
+// The longest archive NAME a new client backup accepts.
+inline constexpr size_t kMaxArchiveNameBytes = 200;
+
+// The file name of a new archive: "NAME" or "NAME.tar.gz" -> "NAME.tar.gz",
+// where NAME is 1..200 of A-Z a-z 0-9 '.' '_' '-' and starts with a letter
+// or digit (so it is a plain file name on every destination, rsync lists it
+// as it is, and it reads the same in a shell). InvalidArgument saying what is
+// allowed otherwise. The CLI checks names with it before sending.
+Result<std::string> NewClientArchiveFileName(const std::string& archive_name);
+
+// The file name of an archive to restore, under the looser rule that names
+// of earlier versions followed: "NAME" or "NAME.tar.gz" -> "NAME.tar.gz";
+// InvalidArgument for an empty name, one with '/', a leading '.', control
+// characters or over 200 bytes.
 Result<std::string> ClientArchiveFileName(const std::string& archive_name);
 
 }  // namespace ledgerkeep

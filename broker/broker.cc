@@ -43,6 +43,9 @@ constexpr int kMaxMessagesPerTurn = 4096;
 constexpr int64_t kTickMs = 20;
 // Largest EventPage payload.
 constexpr size_t kMaxPageBytes = 768 * 1024;
+// Events a backward FetchEvents examines per request (a filter that matches
+// little must not hold the broker's loop over a whole large log).
+constexpr uint64_t kMaxBackwardScan = 100'000;
 // Status pushes to watchers at most this often while a command runs.
 constexpr int64_t kPushIntervalMs = 200;
 constexpr int64_t kRetentionIntervalMs = 10'000;
@@ -873,7 +876,9 @@ struct Broker::Impl {
   void HandleFetch(const std::string& rid, const wire::Envelope& e) {
     const auto* f = e.body_as_FetchEvents();
     uint32_t max = f->max_events() == 0 ? 1000 : std::min<uint32_t>(f->max_events(), 10000);
-    auto page = events->Read(f->from_seq(), max, Str(f->kind_prefix()), kMaxPageBytes);
+    auto page = f->backward() ? events->ReadNewest(f->from_seq(), max, Str(f->kind_prefix()), kMaxPageBytes,
+                                                   kMaxBackwardScan)
+                              : events->Read(f->from_seq(), max, Str(f->kind_prefix()), kMaxPageBytes);
     if (!page.ok()) return ReplyError(rid, e.msg_id(), page.status());
     flatbuffers::FlatBufferBuilder fbb(64 * 1024);
     std::vector<flatbuffers::Offset<wire::EventBlob>> blobs;

@@ -1,5 +1,7 @@
 #include "broker/event_log.h"
 
+#include <algorithm>
+
 namespace ledgerkeep {
 
 EventLog::EventLog(KvStore* store, int cf, EventLogOptions options, const Clock* clock,
@@ -76,25 +78,76 @@ Result<EventPageData> EventLog::Read(uint64_t from_seq, uint32_t max_events,
         uint64_t seq = DecodeU64BE(key);
         if (!page.events.empty() && bytes + value.size() > max_bytes) return false;
         page.next_seq = seq + 1;
-        if (!prefix.empty()) {
-          auto env = DecodeEnvelope(value);
-          if (!env.ok()) {
-            inner = Status::Corruption("event log entry " + std::to_string(seq) +
-                                       " is unreadable: " + env.status().message());
-            return false;
-          }
-          const auto* ev = (*env)->body_as_Event();
-          if (ev == nullptr) return true;
-          std::string name = (ev->kind() ? ev->kind()->str() : "") + "." +
-                             (ev->node() ? ev->node()->str() : "");
-          if (name.compare(0, prefix.size(), prefix) != 0) return true;
+        auto match = Matches(seq, value, prefix);
+        if (!match.ok()) {
+          inner = match.status();
+          return false;
         }
+        if (!*match) return true;
         bytes += value.size();
         page.events.emplace_back(value);
         return page.events.size() < max_events;
       });
   LK_RETURN_IF_ERROR(s);
   LK_RETURN_IF_ERROR(inner);
+  return page;
+}
+
+Result<bool> EventLog::Matches(uint64_t seq, std::string_view value, const std::string& prefix) {
+  if (prefix.empty()) return true;
+  auto env = DecodeEnvelope(value);
+  if (!env.ok()) {
+    return Status::Corruption("event log entry " + std::to_string(seq) +
+                              " is unreadable: " + env.status().message());
+  }
+  const auto* ev = (*env)->body_as_Event();
+  if (ev == nullptr) return false;
+  std::string name = (ev->kind() ? ev->kind()->str() : "") + "." + (ev->node() ? ev->node()->str() : "");
+  return name.compare(0, prefix.size(), prefix) == 0;
+}
+
+Result<EventPageData> EventLog::ReadNewest(uint64_t upto_seq, uint32_t max_events, const std::string& prefix,
+                                           size_t max_bytes, uint64_t max_scanned) const {
+  EventPageData page;
+  page.head_seq = committed_head_;
+  page.first_seq = first_seq_;
+  const uint64_t top = std::min(upto_seq, committed_head_);
+  if (first_seq_ == 0 || top < first_seq_) return page;  // next_seq 0: nothing (older) left
+  page.next_seq = top;
+  if (max_events == 0 || max_scanned == 0) return page;
+  size_t bytes = 0;
+  uint64_t scanned = 0;
+  bool stopped = false;  // before the oldest entry
+  auto stop = [&] {
+    stopped = true;
+    return false;
+  };
+  Status inner;
+  Status s = store_->ScanBackward(cf_, EncodeU64BE(first_seq_), EncodeU64BE(top + 1),
+                                  [&](std::string_view key, std::string_view value) {
+                                    const uint64_t seq = DecodeU64BE(key);
+                                    page.next_seq = seq;  // not examined yet
+                                    if (scanned == max_scanned) return stop();
+                                    auto match = Matches(seq, value, prefix);
+                                    if (!match.ok()) {
+                                      inner = match.status();
+                                      return stop();
+                                    }
+                                    if (*match) {
+                                      if (!page.events.empty() && bytes + value.size() > max_bytes)
+                                        return stop();
+                                      bytes += value.size();
+                                      page.events.emplace_back(value);
+                                    }
+                                    ++scanned;
+                                    page.next_seq = seq - 1;
+                                    if (page.events.size() == max_events) return stop();
+                                    return true;
+                                  });
+  LK_RETURN_IF_ERROR(s);
+  LK_RETURN_IF_ERROR(inner);
+  if (!stopped || page.next_seq < first_seq_) page.next_seq = 0;  // reached the oldest entry
+  std::reverse(page.events.begin(), page.events.end());
   return page;
 }
 

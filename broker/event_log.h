@@ -61,6 +61,14 @@ class EventLog {
   // "<kind>.<node>" starts with `prefix`, and at most `max_bytes` in total.
   Result<EventPageData> Read(uint64_t from_seq, uint32_t max_events, const std::string& prefix,
                              size_t max_bytes) const;
+  // The newest of them instead, scanning backwards from `upto_seq` (above
+  // the head: from the head): up to `max_events` committed entries with
+  // seq <= upto_seq that match `prefix`, at most `max_bytes` in total,
+  // examining at most `max_scanned` entries. Events in ascending seq;
+  // next_seq is the highest seq not yet examined, where the next page
+  // continues (as its upto_seq), or 0 when no older entry is left.
+  Result<EventPageData> ReadNewest(uint64_t upto_seq, uint32_t max_events, const std::string& prefix,
+                                   size_t max_bytes, uint64_t max_scanned) const;
 
   // Stages deletion of entries beyond the retention limits.
   Status StageRetention(KvStore::Batch& batch);
@@ -73,6 +81,9 @@ class EventLog {
   }
 
  private:
+  // Whether the stored entry `value` (seq `seq`) matches `prefix`.
+  static Result<bool> Matches(uint64_t seq, std::string_view value, const std::string& prefix);
+
   KvStore* store_;
   int cf_;
   EventLogOptions options_;

@@ -233,6 +233,7 @@ class MaintenanceRun {
       report_["destinations"][t->node_id] = b->destination;
     }
     if (!problems.empty()) return Status::FailedPrecondition(problems);
+    LK_RETURN_IF_ERROR(CheckClientArchiveName());
 
     // Replicas healthy: producing blocks, fast path only (no slow path
     // between two samples, no forced slow path).
@@ -319,9 +320,9 @@ class MaintenanceRun {
   }
 
   // -------------------------------------------------------------- backups
-  Status IssueClientBackups() {
-    LK_ASSIGN_OR_RETURN(auto clients, NodesWithRole(wire::Role::Client));
-    if (clients.empty() || state_.value("client_backup_cmd", uint64_t{0}) != 0) return Status::OK();
+  // The client archives' name: --archive, else maintenance-<run>-<time>;
+  // chosen once and persisted.
+  Result<std::string> ArchiveName() {
     std::string name = state_.value("archive", "");
     if (name.empty()) {
       name = params_.value("archive", "");
@@ -336,6 +337,30 @@ class MaintenanceRun {
       state_["archive"] = name;
       LK_RETURN_IF_ERROR(ctx_.SaveState());
     }
+    return name;
+  }
+
+  // Preflight: every client can write the archive under its name (valid,
+  // not taken at its destination), so a taken name fails before anything
+  // is stopped, not in the middle of the window.
+  Status CheckClientArchiveName() {
+    LK_ASSIGN_OR_RETURN(auto clients, NodesWithRole(wire::Role::Client));
+    if (clients.empty()) return Status::OK();
+    LK_ASSIGN_OR_RETURN(std::string name, ArchiveName());
+    wire::ClientBackupT cb;
+    cb.archive_name = name;
+    cb.check_only = true;
+    wire::CommandBodyUnion body;
+    body.Set(std::move(cb));
+    auto st = OnAll(wire::Role::Client, std::move(body), 60'000);
+    if (!st.ok()) return Status::FailedPrecondition("client archive " + name + ": " + st.status().message());
+    return Status::OK();
+  }
+
+  Status IssueClientBackups() {
+    LK_ASSIGN_OR_RETURN(auto clients, NodesWithRole(wire::Role::Client));
+    if (clients.empty() || state_.value("client_backup_cmd", uint64_t{0}) != 0) return Status::OK();
+    LK_ASSIGN_OR_RETURN(std::string name, ArchiveName());
     wire::ClientBackupT cb;
     cb.archive_name = name;
     wire::CommandBodyUnion body;

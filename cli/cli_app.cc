@@ -12,8 +12,13 @@
 #include <set>
 #include <thread>
 
+#include "agents/backup_schedule.h"
+#include "agents/backup_service.h"
+#include "agents/client_backup.h"
+#include "agents/retention.h"
 #include "agents/snapshot_restore.h"
 #include "cli/event_format.h"
+#include "cli/number_flags.h"
 #include "cli/table.h"
 #include "common/backup_destination.h"
 #include "common/broker_client.h"
@@ -44,6 +49,58 @@ void AddTargetFlags(CLI::App* sub, TargetFlags& t) {
   auto* all = sub->add_flag("--all", t.all, "every node (the default)");
   node->excludes(role)->excludes(all);
   role->excludes(all);
+}
+
+// The range of every numeric option, by name (the same range wherever the
+// name appears). A value outside it, or not a whole number, is a usage error
+// before anything is sent. Agents check the backup schedule's numbers again.
+struct NumberLimit {
+  const char* name;
+  uint64_t min;
+  uint64_t max;
+};
+constexpr NumberLimit kNumberLimits[] = {
+    {"--timeout-ms", 1, 3'600'000},
+    {"--delay-ms", 0, 3'600'000},
+    {"--wait-s", 1, 604'800},  // 7 days
+    {"--timeout-s", 1, 86'400},
+    {"--wedge-timeout-s", 1, 86'400},
+    {"--backup-timeout-s", 1, 604'800},
+    {"--ssh-port", 1, 65'535},
+    {"--keep", 0, kMaxKeepLast},
+    {"--max-age-days", 0, kMaxRetentionDays},
+    {"--min-free-mb", 0, kMaxMinFreeBytes >> 20},
+    {"--since", 1, static_cast<uint64_t>(INT64_MAX)},
+    {"--last", 1, 1'000'000},
+};
+
+// Puts its range on every numeric option of `app` and its subcommands
+// (validator and help text). An Internal error names a numeric option
+// without one, so a new option cannot skip the check.
+Status ApplyNumberLimits(CLI::App* app) {
+  for (CLI::Option* opt : app->get_options()) {
+    const std::string type = opt->get_type_name();
+    if (type != "INT" && type != "UINT" && type != "FLOAT") continue;
+    const NumberLimit* limit = nullptr;
+    for (const auto& l : kNumberLimits) {
+      if (opt->check_name(l.name)) limit = &l;
+    }
+    if (limit == nullptr) {
+      return Status::Internal("option " + opt->get_name() + " of `" + app->get_name() + "` has no range");
+    }
+    const uint64_t min = limit->min, max = limit->max;
+    opt->description(opt->get_description() + " (" + std::to_string(min) + ".." + std::to_string(max) + ")");
+    opt->check(CLI::Validator(
+        [min, max](std::string& text) {
+          auto v = ParseWholeNumber(text, min, max);
+          return v.ok() ? std::string() : v.status().message();
+        },
+        "", "whole number"));
+  }
+  for (CLI::App* sub : app->get_subcommands([](CLI::App*) { return true; })) {
+    LK_RETURN_IF_ERROR(ApplyNumberLimits(sub));
+  }
+  return Status::OK();
 }
 
 wire::TargetT ToTarget(const TargetFlags& f) {
@@ -648,6 +705,8 @@ int PrintConfigResults(const GlobalFlags& g, const wire::CommandStatusT& st) {
 }
 
 int RunBackupSchedule(const GlobalFlags& g, const TargetFlags& tf, const BackupFlags& f) {
+  // Checked here too (usage error, nothing sent); the agent checks again.
+  if (auto sched = ParseSchedule(f.frequency, f.time_zone); !sched.ok()) return Fail(sched.status());
   wire::ScheduleBackupT s;
   s.target = MakeTarget(f);
   s.frequency = f.frequency;
@@ -740,6 +799,7 @@ int RunBackupNowCli(const GlobalFlags& g, const TargetFlags& tf, const BackupFla
 
 int RunBackupClient(const GlobalFlags& g, const TargetFlags& tf, const BackupFlags& f,
                     const std::string& name, const std::vector<std::string>& paths) {
+  if (auto file = NewClientArchiveFileName(name); !file.ok()) return Fail(file.status());
   wire::ClientBackupT cb;
   cb.archive_name = name;
   cb.paths = paths;
@@ -1141,6 +1201,28 @@ int RunRestoreClient(const GlobalFlags& g, const std::string& node, const std::s
 }
 
 // ---------------------------------------------------------------- events
+
+// The seq of the oldest of the newest `n` events matching `filter` (the
+// head + 1 when none does): with a filter the broker pages backwards from the
+// head, so they are found however many newer events do not match.
+Result<uint64_t> StartOfNewest(BrokerClient& client, uint64_t n, const std::string& filter) {
+  if (filter.empty()) {  // the log is dense: no need to read it
+    LK_ASSIGN_OR_RETURN(auto head, client.FetchEvents(UINT64_MAX, 1, ""));
+    return head.head_seq > n ? head.head_seq - n + 1 : 1;
+  }
+  uint64_t upto = UINT64_MAX, found = 0, start = 0, head = 0;
+  while (true) {
+    const auto want = static_cast<uint32_t>(std::min<uint64_t>(n - found, 10'000));
+    LK_ASSIGN_OR_RETURN(auto page, client.FetchNewestEvents(upto, want, filter));
+    if (head == 0) head = page.head_seq;
+    found += page.events.size();
+    if (!page.events.empty()) start = page.events.front()->body_as_Event()->seq();
+    if (found >= n || page.next_seq == 0) break;
+    upto = page.next_seq;
+  }
+  return start != 0 ? start : head + 1;
+}
+
 int RunEvents(const GlobalFlags& g, std::optional<uint64_t> since, bool from_start, bool follow,
               const std::string& filter, uint64_t last_n) {
   auto opts = LoadClientOptions(g);
@@ -1149,12 +1231,12 @@ int RunEvents(const GlobalFlags& g, std::optional<uint64_t> since, bool from_sta
   if (since) {
     from = *since;
   } else if (!from_start) {
-    // Default: the last N events.
+    // Default: the last N events (that match the filter).
     auto client = BrokerClient::Connect(*opts);
     if (!client.ok()) return Fail(client.status());
-    auto head = (*client)->FetchEvents(UINT64_MAX, 1, "");
-    if (!head.ok()) return Fail(head.status());
-    from = head->head_seq > last_n ? head->head_seq - last_n + 1 : 1;
+    auto start = StartOfNewest(**client, last_n, filter);
+    if (!start.ok()) return Fail(start.status());
+    from = *start;
   }
   auto follower = EventFollower::Start(*opts, from, filter);
   if (!follower.ok()) return Fail(follower.status());
@@ -1231,7 +1313,8 @@ int RunCli(int argc, char** argv) {
   events->add_flag("--follow,-f", follow, "keep printing new events as they happen");
   events->add_option("--filter", filter,
                      "only events whose '<kind>.<node>' starts with this (e.g. status, command.r1)");
-  events->add_option("--last", last_n, "how many recent events to show by default")->capture_default_str();
+  events->add_option("--last", last_n, "how many recent events (that match --filter) to show by default")
+      ->capture_default_str();
 
   // Node management.
   auto* node =
@@ -1356,7 +1439,11 @@ int RunCli(int argc, char** argv) {
       "client",
       "client nodes: <NAME>.tar.gz of the configured config files and db directory, plus a .sha256, "
       "shipped to the destination (default: the one set with `backup configure`)");
-  b_client->add_option("--name", client_name, "archive name (NAME.tar.gz)")->required();
+  b_client
+      ->add_option("--name", client_name,
+                   "archive name (NAME.tar.gz): up to 200 of A-Z a-z 0-9 . _ -, starting with a letter or "
+                   "digit; an existing archive is never overwritten")
+      ->required();
   b_client->add_option("--path", client_paths,
                        "archive these paths instead of the node config's [client] paths");
   add_dest(b_client, false);
@@ -1401,7 +1488,9 @@ int RunCli(int argc, char** argv) {
                     "command run first on the broker host (e.g. stop the applications)");
   m_run->add_option("--post-hook", post_hook,
                     "command run last (and on rollback), e.g. start the applications");
-  m_run->add_option("--archive", archive, "name of the client archives (default maintenance-<run>-<time>)");
+  m_run->add_option("--archive", archive,
+                    "name of the client archives, as for `backup client --name` (default "
+                    "maintenance-<run>-<time>); a name taken at a client's destination fails the preflight");
   m_run->add_option("--wedge-timeout-s", m_wedge_timeout_s, "how long the wedge may take")
       ->capture_default_str();
   m_run->add_option("--backup-timeout-s", backup_timeout_s, "how long the backups may take")
@@ -1419,6 +1508,7 @@ int RunCli(int argc, char** argv) {
   }
   for (auto* sub : node_subs) sub->fallthrough();
 
+  if (Status limits = ApplyNumberLimits(&app); !limits.ok()) return Fail(limits);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
@@ -1467,6 +1557,9 @@ int RunCli(int argc, char** argv) {
   }
   if (b_client->parsed()) return RunBackupClient(g, backup_target, bf, client_name, client_paths);
   if (m_run->parsed()) {
+    if (!archive.empty()) {
+      if (auto file = NewClientArchiveFileName(archive); !file.ok()) return Fail(file.status());
+    }
     return RunMaintenance(g, {{"dry_run", dry_run},
                               {"pre_hook", pre_hook},
                               {"post_hook", post_hook},

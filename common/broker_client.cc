@@ -223,8 +223,22 @@ Result<FetchedPage> BrokerClient::FetchEvents(uint64_t from_seq, uint32_t max_ev
   f.from_seq = from_seq;
   f.max_events = max_events;
   f.kind_prefix = prefix;
+  return FetchPage(std::move(f));
+}
+
+Result<FetchedPage> BrokerClient::FetchNewestEvents(uint64_t upto_seq, uint32_t max_events,
+                                                    const std::string& prefix) {
+  wire::FetchEventsT f;
+  f.from_seq = upto_seq;
+  f.max_events = max_events;
+  f.kind_prefix = prefix;
+  f.backward = true;
+  return FetchPage(std::move(f));
+}
+
+Result<FetchedPage> BrokerClient::FetchPage(wire::FetchEventsT request) {
   wire::BodyUnion b;
-  b.Set(std::move(f));
+  b.Set(std::move(request));
   LK_ASSIGN_OR_RETURN(auto env, Request(std::move(b)));
   const auto* page = env->body_as_EventPage();
   if (page == nullptr) return Status::Internal("unexpected answer to FetchEvents");

@@ -60,6 +60,11 @@ class BrokerClient {
   Result<wire::CommandStatusT> Wait(uint64_t cmd_id, int64_t max_wait_ms,
                                     const std::function<void(const wire::CommandStatusT&)>& on_update);
   Result<FetchedPage> FetchEvents(uint64_t from_seq, uint32_t max_events, const std::string& prefix);
+  // The newest events at or below `upto_seq` (UINT64_MAX: the head) that
+  // match `prefix`, up to max_events, in ascending order. The broker
+  // examines a bounded number of events per request: next_seq is where to
+  // continue backwards (the next upto_seq), 0 when no older event is left.
+  Result<FetchedPage> FetchNewestEvents(uint64_t upto_seq, uint32_t max_events, const std::string& prefix);
   // Starts a broker workflow and returns its first status.
   Result<wire::WorkflowStatusT> StartWorkflow(const std::string& kind, const std::string& params_json);
   Result<wire::WorkflowStatusT> GetWorkflowStatus(uint64_t run_id);
@@ -70,6 +75,7 @@ class BrokerClient {
 
  private:
   Result<wire::WorkflowStatusT> WorkflowRequest(wire::BodyUnion body);
+  Result<FetchedPage> FetchPage(wire::FetchEventsT request);
   explicit BrokerClient(std::unique_ptr<Impl> impl);
   std::unique_ptr<Impl> impl_;
 };

@@ -202,6 +202,27 @@ Status KvStore::Scan(int cf, std::string_view start, std::string_view end,
   return FromRocks(it->status(), "scan " + path_);
 }
 
+Status KvStore::ScanBackward(int cf, std::string_view start, std::string_view end,
+                             const std::function<bool(std::string_view, std::string_view)>& fn) const {
+  rocksdb::ReadOptions ro;
+  rocksdb::Slice lower = ToSlice(start);
+  if (!start.empty()) ro.iterate_lower_bound = &lower;
+  std::unique_ptr<rocksdb::Iterator> it(
+      rep_->db->NewIterator(ro, rep_->handles.at(static_cast<size_t>(cf) + 1)));
+  if (end.empty()) {
+    it->SeekToLast();
+  } else {
+    it->SeekForPrev(ToSlice(end));  // the last key <= end; end itself is excluded
+    if (it->Valid() && it->key() == ToSlice(end)) it->Prev();
+  }
+  for (; it->Valid(); it->Prev()) {
+    auto k = it->key();
+    auto v = it->value();
+    if (!fn({k.data(), k.size()}, {v.data(), v.size()})) break;
+  }
+  return FromRocks(it->status(), "scan " + path_);
+}
+
 Result<std::optional<std::string>> KvStore::LastKey(int cf) const {
   std::unique_ptr<rocksdb::Iterator> it(
       rep_->db->NewIterator(rocksdb::ReadOptions(), rep_->handles.at(static_cast<size_t>(cf) + 1)));

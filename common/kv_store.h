@@ -60,6 +60,10 @@ class KvStore {
   // the last key) until fn returns false.
   Status Scan(int cf, std::string_view start, std::string_view end,
               const std::function<bool(std::string_view, std::string_view)>& fn) const;
+  // The same keys in reverse order: [start, end) from the greatest down
+  // (start empty = to the first key, end empty = from the last key).
+  Status ScanBackward(int cf, std::string_view start, std::string_view end,
+                      const std::function<bool(std::string_view, std::string_view)>& fn) const;
   // The greatest key of `cf`, if any.
   Result<std::optional<std::string>> LastKey(int cf) const;
   Result<std::optional<std::string>> FirstKey(int cf) const;

@@ -3,13 +3,14 @@
 // to it. Output: one JSON object on stdout (ids as decimal strings).
 // Exit codes: 0 success; 1 negative answer or error (verification failed,
 // mismatch found, block/key not found, unreadable DB); 2 usage error, missing
-// directory, or a directory that is not a ledgerkeep ledger.
-#include <nlohmann/json.hpp>
-
+// directory, or a directory that is not a ledgerkeep ledger (verifySnapshot:
+// not a snapshot directory).
 #include <charconv>
+#include <filesystem>
 #include <functional>
 #include <iostream>
 #include <map>
+#include <nlohmann/json.hpp>
 #include <string>
 #include <vector>
 
@@ -240,6 +241,16 @@ int main(int argc, char** argv) {
   if (args[1] == "verifySnapshot") {
     if (args.size() != 2) {
       std::cerr << "ledgerkeep-db: usage: ledgerkeep-db <snapshot-dir> verifySnapshot\n";
+      return kExitUsage;
+    }
+    // A directory without any part of a snapshot is not one: a usage error,
+    // not a failed verification (that is for snapshots, complete or not).
+    std::error_code ec;
+    if (std::filesystem::is_directory(db_path, ec) && !std::filesystem::exists(db_path + "/data", ec) &&
+        !std::filesystem::exists(db_path + "/MANIFEST.json", ec) &&
+        !std::filesystem::exists(db_path + "/DONE", ec)) {
+      std::cerr << "ledgerkeep-db: not a ledgerkeep snapshot: " << db_path
+                << " has no data/, MANIFEST.json or DONE; give <destination>/snapshots/<id>\n";
       return kExitUsage;
     }
     auto v = ledgerkeep::VerifySnapshotDir(db_path);

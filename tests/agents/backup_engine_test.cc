@@ -792,6 +792,35 @@ TEST_F(BackupEngineTest, RetentionKeepsTheNewestSnapshots) {
   EXPECT_TRUE(std::filesystem::exists(dest + "/snapshots/" + ids[3] + "/DONE"));
 }
 
+TEST_F(BackupEngineTest, HugeMaxAgeDeletesNothingAndAgeRetentionDeletesOnlyOldSnapshots) {
+  // Snapshot ids and "now" come from a ManualClock, ten days apart.
+  ManualClock clock(1'772'366'400'000);  // 2026-03-01T12:00:00Z
+  BackupEngine engine(ProcessRunner::Real(), &clock, tmp_.path() + "/work");
+  const std::string dest = tmp_.path() + "/backups/r1";
+  auto o = Options(dest);
+  // What `--max-age-days 999999999999999` sent before the CLI checked it
+  // (days * 86400 wrapped): it deleted every snapshot but the newest.
+  const uint64_t days = 999'999'999'999'999;
+  o.max_age_s = days * 86'400;
+  std::vector<std::string> ids;
+  for (int i = 0; i < 3; ++i) {
+    auto r = engine.Run(o);
+    ASSERT_TRUE(r.ok) << r.error;
+    ids.push_back(r.snapshot_id);
+    clock.Advance(10LL * 86'400'000);
+  }
+  for (const auto& id : ids) EXPECT_TRUE(std::filesystem::exists(dest + "/snapshots/" + id + "/DONE")) << id;
+
+  // At day 30 with 15 days: the snapshots of day 0 and 10 go, day 20 stays.
+  o.max_age_s = 15 * 86'400;
+  auto r = engine.Run(o);
+  ASSERT_TRUE(r.ok) << r.error;
+  EXPECT_FALSE(std::filesystem::exists(dest + "/snapshots/" + ids[0]));
+  EXPECT_FALSE(std::filesystem::exists(dest + "/snapshots/" + ids[1]));
+  EXPECT_TRUE(std::filesystem::exists(dest + "/snapshots/" + ids[2] + "/DONE"));
+  EXPECT_TRUE(std::filesystem::exists(dest + "/snapshots/" + r.snapshot_id + "/DONE"));
+}
+
 TEST_F(BackupEngineTest, UnreachableDestinationFailsClearlyAndKeepsEarlierSnapshots) {
   auto o = Options("root@127.0.0.1:/tmp/lk-unreachable");
   o.destination.port = 1;  // nothing listens there

@@ -16,12 +16,14 @@
 #include <atomic>
 #include <filesystem>
 #include <fstream>
+#include <functional>
 #include <iostream>
 #include <map>
 #include <mutex>
 #include <random>
 #include <set>
 #include <sstream>
+#include <utility>
 
 #include "agents/client_backup.h"
 #include "common/clock.h"
@@ -31,6 +33,7 @@
 #include "tests/common/sshd_fixture.h"
 #include "tests/support/status_macros.h"
 #include "tests/support/temp_dir.h"
+#include "tests/support/transfer_fakes.h"
 
 namespace ledgerkeep {
 namespace {
@@ -685,6 +688,150 @@ TEST_F(ClientBackupTest, BadArchiveNamesAreRefused) {
         << "'" << bad << "': " << out.status.ToString();
   }
   EXPECT_FALSE(fs::exists(dir_ / "backups"));
+}
+
+TEST_F(ClientBackupTest, UnicodeAndOtherUnsafeNamesAreRefusedAndNothingIsWritten) {
+  // 'ünï😀' was archived and shipped, then reported "not at the destination"
+  // (rsync lists it escaped), and a second run overwrote it.
+  ClientBackupHandler h(
+      "client1", {dir_.path()}, dir_ / "work",
+      [&]() -> Result<wire::BackupTargetT> {
+        wire::BackupTargetT t;
+        t.destination = dir_ / "backups";
+        return t;
+      },
+      ProcessRunner::Real(), Fast());
+  for (const std::string& bad :
+       std::vector<std::string>{"ünï😀", "caf\xc3\xa9", "a b", "x;id", "$(id)", "`id`", "tab\tname",
+                                "new\nline", "-rf", "..", "a\\b", "q'uote", std::string(201, 'a')}) {
+    CommandOutcome out = Run(h, Named(bad));
+    EXPECT_EQ(out.status.code(), StatusCode::kInvalidArgument)
+        << "'" << bad << "': " << out.status.ToString();
+    EXPECT_EQ(out.status.message().find('\n'), std::string::npos) << out.status.message();
+  }
+  EXPECT_FALSE(fs::exists(dir_ / "backups"));
+  for (const std::string& good :
+       std::vector<std::string>{"client1-2024-06-01", "A.b_c-9", std::string(200, 'z')}) {
+    EXPECT_TRUE(NewClientArchiveFileName(good).ok()) << good;
+  }
+}
+
+// Another run (another node sharing the destination) that takes the name
+// while this one ships: its archive stays byte-identical, this run fails.
+// `take_name` runs just before the shipping rsync starts.
+class BeforeShipRunner final : public ProcessRunner {
+ public:
+  explicit BeforeShipRunner(std::function<void()> take_name) : take_name_(std::move(take_name)) {}
+  Result<ProcessResult> Run(const std::vector<std::string>& argv, int64_t timeout_ms) override {
+    return ProcessRunner::Real()->Run(argv, timeout_ms);
+  }
+  Result<ProcessResult> RunStreaming(const std::vector<std::string>& argv, const RunOptions& opts) override {
+    const bool ships = std::any_of(argv.begin(), argv.end(),
+                                   [](const std::string& a) { return a.rfind("--partial-dir=", 0) == 0; });
+    if (ships && take_name_) std::exchange(take_name_, nullptr)();
+    return ProcessRunner::Real()->RunStreaming(argv, opts);
+  }
+  Result<ProcessId> Spawn(const std::vector<std::string>& argv, const std::string& log_path) override {
+    return ProcessRunner::Real()->Spawn(argv, log_path);
+  }
+  bool IsAlive(const ProcessId& id) override { return ProcessRunner::Real()->IsAlive(id); }
+  Status Signal(const ProcessId& id, int sig) override { return ProcessRunner::Real()->Signal(id, sig); }
+
+ private:
+  std::function<void()> take_name_;
+};
+
+class ClientBackupRaceTest : public ClientBackupTest {
+ protected:
+  // Runs a backup named "race" to `target` while "another run" writes
+  // race.tar.gz (and, with `sidecar`, its .sha256) into `dir`; expects this
+  // run refused and the other archive untouched.
+  void ExpectOtherRunKept(wire::BackupTargetT target, const std::string& dir, bool sidecar,
+                          ClientBackupTuning tuning) {
+    ClientTree tree(dir_ / "node");
+    const std::string theirs = PseudoRandom(4096, 7);
+    BeforeShipRunner runner([&] {
+      WriteFile(dir + "/race.tar.gz", theirs);
+      if (sidecar) WriteFile(dir + "/race.tar.gz.sha256", "0000  race.tar.gz\n");
+    });
+    ClientBackupHandler h(
+        "client1", tree.paths, dir_ / "work", [&]() -> Result<wire::BackupTargetT> { return target; },
+        &runner, tuning);
+    CommandOutcome out = Run(h, Named("race"));
+    EXPECT_EQ(out.status.code(), StatusCode::kAlreadyExists) << out.status.ToString();
+    EXPECT_NE(out.status.message().find("--name"), std::string::npos) << out.status.ToString();
+    EXPECT_EQ(Slurp(dir + "/race.tar.gz"), theirs);
+    if (sidecar) {
+      EXPECT_EQ(Slurp(dir + "/race.tar.gz.sha256"), "0000  race.tar.gz\n");
+    } else {
+      EXPECT_FALSE(fs::exists(dir + "/race.tar.gz.sha256")) << "a .sha256 of ours next to their archive";
+    }
+  }
+};
+
+TEST_F(ClientBackupRaceTest, ArchiveThatAppearsWhileShippingIsNeverReplacedLocally) {
+  wire::BackupTargetT t;
+  t.destination = dir_ / "backups";
+  ExpectOtherRunKept(t, dir_ / "backups", /*sidecar=*/false, Fast());
+  // Nothing of ours is left in the incoming directory.
+  EXPECT_FALSE(fs::exists(dir_ / "backups/.ledgerkeep-incoming/client1/race.tar.gz"));
+}
+
+TEST_F(ClientBackupRaceTest, ArchiveThatAppearsWhileShippingIsNeverReplacedOverSsh) {
+  if (!testing::SshdServer::Available()) GTEST_SKIP() << "no sshd / ssh-keygen installed";
+  testing::SshdServer sshd;
+  LK_ASSERT_OK(sshd.Start());
+  // The server's host key pinned, as an operator would.
+  std::istringstream pub(Slurp(sshd.dir() + "/host_key.pub"));
+  std::string type, key;
+  pub >> type >> key;
+  const std::string known_hosts = dir_ / "known_hosts";
+  WriteFile(known_hosts, "[127.0.0.1]:" + std::to_string(sshd.port()) + " " + type + " " + key + "\n");
+  ClientBackupTuning tuning = Fast();
+  tuning.ssh_options = {
+      "-o", "UserKnownHostsFile=" + known_hosts, "-o", "StrictHostKeyChecking=yes", "-o", "LogLevel=ERROR"};
+  wire::BackupTargetT t;
+  t.destination = "root@127.0.0.1:" + (dir_ / "remote");
+  t.ssh_key = sshd.client_key();
+  t.ssh_port = static_cast<uint16_t>(sshd.port());
+  ExpectOtherRunKept(t, dir_ / "remote", /*sidecar=*/false, tuning);
+  EXPECT_FALSE(fs::exists(dir_ / "remote/.ledgerkeep-incoming/client1/race.tar.gz"));
+}
+
+TEST_F(ClientBackupRaceTest, ArchiveThatAppearsBeforeShippingToAnRsyncDaemonIsNeverReplaced) {
+  test::RsyncDaemon daemon;
+  LK_ASSERT_OK(daemon.Start(dir_ / "daemon"));
+  wire::BackupTargetT t;
+  t.destination = "rsync://127.0.0.1:" + std::to_string(daemon.port()) + "/backup/c";
+  fs::create_directories(daemon.module_dir() + "/c");
+  ExpectOtherRunKept(t, daemon.module_dir() + "/c", /*sidecar=*/true, Fast());
+}
+
+TEST_F(ClientBackupTest, CheckOnlyReportsATakenNameAndWritesNothing) {
+  ClientTree tree(dir_ / "node");
+  ClientBackupHandler h(
+      "client1", tree.paths, dir_ / "work",
+      [&]() -> Result<wire::BackupTargetT> {
+        wire::BackupTargetT t;
+        t.destination = dir_ / "backups";
+        return t;
+      },
+      ProcessRunner::Real(), Fast());
+  wire::ClientBackupT free = Named("free");
+  free.check_only = true;
+  LK_EXPECT_OK(Run(h, std::move(free)).status);
+  EXPECT_FALSE(fs::exists(dir_ / "backups/free.tar.gz"));
+  EXPECT_FALSE(fs::exists(dir_ / "backups/free.tar.gz.sha256"));
+
+  WriteFile(dir_ / "backups/taken.tar.gz.sha256", "x\n");
+  wire::ClientBackupT taken = Named("taken");
+  taken.check_only = true;
+  CommandOutcome out = Run(h, std::move(taken));
+  EXPECT_EQ(out.status.code(), StatusCode::kAlreadyExists) << out.status.ToString();
+  EXPECT_NE(out.status.message().find("taken.tar.gz"), std::string::npos) << out.status.ToString();
+  wire::ClientBackupT bad = Named("ünï");
+  bad.check_only = true;
+  EXPECT_EQ(Run(h, std::move(bad)).status.code(), StatusCode::kInvalidArgument);
 }
 
 TEST_F(ClientBackupTest, MissingPathFailsBeforeAnythingIsShipped) {

@@ -96,6 +96,83 @@ TEST_F(EventLogTest, PagesRespectCountAndByteLimits) {
   EXPECT_EQ(small->events.size(), 1u);
 }
 
+TEST_F(EventLogTest, NewestMatchingEventsAreFoundBehindManyNewerOnesThatDoNotMatch) {
+  // `events --filter command.r4` was empty: the filter saw only the last 50.
+  Append("command", "r4", 3);    // 1..3
+  Append("status", "r1", 2000);  // 4..2003
+  Append("command", "r1", 5);    // 2004..2008
+  auto page = log_->ReadNewest(UINT64_MAX, 2, "command.r4", 1 << 20, 100'000);
+  ASSERT_TRUE(page.ok()) << page.status().ToString();
+  EXPECT_EQ(Seqs(*page), (std::vector<uint64_t>{2, 3}));
+  EXPECT_EQ(page->next_seq, 1u);  // one more may be older
+  auto all = log_->ReadNewest(UINT64_MAX, 50, "command.r4", 1 << 20, 100'000);
+  EXPECT_EQ(Seqs(*all), (std::vector<uint64_t>{1, 2, 3}));
+  EXPECT_EQ(all->next_seq, 0u);  // the oldest entry was reached
+  auto none = log_->ReadNewest(UINT64_MAX, 50, "command.r9", 1 << 20, 100'000);
+  EXPECT_TRUE(none->events.empty());
+  EXPECT_EQ(none->next_seq, 0u);
+  // No filter: the last N; a start below the head counts from there.
+  EXPECT_EQ(Seqs(*log_->ReadNewest(UINT64_MAX, 3, "", 1 << 20, 100'000)),
+            (std::vector<uint64_t>{2006, 2007, 2008}));
+  EXPECT_EQ(Seqs(*log_->ReadNewest(2004, 2, "command", 1 << 20, 100'000)), (std::vector<uint64_t>{3, 2004}));
+}
+
+TEST_F(EventLogTest, NewestPagesWithABoundedScanContinueWhereTheyStopped) {
+  Append("command", "r4", 3);    // 1..3
+  Append("status", "r1", 2500);  // 4..2503
+  std::vector<uint64_t> found;
+  uint64_t upto = UINT64_MAX;
+  int pages = 0;
+  while (found.size() < 2) {
+    auto page = log_->ReadNewest(upto, static_cast<uint32_t>(2 - found.size()), "command.r4", 1 << 20, 1000);
+    ASSERT_TRUE(page.ok());
+    ASSERT_LT(++pages, 10) << "no progress";
+    const auto seqs = Seqs(*page);
+    found.insert(found.begin(), seqs.begin(), seqs.end());
+    if (page->next_seq == 0) break;
+    EXPECT_LT(page->next_seq, upto);
+    upto = page->next_seq;
+  }
+  EXPECT_EQ(found, (std::vector<uint64_t>{2, 3}));
+  EXPECT_EQ(pages, 3);  // 2503..1504, 1503..504, 503..2
+}
+
+TEST_F(EventLogTest, NewestPagesCutByTheirByteLimitReplayTheWholeLogExactlyOnce) {
+  Append("note", "n", 300);
+  std::vector<uint64_t> replayed;
+  uint64_t upto = UINT64_MAX;
+  while (true) {
+    auto page = log_->ReadNewest(upto, 1000, "", 700, 100'000);  // a few events per page
+    ASSERT_TRUE(page.ok());
+    ASSERT_FALSE(page->events.empty());
+    const auto seqs = Seqs(*page);
+    replayed.insert(replayed.begin(), seqs.begin(), seqs.end());
+    if (page->next_seq == 0) break;
+    EXPECT_EQ(page->next_seq, seqs.front() - 1) << "a page skipped or repeated an event";
+    upto = page->next_seq;
+  }
+  std::vector<uint64_t> want(300);
+  for (uint64_t i = 0; i < 300; ++i) want[i] = i + 1;
+  EXPECT_EQ(replayed, want);
+}
+
+TEST_F(EventLogTest, NewestStopsAtTheOldestRetainedEvent) {
+  EventLogOptions o;
+  o.retain_count = 10;
+  Open(o);
+  Append("command", "r4", 5);  // 1..5, dropped below
+  Append("status", "r1", 20);  // 6..25
+  KvStore::Batch b;
+  ASSERT_TRUE(log_->StageRetention(b).ok());
+  ASSERT_TRUE(store_->Write(b, true).ok());
+  log_->Commit();
+  auto page = log_->ReadNewest(UINT64_MAX, 5, "command.r4", 1 << 20, 100'000);
+  ASSERT_TRUE(page.ok());
+  EXPECT_TRUE(page->events.empty());
+  EXPECT_EQ(page->next_seq, 0u);
+  EXPECT_EQ(log_->ReadNewest(3, 5, "", 1 << 20, 100'000)->next_seq, 0u);
+}
+
 TEST_F(EventLogTest, RetentionByCountKeepsTheNewest) {
   EventLogOptions o;
   o.retain_count = 10;

@@ -55,6 +55,31 @@ TEST_F(KvStoreTest, ScanDeleteRangeAndBounds) {
   EXPECT_EQ(seen, (std::vector<uint64_t>{60, 61, 62}));
 }
 
+TEST_F(KvStoreTest, ScanBackwardVisitsTheSameRangeFromTheTop) {
+  auto s = KvStore::Open(dir_, {"seq"});
+  ASSERT_TRUE(s.ok());
+  KvStore::Batch b;
+  for (uint64_t i = 1; i <= 100; ++i) b.Put(0, EncodeU64BE(i), std::to_string(i));
+  ASSERT_TRUE((*s)->Write(b, false).ok());
+  auto backward = [&](std::string_view start, std::string_view end, size_t limit) {
+    std::vector<uint64_t> seen;
+    EXPECT_TRUE((*s)->ScanBackward(0, start, end,
+                                   [&](std::string_view k, std::string_view v) {
+                                     EXPECT_EQ(v, std::to_string(DecodeU64BE(k)));
+                                     seen.push_back(DecodeU64BE(k));
+                                     return seen.size() < limit;
+                                   })
+                    .ok());
+    return seen;
+  };
+  EXPECT_EQ(backward(EncodeU64BE(60), EncodeU64BE(63), 100), (std::vector<uint64_t>{62, 61, 60}));
+  EXPECT_EQ(backward("", "", 2), (std::vector<uint64_t>{100, 99}));
+  EXPECT_EQ(backward(EncodeU64BE(99), "", 100), (std::vector<uint64_t>{100, 99}));
+  EXPECT_EQ(backward("", EncodeU64BE(3), 100), (std::vector<uint64_t>{2, 1}));
+  EXPECT_EQ(backward(EncodeU64BE(50), EncodeU64BE(1000), 3), (std::vector<uint64_t>{100, 99, 98}));
+  EXPECT_TRUE(backward(EncodeU64BE(60), EncodeU64BE(60), 100).empty());
+}
+
 TEST_F(KvStoreTest, SecondOpenOfTheSameDirectoryIsBusy) {
   auto first = KvStore::Open(dir_, {"x"});
   ASSERT_TRUE(first.ok());

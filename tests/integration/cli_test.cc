@@ -112,6 +112,36 @@ TEST_F(CliTest, EventsFromStartJsonPrintsDenseSequence) {
   }
 }
 
+TEST_F(CliTest, EventsFilterShowsTheLastMatchingEventsBehindManyNewerOnes) {
+  // `events --filter command.r4` was empty: the filter was applied to the
+  // last N events of the whole log, here all about r2.
+  wire::TargetT r1;
+  r1.node_id = "r1";
+  for (int i = 0; i < 2; ++i) {
+    LK_ASSERT_OK_AND_ASSIGN(auto st, cluster_->Ping(r1));
+    LK_ASSERT_OK(AllTargetsOk(st));
+  }
+  wire::TargetT r2;
+  r2.node_id = "r2";
+  for (int i = 0; i < 5; ++i) {
+    LK_ASSERT_OK_AND_ASSIGN(auto st, cluster_->Ping(r2));
+    LK_ASSERT_OK(AllTargetsOk(st));
+  }
+  LK_ASSERT_OK_AND_ASSIGN(auto client, cluster_->ConnectOperator());
+  LK_ASSERT_OK_AND_ASSIGN(auto matching, FetchAllEvents(*client, "command.r1"));
+  ASSERT_GE(matching.events.size(), 2u);
+  std::vector<uint64_t> want;
+  for (size_t i = matching.events.size() - 2; i < matching.events.size(); ++i)
+    want.push_back(EventOf(matching.events[i]).seq());
+  ASSERT_GT(matching.head_seq, want.back() + 2) << "the newest events must not be r1's";
+
+  RunResult r = cluster_->RunCli({"events", "--filter", "command.r1", "--last", "2", "--json"});
+  ASSERT_EQ(r.exit_code, 0) << r.Describe();
+  std::vector<uint64_t> got;
+  for (const auto& j : JsonLines(r.out)) got.push_back(j.value("seq", uint64_t{0}));
+  EXPECT_EQ(got, want) << r.out;
+}
+
 TEST_F(CliTest, EventsFollowShowsAnEventProducedAfterItStarted) {
   LK_ASSERT_OK_AND_ASSIGN(auto follow,
                           cluster_->StartCli({"events", "--follow", "--json", "--filter", "command"}, "follow"));

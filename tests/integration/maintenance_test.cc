@@ -522,6 +522,31 @@ TEST_F(MaintenanceTest, PreflightFailureChangesNothingWhenTwoNodesShareADestinat
   ExpectServing(before);
 }
 
+TEST_F(MaintenanceTest, ArchiveNameTakenAtAClientDestinationFailsPreflightAndChangesNothing) {
+  StartCluster();
+  ConfigureAll();
+  const std::string taken = dest_root_ + "/c1/nightly.tar.gz";
+  const std::string earlier = "an earlier archive\n";
+  fs::create_directories(dest_root_ + "/c1");
+  { std::ofstream(taken) << earlier; }
+
+  const uint64_t before = LastBlock("r1");
+  RunResult run = Cli(RunArgs({"--archive", "nightly"}), 60s);
+  EXPECT_EQ(run.exit_code, 1) << run.Describe();
+  auto j = Json(run);
+  const std::string error = j.value("error", "");
+  EXPECT_NE(error.find("nightly.tar.gz already exists"), std::string::npos) << error;
+  EXPECT_NE(error.find("pick another --name"), std::string::npos) << error;
+  EXPECT_NE(error.find("nothing was changed"), std::string::npos) << error;
+  EXPECT_EQ(j["report"].value("failed_step", ""), "preflight") << j.dump();
+  auto evs = RunbookEvents();
+  EXPECT_FALSE(SawStep(evs, "stop_clients"));
+  EXPECT_FALSE(SawStep(evs, "wedge"));
+  EXPECT_EQ(ReadFile(taken), earlier);
+  EXPECT_FALSE(fs::exists(taken + ".sha256"));
+  ExpectServing(before);
+}
+
 }  // namespace
 }  // namespace ledgerkeep::test
 

@@ -163,6 +163,25 @@ TEST_F(DbToolTest, NonLedgerDirectoryIsAClearErrorWithExitCode2) {
       << r2.err;
 }
 
+TEST_F(DbToolTest, VerifySnapshotOfADirectoryThatIsNoSnapshotExitsWith2) {
+  // It exited 1 ("DONE missing: the snapshot is incomplete") for any directory.
+  fs::create_directory(dir_ / "plain-dir");
+  std::ofstream(dir_ / "plain-dir/file.txt") << "hello";
+  auto r = RunDbTool({dir_ / "plain-dir", "verifySnapshot"}, dir_.path());
+  EXPECT_EQ(r.exit_code, 2) << r.err;
+  EXPECT_TRUE(r.out.empty()) << r.out;
+  const std::string ledger = MakeLedger("db", 3);
+  EXPECT_EQ(RunDbTool({ledger, "verifySnapshot"}, dir_.path()).exit_code, 2);
+  // An incomplete snapshot is one: its verification fails (exit 1).
+  fs::create_directories(dir_ / "snap/data");
+  auto incomplete = RunDbTool({dir_ / "snap", "verifySnapshot"}, dir_.path());
+  if (incomplete.err.find("unknown command") == std::string::npos) {  // built with verifySnapshot
+    EXPECT_EQ(incomplete.exit_code, 1) << incomplete.err;
+    EXPECT_NE(incomplete.err.find("DONE"), std::string::npos) << incomplete.err;
+    EXPECT_NE(r.err.find("not a ledgerkeep snapshot"), std::string::npos) << r.err;
+  }
+}
+
 TEST_F(DbToolTest, UsageErrorsExitWith2AndHelpWith0) {
   const std::string db = MakeLedger("db", 3);
   EXPECT_EQ(RunDbTool({}, dir_.path()).exit_code, 2);
@@ -171,6 +190,13 @@ TEST_F(DbToolTest, UsageErrorsExitWith2AndHelpWith0) {
   EXPECT_EQ(RunDbTool({db, "getBlockInfo"}, dir_.path()).exit_code, 2);
   EXPECT_EQ(RunDbTool({db, "getBlockInfo", "x1"}, dir_.path()).exit_code, 2);
   EXPECT_EQ(RunDbTool({db, "verifyChain", "1"}, dir_.path()).exit_code, 2);
+  for (const std::string bad : {"-1", "+1", " 1", "1e3", "0x10", "18446744073709551616"}) {
+    EXPECT_EQ(RunDbTool({db, "getBlockInfo", bad}, dir_.path()).exit_code, 2) << bad;
+    EXPECT_EQ(RunDbTool({db, "rangeStats", "1", bad}, dir_.path()).exit_code, 2) << bad;
+  }
+  EXPECT_EQ(RunDbTool({db, "rangeStats", "3", "1"}, dir_.path()).exit_code, 2);
+  EXPECT_EQ(RunDbTool({db, "verifyChain", "1", "99"}, dir_.path()).exit_code, 2);  // outside the chain
+  EXPECT_EQ(RunDbTool({db, "getLastBlockID", "extra"}, dir_.path()).exit_code, 2);
   auto help = RunDbTool({"--help"}, dir_.path());
   EXPECT_EQ(help.exit_code, 0);
   EXPECT_NE(help.out.find("verifyChain"), std::string::npos);
