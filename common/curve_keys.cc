@@ -4,6 +4,8 @@
 #include <zmq.h>
 
 #include <array>
+#include <cerrno>
+#include <cstdio>
 #include <filesystem>
 #include <toml++/toml.h>
 
@@ -75,6 +77,16 @@ Result<CurveKeyPair> LoadKeyFile(const std::string& path, bool need_secret) {
                                      " has no secret_key (a .pub file was given where a .key file is needed)");
     }
     LK_RETURN_IF_ERROR(ValidateZ85Key(pair.secret_z85, "secret_key in " + path));
+    // As ssh does with private keys: a secret others can read (or replace)
+    // is not a secret, and using it silently would hide that.
+    struct stat st {};
+    if (::stat(path.c_str(), &st) != 0) return Status::FromErrno(errno, "key file " + path);
+    if ((st.st_mode & 077) != 0) {
+      char mode[8];
+      std::snprintf(mode, sizeof mode, "%04o", static_cast<unsigned>(st.st_mode & 07777));
+      return Status::InvalidArgument("key file " + path + " has mode " + mode +
+                                     "; it must be readable only by its owner: chmod 600 " + path);
+    }
   }
   return pair;
 }

@@ -1,6 +1,7 @@
 #include "common/config.h"
 
 #include <gtest/gtest.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <filesystem>
@@ -89,6 +90,30 @@ TEST_F(ConfigTest, KeyFilesRoundTripAndSecretIsPrivate) {
   EXPECT_TRUE(LoadKeyFile(dir_ + "/keys/r1.pub", false).ok());
   auto again = WriteKeyFiles(dir_ + "/keys", r1_, false);
   EXPECT_EQ(again.code(), StatusCode::kAlreadyExists);
+}
+
+TEST_F(ConfigTest, SecretKeyFileReadableByOthersIsRefusedWithTheChmodThatFixesIt) {
+  ASSERT_TRUE(WriteKeyFiles(dir_ + "/keys", r1_, false).ok());
+  const std::string key = dir_ + "/keys/r1.key";
+  for (mode_t mode : {0666, 0644, 0640, 0604, 0620}) {
+    ASSERT_EQ(::chmod(key.c_str(), mode), 0);
+    auto loaded = LoadKeyFile(key, /*need_secret=*/true);
+    ASSERT_FALSE(loaded.ok()) << "a secret key file with mode " << std::oct << mode << " was used";
+    EXPECT_EQ(loaded.status().code(), StatusCode::kInvalidArgument);
+    char want[8];
+    std::snprintf(want, sizeof want, "%04o", static_cast<unsigned>(mode));
+    EXPECT_NE(loaded.status().message().find("has mode " + std::string(want)), std::string::npos)
+        << loaded.status().ToString();
+    EXPECT_NE(loaded.status().message().find("chmod 600 " + key), std::string::npos)
+        << loaded.status().ToString();
+  }
+  // Owner-only modes are fine, and a public key file may be world-readable.
+  for (mode_t mode : {0600, 0400}) {
+    ASSERT_EQ(::chmod(key.c_str(), mode), 0);
+    EXPECT_TRUE(LoadKeyFile(key, true).ok()) << std::oct << mode;
+  }
+  ASSERT_EQ(::chmod((dir_ + "/keys/r1.pub").c_str(), 0644), 0);
+  EXPECT_TRUE(LoadKeyFile(dir_ + "/keys/r1.pub", /*need_secret=*/false).ok());
 }
 
 }  // namespace
