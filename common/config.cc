@@ -1,9 +1,8 @@
 #include "common/config.h"
 
-#include <toml++/toml.h>
-
 #include <filesystem>
 #include <set>
+#include <toml++/toml.h>
 
 #include "common/curve_keys.h"
 #include "common/toml_section.h"
@@ -21,30 +20,21 @@ Result<wire::Role> ParseRole(const std::string& s) {
 
 std::string RoleName(wire::Role role) {
   switch (role) {
-    case wire::Role::Replica:
-      return "replica";
-    case wire::Role::Client:
-      return "client";
-    case wire::Role::Operator:
-      return "operator";
-    case wire::Role::Subscriber:
-      return "subscriber";
-    case wire::Role::Unknown:
-      break;
+    case wire::Role::Replica: return "replica";
+    case wire::Role::Client: return "client";
+    case wire::Role::Operator: return "operator";
+    case wire::Role::Subscriber: return "subscriber";
+    case wire::Role::Unknown: break;
   }
   return "unknown";
 }
 
 std::string NodeStateName(wire::NodeState state) {
   switch (state) {
-    case wire::NodeState::Alive:
-      return "alive";
-    case wire::NodeState::Suspect:
-      return "suspect";
-    case wire::NodeState::Lost:
-      return "lost";
-    case wire::NodeState::Unknown:
-      break;
+    case wire::NodeState::Alive: return "alive";
+    case wire::NodeState::Suspect: return "suspect";
+    case wire::NodeState::Lost: return "lost";
+    case wire::NodeState::Unknown: break;
   }
   return "unknown";
 }
@@ -91,8 +81,8 @@ Result<ClusterConfig> LoadClusterConfig(const std::string& path) {
   try {
     tbl = toml::parse_file(path);
   } catch (const toml::parse_error& e) {
-    return Status::InvalidArgument("cluster config " + path +
-                                   " is not valid TOML: " + std::string(e.description()) + " (line " +
+    return Status::InvalidArgument("cluster config " + path + " is not valid TOML: " +
+                                   std::string(e.description()) + " (line " +
                                    std::to_string(e.source().begin.line) + ")");
   }
   ClusterConfig c;

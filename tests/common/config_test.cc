@@ -49,8 +49,8 @@ TEST_F(ConfigTest, LoadsAllowlistAndResolvesRelativeKeyFile) {
 }
 
 TEST_F(ConfigTest, RefusesOneKeyBoundToTwoNodes) {
-  auto c = LoadClusterConfig(
-      Write(Base() + Allow("r1", "replica", r1_.public_z85) + Allow("r2", "replica", r1_.public_z85)));
+  auto c = LoadClusterConfig(Write(Base() + Allow("r1", "replica", r1_.public_z85) +
+                                   Allow("r2", "replica", r1_.public_z85)));
   ASSERT_FALSE(c.ok());
   EXPECT_NE(c.status().message().find("already bound"), std::string::npos);
 }
@@ -83,9 +83,9 @@ TEST_F(ConfigTest, KeyFilesRoundTripAndSecretIsPrivate) {
   auto loaded = LoadKeyFile(dir_ + "/keys/r1.key", true);
   ASSERT_TRUE(loaded.ok()) << loaded.status().ToString();
   EXPECT_EQ(loaded->secret_z85, r1_.secret_z85);
-  EXPECT_EQ(
-      std::filesystem::status(dir_ + "/keys/r1.key").permissions() & std::filesystem::perms::others_read,
-      std::filesystem::perms::none);
+  EXPECT_EQ(std::filesystem::status(dir_ + "/keys/r1.key").permissions() &
+                std::filesystem::perms::others_read,
+            std::filesystem::perms::none);
   EXPECT_FALSE(LoadKeyFile(dir_ + "/keys/r1.pub", true).ok());  // no secret in a .pub
   EXPECT_TRUE(LoadKeyFile(dir_ + "/keys/r1.pub", false).ok());
   auto again = WriteKeyFiles(dir_ + "/keys", r1_, false);
