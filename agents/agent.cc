@@ -14,6 +14,7 @@
 
 #include "agents/lane_executor.h"
 #include "common/backoff.h"
+#include "common/exception_text.h"
 #include "common/zmq_util.h"
 
 namespace ledgerkeep {
@@ -26,6 +27,22 @@ std::string PackResult(const wire::CommandResultT& r) {
 }
 
 constexpr int64_t kResendUnackedMs = 5'000;
+// Consecutive agent-thread turns that may throw before the agent gives up.
+constexpr int kMaxFailedTurns = 100;
+
+// The handler boundary: an exception a handler lets out (a filesystem_error
+// on a path too long, a json type_error, ...) becomes the command's failed
+// result instead of std::terminate taking the whole agent down.
+CommandOutcome ExecuteGuarded(CommandHandler& handler, const CommandContext& ctx) {
+  try {
+    return handler.Execute(ctx);
+  } catch (...) {
+    const std::string kind(CommandKindName(ctx.command().body_type()));
+    const std::string what = CurrentExceptionText();
+    spdlog::error("internal error in {} (command {}): {}; the agent keeps serving", kind, ctx.cmd_id(), what);
+    return {Status::Internal("internal error in " + kind + ": " + what + "; the agent keeps serving"), {}};
+  }
+}
 
 }  // namespace
 
@@ -463,7 +480,7 @@ struct Agent::Impl {
         });
     lanes.Submit(lane, [this, handler, ctx_ptr, id] {
       const int64_t started = Now();
-      CommandOutcome outcome = handler->Execute(*ctx_ptr);
+      CommandOutcome outcome = ExecuteGuarded(*handler, *ctx_ptr);
       Post post{Post::kDone};
       post.cmd_id = id;
       post.outcome = std::move(outcome);
@@ -478,7 +495,7 @@ struct Agent::Impl {
     CommandContext context(
         std::move(env), &cancelled, opt.clock, [](wire::ProgressT) {}, [](std::string, std::string) {});
     const int64_t started = Now();
-    CommandOutcome outcome = handler.Execute(context);
+    CommandOutcome outcome = ExecuteGuarded(handler, context);
     wire::CommandResultT r;
     r.cmd_id = id;
     r.status = outcome.status.ok() ? wire::ResultStatus::Ok : wire::ResultStatus::Failed;
@@ -514,33 +531,52 @@ struct Agent::Impl {
     ReportInterrupted();
     Connect();
     next_heartbeat = Now();
+    int failed_turns = 0;
     while (!stop_requested) {
-      const int64_t now = Now();
-      // Once welcomed, sleep until the next heartbeat (1000 idle agents must
-      // not wake 10 times a second each); while connecting, check often.
-      const int64_t cap = (dealer && welcomed && !hello_pending) ? hb() : 100;
-      int64_t wait = std::max<int64_t>(0, std::min<int64_t>(next_heartbeat - now, cap));
-      // Every ZeroMQ socket in a poll costs a system call per pass, on each
-      // of 1000 agents: only the two bus sockets are polled; Stop() and the
-      // lane workers wake this thread through wake_fd.
-      zmq::pollitem_t items[3] = {
-          {nullptr, wake_fd, ZMQ_POLLIN, 0}, {nullptr, -1, 0, 0}, {nullptr, -1, 0, 0}};
-      size_t n = 1;
-      if (dealer) {
-        items[n++] = {dealer->handle(), 0, ZMQ_POLLIN, 0};
-        items[n++] = {sub->handle(), 0, ZMQ_POLLIN, 0};
+      // The agent thread's boundary: a turn that throws (a ZeroMQ error, a
+      // bad_alloc) is logged and the agent goes on serving. Only a fault
+      // that repeats turn after turn stops it (rather than spin logging).
+      try {
+        Turn();
+        failed_turns = 0;
+      } catch (...) {
+        const std::string what = CurrentExceptionText();
+        if (++failed_turns >= kMaxFailedTurns) {
+          exit_status = Status::Internal("the agent thread failed " + std::to_string(failed_turns) +
+                                         " turns in a row, last: " + what);
+          spdlog::critical("{}; stopping", exit_status.message());
+          break;
+        }
+        spdlog::error("internal error in the agent thread: {}; the agent keeps serving", what);
       }
-      zmq::poll(items, n, std::chrono::milliseconds(wait));
-      if (stop_requested) break;
-      if (items[0].revents & ZMQ_POLLIN) DrainPosts();
-      if (dealer && (items[1].revents & ZMQ_POLLIN)) HandleDealer();
-      if (dealer && (items[2].revents & ZMQ_POLLIN)) HandleSub();
-      Timers();
     }
     cancelled = true;
     lanes.Stop();
     DrainPosts();  // results of handlers that finished while stopping
     Disconnect();
+  }
+
+  void Turn() {
+    const int64_t now = Now();
+    // Once welcomed, sleep until the next heartbeat (1000 idle agents must
+    // not wake 10 times a second each); while connecting, check often.
+    const int64_t cap = (dealer && welcomed && !hello_pending) ? hb() : 100;
+    int64_t wait = std::max<int64_t>(0, std::min<int64_t>(next_heartbeat - now, cap));
+    // Every ZeroMQ socket in a poll costs a system call per pass, on each
+    // of 1000 agents: only the two bus sockets are polled; Stop() and the
+    // lane workers wake this thread through wake_fd.
+    zmq::pollitem_t items[3] = {{nullptr, wake_fd, ZMQ_POLLIN, 0}, {nullptr, -1, 0, 0}, {nullptr, -1, 0, 0}};
+    size_t n = 1;
+    if (dealer) {
+      items[n++] = {dealer->handle(), 0, ZMQ_POLLIN, 0};
+      items[n++] = {sub->handle(), 0, ZMQ_POLLIN, 0};
+    }
+    zmq::poll(items, n, std::chrono::milliseconds(wait));
+    if (stop_requested) return;
+    if (items[0].revents & ZMQ_POLLIN) DrainPosts();
+    if (dealer && (items[1].revents & ZMQ_POLLIN)) HandleDealer();
+    if (dealer && (items[2].revents & ZMQ_POLLIN)) HandleSub();
+    Timers();
   }
 
   void Timers() {
@@ -636,7 +672,12 @@ Result<std::unique_ptr<Agent>> Agent::Start(AgentOptions options, HandlerMap han
   Impl* raw = impl.get();
   impl->thread = std::thread([raw] {
     ::pthread_setname_np(::pthread_self(), "lk-agent");  // for top -H and perf
-    raw->Run();
+    try {
+      raw->Run();
+    } catch (...) {  // outside a turn (start-up, shutdown): the agent stops, saying why
+      raw->exit_status = Status::Internal("the agent thread failed: " + CurrentExceptionText());
+      spdlog::critical("{}", raw->exit_status.message());
+    }
     raw->exited = true;
   });
   return std::unique_ptr<Agent>(new Agent(std::move(impl)));

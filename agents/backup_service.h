@@ -98,6 +98,8 @@ class BackupService {
   wire::BackupResultT RunCheckpoint(const BackupConfig& c, bool scheduled);
   Result<int64_t> NextRun(const BackupConfig& c) const;
   void SchedulerLoop();
+  void ScheduleTurns();    // SchedulerLoop without its exception boundary
+  Status LoadUnguarded();  // Load without its exception boundary
 
   BackupServiceOptions opt_;
   BackupEngine engine_;

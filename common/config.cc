@@ -86,7 +86,7 @@ Result<ClusterConfig> LoadClusterConfig(const std::string& path) {
                                    std::to_string(e.source().begin.line) + ")");
   }
   ClusterConfig c;
-  c.path = std::filesystem::absolute(path).string();
+  c.path = std::filesystem::absolute(path, ec).string();
   const std::string where = "cluster config " + path;
   // Every key is typed and range-checked, and unknown keys are refused
   // (toml_section.h): a wrong type or a typo never falls back to a default.

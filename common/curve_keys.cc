@@ -41,7 +41,8 @@ Status WriteKeyFiles(const std::string& dir, const CurveKeyPair& pair, bool over
   }
   LK_RETURN_IF_ERROR(CreateDirectories(dir, 0700));
   const std::string base = (std::filesystem::path(dir) / pair.name).string();
-  if (!overwrite && std::filesystem::exists(base + ".key")) {
+  std::error_code ec;  // exists() without it throws on a path too long for the OS
+  if (!overwrite && std::filesystem::exists(base + ".key", ec)) {
     return Status::AlreadyExists(base + ".key exists; pass --force to replace it "
                                  "(the old key stops working wherever it is allowlisted)");
   }
@@ -60,7 +61,8 @@ Result<CurveKeyPair> LoadKeyFile(const std::string& path, bool need_secret) {
   try {
     tbl = toml::parse_file(path);
   } catch (const toml::parse_error& e) {
-    if (!std::filesystem::exists(path)) {
+    std::error_code ec;  // exists() without it throws on a path too long for the OS
+    if (!std::filesystem::exists(path, ec)) {
       return Status::NotFound("key file " + path + " does not exist (create one with `ledgerkeep keygen`)");
     }
     return Status::InvalidArgument("key file " + path + " is not valid TOML: " +
