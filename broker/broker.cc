@@ -16,6 +16,7 @@
 #include "broker/workflow.h"
 #include "broker/zap_authenticator.h"
 #include "common/backup_destination.h"
+#include "common/exception_text.h"
 #include "common/kv_store.h"
 #include "common/zmq_util.h"
 
@@ -90,6 +91,7 @@ struct Broker::Impl {
   Status exit_status;
   bool stopped = false;
   std::atomic<bool> exited{false};
+  bool ready_sent = false;  // broker thread: Start() was told how the start went
 
   // Loop-turn state (broker thread only).
   KvStore::Batch batch;
@@ -158,6 +160,7 @@ struct Broker::Impl {
           std::to_string(opt.config.cmd_port) + "/" + std::to_string(opt.config.ctl_port) + "/" +
           std::to_string(opt.config.events_port) + ": " + e.what() +
           " (is another broker running? change the ports in the cluster config)"));
+      ready_sent = true;
       return;
     }
     spdlog::info(
@@ -175,6 +178,7 @@ struct Broker::Impl {
       events->Stage(batch, "note", kBrokerName, std::move(body));
     }
     ready.set_value(Status::OK());
+    ready_sent = true;  // Start() returns: `ready` is gone
     sockets_ = {&ctl, &pub, &xpub, &internal};
     workflows->ResumeUnfinished();
 
@@ -189,7 +193,7 @@ struct Broker::Impl {
       if (!ack_due_.empty()) wait = std::clamp<int64_t>(ack_due_.begin()->first - Now(), 0, wait);
       zmq::poll(items.data(), items.size(), std::chrono::milliseconds(wait));
       if (items[0].revents & ZMQ_POLLIN) break;
-      if (items[1].revents & ZMQ_POLLIN) HandleZap(zap);
+      if (items[1].revents & ZMQ_POLLIN) Guarded("a ZAP request", [&] { HandleZap(zap); });
       if (items[3].revents & ZMQ_POLLIN) {
         while (RecvMultipartNoWait(xpub)) {
         }  // subscriptions: libzmq tracks them; nothing to do
@@ -198,18 +202,23 @@ struct Broker::Impl {
         for (int i = 0; i < kMaxMessagesPerTurn; ++i) {
           auto frames = RecvMultipartNoWait(ctl);
           if (!frames) break;
-          HandleCtl(*frames, Sock::kCtl);
+          HandleCtlGuarded(*frames, Sock::kCtl);
         }
       }
       if (items[4].revents & ZMQ_POLLIN) {
-        while (auto frames = RecvMultipartNoWait(internal)) HandleCtl(*frames, Sock::kInternal);
+        while (auto frames = RecvMultipartNoWait(internal)) HandleCtlGuarded(*frames, Sock::kInternal);
       }
       const int64_t now = Now();
       if (now - last_tick >= kTickMs) {
         last_tick = now;
-        Tick(now);
+        Guarded("the timers", [&] { Tick(now); });
       }
-      Status s = CommitAndFlush();
+      Status s;
+      try {
+        s = CommitAndFlush();
+      } catch (...) {  // half a commit cannot be told from a whole one: restart from the saved state
+        s = Status::Internal("internal error while saving and sending: " + CurrentExceptionText());
+      }
       if (!s.ok()) {
         spdlog::critical("{}; stopping the broker so that it restarts from its saved state", s.ToString());
         exit_status = s;
@@ -222,6 +231,43 @@ struct Broker::Impl {
   }
 
   std::vector<zmq::socket_t*> sockets_;
+
+  // ------------------------------------------------------------ boundaries
+  // Exceptions never leave the broker thread (std::terminate would stop the
+  // broker for every node): what one message or one timer pass throws is
+  // logged, and the broker goes on serving with the state it has (what the
+  // handler staged before throwing is committed as it is in memory).
+  template <typename Fn>
+  void Guarded(const char* what, Fn&& fn) {
+    try {
+      fn();
+    } catch (...) {
+      spdlog::error("internal error in {}: {}; the broker keeps serving", what, CurrentExceptionText());
+    }
+  }
+
+  // One ctl message; an exception becomes an ErrorReply to its sender.
+  void HandleCtlGuarded(std::vector<zmq::message_t>& frames, Sock sock) {
+    try {
+      HandleCtl(frames, sock);
+    } catch (...) {
+      const std::string what = CurrentExceptionText();
+      std::string kind = "a ctl message";
+      uint64_t msg_id = 0;
+      if (frames.size() == 2) {
+        if (auto env = DecodeEnvelope(frames[1].data(), frames[1].size()); env.ok()) {
+          kind = BodyName((*env)->body_type());
+          msg_id = (*env)->msg_id();
+        }
+      }
+      spdlog::error("internal error handling {}: {}; the broker keeps serving", kind, what);
+      if (frames.empty()) return;
+      reply_sock_ = sock;
+      ReplyError(frames[0].to_string(), msg_id,
+                 Status::Internal("internal error in the broker handling " + kind + ": " + what +
+                                  "; the broker keeps serving"));
+    }
+  }
 
   // ------------------------------------------------------------ ZAP
   void HandleZap(zmq::socket_t& zap) {
@@ -787,7 +833,8 @@ struct Broker::Impl {
     w.step = r.step;
     w.finished = r.finished();
     w.error = r.error;
-    w.report_json = r.report.dump();
+    // The report quotes agents' text, which need not be UTF-8 (dump() would throw).
+    w.report_json = r.report.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
     w.started_at_ms = r.started_at_ms;
     w.finished_at_ms = r.finished_at_ms;
     return w;
@@ -985,7 +1032,13 @@ Result<std::unique_ptr<Broker>> Broker::Start(BrokerOptions options) {
     ::pthread_setname_np(::pthread_self(), "lk-broker");  // for top -H and perf
     zmq::socket_t back(raw->ctx, zmq::socket_type::pair);
     back.connect(pipe_addr);
-    raw->Run(back, ready);
+    try {
+      raw->Run(back, ready);
+    } catch (...) {  // outside a turn (set-up, shutdown): the broker stops, saying why
+      raw->exit_status = Status::Internal("the broker thread failed: " + CurrentExceptionText());
+      spdlog::critical("{}", raw->exit_status.message());
+      if (!raw->ready_sent) ready.set_value(raw->exit_status);  // Start() is still waiting
+    }
     raw->exited = true;
   });
   Status s = ready_future.get();
