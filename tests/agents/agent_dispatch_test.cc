@@ -1,7 +1,9 @@
 // The agent's dispatch path against a scripted broker (real CURVE sockets on
 // loopback, tests/support/scripted_broker.h) and a real Agent with a real
 // journal: a command whose handler throws is a Failed result and the agent
-// answers the next one (issue 13 point 4).
+// answers the next one (issue 13 point 4); a command delivered again, also
+// after the agent restarted on the same journal, runs once and is answered
+// with the result it already has (DESIGN.md §2, "agents dedupe by cmd_id").
 #include <gtest/gtest.h>
 
 #include <atomic>
@@ -144,6 +146,65 @@ TEST_F(AgentDispatchTest, AnInstantHandlerThatThrowsIsAFailedResultAndTheAgentAn
   auto handler = std::make_shared<ProbeHandler>("");  // runs on the agent thread itself
   ASSERT_NO_FATAL_FAILURE(StartAgent(handler));
   ExpectThrowIsAFailedResultAndTheNextCommandIsAnswered(*broker_, *agent_, *handler);
+}
+
+// ------------------------------------------------------------ exactly once
+
+// The broker has not acknowledged the result yet (it may have lost it), so
+// the agent still holds it in its outbox and answers a duplicate with it.
+TEST_F(AgentDispatchTest, TheSameCommandDeliveredTwiceRunsOnceAndTheDuplicateIsAnsweredWithTheStoredResult) {
+  broker_->set_ack_reports(false);
+  auto handler = std::make_shared<ProbeHandler>("control");
+  ASSERT_NO_FATAL_FAILURE(StartAgent(handler));
+  const wire::CommandT cmd = ScriptedBroker::MakeCommand(42, "r1", Ping("once"));
+  ASSERT_NO_FATAL_FAILURE(SendAndAwaitResults(cmd, 1));
+  ASSERT_EQ(handler->executions.load(), 1);
+
+  clock_.Advance(1000);  // past the agent's resend pacing, so the duplicate is answered at once
+  ASSERT_NO_FATAL_FAILURE(SendAndAwaitResults(cmd, 2));
+  ASSERT_NO_FATAL_FAILURE(Barrier(100));
+  EXPECT_EQ(handler->executions.load(), 2) << "the duplicate was executed again (want 42 once, then 100)";
+  const auto results = broker_->ResultsFor(42);
+  for (const auto* r : results) {
+    EXPECT_EQ(r->seq, results.front()->seq) << "a second result, not the stored one resent";
+    EXPECT_EQ(ResultOf(r).status, wire::ResultStatus::Ok);
+    ASSERT_NE(ResultOf(r).detail.AsPong(), nullptr);
+    EXPECT_EQ(ResultOf(r).detail.AsPong()->note, "pong");
+  }
+}
+
+TEST_F(AgentDispatchTest, TheSameCommandAfterAnAgentRestartRunsOnceAndIsAnsweredWithTheStoredResult) {
+  broker_->set_ack_reports(false);
+  auto handler = std::make_shared<ProbeHandler>("control");
+  ASSERT_NO_FATAL_FAILURE(StartAgent(handler));
+  const wire::CommandT cmd = ScriptedBroker::MakeCommand(43, "r1", Ping("once"));
+  ASSERT_NO_FATAL_FAILURE(SendAndAwaitResults(cmd, 1));
+  const uint64_t first_seq = broker_->ResultsFor(43).front()->seq;
+
+  // The agent restarts on the same journal: only what it persisted is left.
+  agent_->Stop();
+  agent_.reset();
+  ASSERT_NO_FATAL_FAILURE(StartAgent(handler));
+  // Welcomed, it resends what the broker has not acknowledged: the result.
+  ASSERT_TRUE(broker_->ServeUntil([&] { return broker_->ResultsFor(43).size() >= 2; }, 10s));
+  clock_.Advance(1000);  // past the agent's resend pacing, so the duplicate is answered at once
+  ASSERT_NO_FATAL_FAILURE(SendAndAwaitResults(cmd, 3));
+  ASSERT_NO_FATAL_FAILURE(Barrier(100));
+  EXPECT_EQ(handler->executions.load(), 2)
+      << "the command ran again after the restart (want 43 once, then 100)";
+  for (const auto* r : broker_->ResultsFor(43)) {
+    EXPECT_EQ(r->seq, first_seq) << "a second result, not the stored one resent";
+    EXPECT_EQ(ResultOf(r).status, wire::ResultStatus::Ok);
+  }
+
+  // Acknowledged by now, the result leaves the outbox: a late duplicate
+  // (a slow PUB copy) is still not executed.
+  broker_->set_ack_reports(true);
+  const wire::CommandT other = ScriptedBroker::MakeCommand(44, "r1", Ping("ack me"));
+  ASSERT_NO_FATAL_FAILURE(SendAndAwaitResults(other, 1));
+  ASSERT_TRUE(broker_->SendCommand(cmd));
+  ASSERT_NO_FATAL_FAILURE(Barrier(101));
+  EXPECT_EQ(handler->executions.load(), 4) << "43 once, then 100, 44 and 101; not 43 again";
 }
 
 }  // namespace
