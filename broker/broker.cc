@@ -42,8 +42,6 @@ constexpr const char* kBrokerName = "broker";
 constexpr int kMaxMessagesPerTurn = 4096;
 // How often the timers (liveness, redelivery, deadlines) run.
 constexpr int64_t kTickMs = 20;
-// Largest EventPage payload.
-constexpr size_t kMaxPageBytes = 768 * 1024;
 // Status pushes to watchers at most this often while a command runs.
 constexpr int64_t kPushIntervalMs = 200;
 constexpr int64_t kRetentionIntervalMs = 10'000;
@@ -882,7 +880,7 @@ struct Broker::Impl {
   void HandleFetch(const std::string& rid, const wire::Envelope& e) {
     const auto* f = e.body_as_FetchEvents();
     uint32_t max = f->max_events() == 0 ? 1000 : std::min<uint32_t>(f->max_events(), 10000);
-    auto page = events->Read(f->from_seq(), max, Str(f->kind_prefix()), kMaxPageBytes);
+    auto page = events->Read(f->from_seq(), max, Str(f->kind_prefix()), opt.max_event_page_bytes);
     if (!page.ok()) return ReplyError(rid, e.msg_id(), page.status());
     flatbuffers::FlatBufferBuilder fbb(64 * 1024);
     std::vector<flatbuffers::Offset<wire::EventBlob>> blobs;
