@@ -94,6 +94,7 @@ struct Agent::Impl {
   uint64_t next_msg_id = 1;
   uint64_t acked_seq = 0;
   bool auth_error_logged = false;
+  int64_t refused_since = 0;  // first refusal as a second process since the last Welcome (0: none)
   ExponentialBackoff backoff{200, 10'000, std::random_device{}()};
 
   explicit Impl(AgentOptions o) : opt(std::move(o)) {}
@@ -323,6 +324,7 @@ struct Agent::Impl {
           broker_instance = w->broker_instance() ? w->broker_instance()->str() : "";
           node_index = w->node_index();
           welcomed = true;
+          refused_since = 0;
           backoff.Reset();
           acked_seq = w->stored_report_seq();
           Status s = opt.journal->AckUpTo(acked_seq);
@@ -354,7 +356,18 @@ struct Agent::Impl {
           break;
         case wire::Body::ErrorReply: {
           const auto* er = (*env)->body_as_ErrorReply();
-          spdlog::warn("broker says: {}", er->message() ? er->message()->str() : "(no message)");
+          const std::string text = er->message() ? er->message()->str() : "(no message)";
+          if (er->code() == static_cast<uint16_t>(StatusCode::kAlreadyExists)) {
+            RefusedAsSecondProcess(text);
+          } else if (er->code() == static_cast<uint16_t>(StatusCode::kFailedPrecondition) && welcomed) {
+            // Our connection is new to the broker (ZeroMQ reconnected it):
+            // it takes nothing from it before a Hello.
+            spdlog::info("broker says: {}; saying hello again", text);
+            welcomed = false;
+            SendHello();
+          } else {
+            spdlog::warn("broker says: {}", text);
+          }
           break;
         }
         default:
@@ -400,7 +413,35 @@ struct Agent::Impl {
     return (bits->Get(node_index / 8) >> (node_index % 8)) & 1;
   }
 
+  // The broker refused this connection: another process serves this node
+  // (or, for a moment, the broker has not yet seen our previous connection
+  // close). Inert from now on: nothing is executed or reported before a
+  // Welcome. A refusal that lasts longer than a restart's race and than the
+  // broker's suspect window (after which it stops counting a silent, half-
+  // open connection as alive) is final: the agent stops with the broker's
+  // reason, and main exits 1.
+  void RefusedAsSecondProcess(const std::string& why) {
+    welcomed = false;
+    const int64_t now = Now();
+    if (refused_since == 0) {
+      refused_since = now;
+      spdlog::error("the broker refused this agent: {}", why);
+    }
+    const int64_t patience =
+        std::max<int64_t>(2000, hb() * (static_cast<int64_t>(opt.config.suspect_after) + 2));
+    if (now - refused_since >= patience && !stop_requested) {
+      exit_status = Status::AlreadyExists(why);
+      spdlog::error("still refused after {} ms; stopping: {}", now - refused_since, why);
+      stop_requested = true;
+    }
+  }
+
   void HandleCommand(DecodedEnvelope env, bool direct) {
+    // Commands count only once the broker welcomed this connection: a second
+    // process with this node's key (refused) receives the node's commands on
+    // PUB too, and must not run them. The broker sends what is pending for
+    // the node right after the Welcome, so nothing is lost by waiting.
+    if (!welcomed) return;
     const wire::Command& cmd = *env->body_as_Command();
     if (!IsTarget(cmd, direct)) return;
     const uint64_t id = cmd.cmd_id();

@@ -10,6 +10,9 @@
 // sockets and reconnects after an exponential backoff with jitter.
 // Crash behaviour: after SIGKILL and restart, commands that were running are
 // reported as interrupted (not re-run) and unacknowledged reports are resent.
+// Commands count only once the broker welcomed this connection. If the
+// broker keeps refusing it because another process serves this node, the
+// agent stops and Wait() returns AlreadyExists with the broker's reason.
 #pragma once
 
 #include <functional>

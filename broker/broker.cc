@@ -5,6 +5,7 @@
 #include <zmq.h>
 
 #include <atomic>
+#include <ctime>
 #include <future>
 #include <random>
 #include <thread>
@@ -56,6 +57,16 @@ std::string RandomHex64() {
 }
 
 std::string Str(const flatbuffers::String* s) { return s ? s->str() : std::string(); }
+
+// "2026-05-17T01:59:00Z"
+std::string FormatUtc(int64_t ms) {
+  const time_t secs = static_cast<time_t>(ms / 1000);
+  struct tm tm {};
+  gmtime_r(&secs, &tm);
+  char buf[32];
+  std::strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%SZ", &tm);
+  return buf;
+}
 
 std::string CommandTopic(const wire::TargetT& t, const std::vector<std::string>& targets) {
   if (!t.node_id.empty() && targets.size() == 1) return "cmd.node." + targets[0];
@@ -458,6 +469,10 @@ struct Broker::Impl {
                                           "' role " + RoleName(n->role)));
       return;
     }
+    // One live connection per node: a message from a connection other than
+    // the node's current one is a second process with the node's key (or
+    // the agent's own new connection, once the old one is gone).
+    if (!n->routing_id.empty() && rid != n->routing_id && !AdmitNewConnection(*n, rid, e)) return;
     const int64_t now = Now();
     if (auto t = registry->MarkSeen(*n, rid, now)) StageTransition(*t);
     switch (e.body_type()) {
@@ -476,6 +491,73 @@ struct Broker::Impl {
       default:
         return;
     }
+  }
+
+  // Whether the node's current connection is alive: libzmq still has it
+  // (ROUTER_MANDATORY: a send to a peer whose connection closed fails with
+  // EHOSTUNREACH, so a crashed or SIGKILLed agent's is gone at once) and it
+  // spoke within the suspect threshold (a half-open connection of a host that
+  // vanished does not count). The probe is a HeartbeatAck, which the agent
+  // takes as a no-op.
+  bool CurrentConnectionAlive(const NodeEntry& n) {
+    if (Now() - n.last_seen_ms > static_cast<int64_t>(opt.config.heartbeat_ms) * opt.config.suspect_after) {
+      return false;
+    }
+    zmq::socket_t& ctl = *sockets_[static_cast<size_t>(Sock::kCtl)];
+    if (zmq_send(ctl.handle(), n.routing_id.data(), n.routing_id.size(), ZMQ_SNDMORE | ZMQ_DONTWAIT) < 0) {
+      return zmq_errno() != EHOSTUNREACH;  // EAGAIN: connected, its queue is full
+    }
+    wire::HeartbeatAckT probe;
+    probe.broker_instance = instance;
+    EnvelopeHeader h;
+    h.sender = kBrokerName;
+    h.msg_id = next_msg_id++;
+    h.sent_at_ms = Now();
+    wire::BodyUnion b;
+    b.Set(std::move(probe));
+    const std::string bytes = BuildEnvelope(h, std::move(b));
+    zmq_send(ctl.handle(), bytes.data(), bytes.size(), ZMQ_DONTWAIT);
+    return true;
+  }
+
+  // A message for node `n` from connection `rid`, which is not the node's
+  // current one. While the current connection is alive it is a second
+  // process with this node's key: refused (AlreadyExists, which makes the
+  // agent stop), it never touches the node's state, and a Hello's refusal
+  // is an event. Otherwise the agent reconnected: its Hello takes over; any
+  // other message is answered FailedPrecondition, so that it says Hello.
+  bool AdmitNewConnection(NodeEntry& n, const std::string& rid, const wire::Envelope& e) {
+    const auto* hello = e.body_as_Hello();
+    if (!CurrentConnectionAlive(n)) {
+      if (hello != nullptr) {
+        spdlog::info("agent {} connected again (pid {}); its previous connection is gone", n.node_id,
+                     hello->pid());
+        return true;
+      }
+      ReplyError(rid, e.msg_id(),
+                 Status::FailedPrecondition("this connection has not said Hello for node " + n.node_id +
+                                            "; say Hello first"));
+      return false;
+    }
+    const std::string since = n.connected_since_ms > 0 ? FormatUtc(n.connected_since_ms) : "an unknown time";
+    const std::string pid = n.pid > 0 ? std::to_string(n.pid) : "unknown";
+    const std::string why = "node " + n.node_id + " is already connected from another process (pid " + pid +
+                            ", since " + since + "); stop it, or use this node's own key";
+    if (hello != nullptr) {
+      spdlog::warn("refused a second agent for {} (pid {}, version {}): {}", n.node_id, hello->pid(),
+                   Str(hello->version()), why);
+      // One event per refused process, not one per Hello it retries.
+      if (refused_pids_[n.node_id].insert(hello->pid()).second) {
+        wire::NoteT note;
+        note.level = "warn";
+        note.text = "refused a second agent process for " + n.node_id + " (pid " +
+                    std::to_string(hello->pid()) + "): the node is already connected from pid " + pid +
+                    " since " + since;
+        StageEvent("status", n.node_id, std::move(note));
+      }
+    }
+    ReplyError(rid, e.msg_id(), Status::AlreadyExists(why));
+    return false;
   }
 
   void HandleHello(NodeEntry& n, const wire::Envelope& e, const wire::Hello& h) {
@@ -1014,6 +1096,7 @@ struct Broker::Impl {
   std::vector<CommandEntry*> recent_finished_;
   bool trim_due_ = false;
   std::set<std::string> dirty_nodes_;  // node records to persist this turn
+  std::map<std::string, std::set<uint32_t>> refused_pids_;  // second agent processes refused, by node
 };
 
 Result<std::unique_ptr<Broker>> Broker::Start(BrokerOptions options) {
