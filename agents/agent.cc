@@ -3,8 +3,11 @@
 #include <pthread.h>
 #include <spdlog/spdlog.h>
 #include <sys/eventfd.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
+#include <cerrno>
+#include <cstring>
 #include <deque>
 #include <future>
 #include <mutex>
@@ -94,6 +97,15 @@ struct Agent::Impl {
   uint64_t next_msg_id = 1;
   uint64_t acked_seq = 0;
   bool auth_error_logged = false;
+  // The data directory and its journal/ as opened (see AgentOptions::data_dir).
+  struct WatchedDir {
+    std::string path;
+    dev_t dev = 0;
+    ino_t ino = 0;
+  };
+  std::vector<WatchedDir> watched_dirs;
+  int64_t next_data_dir_check = 0;
+  bool data_dir_lost = false;
   int64_t refused_since = 0;  // first refusal as a second process since the last Welcome (0: none)
   ExponentialBackoff backoff{200, 10'000, std::random_device{}()};
 
@@ -189,6 +201,7 @@ struct Agent::Impl {
   }
 
   void EmitAppend(wire::ReportBodyUnion body) {
+    if (data_dir_lost) return;  // nothing more into deleted files
     OutboxEntry e = MakeReport(std::move(body));
     Status s = opt.journal->Append(e);
     if (!s.ok()) spdlog::error("cannot journal a report: {}", s.ToString());
@@ -196,6 +209,7 @@ struct Agent::Impl {
   }
 
   void CompleteCommand(const wire::CommandResultT& r) {
+    if (data_dir_lost) return;  // nothing more into deleted files
     wire::ReportBodyUnion b;
     b.Set(wire::CommandResultT(r));
     OutboxEntry e = MakeReport(std::move(b));
@@ -567,6 +581,43 @@ struct Agent::Impl {
     }
   }
 
+  // ------------------------------------------------------------ data dir
+  // A data directory deleted under a running agent leaves RocksDB writing
+  // into deleted files: every report and command state it journals would be
+  // gone at the next start, silently. So the agent checks that each watched
+  // directory is still the one it opened (same device and inode, reachable
+  // by its path) and stops the moment it is not.
+  void CheckDataDir() {
+    for (const WatchedDir& w : watched_dirs) {
+      struct stat st {};
+      std::string what;
+      if (::stat(w.path.c_str(), &st) != 0) {
+        what = errno == ENOENT ? "was deleted" : std::string("cannot be checked: ") + std::strerror(errno);
+      } else if (st.st_dev != w.dev || st.st_ino != w.ino) {
+        what = "was replaced by another directory";
+      } else {
+        continue;
+      }
+      const std::string why = "data directory " + w.path + " " + what +
+                              " while the agent ran; it stops so that nothing more is journaled into files "
+                              "that are gone. Restore the directory, or start the agent again on it (a fresh "
+                              "journal forgets the commands this node ran)";
+      spdlog::error("{}", why);
+      // Tell the broker, without journaling (the journal is what is gone).
+      wire::NoteT note;
+      note.level = "error";
+      note.text = why;
+      wire::ReportBodyUnion b;
+      b.Set(std::move(note));
+      SendReport(MakeReport(std::move(b)));
+      if (dealer) dealer->set(zmq::sockopt::linger, 1000);  // let the note leave before the socket closes
+      data_dir_lost = true;
+      exit_status = Status::FailedPrecondition(why);
+      stop_requested = true;
+      return;
+    }
+  }
+
   // ------------------------------------------------------------ loop
   void Run() {
     ReportInterrupted();
@@ -622,6 +673,11 @@ struct Agent::Impl {
 
   void Timers() {
     const int64_t now = Now();
+    if (!watched_dirs.empty() && now >= next_data_dir_check) {
+      next_data_dir_check = now + hb();
+      CheckDataDir();
+      if (data_dir_lost) return;
+    }
     if (!dealer) {
       if (now >= reconnect_at) {
         spdlog::info("reconnecting to the broker (attempt {})", backoff.attempts());
@@ -700,6 +756,16 @@ Result<std::unique_ptr<Agent>> Agent::Start(AgentOptions options, HandlerMap han
   }
   auto impl = std::make_unique<Impl>(std::move(options));
   impl->handlers = std::move(handlers);
+  if (!impl->opt.data_dir.empty()) {
+    for (const std::string& dir : {impl->opt.data_dir, impl->opt.data_dir + "/journal"}) {
+      struct stat st {};
+      if (::stat(dir.c_str(), &st) != 0) {
+        if (dir != impl->opt.data_dir && errno == ENOENT) continue;  // no durable journal there
+        return Status::FromErrno(errno, "data directory " + dir);
+      }
+      impl->watched_dirs.push_back({dir, st.st_dev, st.st_ino});
+    }
+  }
   impl->backoff =
       ExponentialBackoff(impl->opt.reconnect_base_ms, impl->opt.reconnect_max_ms, std::random_device{}());
   impl->wake_fd = ::eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);

@@ -41,6 +41,12 @@ struct AgentOptions {
   std::string version = "0.1.0";
   // The journal; the agent takes ownership. Required.
   std::unique_ptr<AgentJournal> journal;
+  // The agent's data directory (the journal lives under it). Checked every
+  // heartbeat interval: if it (or its journal/ directory) is deleted or
+  // replaced by another directory, the agent logs which and why, tells the
+  // broker (a Note, not journaled), journals nothing more and stops; Wait()
+  // returns FailedPrecondition. Default: "" (not checked: in-memory journals).
+  std::string data_dir;
   const Clock* clock = Clock::System();
   // Reconnect backoff after the broker went silent. Defaults: 200 ms .. 10 s.
   int64_t reconnect_base_ms = 200;

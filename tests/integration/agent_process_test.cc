@@ -6,6 +6,8 @@
 #include <gtest/gtest.h>
 #include <signal.h>
 
+#include <filesystem>
+
 #include "tests/support/status_macros.h"
 #include "tests/support/test_cluster.h"
 #include "tests/support/wait.h"
@@ -156,6 +158,58 @@ TEST_F(AgentProcessTest, AFrozenAgentThatANewProcessReplacedIsFencedWhenItResume
   ASSERT_TRUE(second->IsRunning()) << second->StdoutTail(30);
   LK_ASSERT_OK_AND_ASSIGN(auto after, cluster_->Ping(Node("r1")));
   LK_EXPECT_OK(AllTargetsOk(after));
+}
+
+// A data directory deleted (or swapped) under a running agent: RocksDB would
+// go on writing into deleted files, and every command state and report it
+// journals would be gone at the next start. The agent notices within a
+// heartbeat or two, says why, tells the broker, and stops.
+TEST_F(AgentProcessTest, AnAgentWhoseDataDirectoryIsDeletedStopsAndSaysWhy) {
+  LK_ASSERT_OK(cluster_->StartAll());
+  ChildProcess* r1 = cluster_->agent_process("r1");
+  const std::string dir = cluster_->DataDir("r1");
+  std::error_code ec;
+  std::filesystem::remove_all(dir, ec);
+  ASSERT_FALSE(ec) << ec.message();
+  auto code = r1->WaitExit(10s);
+  ASSERT_TRUE(code.has_value()) << "the agent runs on without its data directory:\n" << r1->StdoutTail(30);
+  EXPECT_NE(*code, 0);
+  EXPECT_NE(r1->ReadStdout().find("data directory " + dir + " was deleted while the agent ran"),
+            std::string::npos)
+      << r1->StdoutTail(30);
+  LK_ASSERT_OK_AND_ASSIGN(auto client, cluster_->ConnectOperator());
+  bool told = WaitUntil(
+      [&] {
+        auto dump = FetchAllEvents(*client, "note.r1");
+        if (!dump.ok()) return false;
+        for (const auto& env : dump->events) {
+          const auto* note = EventOf(env).body_as_Note();
+          if (note != nullptr && note->text() != nullptr &&
+              note->text()->str().find("was deleted") != std::string::npos)
+            return true;
+        }
+        return false;
+      },
+      5s, 50ms);
+  EXPECT_TRUE(told) << "the broker was not told";
+  // The others are not affected.
+  LK_ASSERT_OK_AND_ASSIGN(auto r2, cluster_->Ping(Node("r2")));
+  LK_EXPECT_OK(AllTargetsOk(r2));
+}
+
+TEST_F(AgentProcessTest, AnAgentWhoseDataDirectoryIsReplacedStopsAndSaysWhy) {
+  LK_ASSERT_OK(cluster_->StartAll());
+  ChildProcess* r1 = cluster_->agent_process("r1");
+  const std::string dir = cluster_->DataDir("r1");
+  std::filesystem::rename(dir, dir + "-moved");
+  std::filesystem::create_directories(dir);
+  auto code = r1->WaitExit(10s);
+  ASSERT_TRUE(code.has_value()) << "the agent runs on in a directory that is not its own:\n"
+                                << r1->StdoutTail(30);
+  EXPECT_NE(*code, 0);
+  EXPECT_NE(r1->ReadStdout().find("data directory " + dir + " was replaced by another directory"),
+            std::string::npos)
+      << r1->StdoutTail(30);
 }
 
 }  // namespace
