@@ -21,16 +21,42 @@ NodeRegistry::NodeRegistry(const ClusterConfig& config, KvStore* store, int cf)
 Status NodeRegistry::Load(int64_t now_ms) {
   Status inner;
   uint32_t max_index = 0;
-  Status s = store_->Scan(cf_, "", "", [&](std::string_view key, std::string_view value) {
+  auto load_one = [&](std::string_view key, std::string_view value) {
     auto j = nlohmann::json::parse(value, nullptr, false);
     if (j.is_discarded() || !j.is_object()) {
       inner = Status::Corruption("broker state for node '" + std::string(key) + "' is unreadable");
       return false;
     }
-    // value() throws on a field of another type: the record is unreadable.
+    max_index = std::max(max_index, j.value("index", uint32_t{0}));  // removed nodes keep theirs
+    auto it = nodes_.find(std::string(key));
+    if (it == nodes_.end()) {
+      spdlog::warn("node '{}' has broker state but is no longer in the allowlist; ignoring it", key);
+      return true;
+    }
+    NodeEntry& n = it->second;
+    n.index = j.value("index", uint32_t{0});
+    n.version = j.value("version", "");
+    n.last_report_seq = j.value("last_report_seq", uint64_t{0});
+    n.last_seen_ms = j.value("last_seen_ms", int64_t{0});
+    n.backup_destination = j.value("backup_destination", "");
+    n.clone = j.value("clone", false);
+    if (const auto t = j.find("backup_target"); t != j.end() && t->is_object()) {
+      n.backup_target.destination = t->value("destination", "");
+      n.backup_target.rsync_user = t->value("rsync_user", "");
+      n.backup_target.ssh_key = t->value("ssh_key", "");
+      n.backup_target.ssh_port = t->value("ssh_port", uint16_t{0});
+    }
+    if (n.last_seen_ms > 0) {
+      // Give every known node a fresh grace period: it reconnects on its own.
+      n.state = wire::NodeState::Suspect;
+      n.last_seen_ms = now_ms;
+    }
+    return true;
+  };
+  Status s = store_->Scan(cf_, "", "", [&](std::string_view key, std::string_view value) {
     try {
-      return LoadOne(std::string(key), j, now_ms, &max_index);
-    } catch (const nlohmann::json::exception& e) {
+      return load_one(key, value);
+    } catch (const nlohmann::json::exception& e) {  // value() on a field of another type
       inner =
           Status::Corruption("broker state for node '" + std::string(key) + "' is unreadable: " + e.what());
       return false;
@@ -45,35 +71,6 @@ Status NodeRegistry::Load(int64_t now_ms) {
     Persist(batch, n);
   }
   return store_->Write(batch, /*sync=*/true);
-}
-
-bool NodeRegistry::LoadOne(const std::string& key, const nlohmann::json& j, int64_t now_ms,
-                           uint32_t* max_index) {
-  *max_index = std::max(*max_index, j.value("index", uint32_t{0}));  // removed nodes keep theirs
-  auto it = nodes_.find(key);
-  if (it == nodes_.end()) {
-    spdlog::warn("node '{}' has broker state but is no longer in the allowlist; ignoring it", key);
-    return true;
-  }
-  NodeEntry& n = it->second;
-  n.index = j.value("index", uint32_t{0});
-  n.version = j.value("version", "");
-  n.last_report_seq = j.value("last_report_seq", uint64_t{0});
-  n.last_seen_ms = j.value("last_seen_ms", int64_t{0});
-  n.backup_destination = j.value("backup_destination", "");
-  n.clone = j.value("clone", false);
-  if (const auto t = j.find("backup_target"); t != j.end() && t->is_object()) {
-    n.backup_target.destination = t->value("destination", "");
-    n.backup_target.rsync_user = t->value("rsync_user", "");
-    n.backup_target.ssh_key = t->value("ssh_key", "");
-    n.backup_target.ssh_port = t->value("ssh_port", uint16_t{0});
-  }
-  if (n.last_seen_ms > 0) {
-    // Give every known node a fresh grace period: it reconnects on its own.
-    n.state = wire::NodeState::Suspect;
-    n.last_seen_ms = now_ms;
-  }
-  return true;
 }
 
 NodeEntry* NodeRegistry::Find(const std::string& node_id) {

@@ -11,7 +11,6 @@
 #pragma once
 
 #include <map>
-#include <nlohmann/json_fwd.hpp>
 #include <optional>
 #include <string>
 #include <vector>
@@ -73,10 +72,6 @@ class NodeRegistry {
   void Persist(KvStore::Batch& batch, const NodeEntry& n) const;
 
  private:
-  // One persisted record (`key` = node id); json::exception on a field of
-  // the wrong type. Returns true to go on scanning.
-  bool LoadOne(const std::string& key, const nlohmann::json& j, int64_t now_ms, uint32_t* max_index);
-
   const ClusterConfig& config_;
   KvStore* store_;
   int cf_;
