@@ -3,8 +3,11 @@
 #include <pthread.h>
 #include <spdlog/spdlog.h>
 #include <sys/eventfd.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
+#include <cerrno>
+#include <cstring>
 #include <deque>
 #include <future>
 #include <mutex>
@@ -14,6 +17,7 @@
 
 #include "agents/lane_executor.h"
 #include "common/backoff.h"
+#include "common/exception_text.h"
 #include "common/zmq_util.h"
 
 namespace ledgerkeep {
@@ -26,6 +30,22 @@ std::string PackResult(const wire::CommandResultT& r) {
 }
 
 constexpr int64_t kResendUnackedMs = 5'000;
+// Consecutive agent-thread turns that may throw before the agent gives up.
+constexpr int kMaxFailedTurns = 100;
+
+// The handler boundary: an exception a handler lets out (a filesystem_error
+// on a path too long, a json type_error, ...) becomes the command's failed
+// result instead of std::terminate taking the whole agent down.
+CommandOutcome ExecuteGuarded(CommandHandler& handler, const CommandContext& ctx) {
+  try {
+    return handler.Execute(ctx);
+  } catch (...) {
+    const std::string kind(CommandKindName(ctx.command().body_type()));
+    const std::string what = CurrentExceptionText();
+    spdlog::error("internal error in {} (command {}): {}; the agent keeps serving", kind, ctx.cmd_id(), what);
+    return {Status::Internal("internal error in " + kind + ": " + what + "; the agent keeps serving"), {}};
+  }
+}
 
 }  // namespace
 
@@ -77,6 +97,16 @@ struct Agent::Impl {
   uint64_t next_msg_id = 1;
   uint64_t acked_seq = 0;
   bool auth_error_logged = false;
+  // The data directory and its journal/ as opened (see AgentOptions::data_dir).
+  struct WatchedDir {
+    std::string path;
+    dev_t dev = 0;
+    ino_t ino = 0;
+  };
+  std::vector<WatchedDir> watched_dirs;
+  int64_t next_data_dir_check = 0;
+  bool data_dir_lost = false;
+  int64_t refused_since = 0;  // first refusal as a second process since the last Welcome (0: none)
   ExponentialBackoff backoff{200, 10'000, std::random_device{}()};
 
   explicit Impl(AgentOptions o) : opt(std::move(o)) {}
@@ -171,6 +201,7 @@ struct Agent::Impl {
   }
 
   void EmitAppend(wire::ReportBodyUnion body) {
+    if (data_dir_lost) return;  // nothing more into deleted files
     OutboxEntry e = MakeReport(std::move(body));
     Status s = opt.journal->Append(e);
     if (!s.ok()) spdlog::error("cannot journal a report: {}", s.ToString());
@@ -178,6 +209,7 @@ struct Agent::Impl {
   }
 
   void CompleteCommand(const wire::CommandResultT& r) {
+    if (data_dir_lost) return;  // nothing more into deleted files
     wire::ReportBodyUnion b;
     b.Set(wire::CommandResultT(r));
     OutboxEntry e = MakeReport(std::move(b));
@@ -306,6 +338,7 @@ struct Agent::Impl {
           broker_instance = w->broker_instance() ? w->broker_instance()->str() : "";
           node_index = w->node_index();
           welcomed = true;
+          refused_since = 0;
           backoff.Reset();
           acked_seq = w->stored_report_seq();
           Status s = opt.journal->AckUpTo(acked_seq);
@@ -337,7 +370,18 @@ struct Agent::Impl {
           break;
         case wire::Body::ErrorReply: {
           const auto* er = (*env)->body_as_ErrorReply();
-          spdlog::warn("broker says: {}", er->message() ? er->message()->str() : "(no message)");
+          const std::string text = er->message() ? er->message()->str() : "(no message)";
+          if (er->code() == static_cast<uint16_t>(StatusCode::kAlreadyExists)) {
+            RefusedAsSecondProcess(text);
+          } else if (er->code() == static_cast<uint16_t>(StatusCode::kFailedPrecondition) && welcomed) {
+            // Our connection is new to the broker (ZeroMQ reconnected it):
+            // it takes nothing from it before a Hello.
+            spdlog::info("broker says: {}; saying hello again", text);
+            welcomed = false;
+            SendHello();
+          } else {
+            spdlog::warn("broker says: {}", text);
+          }
           break;
         }
         default:
@@ -383,7 +427,35 @@ struct Agent::Impl {
     return (bits->Get(node_index / 8) >> (node_index % 8)) & 1;
   }
 
+  // The broker refused this connection: another process serves this node
+  // (or, for a moment, the broker has not yet seen our previous connection
+  // close). Inert from now on: nothing is executed or reported before a
+  // Welcome. A refusal that lasts longer than a restart's race and than the
+  // broker's suspect window (after which it stops counting a silent, half-
+  // open connection as alive) is final: the agent stops with the broker's
+  // reason, and main exits 1.
+  void RefusedAsSecondProcess(const std::string& why) {
+    welcomed = false;
+    const int64_t now = Now();
+    if (refused_since == 0) {
+      refused_since = now;
+      spdlog::error("the broker refused this agent: {}", why);
+    }
+    const int64_t patience =
+        std::max<int64_t>(2000, hb() * (static_cast<int64_t>(opt.config.suspect_after) + 2));
+    if (now - refused_since >= patience && !stop_requested) {
+      exit_status = Status::AlreadyExists(why);
+      spdlog::error("still refused after {} ms; stopping: {}", now - refused_since, why);
+      stop_requested = true;
+    }
+  }
+
   void HandleCommand(DecodedEnvelope env, bool direct) {
+    // Commands count only once the broker welcomed this connection: a second
+    // process with this node's key (refused) receives the node's commands on
+    // PUB too, and must not run them. The broker sends what is pending for
+    // the node right after the Welcome, so nothing is lost by waiting.
+    if (!welcomed) return;
     const wire::Command& cmd = *env->body_as_Command();
     if (!IsTarget(cmd, direct)) return;
     const uint64_t id = cmd.cmd_id();
@@ -463,7 +535,7 @@ struct Agent::Impl {
         });
     lanes.Submit(lane, [this, handler, ctx_ptr, id] {
       const int64_t started = Now();
-      CommandOutcome outcome = handler->Execute(*ctx_ptr);
+      CommandOutcome outcome = ExecuteGuarded(*handler, *ctx_ptr);
       Post post{Post::kDone};
       post.cmd_id = id;
       post.outcome = std::move(outcome);
@@ -478,7 +550,7 @@ struct Agent::Impl {
     CommandContext context(
         std::move(env), &cancelled, opt.clock, [](wire::ProgressT) {}, [](std::string, std::string) {});
     const int64_t started = Now();
-    CommandOutcome outcome = handler.Execute(context);
+    CommandOutcome outcome = ExecuteGuarded(handler, context);
     wire::CommandResultT r;
     r.cmd_id = id;
     r.status = outcome.status.ok() ? wire::ResultStatus::Ok : wire::ResultStatus::Failed;
@@ -509,33 +581,66 @@ struct Agent::Impl {
     }
   }
 
+  // ------------------------------------------------------------ data dir
+  // A data directory deleted under a running agent leaves RocksDB writing
+  // into deleted files: every report and command state it journals would be
+  // gone at the next start, silently. So the agent checks that each watched
+  // directory is still the one it opened (same device and inode, reachable
+  // by its path) and stops the moment it is not.
+  void CheckDataDir() {
+    for (const WatchedDir& w : watched_dirs) {
+      struct stat st {};
+      std::string what;
+      if (::stat(w.path.c_str(), &st) != 0) {
+        what = errno == ENOENT ? "was deleted" : std::string("cannot be checked: ") + std::strerror(errno);
+      } else if (st.st_dev != w.dev || st.st_ino != w.ino) {
+        what = "was replaced by another directory";
+      } else {
+        continue;
+      }
+      const std::string why = "data directory " + w.path + " " + what +
+                              " while the agent ran; it stops so that nothing more is journaled into files "
+                              "that are gone. Restore the directory, or start the agent again on it (a fresh "
+                              "journal forgets the commands this node ran)";
+      spdlog::error("{}", why);
+      // Tell the broker, without journaling (the journal is what is gone).
+      wire::NoteT note;
+      note.level = "error";
+      note.text = why;
+      wire::ReportBodyUnion b;
+      b.Set(std::move(note));
+      SendReport(MakeReport(std::move(b)));
+      if (dealer) dealer->set(zmq::sockopt::linger, 1000);  // let the note leave before the socket closes
+      data_dir_lost = true;
+      exit_status = Status::FailedPrecondition(why);
+      stop_requested = true;
+      return;
+    }
+  }
+
   // ------------------------------------------------------------ loop
   void Run() {
     ReportInterrupted();
     Connect();
     next_heartbeat = Now();
+    int failed_turns = 0;
     while (!stop_requested) {
-      const int64_t now = Now();
-      // Once welcomed, sleep until the next heartbeat (1000 idle agents must
-      // not wake 10 times a second each); while connecting, check often.
-      const int64_t cap = (dealer && welcomed && !hello_pending) ? hb() : 100;
-      int64_t wait = std::max<int64_t>(0, std::min<int64_t>(next_heartbeat - now, cap));
-      // Every ZeroMQ socket in a poll costs a system call per pass, on each
-      // of 1000 agents: only the two bus sockets are polled; Stop() and the
-      // lane workers wake this thread through wake_fd.
-      zmq::pollitem_t items[3] = {
-          {nullptr, wake_fd, ZMQ_POLLIN, 0}, {nullptr, -1, 0, 0}, {nullptr, -1, 0, 0}};
-      size_t n = 1;
-      if (dealer) {
-        items[n++] = {dealer->handle(), 0, ZMQ_POLLIN, 0};
-        items[n++] = {sub->handle(), 0, ZMQ_POLLIN, 0};
+      // The agent thread's boundary: a turn that throws (a ZeroMQ error, a
+      // bad_alloc) is logged and the agent goes on serving. Only a fault
+      // that repeats turn after turn stops it (rather than spin logging).
+      try {
+        Turn();
+        failed_turns = 0;
+      } catch (...) {
+        const std::string what = CurrentExceptionText();
+        if (++failed_turns >= kMaxFailedTurns) {
+          exit_status = Status::Internal("the agent thread failed " + std::to_string(failed_turns) +
+                                         " turns in a row, last: " + what);
+          spdlog::critical("{}; stopping", exit_status.message());
+          break;
+        }
+        spdlog::error("internal error in the agent thread: {}; the agent keeps serving", what);
       }
-      zmq::poll(items, n, std::chrono::milliseconds(wait));
-      if (stop_requested) break;
-      if (items[0].revents & ZMQ_POLLIN) DrainPosts();
-      if (dealer && (items[1].revents & ZMQ_POLLIN)) HandleDealer();
-      if (dealer && (items[2].revents & ZMQ_POLLIN)) HandleSub();
-      Timers();
     }
     cancelled = true;
     lanes.Stop();
@@ -543,8 +648,36 @@ struct Agent::Impl {
     Disconnect();
   }
 
+  void Turn() {
+    const int64_t now = Now();
+    // Once welcomed, sleep until the next heartbeat (1000 idle agents must
+    // not wake 10 times a second each); while connecting, check often.
+    const int64_t cap = (dealer && welcomed && !hello_pending) ? hb() : 100;
+    int64_t wait = std::max<int64_t>(0, std::min<int64_t>(next_heartbeat - now, cap));
+    // Every ZeroMQ socket in a poll costs a system call per pass, on each
+    // of 1000 agents: only the two bus sockets are polled; Stop() and the
+    // lane workers wake this thread through wake_fd.
+    zmq::pollitem_t items[3] = {{nullptr, wake_fd, ZMQ_POLLIN, 0}, {nullptr, -1, 0, 0}, {nullptr, -1, 0, 0}};
+    size_t n = 1;
+    if (dealer) {
+      items[n++] = {dealer->handle(), 0, ZMQ_POLLIN, 0};
+      items[n++] = {sub->handle(), 0, ZMQ_POLLIN, 0};
+    }
+    zmq::poll(items, n, std::chrono::milliseconds(wait));
+    if (stop_requested) return;
+    if (items[0].revents & ZMQ_POLLIN) DrainPosts();
+    if (dealer && (items[1].revents & ZMQ_POLLIN)) HandleDealer();
+    if (dealer && (items[2].revents & ZMQ_POLLIN)) HandleSub();
+    Timers();
+  }
+
   void Timers() {
     const int64_t now = Now();
+    if (!watched_dirs.empty() && now >= next_data_dir_check) {
+      next_data_dir_check = now + hb();
+      CheckDataDir();
+      if (data_dir_lost) return;
+    }
     if (!dealer) {
       if (now >= reconnect_at) {
         spdlog::info("reconnecting to the broker (attempt {})", backoff.attempts());
@@ -623,6 +756,16 @@ Result<std::unique_ptr<Agent>> Agent::Start(AgentOptions options, HandlerMap han
   }
   auto impl = std::make_unique<Impl>(std::move(options));
   impl->handlers = std::move(handlers);
+  if (!impl->opt.data_dir.empty()) {
+    for (const std::string& dir : {impl->opt.data_dir, impl->opt.data_dir + "/journal"}) {
+      struct stat st {};
+      if (::stat(dir.c_str(), &st) != 0) {
+        if (dir != impl->opt.data_dir && errno == ENOENT) continue;  // no durable journal there
+        return Status::FromErrno(errno, "data directory " + dir);
+      }
+      impl->watched_dirs.push_back({dir, st.st_dev, st.st_ino});
+    }
+  }
   impl->backoff =
       ExponentialBackoff(impl->opt.reconnect_base_ms, impl->opt.reconnect_max_ms, std::random_device{}());
   impl->wake_fd = ::eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
@@ -636,7 +779,12 @@ Result<std::unique_ptr<Agent>> Agent::Start(AgentOptions options, HandlerMap han
   Impl* raw = impl.get();
   impl->thread = std::thread([raw] {
     ::pthread_setname_np(::pthread_self(), "lk-agent");  // for top -H and perf
-    raw->Run();
+    try {
+      raw->Run();
+    } catch (...) {  // outside a turn (start-up, shutdown): the agent stops, saying why
+      raw->exit_status = Status::Internal("the agent thread failed: " + CurrentExceptionText());
+      spdlog::critical("{}", raw->exit_status.message());
+    }
     raw->exited = true;
   });
   return std::unique_ptr<Agent>(new Agent(std::move(impl)));

@@ -10,6 +10,9 @@
 // sockets and reconnects after an exponential backoff with jitter.
 // Crash behaviour: after SIGKILL and restart, commands that were running are
 // reported as interrupted (not re-run) and unacknowledged reports are resent.
+// Commands count only once the broker welcomed this connection. If the
+// broker keeps refusing it because another process serves this node, the
+// agent stops and Wait() returns AlreadyExists with the broker's reason.
 #pragma once
 
 #include <functional>
@@ -38,6 +41,12 @@ struct AgentOptions {
   std::string version = "0.1.0";
   // The journal; the agent takes ownership. Required.
   std::unique_ptr<AgentJournal> journal;
+  // The agent's data directory (the journal lives under it). Checked every
+  // heartbeat interval: if it (or its journal/ directory) is deleted or
+  // replaced by another directory, the agent logs which and why, tells the
+  // broker (a Note, not journaled), journals nothing more and stops; Wait()
+  // returns FailedPrecondition. Default: "" (not checked: in-memory journals).
+  std::string data_dir;
   const Clock* clock = Clock::System();
   // Reconnect backoff after the broker went silent. Defaults: 200 ms .. 10 s.
   int64_t reconnect_base_ms = 200;

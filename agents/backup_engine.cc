@@ -187,7 +187,8 @@ struct BackupEngine::Impl {
   Result<std::string> ReadRemote(const std::string& sub) {
     if (o.destination.kind == BackupDestination::Kind::kLocal) {
       const std::string p = o.destination.path + "/" + sub;
-      if (!std::filesystem::exists(p)) return Status::NotFound(p + " does not exist");
+      std::error_code ec;  // exists() without it throws, e.g. on a path too long
+      if (!std::filesystem::exists(p, ec)) return Status::NotFound(p + " does not exist");
       return ReadFileToString(p);
     }
     if (IsSsh()) {  // small files: one command instead of an rsync session
@@ -423,7 +424,7 @@ struct BackupEngine::Impl {
       return Status::FailedPrecondition(
           "this agent has no [ledger] db in its node config; nothing to back up");
     }
-    if (!std::filesystem::exists(o.ledger_db)) {
+    if (std::error_code ec; !std::filesystem::exists(o.ledger_db, ec)) {
       return Status::NotFound("ledger DB " + o.ledger_db + " does not exist");
     }
     // Checkpoints of runs that were killed hold hard links to old SST files

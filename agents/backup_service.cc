@@ -10,6 +10,7 @@
 #include "agents/backup_schedule.h"
 #include "agents/retention.h"
 #include "agents/snapshot_restore.h"
+#include "common/exception_text.h"
 #include "common/file_util.h"
 #include "ledger/control_client.h"
 
@@ -149,7 +150,19 @@ BackupService::BackupService(BackupServiceOptions options)
 
 BackupService::~BackupService() { Stop(); }
 
+// Persisted JSON with a wrong type makes nlohmann's value() throw: say
+// which files are unreadable instead of aborting the agent at start.
 Status BackupService::Load() {
+  try {
+    return LoadUnguarded();
+  } catch (...) {
+    return Status::Corruption("the backup configuration under " + opt_.data_dir + "/backup is unreadable (" +
+                              CurrentExceptionText() +
+                              "); fix config.json and state.json there, or move them aside to start over");
+  }
+}
+
+Status BackupService::LoadUnguarded() {
   LK_RETURN_IF_ERROR(CreateDirectories(opt_.data_dir + "/backup", 0700));
   const std::string path = opt_.data_dir + "/backup/config.json";
   if (std::filesystem::exists(path)) {
@@ -294,6 +307,14 @@ wire::BackupResultT BackupService::RunLocked(const BackupConfig& c, bool schedul
     std::lock_guard<std::mutex> lock(mu_);
     running_ = true;
   }
+  // Cleared however the run ends: an exception goes to the caller's boundary.
+  struct ClearRunning {
+    BackupService* s;
+    ~ClearRunning() {
+      std::lock_guard<std::mutex> lock(s->mu_);
+      s->running_ = false;
+    }
+  } clear_running{this};
   wire::BackupResultT res;
   if (c.mode == "checkpoint") {
     res = RunCheckpoint(c, scheduled);
@@ -411,7 +432,36 @@ void BackupService::Stop() {
   if (scheduler_.joinable()) scheduler_.join();
 }
 
+// The scheduler thread's boundary: an exception from one run (or from
+// reading the schedule) is logged and reported, and the schedule goes on;
+// the run's slot was recorded before it started, so it is not retried at
+// once.
 void BackupService::SchedulerLoop() {
+  while (!stopping_) {
+    try {
+      ScheduleTurns();
+    } catch (...) {
+      const std::string what = "internal error in a scheduled backup: " + CurrentExceptionText() +
+                               "; the agent keeps serving and the schedule goes on";
+      spdlog::error("{}", what);
+      std::function<void(wire::ReportBodyUnion)> reporter;
+      {
+        std::lock_guard<std::mutex> lock(mu_);
+        reporter = reporter_;
+      }
+      if (reporter) {
+        wire::NoteT note;
+        note.level = "error";
+        note.text = what;
+        wire::ReportBodyUnion b;
+        b.Set(std::move(note));
+        reporter(std::move(b));
+      }
+    }
+  }
+}
+
+void BackupService::ScheduleTurns() {
   while (!stopping_) {
     BackupConfig c;
     std::function<void(wire::ReportBodyUnion)> reporter;

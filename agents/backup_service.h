@@ -115,6 +115,8 @@ class BackupService {
   Status CheckpointDirAllowed(const std::string& dir) const;
   Result<int64_t> NextRun(const BackupConfig& c) const;
   void SchedulerLoop();
+  void ScheduleTurns();    // SchedulerLoop without its exception boundary
+  Status LoadUnguarded();  // Load without its exception boundary
 
   BackupServiceOptions opt_;
   BackupEngine engine_;

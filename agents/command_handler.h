@@ -5,7 +5,10 @@
 // handler's lane (a worker thread per lane name, so a long backup does not
 // block a wedge or a ping). Execute() may call ReportProgress/Note from its
 // own thread; the outcome becomes the CommandResult. Execute() must return
-// promptly once `cancelled()` turns true (the agent is stopping).
+// promptly once `cancelled()` turns true (the agent is stopping). Errors are
+// returned as the outcome's Status; an exception that escapes Execute() is
+// caught by the agent and becomes a Failed result "internal error in
+// <command>: <what>; the agent keeps serving" (logged), never a crash.
 #pragma once
 
 #include <atomic>

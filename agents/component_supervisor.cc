@@ -182,7 +182,7 @@ Status ComponentSupervisor::Stop(const std::vector<std::string>& names) {
 
 Status ComponentSupervisor::AutoStart() {
   for (const auto& s : specs_) {
-    if (std::filesystem::exists(state_dir_ + "/" + s.name + ".stopped")) {
+    if (std::error_code ec; std::filesystem::exists(state_dir_ + "/" + s.name + ".stopped", ec)) {
       spdlog::info("{} was stopped on request; not starting it (use `ledgerkeep node start`)", s.name);
       continue;
     }

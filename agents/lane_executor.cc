@@ -1,5 +1,9 @@
 #include "agents/lane_executor.h"
 
+#include <spdlog/spdlog.h>
+
+#include "common/exception_text.h"
+
 namespace ledgerkeep {
 
 bool LaneExecutor::Submit(const std::string& lane, Job job) {
@@ -8,6 +12,7 @@ bool LaneExecutor::Submit(const std::string& lane, Job job) {
   auto& l = lanes_[lane];
   if (!l) {
     l = std::make_unique<Lane>();
+    l->name = lane;
     Lane* raw = l.get();
     l->thread = std::thread([this, raw] { Work(raw); });
   }
@@ -24,7 +29,14 @@ void LaneExecutor::Work(Lane* lane) {
     Job job = std::move(lane->jobs.front());
     lane->jobs.pop_front();
     lock.unlock();
-    job();
+    try {
+      job();
+    } catch (...) {
+      // Jobs convert their own errors (the agent's are guarded); this keeps
+      // a stray exception from ending the worker, and with it the process.
+      spdlog::error("a job on lane '{}' threw: {}; the lane keeps running", lane->name,
+                    CurrentExceptionText());
+    }
     lock.lock();
   }
 }

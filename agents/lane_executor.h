@@ -1,6 +1,8 @@
 // LaneExecutor: one worker thread per named lane, each running its jobs in
 // submission order. Lanes are created on first use. Stop() lets running jobs
 // finish (they observe the agent's cancel flag), drops queued ones, joins.
+// A job that throws is logged and the lane runs the next one (jobs are
+// expected to turn their errors into results themselves).
 // Thread-safety: Submit and Stop may be called from any thread.
 #pragma once
 
@@ -29,6 +31,7 @@ class LaneExecutor {
 
  private:
   struct Lane {
+    std::string name;
     std::deque<Job> jobs;
     std::thread thread;
   };

@@ -94,6 +94,7 @@ int main(int argc, char** argv) {
   opt.role = *ParseRole(role_name);
   opt.clone = clone;
   opt.journal = std::move(*journal);
+  opt.data_dir = data_dir;
   const wire::Role role = *ParseRole(role_name);
   BackupServiceOptions bo;
   bo.cluster_id = config->cluster_id;

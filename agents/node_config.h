@@ -26,7 +26,9 @@
 //   [client]                       # client nodes: what `backup client` archives
 //   paths = ["/config/daml-ledger-api/environment-vars", "/mnt/data/db"]
 //
-// Relative paths are relative to the file's directory.
+// Relative paths are relative to the file's directory. A wrong type, an
+// out-of-range value or an unknown key is InvalidArgument naming the file and
+// the key (common/toml_section.h); a missing file is NotFound.
 #pragma once
 
 #include <cstdint>

@@ -117,7 +117,7 @@ class RestoreSnapshotHandler final : public CommandHandler {
     wire::RestoreResultT res;
     Status restored = RestoreSnapshot(o_.runner, access, req, &res);
     CommandOutcome out;
-    if (sup != nullptr && !sup->empty() && fs::exists(nc.ledger_db)) {
+    if (std::error_code ec; sup != nullptr && !sup->empty() && fs::exists(nc.ledger_db, ec)) {
       wire::ProgressT p;
       p.phase = "start";
       p.percent = 100;

@@ -5,6 +5,7 @@
 #include <zmq.h>
 
 #include <atomic>
+#include <ctime>
 #include <future>
 #include <random>
 #include <thread>
@@ -16,6 +17,7 @@
 #include "broker/workflow.h"
 #include "broker/zap_authenticator.h"
 #include "common/backup_destination.h"
+#include "common/exception_text.h"
 #include "common/kv_store.h"
 #include "common/zmq_util.h"
 
@@ -41,8 +43,6 @@ constexpr const char* kBrokerName = "broker";
 constexpr int kMaxMessagesPerTurn = 4096;
 // How often the timers (liveness, redelivery, deadlines) run.
 constexpr int64_t kTickMs = 20;
-// Largest EventPage payload.
-constexpr size_t kMaxPageBytes = 768 * 1024;
 // Events a backward FetchEvents examines per request (a filter that matches
 // little must not hold the broker's loop over a whole large log).
 constexpr uint64_t kMaxBackwardScan = 100'000;
@@ -60,6 +60,16 @@ std::string RandomHex64() {
 }
 
 std::string Str(const flatbuffers::String* s) { return s ? s->str() : std::string(); }
+
+// "2026-05-17T01:59:00Z"
+std::string FormatUtc(int64_t ms) {
+  const time_t secs = static_cast<time_t>(ms / 1000);
+  struct tm tm {};
+  gmtime_r(&secs, &tm);
+  char buf[32];
+  std::strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%SZ", &tm);
+  return buf;
+}
 
 std::string CommandTopic(const wire::TargetT& t, const std::vector<std::string>& targets) {
   if (!t.node_id.empty() && targets.size() == 1) return "cmd.node." + targets[0];
@@ -93,6 +103,7 @@ struct Broker::Impl {
   Status exit_status;
   bool stopped = false;
   std::atomic<bool> exited{false};
+  bool ready_sent = false;  // broker thread: Start() was told how the start went
 
   // Loop-turn state (broker thread only).
   KvStore::Batch batch;
@@ -161,6 +172,7 @@ struct Broker::Impl {
           std::to_string(opt.config.cmd_port) + "/" + std::to_string(opt.config.ctl_port) + "/" +
           std::to_string(opt.config.events_port) + ": " + e.what() +
           " (is another broker running? change the ports in the cluster config)"));
+      ready_sent = true;
       return;
     }
     spdlog::info(
@@ -178,6 +190,7 @@ struct Broker::Impl {
       events->Stage(batch, "note", kBrokerName, std::move(body));
     }
     ready.set_value(Status::OK());
+    ready_sent = true;  // Start() returns: `ready` is gone
     sockets_ = {&ctl, &pub, &xpub, &internal};
     workflows->ResumeUnfinished();
 
@@ -192,7 +205,7 @@ struct Broker::Impl {
       if (!ack_due_.empty()) wait = std::clamp<int64_t>(ack_due_.begin()->first - Now(), 0, wait);
       zmq::poll(items.data(), items.size(), std::chrono::milliseconds(wait));
       if (items[0].revents & ZMQ_POLLIN) break;
-      if (items[1].revents & ZMQ_POLLIN) HandleZap(zap);
+      if (items[1].revents & ZMQ_POLLIN) Guarded("a ZAP request", [&] { HandleZap(zap); });
       if (items[3].revents & ZMQ_POLLIN) {
         while (RecvMultipartNoWait(xpub)) {
         }  // subscriptions: libzmq tracks them; nothing to do
@@ -201,18 +214,23 @@ struct Broker::Impl {
         for (int i = 0; i < kMaxMessagesPerTurn; ++i) {
           auto frames = RecvMultipartNoWait(ctl);
           if (!frames) break;
-          HandleCtl(*frames, Sock::kCtl);
+          HandleCtlGuarded(*frames, Sock::kCtl);
         }
       }
       if (items[4].revents & ZMQ_POLLIN) {
-        while (auto frames = RecvMultipartNoWait(internal)) HandleCtl(*frames, Sock::kInternal);
+        while (auto frames = RecvMultipartNoWait(internal)) HandleCtlGuarded(*frames, Sock::kInternal);
       }
       const int64_t now = Now();
       if (now - last_tick >= kTickMs) {
         last_tick = now;
-        Tick(now);
+        Guarded("the timers", [&] { Tick(now); });
       }
-      Status s = CommitAndFlush();
+      Status s;
+      try {
+        s = CommitAndFlush();
+      } catch (...) {  // half a commit cannot be told from a whole one: restart from the saved state
+        s = Status::Internal("internal error while saving and sending: " + CurrentExceptionText());
+      }
       if (!s.ok()) {
         spdlog::critical("{}; stopping the broker so that it restarts from its saved state", s.ToString());
         exit_status = s;
@@ -225,6 +243,43 @@ struct Broker::Impl {
   }
 
   std::vector<zmq::socket_t*> sockets_;
+
+  // ------------------------------------------------------------ boundaries
+  // Exceptions never leave the broker thread (std::terminate would stop the
+  // broker for every node): what one message or one timer pass throws is
+  // logged, and the broker goes on serving with the state it has (what the
+  // handler staged before throwing is committed as it is in memory).
+  template <typename Fn>
+  void Guarded(const char* what, Fn&& fn) {
+    try {
+      fn();
+    } catch (...) {
+      spdlog::error("internal error in {}: {}; the broker keeps serving", what, CurrentExceptionText());
+    }
+  }
+
+  // One ctl message; an exception becomes an ErrorReply to its sender.
+  void HandleCtlGuarded(std::vector<zmq::message_t>& frames, Sock sock) {
+    try {
+      HandleCtl(frames, sock);
+    } catch (...) {
+      const std::string what = CurrentExceptionText();
+      std::string kind = "a ctl message";
+      uint64_t msg_id = 0;
+      if (frames.size() == 2) {
+        if (auto env = DecodeEnvelope(frames[1].data(), frames[1].size()); env.ok()) {
+          kind = BodyName((*env)->body_type());
+          msg_id = (*env)->msg_id();
+        }
+      }
+      spdlog::error("internal error handling {}: {}; the broker keeps serving", kind, what);
+      if (frames.empty()) return;
+      reply_sock_ = sock;
+      ReplyError(frames[0].to_string(), msg_id,
+                 Status::Internal("internal error in the broker handling " + kind + ": " + what +
+                                  "; the broker keeps serving"));
+    }
+  }
 
   // ------------------------------------------------------------ ZAP
   void HandleZap(zmq::socket_t& zap) {
@@ -417,6 +472,10 @@ struct Broker::Impl {
                                           "' role " + RoleName(n->role)));
       return;
     }
+    // One live connection per node: a message from a connection other than
+    // the node's current one is a second process with the node's key (or
+    // the agent's own new connection, once the old one is gone).
+    if (!n->routing_id.empty() && rid != n->routing_id && !AdmitNewConnection(*n, rid, e)) return;
     const int64_t now = Now();
     if (auto t = registry->MarkSeen(*n, rid, now)) StageTransition(*t);
     switch (e.body_type()) {
@@ -435,6 +494,73 @@ struct Broker::Impl {
       default:
         return;
     }
+  }
+
+  // Whether the node's current connection is alive: libzmq still has it
+  // (ROUTER_MANDATORY: a send to a peer whose connection closed fails with
+  // EHOSTUNREACH, so a crashed or SIGKILLed agent's is gone at once) and it
+  // spoke within the suspect threshold (a half-open connection of a host that
+  // vanished does not count). The probe is a HeartbeatAck, which the agent
+  // takes as a no-op.
+  bool CurrentConnectionAlive(const NodeEntry& n) {
+    if (Now() - n.last_seen_ms > static_cast<int64_t>(opt.config.heartbeat_ms) * opt.config.suspect_after) {
+      return false;
+    }
+    zmq::socket_t& ctl = *sockets_[static_cast<size_t>(Sock::kCtl)];
+    if (zmq_send(ctl.handle(), n.routing_id.data(), n.routing_id.size(), ZMQ_SNDMORE | ZMQ_DONTWAIT) < 0) {
+      return zmq_errno() != EHOSTUNREACH;  // EAGAIN: connected, its queue is full
+    }
+    wire::HeartbeatAckT probe;
+    probe.broker_instance = instance;
+    EnvelopeHeader h;
+    h.sender = kBrokerName;
+    h.msg_id = next_msg_id++;
+    h.sent_at_ms = Now();
+    wire::BodyUnion b;
+    b.Set(std::move(probe));
+    const std::string bytes = BuildEnvelope(h, std::move(b));
+    zmq_send(ctl.handle(), bytes.data(), bytes.size(), ZMQ_DONTWAIT);
+    return true;
+  }
+
+  // A message for node `n` from connection `rid`, which is not the node's
+  // current one. While the current connection is alive it is a second
+  // process with this node's key: refused (AlreadyExists, which makes the
+  // agent stop), it never touches the node's state, and a Hello's refusal
+  // is an event. Otherwise the agent reconnected: its Hello takes over; any
+  // other message is answered FailedPrecondition, so that it says Hello.
+  bool AdmitNewConnection(NodeEntry& n, const std::string& rid, const wire::Envelope& e) {
+    const auto* hello = e.body_as_Hello();
+    if (!CurrentConnectionAlive(n)) {
+      if (hello != nullptr) {
+        spdlog::info("agent {} connected again (pid {}); its previous connection is gone", n.node_id,
+                     hello->pid());
+        return true;
+      }
+      ReplyError(rid, e.msg_id(),
+                 Status::FailedPrecondition("this connection has not said Hello for node " + n.node_id +
+                                            "; say Hello first"));
+      return false;
+    }
+    const std::string since = n.connected_since_ms > 0 ? FormatUtc(n.connected_since_ms) : "an unknown time";
+    const std::string pid = n.pid > 0 ? std::to_string(n.pid) : "unknown";
+    const std::string why = "node " + n.node_id + " is already connected from another process (pid " + pid +
+                            ", since " + since + "); stop it, or use this node's own key";
+    if (hello != nullptr) {
+      spdlog::warn("refused a second agent for {} (pid {}, version {}): {}", n.node_id, hello->pid(),
+                   Str(hello->version()), why);
+      // One event per refused process, not one per Hello it retries.
+      if (refused_pids_[n.node_id].insert(hello->pid()).second) {
+        wire::NoteT note;
+        note.level = "warn";
+        note.text = "refused a second agent process for " + n.node_id + " (pid " +
+                    std::to_string(hello->pid()) + "): the node is already connected from pid " + pid +
+                    " since " + since;
+        StageEvent("status", n.node_id, std::move(note));
+      }
+    }
+    ReplyError(rid, e.msg_id(), Status::AlreadyExists(why));
+    return false;
   }
 
   void HandleHello(NodeEntry& n, const wire::Envelope& e, const wire::Hello& h) {
@@ -828,7 +954,8 @@ struct Broker::Impl {
     w.step = r.step;
     w.finished = r.finished();
     w.error = r.error;
-    w.report_json = r.report.dump();
+    // The report quotes agents' text, which need not be UTF-8 (dump() would throw).
+    w.report_json = r.report.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
     w.started_at_ms = r.started_at_ms;
     w.finished_at_ms = r.finished_at_ms;
     return w;
@@ -876,9 +1003,9 @@ struct Broker::Impl {
   void HandleFetch(const std::string& rid, const wire::Envelope& e) {
     const auto* f = e.body_as_FetchEvents();
     uint32_t max = f->max_events() == 0 ? 1000 : std::min<uint32_t>(f->max_events(), 10000);
-    auto page = f->backward() ? events->ReadNewest(f->from_seq(), max, Str(f->kind_prefix()), kMaxPageBytes,
-                                                   kMaxBackwardScan)
-                              : events->Read(f->from_seq(), max, Str(f->kind_prefix()), kMaxPageBytes);
+    auto page = f->backward() ? events->ReadNewest(f->from_seq(), max, Str(f->kind_prefix()),
+                                                   opt.max_event_page_bytes, kMaxBackwardScan)
+                              : events->Read(f->from_seq(), max, Str(f->kind_prefix()), opt.max_event_page_bytes);
     if (!page.ok()) return ReplyError(rid, e.msg_id(), page.status());
     flatbuffers::FlatBufferBuilder fbb(64 * 1024);
     std::vector<flatbuffers::Offset<wire::EventBlob>> blobs;
@@ -1012,6 +1139,7 @@ struct Broker::Impl {
   std::vector<CommandEntry*> recent_finished_;
   bool trim_due_ = false;
   std::set<std::string> dirty_nodes_;  // node records to persist this turn
+  std::map<std::string, std::set<uint32_t>> refused_pids_;  // second agent processes refused, by node
 };
 
 Result<std::unique_ptr<Broker>> Broker::Start(BrokerOptions options) {
@@ -1028,7 +1156,13 @@ Result<std::unique_ptr<Broker>> Broker::Start(BrokerOptions options) {
     ::pthread_setname_np(::pthread_self(), "lk-broker");  // for top -H and perf
     zmq::socket_t back(raw->ctx, zmq::socket_type::pair);
     back.connect(pipe_addr);
-    raw->Run(back, ready);
+    try {
+      raw->Run(back, ready);
+    } catch (...) {  // outside a turn (set-up, shutdown): the broker stops, saying why
+      raw->exit_status = Status::Internal("the broker thread failed: " + CurrentExceptionText());
+      spdlog::critical("{}", raw->exit_status.message());
+      if (!raw->ready_sent) ready.set_value(raw->exit_status);  // Start() is still waiting
+    }
     raw->exited = true;
   });
   Status s = ready_future.get();

@@ -30,6 +30,10 @@ struct BrokerOptions {
   TrackerOptions tracker;
   // Deadline for commands issued without a timeout. Default: 60 s.
   int64_t default_timeout_ms = 60'000;
+  // Largest EventPage answer to FetchEvents, in bytes of events; a page holds
+  // at least one event whatever its size. Default: 768 KiB (under the 1 MiB
+  // message cap).
+  size_t max_event_page_bytes = 768 * 1024;
   // Send high-water marks. Default: 100000 each.
   int pub_hwm = 100'000;
   int xpub_hwm = 100'000;

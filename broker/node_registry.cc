@@ -21,7 +21,7 @@ NodeRegistry::NodeRegistry(const ClusterConfig& config, KvStore* store, int cf)
 Status NodeRegistry::Load(int64_t now_ms) {
   Status inner;
   uint32_t max_index = 0;
-  Status s = store_->Scan(cf_, "", "", [&](std::string_view key, std::string_view value) {
+  auto load_one = [&](std::string_view key, std::string_view value) {
     auto j = nlohmann::json::parse(value, nullptr, false);
     if (j.is_discarded() || !j.is_object()) {
       inner = Status::Corruption("broker state for node '" + std::string(key) + "' is unreadable");
@@ -50,6 +50,15 @@ Status NodeRegistry::Load(int64_t now_ms) {
       n.last_seen_ms = now_ms;
     }
     return true;
+  };
+  Status s = store_->Scan(cf_, "", "", [&](std::string_view key, std::string_view value) {
+    try {
+      return load_one(key, value);
+    } catch (const nlohmann::json::exception& e) {  // value() on a field of another type
+      inner =
+          Status::Corruption("broker state for node '" + std::string(key) + "' is unreadable: " + e.what());
+      return false;
+    }
   });
   LK_RETURN_IF_ERROR(s);
   LK_RETURN_IF_ERROR(inner);
@@ -121,7 +130,9 @@ void NodeRegistry::Persist(KvStore::Batch& batch, const NodeEntry& n) const {
                       {"clone", n.clone},
                       {"backup_target", TargetToJson(n.backup_target)},
                       {"backup_places", PlacesToJson(n.backup_places)}};
-  batch.Put(cf_, n.node_id, j.dump());
+  // Strings come from agents and operators (a Hello's version, a
+  // destination) and need not be UTF-8: replaced, not thrown about.
+  batch.Put(cf_, n.node_id, j.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace));
 }
 
 }  // namespace ledgerkeep

@@ -3,6 +3,7 @@
 #include <spdlog/spdlog.h>
 
 #include "common/codec.h"
+#include "common/exception_text.h"
 
 namespace ledgerkeep {
 
@@ -13,7 +14,7 @@ nlohmann::json WorkflowRecord::ToJson() const {
           {"finished_at_ms", finished_at_ms}};
 }
 
-Result<WorkflowRecord> WorkflowRecord::FromJson(std::string_view text) {
+Result<WorkflowRecord> WorkflowRecord::FromJson(std::string_view text) try {
   auto j = nlohmann::json::parse(text, nullptr, false);
   if (j.is_discarded() || !j.is_object()) return Status::Corruption("unreadable workflow record");
   WorkflowRecord r;
@@ -28,6 +29,8 @@ Result<WorkflowRecord> WorkflowRecord::FromJson(std::string_view text) {
   r.started_at_ms = j.value("started_at_ms", int64_t{0});
   r.finished_at_ms = j.value("finished_at_ms", int64_t{0});
   return r;
+} catch (const nlohmann::json::exception& e) {  // value() on a field of another type
+  return Status::Corruption(std::string("unreadable workflow record: ") + e.what());
 }
 
 // ---------------------------------------------------------------- context
@@ -159,7 +162,10 @@ void WorkflowManager::ResumeUnfinished() {
 }
 
 Status WorkflowManager::Save(const WorkflowRecord& r) {
-  return store_->Put(cf_, EncodeU64BE(r.run_id), r.ToJson().dump(), /*sync=*/true);
+  // Reports hold agents' text, which need not be UTF-8: replaced, not thrown.
+  return store_->Put(cf_, EncodeU64BE(r.run_id),
+                     r.ToJson().dump(-1, ' ', false, nlohmann::json::error_handler_t::replace),
+                     /*sync=*/true);
 }
 
 void WorkflowManager::Update(uint64_t run_id, const std::function<void(WorkflowRecord&)>& fn) {
@@ -243,7 +249,15 @@ void WorkflowManager::RunThread(uint64_t run_id) {
   } else {
     auto wf = factories_.at(rec->kind)(rec->params);
     WorkflowContext ctx(this, run_id, client->get(), &cancelled_);
-    result = wf->Run(ctx, report);
+    // The workflow thread's boundary: an exception (a parameter of the wrong
+    // type, ...) fails the run instead of std::terminate stopping the broker.
+    try {
+      result = wf->Run(ctx, report);
+    } catch (...) {
+      result = Status::Internal("internal error in workflow " + rec->kind + ": " + CurrentExceptionText() +
+                                "; the broker keeps serving");
+      spdlog::error("workflow {}: {}", run_id, result.message());
+    }
     if (cancelled_) {
       spdlog::info("workflow {} interrupted by broker shutdown; it resumes on the next start", run_id);
       return;

@@ -5,6 +5,7 @@
 #include <toml++/toml.h>
 
 #include "common/curve_keys.h"
+#include "common/toml_section.h"
 
 namespace ledgerkeep {
 
@@ -63,25 +64,17 @@ const AllowEntry* ClusterConfig::FindKey(const std::string& public_z85) const {
   return nullptr;
 }
 
-namespace {
-
-Status CheckPort(int port, const std::string& name) {
-  if (port < 1 || port > 65535) {
-    return Status::InvalidArgument("broker." + name + " must be a TCP port 1-65535, got " +
-                                   std::to_string(port));
-  }
-  return Status::OK();
-}
-
-}  // namespace
-
 Result<ClusterConfig> LoadClusterConfig(const std::string& path) {
   if (path.empty()) {
     return Status::InvalidArgument(
         "no cluster config: pass --config FILE or set LEDGERKEEP_CONFIG "
         "(`./run cluster up` prints the export line)");
   }
-  if (!std::filesystem::exists(path)) {
+  std::error_code ec;
+  if (!std::filesystem::exists(path, ec)) {
+    if (ec && ec != std::errc::no_such_file_or_directory) {
+      return Status::InvalidArgument("cluster config " + path + " cannot be read: " + ec.message());
+    }
     return Status::NotFound("cluster config " + path + " does not exist");
   }
   toml::table tbl;
@@ -93,64 +86,76 @@ Result<ClusterConfig> LoadClusterConfig(const std::string& path) {
                                    std::to_string(e.source().begin.line) + ")");
   }
   ClusterConfig c;
-  c.path = std::filesystem::absolute(path).string();
-  c.cluster_id = tbl["cluster_id"].value_or(c.cluster_id);
-  c.connect_host = tbl["broker"]["connect_host"].value_or(c.connect_host);
-  c.bind_host = tbl["broker"]["bind_host"].value_or(c.bind_host);
-  c.cmd_port = static_cast<int>(tbl["broker"]["cmd_port"].value_or(int64_t{c.cmd_port}));
-  c.ctl_port = static_cast<int>(tbl["broker"]["ctl_port"].value_or(int64_t{c.ctl_port}));
-  c.events_port = static_cast<int>(tbl["broker"]["events_port"].value_or(int64_t{c.events_port}));
-  c.broker_public_key = tbl["broker"]["public_key"].value_or(std::string());
-  std::string op_key = tbl["operator"]["key_file"].value_or(std::string());
-  c.operator_key_file = c.ResolvePath(op_key);
-  c.heartbeat_ms = static_cast<int>(tbl["liveness"]["heartbeat_ms"].value_or(int64_t{c.heartbeat_ms}));
-  c.suspect_after = static_cast<int>(tbl["liveness"]["suspect_after"].value_or(int64_t{c.suspect_after}));
-  c.lost_after = static_cast<int>(tbl["liveness"]["lost_after"].value_or(int64_t{c.lost_after}));
-
+  c.path = std::filesystem::absolute(path, ec).string();
   const std::string where = "cluster config " + path;
-  LK_RETURN_IF_ERROR(CheckPort(c.cmd_port, "cmd_port"));
-  LK_RETURN_IF_ERROR(CheckPort(c.ctl_port, "ctl_port"));
-  LK_RETURN_IF_ERROR(CheckPort(c.events_port, "events_port"));
+  // Every key is typed and range-checked, and unknown keys are refused
+  // (toml_section.h): a wrong type or a typo never falls back to a default.
+  TomlSection root(&tbl, where, "");
+  LK_RETURN_IF_ERROR(root.String("cluster_id", &c.cluster_id, /*allow_empty=*/false));
+  LK_ASSIGN_OR_RETURN(TomlSection broker, root.Table("broker"));
+  LK_RETURN_IF_ERROR(broker.String("connect_host", &c.connect_host, false));
+  LK_RETURN_IF_ERROR(broker.String("bind_host", &c.bind_host, false));
+  LK_RETURN_IF_ERROR(broker.Int("cmd_port", 1, 65535, &c.cmd_port, "a TCP port"));
+  LK_RETURN_IF_ERROR(broker.Int("ctl_port", 1, 65535, &c.ctl_port, "a TCP port"));
+  LK_RETURN_IF_ERROR(broker.Int("events_port", 1, 65535, &c.events_port, "a TCP port"));
+  LK_RETURN_IF_ERROR(broker.String("public_key", &c.broker_public_key));
+  LK_RETURN_IF_ERROR(broker.CheckNoUnknownKeys());
+  LK_ASSIGN_OR_RETURN(TomlSection op, root.Table("operator"));
+  std::string op_key;
+  LK_RETURN_IF_ERROR(op.String("key_file", &op_key));
+  LK_RETURN_IF_ERROR(op.CheckNoUnknownKeys());
+  c.operator_key_file = c.ResolvePath(op_key);
+  LK_ASSIGN_OR_RETURN(TomlSection live, root.Table("liveness"));
+  LK_RETURN_IF_ERROR(live.Int("heartbeat_ms", 10, 3'600'000, &c.heartbeat_ms));
+  LK_RETURN_IF_ERROR(live.Int("suspect_after", 1, 1'000'000, &c.suspect_after, "missed heartbeats"));
+  LK_RETURN_IF_ERROR(live.Int("lost_after", 2, 1'000'000, &c.lost_after, "missed heartbeats"));
+  LK_RETURN_IF_ERROR(live.CheckNoUnknownKeys());
+
+  if (c.cmd_port == c.ctl_port || c.cmd_port == c.events_port || c.ctl_port == c.events_port) {
+    return Status::InvalidArgument(where +
+                                   ": broker.cmd_port, ctl_port and events_port must be three "
+                                   "different ports, got " +
+                                   std::to_string(c.cmd_port) + ", " + std::to_string(c.ctl_port) + " and " +
+                                   std::to_string(c.events_port));
+  }
   LK_RETURN_IF_ERROR(ValidateZ85Key(c.broker_public_key, where + ": broker.public_key"));
-  if (c.heartbeat_ms < 10) return Status::InvalidArgument(where + ": liveness.heartbeat_ms must be >= 10");
-  if (c.suspect_after < 1 || c.lost_after <= c.suspect_after) {
-    return Status::InvalidArgument(where + ": liveness needs 1 <= suspect_after < lost_after");
+  if (c.lost_after <= c.suspect_after) {
+    return Status::InvalidArgument(where + ": liveness needs 1 <= suspect_after < lost_after, got " +
+                                   std::to_string(c.suspect_after) + " and " + std::to_string(c.lost_after));
   }
 
   std::set<std::string> ids;
   std::set<std::string> keys;
-  if (const auto* arr = tbl["allow"].as_array()) {
-    size_t i = 0;
-    for (const auto& node : *arr) {
-      ++i;
-      const auto* t = node.as_table();
-      const std::string entry = where + ": [[allow]] entry " + std::to_string(i);
-      if (t == nullptr) return Status::InvalidArgument(entry + " is not a table");
-      AllowEntry e;
-      e.node_id = (*t)["node_id"].value_or(std::string());
-      e.public_z85 = (*t)["public_key"].value_or(std::string());
-      std::string role = (*t)["role"].value_or(std::string());
-      if (e.node_id.empty()) return Status::InvalidArgument(entry + " has no node_id");
-      for (char ch : e.node_id) {
-        if (!(std::isalnum(static_cast<unsigned char>(ch)) || ch == '-' || ch == '_')) {
-          return Status::InvalidArgument(entry + ": node_id '" + e.node_id +
-                                         "' may contain only letters, digits, '-' and '_'");
-        }
+  LK_ASSIGN_OR_RETURN(auto entries, root.TableArray("allow"));
+  for (TomlSection& t : entries) {
+    const std::string entry = where + ": " + t.prefix().substr(0, t.prefix().size() - 2);
+    AllowEntry e;
+    std::string role;
+    LK_RETURN_IF_ERROR(t.String("node_id", &e.node_id));
+    LK_RETURN_IF_ERROR(t.String("role", &role));
+    LK_RETURN_IF_ERROR(t.String("public_key", &e.public_z85));
+    LK_RETURN_IF_ERROR(t.CheckNoUnknownKeys());
+    if (e.node_id.empty()) return Status::InvalidArgument(entry + " has no node_id");
+    for (char ch : e.node_id) {
+      if (!(std::isalnum(static_cast<unsigned char>(ch)) || ch == '-' || ch == '_')) {
+        return Status::InvalidArgument(entry + ": node_id '" + e.node_id +
+                                       "' may contain only letters, digits, '-' and '_'");
       }
-      auto r = ParseRole(role);
-      if (!r.ok()) return r.status().WithContext(entry);
-      e.role = *r;
-      LK_RETURN_IF_ERROR(ValidateZ85Key(e.public_z85, entry + " public_key"));
-      if (!ids.insert(e.node_id).second) {
-        return Status::InvalidArgument(entry + ": node_id '" + e.node_id + "' is listed twice");
-      }
-      if (!keys.insert(e.public_z85).second) {
-        return Status::InvalidArgument(entry + ": the public key of '" + e.node_id +
-                                       "' is already bound to another node; every node needs its own key");
-      }
-      c.allow.push_back(std::move(e));
     }
+    auto r = ParseRole(role);
+    if (!r.ok()) return r.status().WithContext(entry);
+    e.role = *r;
+    LK_RETURN_IF_ERROR(ValidateZ85Key(e.public_z85, entry + " public_key"));
+    if (!ids.insert(e.node_id).second) {
+      return Status::InvalidArgument(entry + ": node_id '" + e.node_id + "' is listed twice");
+    }
+    if (!keys.insert(e.public_z85).second) {
+      return Status::InvalidArgument(entry + ": the public key of '" + e.node_id +
+                                     "' is already bound to another node; every node needs its own key");
+    }
+    c.allow.push_back(std::move(e));
   }
+  LK_RETURN_IF_ERROR(root.CheckNoUnknownKeys());
   return c;
 }
 

@@ -19,8 +19,10 @@
 //   role = "replica"             # replica | client | operator | subscriber
 //   public_key = "<Z85>"
 //
-// Loading validates everything (ports, keys, duplicate node ids or keys) and
-// names the offending entry. Immutable after load; safe to share.
+// Loading validates everything (types, ranges, ports, keys, duplicate node
+// ids or keys) and refuses unknown keys (common/toml_section.h): every error
+// is InvalidArgument naming the file and the key; a missing file is NotFound.
+// Immutable after load; safe to share.
 #pragma once
 
 #include <string>

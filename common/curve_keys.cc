@@ -4,6 +4,8 @@
 #include <zmq.h>
 
 #include <array>
+#include <cerrno>
+#include <cstdio>
 #include <filesystem>
 #include <toml++/toml.h>
 
@@ -39,7 +41,8 @@ Status WriteKeyFiles(const std::string& dir, const CurveKeyPair& pair, bool over
   }
   LK_RETURN_IF_ERROR(CreateDirectories(dir, 0700));
   const std::string base = (std::filesystem::path(dir) / pair.name).string();
-  if (!overwrite && std::filesystem::exists(base + ".key")) {
+  std::error_code ec;  // exists() without it throws on a path too long for the OS
+  if (!overwrite && std::filesystem::exists(base + ".key", ec)) {
     return Status::AlreadyExists(base + ".key exists; pass --force to replace it "
                                  "(the old key stops working wherever it is allowlisted)");
   }
@@ -58,7 +61,8 @@ Result<CurveKeyPair> LoadKeyFile(const std::string& path, bool need_secret) {
   try {
     tbl = toml::parse_file(path);
   } catch (const toml::parse_error& e) {
-    if (!std::filesystem::exists(path)) {
+    std::error_code ec;  // exists() without it throws on a path too long for the OS
+    if (!std::filesystem::exists(path, ec)) {
       return Status::NotFound("key file " + path + " does not exist (create one with `ledgerkeep keygen`)");
     }
     return Status::InvalidArgument("key file " + path + " is not valid TOML: " +
@@ -75,6 +79,16 @@ Result<CurveKeyPair> LoadKeyFile(const std::string& path, bool need_secret) {
                                      " has no secret_key (a .pub file was given where a .key file is needed)");
     }
     LK_RETURN_IF_ERROR(ValidateZ85Key(pair.secret_z85, "secret_key in " + path));
+    // As ssh does with private keys: a secret others can read (or replace)
+    // is not a secret, and using it silently would hide that.
+    struct stat st {};
+    if (::stat(path.c_str(), &st) != 0) return Status::FromErrno(errno, "key file " + path);
+    if ((st.st_mode & 077) != 0) {
+      char mode[8];
+      std::snprintf(mode, sizeof mode, "%04o", static_cast<unsigned>(st.st_mode & 07777));
+      return Status::InvalidArgument("key file " + path + " has mode " + mode +
+                                     "; it must be readable only by its owner: chmod 600 " + path);
+    }
   }
   return pair;
 }

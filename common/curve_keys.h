@@ -28,7 +28,10 @@ Status ValidateZ85Key(const std::string& z85, const std::string& what);
 // overwrite an existing key unless `overwrite`.
 Status WriteKeyFiles(const std::string& dir, const CurveKeyPair& pair, bool overwrite);
 
-// Loads a key file; `need_secret` requires secret_key to be present.
+// Loads a key file; `need_secret` requires secret_key to be present and the
+// file to be private: a secret key file with any group or other permission
+// bit (mode & 077) is refused (InvalidArgument naming the mode and the
+// chmod that fixes it), as ssh refuses such private keys.
 Result<CurveKeyPair> LoadKeyFile(const std::string& path, bool need_secret);
 
 }  // namespace ledgerkeep

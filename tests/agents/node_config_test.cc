@@ -88,5 +88,59 @@ TEST_F(NodeConfigTest, BackupFlushAsWrittenDefaultsToOnAndRefusesANonBoolean) {
   }
 }
 
+TEST_F(NodeConfigTest, WrongTypesAreConfigErrorsNamingTheFileTheKeyAndTheExpectedType) {
+  struct Case {
+    std::string text, want;
+  };
+  const std::vector<Case> cases = {
+      {"[ledger]\ndb = 5\n", "ledger.db must be a string, got an integer 5"},
+      {"[ledger]\ncontrol = ['a']\n", "ledger.control must be a string, got an array"},
+      {"ledger = 'db'\n", "ledger must be a table ([ledger]), got a string"},
+      {"[backup]\nssh_options = '-o X'\n", "backup.ssh_options must be an array of strings, got a string"},
+      {"[backup]\nssh_options = ['-o', 1]\n",
+       "backup.ssh_options must be an array of strings, but element 2"},
+      {"[client]\npaths = '/etc'\n", "client.paths must be an array of strings"},
+      {"[[component]]\nname = 'x'\nexec = ['a']\nstop_timeout_s = '30'\n",
+       "[[component]] entry 1: stop_timeout_s must be a whole number from 1 to 86400"},
+      {"[[component]]\nname = 'x'\nexec = ['a']\nstop_timeout_s = 0\n",
+       "[[component]] entry 1: stop_timeout_s must be a whole number from 1 to 86400"},
+      {"[[component]]\nname = 'x'\nexec = ['a']\nstop_timeout_s = -5\n", "stop_timeout_s must be"},
+      {"[[component]]\nname = 7\nexec = ['a']\n", "[[component]] entry 1: name must be a string"},
+      {"component = 'x'\n", "component must be an array of tables ([[component]])"},
+  };
+  for (const auto& c : cases) {
+    const std::string path = Write(c.text);
+    auto loaded = LoadNodeConfig(path);
+    ASSERT_FALSE(loaded.ok()) << c.text << " was accepted";
+    EXPECT_EQ(loaded.status().code(), StatusCode::kInvalidArgument);
+    EXPECT_NE(loaded.status().message().find("node config " + path + ": "), std::string::npos)
+        << loaded.status().ToString();
+    EXPECT_NE(loaded.status().message().find(c.want), std::string::npos)
+        << "want '" << c.want << "' in: " << loaded.status().ToString();
+  }
+}
+
+TEST_F(NodeConfigTest, UnknownKeysAreRefusedNamingTheKey) {
+  struct Case {
+    std::string text, want;
+  };
+  const std::vector<Case> cases = {
+      {"[ledger]\ndbpath = 'db'\n", "ledger.dbpath is not a known key (ledger takes db, control)"},
+      {"[backup]\ntransfer_stream = 4\n", "backup.transfer_stream is not a known key"},
+      {"[client]\npath = ['/etc']\n", "client.path is not a known key (client takes paths)"},
+      {"[[component]]\nname = 'x'\nexec = ['a']\nstop_timeout = 5\n",
+       "[[component]] entry 1: stop_timeout is not a known key"},
+      {"[ledgr]\ndb = 'db'\n",
+       "ledgr is not a known key (the top level takes ledger, backup, client, component)"},
+  };
+  for (const auto& c : cases) {
+    auto loaded = LoadNodeConfig(Write(c.text));
+    ASSERT_FALSE(loaded.ok()) << c.text << " was ignored";
+    EXPECT_EQ(loaded.status().code(), StatusCode::kInvalidArgument);
+    EXPECT_NE(loaded.status().message().find(c.want), std::string::npos)
+        << "want '" << c.want << "' in: " << loaded.status().ToString();
+  }
+}
+
 }  // namespace
 }  // namespace ledgerkeep

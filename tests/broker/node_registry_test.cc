@@ -129,4 +129,27 @@ TEST_F(NodeRegistryTest, NodeIndexesAreAssignedOnceAndNeverReused) {
   EXPECT_GT(reg.Find("a0")->index, std::max(r1, c1));
 }
 
+TEST_F(NodeRegistryTest, APersistedRecordWithAFieldOfTheWrongTypeIsCorruptionNotACrash) {
+  ASSERT_TRUE(store_->Put(0, "r1", R"({"index": "one", "version": 7})", true).ok());
+  NodeRegistry reg(config_, store_.get(), 0);
+  Status s = reg.Load(1000);
+  ASSERT_FALSE(s.ok());
+  EXPECT_EQ(s.code(), StatusCode::kCorruption);
+  EXPECT_NE(s.message().find("broker state for node 'r1' is unreadable"), std::string::npos) << s.ToString();
+}
+
+TEST_F(NodeRegistryTest, StringsThatAreNotUtf8ArePersistedReplacedInsteadOfThrowing) {
+  NodeRegistry reg(config_, store_.get(), 0);
+  ASSERT_TRUE(reg.Load(1000).ok());
+  NodeEntry& r1 = *reg.Find("r1");
+  r1.version = "1.0\xff\xfe";  // from an agent's Hello: nothing makes it UTF-8
+  r1.backup_target.destination = "/backups/\xc3(";
+  KvStore::Batch b;
+  reg.Persist(b, r1);
+  ASSERT_TRUE(store_->Write(b, true).ok());
+  NodeRegistry again(config_, store_.get(), 0);
+  ASSERT_TRUE(again.Load(2000).ok());
+  EXPECT_EQ(again.Find("r1")->version, "1.0\xEF\xBF\xBD\xEF\xBF\xBD");  // U+FFFD twice
+}
+
 }  // namespace ledgerkeep

@@ -281,6 +281,57 @@ TEST_F(MalformedInputTest, GarbageAgentMessagesAreRefusedAndTheAgentKeepsItsNode
   ExpectClusterServing();
 }
 
+// Flatbuffers strings are not checked for UTF-8, and the broker persists
+// some of them as JSON (a node's version, its destination), which throws on
+// bytes that are not UTF-8: the broker thread died on the next commit.
+TEST_F(MalformedInputTest, AHelloWhoseVersionIsNotUtf8LeavesTheBrokerServing) {
+  LK_ASSERT_OK(cluster_->KillAgent("r2", SIGKILL));  // its connection is gone: a new Hello is taken
+  {
+    LK_ASSERT_OK_AND_ASSIGN(auto r2, Peer("r2", cluster_->Config().ctl_port, zmq::socket_type::dealer));
+    LK_ASSERT_OK(r2->WaitHandshake(5s));
+    wire::HelloT hello;
+    hello.node_id = "r2";
+    hello.role = wire::Role::Replica;
+    hello.version = "0.1\xff\xfe\xc3(";
+    hello.pid = 1;
+    wire::BodyUnion b;
+    b.Set(std::move(hello));
+    ASSERT_TRUE(r2->Send(MakeEnvelope("r2", 1, std::move(b))));
+    auto welcome = r2->ReceiveEnvelope(5s);
+    ASSERT_TRUE(welcome.ok()) << "no answer to the Hello: " << welcome.status().ToString();
+    EXPECT_NE((*welcome)->body_as_Welcome(), nullptr) << BodyName((*welcome)->body_type());
+    LK_ASSERT_OK_AND_ASSIGN(auto op, Peer("operator", cluster_->Config().ctl_port, zmq::socket_type::dealer));
+    ASSERT_TRUE(StillAnswers(*op)) << "the broker stopped answering after storing the version";
+  }
+  LK_ASSERT_OK(cluster_->StartAgent("r2"));
+  ExpectClusterServing();
+}
+
+// A workflow parameter of the wrong type makes nlohmann::json throw inside
+// the workflow's thread; std::terminate took the broker down with it.
+TEST_F(MalformedInputTest, AWorkflowParameterOfTheWrongTypeFailsTheRunAndTheBrokerKeepsServing) {
+  LK_ASSERT_OK_AND_ASSIGN(auto client, cluster_->ConnectOperator());
+  auto started = client->StartWorkflow("wedge", R"({"timeout_s": "soon"})");
+  if (started.ok()) {  // refused up front is fine too; a crash is not
+    wire::WorkflowStatusT st;
+    ASSERT_TRUE(WaitUntil(
+        [&] {
+          auto s = client->GetWorkflowStatus(started->run_id);
+          if (s.ok()) st = *s;
+          return s.ok() && s->finished;
+        },
+        15s, 20ms))
+        << "the run did not finish (broker running: " << cluster_->broker_process()->IsRunning() << ")";
+    EXPECT_EQ(st.state, "failed");
+    EXPECT_TRUE(st.error.find("internal error in workflow wedge: ") != std::string::npos ||
+                st.error.find("timeout_s") != std::string::npos)
+        << st.error;
+  } else {
+    EXPECT_EQ(started.status().code(), StatusCode::kInvalidArgument) << started.status().ToString();
+  }
+  ExpectClusterServing();
+}
+
 TEST_F(MalformedInputTest, GarbageOnTheCmdAndEventsEndpointsLeavesTheBrokerServing) {
   std::mt19937 rng(kSeed + 2);
   const auto& c = cluster_->Config();
