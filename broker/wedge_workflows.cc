@@ -1,6 +1,7 @@
 #include "broker/wedge_workflows.h"
 
 #include <chrono>
+#include <limits>
 #include <set>
 #include <thread>
 
@@ -64,7 +65,12 @@ Result<std::string> LostReplicas(WorkflowContext& ctx) {
 
 }  // namespace
 
-uint64_t ChooseStopPoint(uint64_t highest_block) {
+Result<uint64_t> ChooseStopPoint(uint64_t highest_block) {
+  if (highest_block > std::numeric_limits<uint64_t>::max() - 2 * kCheckpointWindow) {
+    return Status::FailedPrecondition("a replica reported block id " + std::to_string(highest_block) +
+                                      ": no checkpoint two windows above it fits in 64 bits, so no stop "
+                                      "point can be picked (check that replica's DB with ledgerkeep-db)");
+  }
   const uint64_t s = highest_block + 2 * kCheckpointWindow;
   return s - (s % kCheckpointWindow);
 }
@@ -107,7 +113,7 @@ Result<uint64_t> WedgeReplicas(WorkflowContext& ctx, nlohmann::json& report, int
       if (highest == 0 && !unreachable.empty()) {
         return Status::Unavailable("no replica reported its block id: " + unreachable);
       }
-      stop_point = ChooseStopPoint(highest);
+      LK_ASSIGN_OR_RETURN(stop_point, ChooseStopPoint(highest));
       state["stop_point"] = stop_point;
       LK_RETURN_IF_ERROR(ctx.SaveState());
       ctx.Step("query", "done",

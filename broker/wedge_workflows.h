@@ -18,7 +18,14 @@
 
 namespace ledgerkeep {
 
-uint64_t ChooseStopPoint(uint64_t highest_block);
+// The cluster's stop point for a wedge (DESIGN.md §5): the next-but-one
+// checkpoint (window 150) above `highest_block`, the highest block any
+// replica reported: (seq + 300) - ((seq + 300) % 150). So 0..149 -> 300,
+// 150..299 -> 450: always more than one window and at most two above it.
+// FailedPrecondition when seq + 300 does not fit in 64 bits (a replica
+// reporting a block id that high is corrupt): no stop point is picked
+// rather than one that wrapped around below the chain.
+Result<uint64_t> ChooseStopPoint(uint64_t highest_block);
 
 // The wedge as a step of a larger workflow: picks (or resumes, from
 // ctx.state()["stop_point"]) the stop point and returns it once every

@@ -190,6 +190,16 @@ TEST_F(MaintenanceTest, HappyPathBacksUpEveryNodeAtOneBlockAndTheClusterServesAg
   ASSERT_GT(common, 0u) << report.dump();
   EXPECT_EQ(common % 150, 0u) << common;
   EXPECT_FALSE(report.value("rolled_back", false)) << report.dump();
+  // DESIGN.md §5: the stop point is the next-but-one checkpoint above the
+  // highest block the wedge read from the replicas, and the run's common block.
+  uint64_t highest = 0;
+  for (const auto& r : kReplicas) {
+    ASSERT_TRUE(report["wedge"]["block_ids"].contains(r)) << report.dump();
+    highest = std::max(highest, report["wedge"]["block_ids"][r].get<uint64_t>());
+  }
+  EXPECT_EQ(report.value("stop_point", uint64_t{0}), (highest + 300) - ((highest + 300) % 150))
+      << "highest block " << highest << ": " << report.dump();
+  EXPECT_EQ(common, report.value("stop_point", uint64_t{0})) << report.dump();
 
   for (const auto& r : kReplicas) {
     SCOPED_TRACE(r);
