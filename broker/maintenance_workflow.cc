@@ -119,10 +119,9 @@ class MaintenanceRun {
 
   // -------------------------------------------------------------- nodes
   Result<std::vector<std::string>> NodesWithRole(wire::Role role) {
-    LK_ASSIGN_OR_RETURN(auto list, ctx_.client().ListNodes());
+    LK_ASSIGN_OR_RETURN(auto members, ctx_.Members(role));  // clones are not in the window
     std::vector<std::string> out;
-    for (const auto& n : list.nodes)
-      if (n->role == role && !n->clone) out.push_back(n->node_id);  // clones are not in the window
+    for (const auto& n : members) out.push_back(n.node_id);
     return out;
   }
 
@@ -185,13 +184,13 @@ class MaintenanceRun {
     return Status::OK();
   }
 
-  // Nodes the broker has marked lost (cut off, or down).
+  // Members the broker has marked lost (cut off, or down).
   std::set<std::string> LostNodes() {
     std::set<std::string> out;
-    auto list = ctx_.client().ListNodes();
-    if (!list.ok()) return out;
-    for (const auto& n : list->nodes)
-      if (n->state == wire::NodeState::Lost) out.insert(n->node_id);
+    auto members = ctx_.Members(wire::Role::Unknown);
+    if (!members.ok()) return out;
+    for (const auto& n : *members)
+      if (n.state == wire::NodeState::Lost) out.insert(n.node_id);
     return out;
   }
 
@@ -199,10 +198,9 @@ class MaintenanceRun {
   Status Preflight() {
     std::string problems;
     auto add = [&](const std::string& p) { problems += (problems.empty() ? "" : "; ") + p; };
-    LK_ASSIGN_OR_RETURN(auto list, ctx_.client().ListNodes());
-    for (const auto& n : list.nodes) {
-      if (n->clone) continue;  // a restore clone is not part of the live cluster
-      if (n->state != wire::NodeState::Alive) add(n->node_id + " is " + NodeStateName(n->state));
+    LK_ASSIGN_OR_RETURN(auto members, ctx_.Members(wire::Role::Unknown));
+    for (const auto& n : members) {
+      if (n.state != wire::NodeState::Alive) add(n.node_id + " is " + NodeStateName(n.state));
     }
     if (!problems.empty()) return Status::FailedPrecondition("not every node is alive: " + problems);
 

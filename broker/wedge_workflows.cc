@@ -52,13 +52,12 @@ Result<std::map<std::string, WedgeView>> QueryWedgeStatus(WorkflowContext& ctx, 
 // them: waiting for one only delays the rollback (fault suite: a replica
 // partitioned during the wedge held its block-id query up for a minute, past
 // --wedge-timeout-s, and the stop point it then picked was already stale).
+// A lost clone is none of the wedge's business (issue 13: it held the wedge up).
 Result<std::string> LostReplicas(WorkflowContext& ctx) {
-  LK_ASSIGN_OR_RETURN(auto list, ctx.client().ListNodes());
+  LK_ASSIGN_OR_RETURN(auto replicas, ctx.Members(wire::Role::Replica));
   std::string out;
-  for (const auto& n : list.nodes) {
-    if (n->role == wire::Role::Replica && n->state == wire::NodeState::Lost) {
-      out += (out.empty() ? "" : ", ") + n->node_id;
-    }
+  for (const auto& n : replicas) {
+    if (n.state == wire::NodeState::Lost) out += (out.empty() ? "" : ", ") + n.node_id;
   }
   return out;
 }
@@ -255,12 +254,12 @@ Status UnwedgeReplicas(WorkflowContext& ctx, nlohmann::json& report, bool check_
   if (skip.empty()) {
     LK_ASSIGN_OR_RETURN(auto st, ctx.RunCommand(Replicas(), std::move(body), 10'000));
     done.push_back(std::move(st));
-  } else {  // one command per reachable replica
-    LK_ASSIGN_OR_RETURN(auto list, ctx.client().ListNodes());
+  } else {  // one command per reachable replica (members only: issue 13, a clone got one)
+    LK_ASSIGN_OR_RETURN(auto replicas, ctx.Members(wire::Role::Replica));
     std::vector<uint64_t> ids;
-    for (const auto& n : list.nodes) {
-      if (n->role != wire::Role::Replica || skip.count(n->node_id) != 0) continue;
-      LK_ASSIGN_OR_RETURN(uint64_t id, ctx.IssueCommand(TargetNode(n->node_id), body, 10'000));
+    for (const auto& n : replicas) {
+      if (skip.count(n.node_id) != 0) continue;
+      LK_ASSIGN_OR_RETURN(uint64_t id, ctx.IssueCommand(TargetNode(n.node_id), body, 10'000));
       ids.push_back(id);
     }
     for (uint64_t id : ids) {

@@ -80,6 +80,16 @@ void WorkflowContext::Step(const std::string& step, const std::string& state,
 
 bool WorkflowContext::abort_requested() const { return manager_->AbortRequested(run_id_); }
 
+Result<std::vector<ClusterMember>> WorkflowContext::Members(wire::Role role) {
+  LK_ASSIGN_OR_RETURN(auto list, client_->ListNodes());
+  std::vector<ClusterMember> out;
+  for (const auto& n : list.nodes) {
+    if (n->clone || (role != wire::Role::Unknown && n->role != role)) continue;
+    out.push_back({n->node_id, n->role, n->state});
+  }
+  return out;
+}
+
 Result<uint64_t> WorkflowContext::IssueCommand(const wire::TargetT& target, wire::CommandBodyUnion body,
                                                uint32_t timeout_ms, const std::string& step_key) {
   const std::string key = step_key.empty() ? "" : "workflow-" + std::to_string(run_id_) + "-" + step_key;

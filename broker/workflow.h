@@ -24,6 +24,7 @@
 #include <set>
 #include <string>
 #include <thread>
+#include <vector>
 
 #include "common/broker_client.h"
 #include "common/clock.h"
@@ -49,6 +50,13 @@ struct WorkflowRecord {
 };
 
 class WorkflowManager;
+
+// A member of the live cluster as the broker sees it (WorkflowContext::Members).
+struct ClusterMember {
+  std::string node_id;
+  wire::Role role = wire::Role::Unknown;
+  wire::NodeState state = wire::NodeState::Unknown;
+};
 
 // What a running workflow may do. Used from the workflow's thread only.
 class WorkflowContext {
@@ -80,6 +88,13 @@ class WorkflowContext {
   Result<wire::CommandStatusT> WaitCommand(uint64_t cmd_id, int64_t max_wait_ms);
   // The operator asked to abort (`ledgerkeep maintenance abort`).
   bool abort_requested() const;
+  // The live cluster's nodes of `role` (Unknown: every role), clones left
+  // out: a restore clone is never wedged, stopped, unwedged, queried or
+  // backed up by a workflow (README "Clones"). Workflows enumerate nodes
+  // only through this, never through a raw ListNodes, so that nodes they
+  // address one by one follow the rule the broker applies to role-addressed
+  // commands (NodeRegistry::IdsWithRole).
+  Result<std::vector<ClusterMember>> Members(wire::Role role);
 
  private:
   WorkflowManager* manager_;

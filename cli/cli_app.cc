@@ -37,9 +37,9 @@ struct TargetFlags {
 
 void AddTargetFlags(CLI::App* sub, TargetFlags& t) {
   auto* node = sub->add_option("--node", t.node, "only this node");
-  auto* role = sub->add_option("--role", t.role, "every node of this role (replica|client)")
+  auto* role = sub->add_option("--role", t.role, "every node of this role (replica|client); no clones")
                    ->check(CLI::IsMember({"replica", "client"}));
-  auto* all = sub->add_flag("--all", t.all, "every node (the default)");
+  auto* all = sub->add_flag("--all", t.all, "every node (the default); clones only by --node");
   node->excludes(role)->excludes(all);
   role->excludes(all);
 }

@@ -47,6 +47,7 @@ class MaintenanceTest : public ::testing::Test {
     // loaded CI machine delaying one agent's beat does not fail the run.
     o.suspect_after = 10;
     o.lost_after = 30;
+    o.clones = clones_;
     o.with_ledger = true;
     o.ledger_blocks_per_sec = blocks_per_sec;
     o.ledger_payload_bytes = payload_bytes;
@@ -171,10 +172,30 @@ class MaintenanceTest : public ::testing::Test {
     return RunToCompletion(std::move(spec), 60s);
   }
 
+  // Every command the broker issued to `node` so far (from the event log):
+  // "cmd_id kind" each.
+  std::vector<std::string> CommandsIssuedTo(const std::string& node) {
+    std::vector<std::string> out;
+    auto client = cluster_->ConnectOperator();
+    EXPECT_TRUE(client.ok()) << client.status().ToString();
+    if (!client.ok()) return out;
+    auto dump = FetchAllEvents(**client, "command");
+    EXPECT_TRUE(dump.ok()) << dump.status().ToString();
+    if (!dump.ok()) return out;
+    for (const auto& env : dump->events) {
+      const auto* c = EventOf(env).body_as_CommandIssued();
+      if (c == nullptr || c->targets() == nullptr) continue;
+      for (const auto* t : *c->targets())
+        if (t->str() == node) out.push_back(std::to_string(c->cmd_id()) + " " + c->kind()->str());
+    }
+    return out;
+  }
+
   std::unique_ptr<TestCluster> cluster_;
   std::string dest_root_;
   std::vector<std::string> mounts_;
   int shell_runs_ = 0;
+  int clones_ = 0;  // restore clones in the cluster (StartCluster)
 };
 
 // ---------------------------------------------------------------------------
@@ -326,6 +347,69 @@ TEST_F(MaintenanceTest, LostReplicaDoesNotHoldUpTheRollbackAndGetsItsUnwedgeWhen
   ::kill(agent, SIGCONT);  // back: it gets the queued start and unwedge
   LK_ASSERT_OK(cluster_->WaitNodeState("r3", "alive", 30s));
   ExpectServing(0);
+}
+
+// ---------------------------------------------------------------------------
+// Regression (issue 13, point 5): with a clone in the cluster, a rollback
+// with a lost replica unwedged the reachable replicas one by one, taken from
+// the node list, clone included: "rollback incomplete: unwedge failed on
+// clone1". A clone is not a member: no workflow step addresses it, and the
+// role-defaulted CLI commands leave it out unless it is named.
+TEST_F(MaintenanceTest, RollbackWithACloneInTheClusterNeverSendsItAnUnwedge) {
+  clones_ = 1;
+  StartCluster(/*blocks_per_sec=*/100);
+  ConfigureAll();
+  for (const std::vector<std::string>& cmd :
+       {std::vector<std::string>{"blocks"}, {"health"}, {"wedge", "status"}, {"backup", "status"}}) {
+    RunResult r = Cli(cmd, 30s);
+    EXPECT_FALSE(Json(r).contains("clone1") ||
+                 Json(r).value("replicas", nlohmann::json::object()).contains("clone1"))
+        << "a role-defaulted command reached the clone: " << r.Describe();
+  }
+  RunResult named = Cli({"blocks", "--node", "clone1"}, 30s);
+  EXPECT_TRUE(Json(named)["replicas"].contains("clone1"))
+      << "--node clone1 must reach the clone: " << named.Describe();
+  const size_t named_commands = CommandsIssuedTo("clone1").size();
+  ASSERT_EQ(named_commands, 1u) << "only `blocks --node clone1` may have reached the clone";
+
+  LK_ASSERT_OK_AND_ASSIGN(
+      auto bg, cluster_->StartCli({"--json", "maintenance", "run", "--wedge-timeout-s", "8"}, "maint-clone"));
+  ASSERT_TRUE(WaitUntil([&] { return BrokerLogHas("(maintenance) wedge started"); }, 60s, 5ms))
+      << "the run never reached the wedge";
+  const pid_t agent = cluster_->agent_process("r3")->pid();
+  ASSERT_EQ(::kill(agent, SIGSTOP), 0);
+  struct Resume {
+    pid_t pid;
+    ~Resume() { ::kill(pid, SIGCONT); }
+  } resume{agent};
+  LK_ASSERT_OK(cluster_->WaitNodeState("r3", "lost", 20s));
+  auto rc = bg->WaitExit(120s);
+  ASSERT_TRUE(rc.has_value()) << "maintenance run did not finish";
+  auto j = LastJsonLine(bg->ReadStdout());
+  EXPECT_EQ(*rc, 1) << bg->ReadStdout();
+  EXPECT_TRUE(j["report"].value("rolled_back", false)) << j.dump();
+  EXPECT_EQ(j["report"].value("queued_for_lost", nlohmann::json::array()), nlohmann::json::array({"r3"}))
+      << j.dump();
+  EXPECT_EQ(j.value("error", "").find("clone1"), std::string::npos) << j.dump();
+  const auto to_clone = CommandsIssuedTo("clone1");
+  EXPECT_EQ(to_clone.size(), named_commands)
+      << "the run sent the clone: " << testing::PrintToString(to_clone);
+}
+
+// Regression (issue 13, point 5): a lost clone stopped the wedge ("cannot
+// wedge: clone1 lost"), although no command of the window goes to it.
+TEST_F(MaintenanceTest, LostCloneDoesNotStopTheMaintenanceWindow) {
+  clones_ = 1;
+  StartCluster();
+  ConfigureAll();
+  LK_ASSERT_OK(cluster_->KillAgent("clone1"));
+  LK_ASSERT_OK(cluster_->WaitNodeState("clone1", "lost", 15s));
+  RunResult run = Cli(RunArgs(), 180s);
+  ASSERT_EQ(run.exit_code, 0) << run.Describe();
+  auto j = Json(run);
+  EXPECT_TRUE(j.value("ok", false)) << j.dump();
+  EXPECT_FALSE(j["report"].value("rolled_back", false)) << j.dump();
+  EXPECT_TRUE(CommandsIssuedTo("clone1").empty()) << testing::PrintToString(CommandsIssuedTo("clone1"));
 }
 
 // ---------------------------------------------------------------------------
