@@ -16,6 +16,7 @@
 #include <set>
 #include <sstream>
 
+#include "common/process.h"
 #include "ledger/control_client.h"
 #include "ledger/ledger_store.h"
 #include "tests/support/child_process.h"
@@ -191,7 +192,40 @@ class MaintenanceTest : public ::testing::Test {
     return out;
   }
 
+  // A pre hook that runs 40 s: a shell whose background child outlives it
+  // unless the hook's whole process group is killed. The processes
+  // (identified by pid and start time) once both have started.
+  std::string LongPreHook() {
+    hook_dir_ = cluster_->dir() + "/hook";
+    fs::create_directories(hook_dir_);
+    return "sleep 40 & echo $! > '" + hook_dir_ + "/child.pid'; echo $$ > '" + hook_dir_ +
+           "/sh.pid'; sleep 40";
+  }
+  std::vector<ProcessId> WaitLongPreHookStarted() {
+    std::vector<ProcessId> procs;
+    EXPECT_TRUE(WaitUntil(
+        [&] {
+          procs.clear();
+          for (const char* f : {"/sh.pid", "/child.pid"}) {
+            std::ifstream in(hook_dir_ + f);
+            pid_t pid = 0;
+            if (!(in >> pid) || pid <= 0) return false;
+            procs.push_back({pid, ProcessStartTicks(pid)});
+          }
+          return true;
+        },
+        60s, 10ms))
+        << "the pre hook never started";
+    return procs;
+  }
+  static bool AnyAlive(const std::vector<ProcessId>& procs) {
+    for (const auto& p : procs)
+      if (ProcessRunner::Real()->IsAlive(p)) return true;
+    return false;
+  }
+
   std::unique_ptr<TestCluster> cluster_;
+  std::string hook_dir_;
   std::string dest_root_;
   std::vector<std::string> mounts_;
   int shell_runs_ = 0;
@@ -648,6 +682,55 @@ TEST_F(MaintenanceTest, AbortDuringTheWedgeRollsBackAndASecondRunIsRefused) {
   EXPECT_FALSE(SawStep(evs, "final_sync")) << "went on after the abort";
   EXPECT_TRUE(SawStep(evs, "rollback", "done"));
   ExpectServing(aborted_at);
+}
+
+// Regression (issue 13, point 17): `maintenance abort` during a pre hook
+// `sleep 40` took effect only once the hook ended by itself, 40 s later. The
+// abort kills the hook's process group (its background child too) at once,
+// and the run rolls back as for any abort.
+TEST_F(MaintenanceTest, AbortDuringAPreHookKillsItsProcessGroupAtOnceAndRollsBack) {
+  StartCluster();
+  ConfigureAll();
+  LK_ASSERT_OK_AND_ASSIGN(
+      auto bg,
+      cluster_->StartCli({"--json", "maintenance", "run", "--pre-hook", LongPreHook()}, "maint-hook-abort"));
+  const auto hook = WaitLongPreHookStarted();
+  ASSERT_EQ(hook.size(), 2u);
+  ASSERT_TRUE(AnyAlive(hook));
+  const auto aborted_at = std::chrono::steady_clock::now();
+  RunResult abort = Cli({"maintenance", "abort"});
+  ASSERT_EQ(abort.exit_code, 0) << abort.Describe();
+  EXPECT_TRUE(WaitUntil([&] { return !AnyAlive(hook); }, 10s, 20ms))
+      << "the pre hook (or its background child) still runs 10 s after the abort";
+  auto rc = bg->WaitExit(60s);
+  ASSERT_TRUE(rc.has_value()) << "the aborted run did not finish";
+  EXPECT_LT(std::chrono::steady_clock::now() - aborted_at, 20s) << "the abort waited for the hook";
+  EXPECT_EQ(*rc, 1) << bg->ReadStdout();
+  auto j = LastJsonLine(bg->ReadStdout());
+  EXPECT_NE(j.value("error", "").find("aborted by the operator"), std::string::npos) << j.dump();
+  EXPECT_EQ(j["report"].value("failed_step", ""), "pre_hook") << j.dump();
+  EXPECT_TRUE(j["report"]["hooks"]["pre_hook"].value("killed", false)) << j.dump();
+  EXPECT_TRUE(j["report"].value("rolled_back", false)) << j.dump();
+  auto evs = RunbookEvents();
+  EXPECT_FALSE(SawStep(evs, "stop_clients")) << "went on after the abort";
+  EXPECT_TRUE(SawStep(evs, "rollback", "done"));
+}
+
+// A broker shutdown (SIGTERM) during a pre hook kills the hook's process
+// group instead of waiting for the hook to end (it waited 40 s, past any
+// service manager's stop timeout); the run resumes on the next start.
+TEST_F(MaintenanceTest, BrokerShutdownDuringAPreHookKillsItsProcessGroup) {
+  StartCluster();
+  ConfigureAll();
+  LK_ASSERT_OK_AND_ASSIGN(auto bg,
+                          cluster_->StartCli({"--json", "maintenance", "run", "--pre-hook", LongPreHook()},
+                                             "maint-hook-shutdown"));
+  const auto hook = WaitLongPreHookStarted();
+  ASSERT_EQ(hook.size(), 2u);
+  LK_ASSERT_OK(cluster_->KillBroker(SIGTERM));  // waits 15 s for the exit
+  EXPECT_TRUE(WaitUntil([&] { return !AnyAlive(hook); }, 5s, 20ms))
+      << "the pre hook (or its background child) outlived the broker";
+  EXPECT_EQ(cluster_->broker_process()->exit_code().value_or(-1), 0) << "the broker did not stop cleanly";
 }
 
 // --dry-run prints the plan and an estimate, and changes nothing.
