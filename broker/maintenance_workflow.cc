@@ -263,7 +263,13 @@ class MaintenanceRun {
       else if (h.state_transfer_active) add(node + ": in state transfer");
       report_["health"][node] = {{"blocks_per_sec", h.blocks_per_sec}, {"slow_paths", h.slow_paths}};
     }
-    if (!problems.empty()) return Status::FailedPrecondition("replicas not healthy: " + problems);
+    if (!problems.empty()) {
+      for (const auto& e : ctx_.NeedsUnwedgeList()) {
+        add(e.node + " still needs an unwedge (" + e.reason +
+            "; the broker retries it, `ledgerkeep unwedge --node " + e.node + "` releases it now)");
+      }
+      return Status::FailedPrecondition("replicas not healthy: " + problems);
+    }
     return Status::OK();
   }
 
@@ -449,6 +455,7 @@ class MaintenanceRun {
     note("start replicas", Components(wire::Role::Replica, wire::NodeAction::Start, lost));
     nlohmann::json unwedge_report;
     note("unwedge", UnwedgeReplicas(ctx_, unwedge_report, /*check_first=*/false, lost));
+    if (unwedge_report.contains("needs_unwedge")) report_["needs_unwedge"] = unwedge_report["needs_unwedge"];
     note("start clients", Components(wire::Role::Client, wire::NodeAction::Start, lost));
     note("post hook", Hook("post_hook"));
     auto replicas = NodesWithRole(wire::Role::Replica);
@@ -469,7 +476,8 @@ class MaintenanceRun {
       if (s.ok()) {
         report_["queued_for_lost"].push_back(n);
         problems += (problems.empty() ? "" : "; ") + n + " is lost: its start and unwedge are queued for " +
-                    std::to_string(redeliver_ms / 1000) + " s and run when it reconnects";
+                    std::to_string(redeliver_ms / 1000) +
+                    " s and run when it reconnects (the broker retries its unwedge until it succeeds)";
       } else {
         note(n + " (lost): queueing its start and unwedge", s);
       }

@@ -218,6 +218,12 @@ class MaintenanceTest : public ::testing::Test {
         << "the pre hook never started";
     return procs;
   }
+  // j[key] when it is an object, else an empty object (so that a missing
+  // part of a report fails an expectation instead of throwing).
+  static nlohmann::json Field(const nlohmann::json& j, const std::string& key) {
+    if (!j.is_object() || !j.contains(key) || !j[key].is_object()) return nlohmann::json::object();
+    return j[key];
+  }
   static bool AnyAlive(const std::vector<ProcessId>& procs) {
     for (const auto& p : procs)
       if (ProcessRunner::Real()->IsAlive(p)) return true;
@@ -421,8 +427,9 @@ TEST_F(MaintenanceTest, RollbackWithACloneInTheClusterNeverSendsItAnUnwedge) {
   ASSERT_TRUE(rc.has_value()) << "maintenance run did not finish";
   auto j = LastJsonLine(bg->ReadStdout());
   EXPECT_EQ(*rc, 1) << bg->ReadStdout();
-  EXPECT_TRUE(j["report"].value("rolled_back", false)) << j.dump();
-  EXPECT_EQ(j["report"].value("queued_for_lost", nlohmann::json::array()), nlohmann::json::array({"r3"}))
+  EXPECT_TRUE(Field(j, "report").value("rolled_back", false)) << j.dump();
+  EXPECT_EQ(Field(j, "report").value("queued_for_lost", nlohmann::json::array()),
+            nlohmann::json::array({"r3"}))
       << j.dump();
   EXPECT_EQ(j.value("error", "").find("clone1"), std::string::npos) << j.dump();
   const auto to_clone = CommandsIssuedTo("clone1");
@@ -442,8 +449,134 @@ TEST_F(MaintenanceTest, LostCloneDoesNotStopTheMaintenanceWindow) {
   ASSERT_EQ(run.exit_code, 0) << run.Describe();
   auto j = Json(run);
   EXPECT_TRUE(j.value("ok", false)) << j.dump();
-  EXPECT_FALSE(j["report"].value("rolled_back", false)) << j.dump();
+  EXPECT_FALSE(Field(j, "report").value("rolled_back", false)) << j.dump();
   EXPECT_TRUE(CommandsIssuedTo("clone1").empty()) << testing::PrintToString(CommandsIssuedTo("clone1"));
+}
+
+// ---------------------------------------------------------------------------
+// Regression (issue 13, point 6): r3's ledgerd frozen (SIGSTOP) after it got
+// the stop point: the wedge times out, the rollback's unwedge of r3 times
+// out, and once thawed r3 ran on to the stop point and stayed wedged there
+// for good (ledgerd persists it), until an operator noticed. Now r3 is on
+// the broker's needs-unwedge list and is unwedged by a retry once it
+// answers again, with no operator action; events say so.
+TEST_F(MaintenanceTest, LedgerdFrozenDuringTheWedgeIsUnwedgedOnceItThawsWithoutOperatorAction) {
+  StartCluster(/*blocks_per_sec=*/50);  // the stop point is 3-6 s away
+  ConfigureAll();
+  LK_ASSERT_OK_AND_ASSIGN(
+      auto bg,
+      cluster_->StartCli({"--json", "maintenance", "run", "--wedge-timeout-s", "8"}, "maint-frozen-ledgerd"));
+  uint64_t stop = 0;
+  ASSERT_TRUE(WaitUntil(
+      [&] {
+        auto st = Ledger("r3");
+        stop = st ? st->stop_point : 0;
+        return stop != 0;
+      },
+      60s, 5ms))
+      << "r3 never got a stop point";
+  const pid_t ledgerd = ComponentPid("r3", "ledgerd");
+  ASSERT_GT(ledgerd, 0);
+  ASSERT_EQ(::kill(ledgerd, SIGSTOP), 0);
+  struct Resume {
+    pid_t pid;
+    ~Resume() { ::kill(pid, SIGCONT); }
+  } resume{ledgerd};
+
+  auto rc = bg->WaitExit(120s);
+  ASSERT_TRUE(rc.has_value()) << "maintenance run did not finish";
+  EXPECT_EQ(*rc, 1) << bg->ReadStdout();
+  auto j = LastJsonLine(bg->ReadStdout());
+  EXPECT_TRUE(Field(j, "report").value("rolled_back", false)) << j.dump();
+  EXPECT_EQ(Field(j, "report").value("needs_unwedge", nlohmann::json::array()), nlohmann::json::array({"r3"}))
+      << j.dump();
+  EXPECT_NE(j.value("error", "").find("retries"), std::string::npos) << j.dump();
+
+  ::kill(ledgerd, SIGCONT);  // no operator command from here on
+  std::optional<ledger::LedgerStatus> r3;
+  EXPECT_TRUE(WaitUntil(
+      [&] {
+        r3 = Ledger("r3");
+        return r3 && !r3->wedged && r3->stop_point == 0 && r3->last_reachable > stop + 20;
+      },
+      60s, 100ms))
+      << "r3 stays wedged after it thawed: "
+      << (r3 ? "wedged " + std::to_string(r3->wedged) + " stop point " + std::to_string(r3->stop_point) +
+                   " last reachable " + std::to_string(r3->last_reachable)
+             : std::string("no status"));
+  RunResult evs = Cli({"events", "--from-start", "--filter", "wedge.r3"});
+  EXPECT_NE(evs.out.find("r3 needs an unwedge"), std::string::npos) << evs.Describe();
+  EXPECT_NE(evs.out.find("r3 unwedged by the broker's retry"), std::string::npos) << evs.Describe();
+  ExpectServing(stop);
+}
+
+// Issue 13, point 6: `ledgerkeep unwedge --node NODE` releases one stranded
+// replica (wedged while the others are not), and is refused with a reason
+// for a replica that is not wedged, a client, an unknown node, one replica
+// of a cluster-wide wedge, and while another workflow runs.
+TEST_F(MaintenanceTest, UnwedgeNodeReleasesOneStrandedReplicaAndIsRefusedOtherwise) {
+  StartCluster();
+  ConfigureAll();
+  // While a maintenance run is in progress (held in its pre hook): refused.
+  LK_ASSERT_OK_AND_ASSIGN(
+      auto bg,
+      cluster_->StartCli({"--json", "maintenance", "run", "--pre-hook", LongPreHook()}, "maint-busy"));
+  WaitLongPreHookStarted();
+  RunResult busy = Cli({"unwedge", "--node", "r3"});
+  EXPECT_EQ(busy.exit_code, 1) << busy.Describe();
+  EXPECT_NE(busy.err.find("still running"), std::string::npos) << busy.Describe();
+  ASSERT_EQ(Cli({"maintenance", "abort"}).exit_code, 0);
+  ASSERT_TRUE(bg->WaitExit(60s).has_value()) << "the aborted run did not finish";
+
+  // Strand r3 at a stop point of its own (what a run the broker lost track
+  // of leaves behind).
+  ledger::ControlClientOptions co;
+  co.timeout = 2000ms;
+  ledger::LedgerControlClient r3(cluster_->LedgerControl("r3"), co);
+  const uint64_t at = LastBlock("r3");
+  const uint64_t stop = (at + 300) - ((at + 300) % 150);
+  LK_ASSERT_OK(r3.Wedge(stop));
+  ASSERT_TRUE(WaitUntil(
+      [&] {
+        auto st = Ledger("r3");
+        return st && st->wedged;
+      },
+      30s, 20ms))
+      << "r3 did not wedge";
+
+  RunResult all = Cli({"unwedge"});
+  EXPECT_EQ(all.exit_code, 1) << all.Describe();  // the others are not wedged
+  RunResult r1 = Cli({"unwedge", "--node", "r1"});
+  EXPECT_EQ(r1.exit_code, 1) << r1.Describe();
+  EXPECT_NE(Json(r1).value("error", "").find("r1: it is not wedged"), std::string::npos) << r1.Describe();
+  RunResult c1 = Cli({"unwedge", "--node", "c1"});
+  EXPECT_EQ(c1.exit_code, 1) << c1.Describe();
+  EXPECT_NE(Json(c1).value("error", "").find("only replicas"), std::string::npos) << c1.Describe();
+  RunResult unknown = Cli({"unwedge", "--node", "r9"});
+  EXPECT_EQ(unknown.exit_code, 2) << unknown.Describe();
+  auto st = Ledger("r3");
+  ASSERT_TRUE(st && st->wedged && st->stop_point == stop) << "a refused unwedge touched r3";
+
+  RunResult ok = Cli({"unwedge", "--node", "r3"});
+  ASSERT_EQ(ok.exit_code, 0) << ok.Describe();
+  EXPECT_TRUE(Json(ok)["report"]["unwedged"].value("r3", false)) << ok.Describe();
+  ASSERT_TRUE(WaitUntil(
+      [&] {
+        auto s3 = Ledger("r3");
+        return s3 && !s3->wedged && s3->stop_point == 0 && s3->last_reachable > stop + 20;
+      },
+      30s, 50ms))
+      << "r3 does not advance after unwedge --node r3";
+
+  // One replica of a cluster-wide wedge is not stranded: refused.
+  RunResult wedge = Cli({"wedge", "stop", "--timeout-s", "60"});
+  ASSERT_EQ(wedge.exit_code, 0) << wedge.Describe();
+  RunResult one = Cli({"unwedge", "--node", "r1"});
+  EXPECT_EQ(one.exit_code, 1) << one.Describe();
+  EXPECT_NE(Json(one).value("error", "").find("cluster wedge"), std::string::npos) << one.Describe();
+  RunResult resume = Cli({"unwedge"});
+  EXPECT_EQ(resume.exit_code, 0) << resume.Describe();
+  ExpectServing(Json(wedge)["report"].value("stop_point", uint64_t{0}));
 }
 
 // ---------------------------------------------------------------------------
@@ -707,10 +840,11 @@ TEST_F(MaintenanceTest, AbortDuringAPreHookKillsItsProcessGroupAtOnceAndRollsBac
   EXPECT_LT(std::chrono::steady_clock::now() - aborted_at, 20s) << "the abort waited for the hook";
   EXPECT_EQ(*rc, 1) << bg->ReadStdout();
   auto j = LastJsonLine(bg->ReadStdout());
-  EXPECT_NE(j.value("error", "").find("aborted by the operator"), std::string::npos) << j.dump();
-  EXPECT_EQ(j["report"].value("failed_step", ""), "pre_hook") << j.dump();
-  EXPECT_TRUE(j["report"]["hooks"]["pre_hook"].value("killed", false)) << j.dump();
-  EXPECT_TRUE(j["report"].value("rolled_back", false)) << j.dump();
+  const auto report = Field(j, "report");
+  EXPECT_NE(j.value("error", "").find("aborted by the operator"), std::string::npos) << bg->ReadStdout();
+  EXPECT_EQ(report.value("failed_step", ""), "pre_hook") << j.dump();
+  EXPECT_TRUE(Field(Field(report, "hooks"), "pre_hook").value("killed", false)) << j.dump();
+  EXPECT_TRUE(report.value("rolled_back", false)) << j.dump();
   auto evs = RunbookEvents();
   EXPECT_FALSE(SawStep(evs, "stop_clients")) << "went on after the abort";
   EXPECT_TRUE(SawStep(evs, "rollback", "done"));
