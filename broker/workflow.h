@@ -92,10 +92,10 @@ class WorkflowContext {
   bool abort_requested() const;
   // The live cluster's nodes of `role` (Unknown: every role), clones left
   // out: a restore clone is never wedged, stopped, unwedged, queried or
-  // backed up by a workflow (README "Clones"). Workflows enumerate nodes
-  // only through this, never through a raw ListNodes, so that nodes they
-  // address one by one follow the rule the broker applies to role-addressed
-  // commands (NodeRegistry::IdsWithRole).
+  // backed up by a workflow (README "Clones"). Workflows pick the nodes they
+  // address one by one only through this, never from a raw ListNodes, so
+  // they follow the rule the broker applies to role-addressed commands
+  // (NodeRegistry::IdsWithRole).
   Result<std::vector<ClusterMember>> Members(wire::Role role);
 
   // The "needs unwedge" list (UnwedgeRetrier): a replica this run could not
