@@ -24,7 +24,6 @@
 #include <map>
 #include <memory>
 #include <mutex>
-#include <optional>
 #include <thread>
 
 #include "agents/ledger_probe.h"
@@ -805,19 +804,20 @@ TEST_F(BackupEngineTest, StoppedDbStaysLockedAgainstLedgerdForTheWholeCopy) {
   WaitForBlocks(100);
   StopLedgerd();
   ASSERT_TRUE(AnotherProcessCouldLockTheDb(db_));
-  std::optional<bool> in_use, lockable;
+  bool probed = false, in_use = false, lockable = true;
   auto o = Options(tmp_.path() + "/backups/r1");
   o.on_progress = [&](const wire::ProgressT& p) {
-    if (p.phase != "transfer" || in_use.has_value()) return;
+    if (p.phase != "transfer" || probed) return;
+    probed = true;
     in_use = LedgerDbInUse(db_);  // the checksum pass has read LOCK by now
     lockable = AnotherProcessCouldLockTheDb(db_);
   };
   auto res = engine_.Run(o);
   ASSERT_TRUE(res.ok) << res.error;
   EXPECT_TRUE(res.consistent);
-  ASSERT_TRUE(in_use.has_value()) << "no transfer progress reported";
-  EXPECT_TRUE(*in_use) << "the agent would start ledgerd in the middle of the copy";
-  EXPECT_FALSE(*lockable) << "a ledgerd could open the DB in the middle of its copy";
+  ASSERT_TRUE(probed) << "no transfer progress reported";
+  EXPECT_TRUE(in_use) << "the agent would start ledgerd in the middle of the copy";
+  EXPECT_FALSE(lockable) << "a ledgerd could open the DB in the middle of its copy";
   ExpectSnapshotVerifies(tmp_.path() + "/backups/r1/snapshots/" + res.snapshot_id);
   EXPECT_FALSE(LedgerDbInUse(db_)) << "the copy kept the DB locked after it ended";
   EXPECT_TRUE(AnotherProcessCouldLockTheDb(db_));
