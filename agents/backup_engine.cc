@@ -78,20 +78,6 @@ struct Source {
   }
 };
 
-// Takes RocksDB's own LOCK on a DB nobody has open; -1 if it is in use.
-int TryLockDb(const std::string& db) {
-  int fd = ::open((db + "/LOCK").c_str(), O_RDWR | O_CLOEXEC);
-  if (fd < 0) return -1;
-  struct flock fl {};
-  fl.l_type = F_WRLCK;
-  fl.l_whence = SEEK_SET;
-  if (::fcntl(fd, F_SETLK, &fl) != 0) {
-    ::close(fd);
-    return -1;
-  }
-  return fd;
-}
-
 // The ssh ControlPath of a run in `work_dir`. A Unix socket path holds 107
 // characters and ssh binds "<path>.<16 random>" first, with %C 40 hex
 // digits: a deep work dir falls back to /tmp, still one socket per work dir
@@ -468,7 +454,7 @@ struct BackupEngine::Impl {
       spdlog::info("no checkpoint from ledgerd ({}); checking whether it is stopped", cp.status().ToString());
     }
     // 2. ledgerd stopped: the DB is quiescent; hold its lock while copying.
-    int fd = TryLockDb(o.ledger_db);
+    int fd = TryLockLedgerDb(o.ledger_db);  // an OFD lock: the checksum pass reading LOCK keeps it
     auto store = ledger::LedgerStore::OpenReadOnly(o.ledger_db);
     if (!store.ok()) {
       if (fd >= 0) ::close(fd);

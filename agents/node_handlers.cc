@@ -31,6 +31,8 @@ class NodeManagementHandler final : public CommandHandler {
       return out;
     }
     if (m->action() == wire::NodeAction::Start) {
+      out.status = WaitForTheLedgerDb(ctx);
+      if (!out.status.ok()) return out;
       ctx.Note("info", "starting components");
       out.status = s_->supervisor->Start(names);
       // Started means serving: wait for ledgerd's control socket, so the
@@ -64,6 +66,31 @@ class NodeManagementHandler final : public CommandHandler {
   }
 
  private:
+  // A backup copying the stopped DB holds its LOCK (TryLockLedgerDb): a
+  // ledgerd started meanwhile fails to open the DB, and rewrites RocksDB's
+  // LOG under the copy on its way. So a start waits for that copy to end,
+  // until the command's deadline (fault suite: a frozen agent, thawed after
+  // a rollback, finishes the final sync it was running and gets the
+  // rollback's start at the same time).
+  Status WaitForTheLedgerDb(const CommandContext& ctx) const {
+    const std::string& db = s_->config.ledger_db;
+    if (db.empty() || LedgerdListening(s_->config.ledger_control) || !LedgerDbInUse(db)) return Status::OK();
+    ctx.Note("info",
+             "waiting for the backup copying the stopped ledger DB to finish before starting ledgerd");
+    const int64_t deadline =
+        ctx.command().deadline_ms() > 0 ? ctx.command().deadline_ms() : ctx.clock()->NowMs() + 600'000;
+    while (LedgerDbInUse(db)) {
+      if (ctx.cancelled()) return Status::Aborted("agent stopping");
+      if (ctx.clock()->NowMs() >= deadline) {
+        return Status::Busy("the ledger DB " + db +
+                            " is still locked (a backup copying it, or a ledgerd this agent did not start); "
+                            "not starting ledgerd");
+      }
+      std::this_thread::sleep_for(std::chrono::milliseconds(100));
+    }
+    return Status::OK();
+  }
+
   std::shared_ptr<NodeServices> s_;
 };
 

@@ -26,6 +26,8 @@ const std::vector<std::string> kSteps = {
     "verify_blocks", "start_clients", "post_hook"};
 // Steps from here on changed the cluster: a failure rolls back.
 constexpr size_t kFirstTouchingStep = 2;  // stop_clients
+// A hook killed by an abort or a broker shutdown gets SIGKILL this long after SIGTERM.
+constexpr int64_t kHookGraceMs = 2'000;
 
 class MaintenanceRun {
  public:
@@ -45,8 +47,11 @@ class MaintenanceRun {
     if (step > 0) report_["resumed_at_step"] = kSteps[std::min(step, kSteps.size() - 1)];
     if (state_.value("window_start_ms", int64_t{0}) == 0) state_["window_start_ms"] = int64_t{0};
     for (; step < kSteps.size(); ++step) {
-      if (ctx_.abort_requested() && step >= kFirstTouchingStep) {
-        return Rollback("aborted by the operator");
+      if (ctx_.abort_requested()) {
+        if (step >= kFirstTouchingStep) return Rollback("aborted by the operator");
+        // Not even the pre hook runs after an abort.
+        report_["failed_step"] = kSteps[step];
+        return Status::Aborted("aborted by the operator before " + kSteps[step] + "; nothing was changed");
       }
       if (ctx_.cancelled()) return Status::Aborted("broker stopping");
       state_["step"] = step;
@@ -61,6 +66,10 @@ class MaintenanceRun {
       if (!s.ok()) {
         ctx_.Step(name, "failed", s.message());
         report_["failed_step"] = name;
+        // A pre hook killed by an abort may have done part of its work
+        // (stopped some applications): roll back, which runs the post hook.
+        if (name == "pre_hook" && ctx_.abort_requested())
+          return Rollback("aborted by the operator: " + s.message());
         if (step < kFirstTouchingStep) return s.WithContext(name + " failed; nothing was changed");
         return Rollback(name + " failed: " + s.message());
       }
@@ -119,10 +128,9 @@ class MaintenanceRun {
 
   // -------------------------------------------------------------- nodes
   Result<std::vector<std::string>> NodesWithRole(wire::Role role) {
-    LK_ASSIGN_OR_RETURN(auto list, ctx_.client().ListNodes());
+    LK_ASSIGN_OR_RETURN(auto members, ctx_.Members(role));  // clones are not in the window
     std::vector<std::string> out;
-    for (const auto& n : list.nodes)
-      if (n->role == role && !n->clone) out.push_back(n->node_id);  // clones are not in the window
+    for (const auto& n : members) out.push_back(n.node_id);
     return out;
   }
 
@@ -185,13 +193,13 @@ class MaintenanceRun {
     return Status::OK();
   }
 
-  // Nodes the broker has marked lost (cut off, or down).
+  // Members the broker has marked lost (cut off, or down).
   std::set<std::string> LostNodes() {
     std::set<std::string> out;
-    auto list = ctx_.client().ListNodes();
-    if (!list.ok()) return out;
-    for (const auto& n : list->nodes)
-      if (n->state == wire::NodeState::Lost) out.insert(n->node_id);
+    auto members = ctx_.Members(wire::Role::Unknown);
+    if (!members.ok()) return out;
+    for (const auto& n : *members)
+      if (n.state == wire::NodeState::Lost) out.insert(n.node_id);
     return out;
   }
 
@@ -199,10 +207,9 @@ class MaintenanceRun {
   Status Preflight() {
     std::string problems;
     auto add = [&](const std::string& p) { problems += (problems.empty() ? "" : "; ") + p; };
-    LK_ASSIGN_OR_RETURN(auto list, ctx_.client().ListNodes());
-    for (const auto& n : list.nodes) {
-      if (n->clone) continue;  // a restore clone is not part of the live cluster
-      if (n->state != wire::NodeState::Alive) add(n->node_id + " is " + NodeStateName(n->state));
+    LK_ASSIGN_OR_RETURN(auto members, ctx_.Members(wire::Role::Unknown));
+    for (const auto& n : members) {
+      if (n.state != wire::NodeState::Alive) add(n.node_id + " is " + NodeStateName(n.state));
     }
     if (!problems.empty()) return Status::FailedPrecondition("not every node is alive: " + problems);
 
@@ -257,16 +264,38 @@ class MaintenanceRun {
       else if (h.state_transfer_active) add(node + ": in state transfer");
       report_["health"][node] = {{"blocks_per_sec", h.blocks_per_sec}, {"slow_paths", h.slow_paths}};
     }
-    if (!problems.empty()) return Status::FailedPrecondition("replicas not healthy: " + problems);
+    if (!problems.empty()) {
+      for (const auto& e : ctx_.NeedsUnwedgeList()) {
+        add(e.node + " still needs an unwedge (" + e.reason +
+            "; the broker retries it, `ledgerkeep unwedge --node " + e.node + "` releases it now)");
+      }
+      return Status::FailedPrecondition("replicas not healthy: " + problems);
+    }
     return Status::OK();
   }
 
+  // Runs an operator hook with /bin/sh in a process group of its own
+  // (RunStreaming). A broker shutdown, and for the pre hook an abort, kill
+  // the whole group at once (SIGTERM, SIGKILL kHookGraceMs later): an abort
+  // during `--pre-hook 'sleep 40'` took effect only after 40 s (issue 13).
+  // The post hook also runs during a rollback, which an abort asked for: an
+  // abort never stops it.
   Status Hook(const std::string& which) {
     const std::string cmd = params_.value(which, "");
     if (cmd.empty()) return Status::OK();
-    auto r = ProcessRunner::Real()->Run({"/bin/sh", "-c", cmd}, 300'000);
+    const bool abortable = which == "pre_hook";
+    RunOptions o;
+    o.timeout_ms = 300'000;
+    o.term_grace_ms = kHookGraceMs;
+    o.cancelled = [&] { return ctx_.cancelled() || (abortable && ctx_.abort_requested()); };
+    auto r = ProcessRunner::Real()->RunStreaming({"/bin/sh", "-c", cmd}, o);
     if (!r.ok()) return r.status();
     report_["hooks"][which] = {{"command", cmd}, {"exit_code", r->exit_code}, {"output", r->output.substr(0, 2000)}};
+    if (r->cancelled) {
+      report_["hooks"][which]["killed"] = true;
+      return Status::Aborted(which + " `" + cmd + "` killed (its process group): " +
+                             (ctx_.cancelled() ? "broker stopping" : "aborted by the operator"));
+    }
     if (r->exit_code != 0 || r->timed_out) {
       return Status::Aborted(which + " `" + cmd + "` failed (exit " + std::to_string(r->exit_code) + "): " +
                              r->output.substr(0, 500));
@@ -451,6 +480,7 @@ class MaintenanceRun {
     note("start replicas", Components(wire::Role::Replica, wire::NodeAction::Start, lost));
     nlohmann::json unwedge_report;
     note("unwedge", UnwedgeReplicas(ctx_, unwedge_report, /*check_first=*/false, lost));
+    if (unwedge_report.contains("needs_unwedge")) report_["needs_unwedge"] = unwedge_report["needs_unwedge"];
     note("start clients", Components(wire::Role::Client, wire::NodeAction::Start, lost));
     note("post hook", Hook("post_hook"));
     auto replicas = NodesWithRole(wire::Role::Replica);
@@ -471,7 +501,8 @@ class MaintenanceRun {
       if (s.ok()) {
         report_["queued_for_lost"].push_back(n);
         problems += (problems.empty() ? "" : "; ") + n + " is lost: its start and unwedge are queued for " +
-                    std::to_string(redeliver_ms / 1000) + " s and run when it reconnects";
+                    std::to_string(redeliver_ms / 1000) +
+                    " s and run when it reconnects (the broker retries its unwedge until it succeeds)";
       } else {
         note(n + " (lost): queueing its start and unwedge", s);
       }

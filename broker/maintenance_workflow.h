@@ -8,9 +8,11 @@
 // A failed preflight touches nothing. Any failure after the clients were
 // stopped — or `ledgerkeep maintenance abort` — rolls the cluster back to
 // serving (start replicas, unwedge, start clients, post hook) and reports
-// why. The step reached is persisted; a broker restarted mid-run resumes
-// forward from it (a final sync already issued is waited for, not repeated),
-// or continues its rollback. It never leaves the ledger wedged or stopped.
+// why. An abort kills a running pre hook's process group at once and rolls
+// back; an abort before the pre hook ends the run with nothing changed. The
+// step reached is persisted; a broker restarted mid-run resumes forward from
+// it (a final sync already issued is waited for, not repeated), or continues
+// its rollback. It never leaves the ledger wedged or stopped.
 // Params (JSON): dry_run, pre_hook, post_hook, archive (client archive
 // name), wedge_timeout_s (120), stop_timeout_s (120), backup_timeout_s (3600).
 #pragma once

@@ -1,6 +1,8 @@
 #include "broker/wedge_workflows.h"
 
 #include <chrono>
+#include <limits>
+#include <map>
 #include <set>
 #include <thread>
 
@@ -51,20 +53,24 @@ Result<std::map<std::string, WedgeView>> QueryWedgeStatus(WorkflowContext& ctx, 
 // them: waiting for one only delays the rollback (fault suite: a replica
 // partitioned during the wedge held its block-id query up for a minute, past
 // --wedge-timeout-s, and the stop point it then picked was already stale).
+// A lost clone is none of the wedge's business (issue 13: it held the wedge up).
 Result<std::string> LostReplicas(WorkflowContext& ctx) {
-  LK_ASSIGN_OR_RETURN(auto list, ctx.client().ListNodes());
+  LK_ASSIGN_OR_RETURN(auto replicas, ctx.Members(wire::Role::Replica));
   std::string out;
-  for (const auto& n : list.nodes) {
-    if (n->role == wire::Role::Replica && n->state == wire::NodeState::Lost) {
-      out += (out.empty() ? "" : ", ") + n->node_id;
-    }
+  for (const auto& n : replicas) {
+    if (n.state == wire::NodeState::Lost) out += (out.empty() ? "" : ", ") + n.node_id;
   }
   return out;
 }
 
 }  // namespace
 
-uint64_t ChooseStopPoint(uint64_t highest_block) {
+Result<uint64_t> ChooseStopPoint(uint64_t highest_block) {
+  if (highest_block > std::numeric_limits<uint64_t>::max() - 2 * kCheckpointWindow) {
+    return Status::FailedPrecondition("a replica reported block id " + std::to_string(highest_block) +
+                                      ": no checkpoint two windows above it fits in 64 bits, so no stop "
+                                      "point can be picked (check that replica's DB with ledgerkeep-db)");
+  }
   const uint64_t s = highest_block + 2 * kCheckpointWindow;
   return s - (s % kCheckpointWindow);
 }
@@ -107,7 +113,7 @@ Result<uint64_t> WedgeReplicas(WorkflowContext& ctx, nlohmann::json& report, int
       if (highest == 0 && !unreachable.empty()) {
         return Status::Unavailable("no replica reported its block id: " + unreachable);
       }
-      stop_point = ChooseStopPoint(highest);
+      LK_ASSIGN_OR_RETURN(stop_point, ChooseStopPoint(highest));
       state["stop_point"] = stop_point;
       LK_RETURN_IF_ERROR(ctx.SaveState());
       ctx.Step("query", "done",
@@ -138,6 +144,13 @@ Result<uint64_t> WedgeReplicas(WorkflowContext& ctx, nlohmann::json& report, int
             if (!(v.wedged && v.stop_point == stop_point)) targets.push_back(node);
         }
         for (const auto& node : targets) {
+          if (node.empty()) {  // a new wedge for every replica: it answers for their unwedge now
+            for (const auto& e : ctx.NeedsUnwedgeList()) {
+              ctx.NoLongerNeedsUnwedge(e.node, "workflow " + std::to_string(ctx.run_id()) +
+                                                   " sends it a new stop point (" +
+                                                   std::to_string(stop_point) + ")");
+            }
+          }
           ctx.Step(
               "wedge", "started",
               "stop point " + std::to_string(stop_point) + " to " + (node.empty() ? "all replicas" : node));
@@ -208,7 +221,85 @@ Result<uint64_t> WedgeReplicas(WorkflowContext& ctx, nlohmann::json& report, int
 // ---------------------------------------------------------------- unwedge
 
 Status UnwedgeWorkflow::Run(WorkflowContext& ctx, nlohmann::json& report) {
+  const auto params = ctx.params();
+  if (params.contains("node")) {
+    if (!params["node"].is_string() || params["node"].get<std::string>().empty()) {
+      return Status::InvalidArgument("unwedge: \"node\" must be a node id");
+    }
+    return UnwedgeOneReplica(ctx, report, params["node"].get<std::string>());
+  }
   return UnwedgeReplicas(ctx, report, /*check_first=*/true);
+}
+
+Status UnwedgeOneReplica(WorkflowContext& ctx, nlohmann::json& report, const std::string& node) {
+  report["node"] = node;
+  LK_ASSIGN_OR_RETURN(auto list, ctx.client().ListNodes());
+  const wire::NodeInfoT* info = nullptr;
+  for (const auto& n : list.nodes)
+    if (n->node_id == node) info = n.get();
+  if (info == nullptr)
+    return Status::NotFound("no node '" + node + "' in the cluster (see `ledgerkeep nodes`)");
+  if (info->clone) {
+    return Status::FailedPrecondition(
+        "refusing to unwedge " + node +
+        ": it is a restore clone, not a member of the cluster; clones are never wedged");
+  }
+  if (info->role != wire::Role::Replica) {
+    return Status::FailedPrecondition("refusing to unwedge " + node + ": it is a " + RoleName(info->role) +
+                                      " node; only replicas are wedged");
+  }
+  ctx.Step("check", "started", node + " must be wedged (or on its way to a stop point), the others not all");
+  LK_ASSIGN_OR_RETURN(auto views, QueryWedgeStatus(ctx, 10'000));
+  auto it = views.find(node);
+  if (it == views.end()) return Status::Internal("no wedge status from " + node);
+  const WedgeView mine = it->second;
+  report["wedged"] = mine.wedged;
+  report["stop_point"] = mine.stop_point;
+  if (!mine.error.empty()) {
+    return Status::FailedPrecondition(
+        "cannot unwedge " + node + " now: " + mine.error +
+        (mine.running ? "" : " (start it first: ledgerkeep node start --node " + node + ")"));
+  }
+  if (!mine.wedged && mine.stop_point == 0) {
+    return Status::FailedPrecondition(
+        "refusing to unwedge " + node +
+        ": it is not wedged and has no stop point; there is nothing to release");
+  }
+  // Releasing one replica of a cluster-wide wedge would break the one stop
+  // point the others hold: that is what plain `unwedge` is for.
+  bool cluster_wedge = views.size() > 1;
+  for (const auto& [other, v] : views) {
+    if (other != node && !(v.wedged && v.stop_point == mine.stop_point)) cluster_wedge = false;
+  }
+  if (cluster_wedge) {
+    return Status::FailedPrecondition("refusing to unwedge only " + node + ": every replica is wedged at " +
+                                      std::to_string(mine.stop_point) +
+                                      " (a cluster wedge, not a stranded replica); resume them all with "
+                                      "`ledgerkeep unwedge`");
+  }
+  ctx.Step("unwedge", "started",
+           "releasing " + node + (mine.wedged ? " (wedged at " : " (on its way to stop point ") +
+               std::to_string(mine.stop_point) + ")");
+  wire::CommandBodyUnion body;
+  body.Set(wire::UnwedgeT{});
+  auto st = ctx.RunCommand(TargetNode(node), std::move(body), 10'000);
+  const std::string run = "workflow " + std::to_string(ctx.run_id());
+  if (!st.ok()) {
+    if (!ctx.cancelled())
+      ctx.NeedsUnwedge(node, "the unwedge of " + run + " got no result: " + st.status().message());
+    return st.status().WithContext("unwedge " + node);
+  }
+  for (const auto& t : st->targets) {
+    report["unwedged"][t->node_id] = ResultOk(*t);
+    if (!ResultOk(*t)) {
+      ctx.NeedsUnwedge(t->node_id, "its unwedge in " + run + " failed: " + ResultText(*t));
+      return Status::Aborted("unwedge failed on " + t->node_id + ": " + ResultText(*t) +
+                             "; the broker retries it until it succeeds (ledgerkeep events --filter wedge)");
+    }
+    ctx.NoLongerNeedsUnwedge(t->node_id, "released by " + run + " (`ledgerkeep unwedge --node`)");
+  }
+  ctx.Step("unwedge", "done", node + " unwedged");
+  return Status::OK();
 }
 
 Status UnwedgeReplicas(WorkflowContext& ctx, nlohmann::json& report, bool check_first,
@@ -230,7 +321,8 @@ Status UnwedgeReplicas(WorkflowContext& ctx, nlohmann::json& report, bool check_
     }
     if (!problems.empty()) {
       return Status::FailedPrecondition("refusing to unwedge: " + problems +
-                                        ". Unwedge needs every replica wedged at the same point");
+                                        ". Unwedge needs every replica wedged at the same point (a replica "
+                                        "wedged alone is released with `ledgerkeep unwedge --node ID`)");
     }
     if (points.size() > 1) {
       std::string list;
@@ -243,33 +335,76 @@ Status UnwedgeReplicas(WorkflowContext& ctx, nlohmann::json& report, bool check_
     LK_RETURN_IF_ERROR(ctx.SaveState());
   }
   ctx.Step("unwedge", "started", "resuming block production on every replica");
+  const std::string run = "workflow " + std::to_string(ctx.run_id());
+  LK_ASSIGN_OR_RETURN(auto replicas, ctx.Members(wire::Role::Replica));
+  // Every replica this unwedge does not reach goes on the needs-unwedge list
+  // and is retried until it is unwedged (issue 13: a replica whose ledgerd
+  // was frozen during the rollback stayed wedged for good).
+  std::map<std::string, std::string> missed;  // node -> why
+  for (const auto& n : replicas) {
+    if (skip.count(n.node_id) != 0) missed[n.node_id] = "lost when " + run + " unwedged the replicas";
+  }
   wire::CommandBodyUnion body;
   body.Set(wire::UnwedgeT{});
   std::vector<wire::CommandStatusT> done;
+  Status sent;
   if (skip.empty()) {
-    LK_ASSIGN_OR_RETURN(auto st, ctx.RunCommand(Replicas(), std::move(body), 10'000));
-    done.push_back(std::move(st));
-  } else {  // one command per reachable replica
-    LK_ASSIGN_OR_RETURN(auto list, ctx.client().ListNodes());
+    auto st = ctx.RunCommand(Replicas(), std::move(body), 10'000);
+    if (st.ok()) done.push_back(std::move(*st));
+    sent = st.status();
+  } else {  // one command per reachable replica (members only: issue 13, a clone got one)
     std::vector<uint64_t> ids;
-    for (const auto& n : list.nodes) {
-      if (n->role != wire::Role::Replica || skip.count(n->node_id) != 0) continue;
-      LK_ASSIGN_OR_RETURN(uint64_t id, ctx.IssueCommand(TargetNode(n->node_id), body, 10'000));
-      ids.push_back(id);
+    for (const auto& n : replicas) {
+      if (skip.count(n.node_id) != 0) continue;
+      auto id = ctx.IssueCommand(TargetNode(n.node_id), body, 10'000);
+      if (!id.ok()) {
+        sent = id.status();
+        break;
+      }
+      ids.push_back(*id);
     }
     for (uint64_t id : ids) {
-      LK_ASSIGN_OR_RETURN(auto st, ctx.WaitCommand(id, 70'000));
-      done.push_back(std::move(st));
+      auto st = ctx.WaitCommand(id, 70'000);
+      if (!st.ok()) {
+        sent = st.status();
+        break;
+      }
+      done.push_back(std::move(*st));
     }
   }
+  std::set<std::string> answered;
   std::string failed;
   for (const auto& st : done) {
     for (const auto& t : st.targets) {
+      answered.insert(t->node_id);
       report["unwedged"][t->node_id] = ResultOk(*t);
-      if (!ResultOk(*t)) failed += (failed.empty() ? "" : "; ") + t->node_id + ": " + ResultText(*t);
+      if (ResultOk(*t)) {
+        ctx.NoLongerNeedsUnwedge(t->node_id, "unwedged by " + run);
+      } else {
+        failed += (failed.empty() ? "" : "; ") + t->node_id + ": " + ResultText(*t);
+        missed[t->node_id] = "its unwedge in " + run + " failed: " + ResultText(*t);
+      }
     }
   }
-  if (!failed.empty()) return Status::Aborted("unwedge failed on " + failed);
+  if (!sent.ok()) {  // the outcome is unknown for the replicas without a result
+    for (const auto& n : replicas) {
+      if (answered.count(n.node_id) == 0 && missed.count(n.node_id) == 0) {
+        missed[n.node_id] = "the unwedge of " + run + " got no result: " + sent.message();
+      }
+    }
+  }
+  if (!sent.ok() && ctx.cancelled()) return sent;  // broker stopping: the workflow resumes on restart
+  for (const auto& [node, why] : missed) ctx.NeedsUnwedge(node, why);
+  if (!missed.empty()) {
+    nlohmann::json list = nlohmann::json::array();
+    for (const auto& [node, why] : missed) list.push_back(node);
+    report["needs_unwedge"] = list;
+  }
+  if (!sent.ok()) return sent.WithContext("unwedge");
+  if (!failed.empty()) {
+    return Status::Aborted("unwedge failed on " + failed +
+                           "; the broker retries it until it succeeds (ledgerkeep events --filter wedge)");
+  }
   ctx.Step("unwedge", "done", "all replicas unwedged");
   return Status::OK();
 }

@@ -83,6 +83,60 @@ void WorkflowContext::Step(const std::string& step, const std::string& state,
 
 bool WorkflowContext::abort_requested() const { return manager_->AbortRequested(run_id_); }
 
+void WorkflowContext::Note(const std::string& kind, const std::string& node, const std::string& level,
+                           const std::string& text) {
+  wire::NoteT note;
+  note.level = level;
+  note.text = text;
+  wire::AppendEventT a;
+  a.kind = kind;
+  a.node = node;
+  a.body.Set(std::move(note));
+  wire::BodyUnion b;
+  b.Set(std::move(a));
+  auto r = client_->Request(std::move(b));
+  if (!r.ok()) spdlog::warn("workflow {}: event not logged: {}", run_id_, r.status().ToString());
+}
+
+void WorkflowContext::NeedsUnwedge(const std::string& node, const std::string& reason) {
+  auto added = manager_->unwedge_retrier().Add(node, reason, run_id_);
+  if (!added.ok()) {
+    spdlog::error("workflow {}: {}", run_id_, added.status().ToString());
+    Note("wedge", node, "error",
+         node + " needs an unwedge (" + reason + ") but the broker cannot record it: " +
+             added.status().message() + "; run `ledgerkeep unwedge --node " + node + "`");
+    return;
+  }
+  if (*added) {
+    spdlog::warn("workflow {}: {} needs an unwedge: {}", run_id_, node, reason);
+    Note("wedge", node, "warn",
+         node + " needs an unwedge: " + reason + "; the broker retries it until it succeeds");
+  }
+}
+
+void WorkflowContext::NoLongerNeedsUnwedge(const std::string& node, const std::string& why) {
+  auto removed = manager_->unwedge_retrier().Remove(node);
+  if (!removed.ok()) {
+    spdlog::error("workflow {}: {}", run_id_, removed.status().ToString());
+    return;
+  }
+  if (*removed) Note("wedge", node, "info", node + " no longer needs an unwedge: " + why);
+}
+
+std::vector<UnwedgeRetrier::Entry> WorkflowContext::NeedsUnwedgeList() {
+  return manager_->unwedge_retrier().List();
+}
+
+Result<std::vector<ClusterMember>> WorkflowContext::Members(wire::Role role) {
+  LK_ASSIGN_OR_RETURN(auto list, client_->ListNodes());
+  std::vector<ClusterMember> out;
+  for (const auto& n : list.nodes) {
+    if (n->clone || (role != wire::Role::Unknown && n->role != role)) continue;
+    out.push_back({n->node_id, n->role, n->state});
+  }
+  return out;
+}
+
 Result<uint64_t> WorkflowContext::IssueCommand(const wire::TargetT& target, wire::CommandBodyUnion body,
                                                uint32_t timeout_ms, const std::string& step_key) {
   const std::string key = step_key.empty() ? "" : "workflow-" + std::to_string(run_id_) + "-" + step_key;
@@ -120,10 +174,15 @@ Result<wire::CommandStatusT> WorkflowContext::WaitCommand(uint64_t id, int64_t m
 
 // ---------------------------------------------------------------- manager
 
-WorkflowManager::WorkflowManager(KvStore* store, int cf, zmq::context_t* context,
-                                 std::string endpoint, ClusterConfig config, const Clock* clock)
-    : store_(store), cf_(cf), context_(context), endpoint_(std::move(endpoint)),
-      config_(std::move(config)), clock_(clock) {}
+WorkflowManager::WorkflowManager(KvStore* store, int cf, zmq::context_t* context, std::string endpoint,
+                                 ClusterConfig config, const Clock* clock, UnwedgeRetryOptions retry)
+    : store_(store),
+      cf_(cf),
+      context_(context),
+      endpoint_(std::move(endpoint)),
+      config_(std::move(config)),
+      clock_(clock),
+      retrier_(store, cf, clock, retry) {}
 
 WorkflowManager::~WorkflowManager() { StopAll(); }
 
@@ -135,6 +194,7 @@ Status WorkflowManager::Load() {
   std::lock_guard<std::mutex> lock(mu_);
   Status inner;
   Status s = store_->Scan(cf_, "", "", [&](std::string_view key, std::string_view value) {
+    if (key.size() != 8) return true;  // not a record (the unwedge retrier's list)
     auto r = WorkflowRecord::FromJson(value);
     if (!r.ok()) {
       inner = r.status().WithContext("workflow " + std::to_string(DecodeU64BE(key)));
@@ -145,10 +205,14 @@ Status WorkflowManager::Load() {
     return true;
   });
   LK_RETURN_IF_ERROR(s);
-  return inner;
+  LK_RETURN_IF_ERROR(inner);
+  return retrier_.Load();
 }
 
 void WorkflowManager::ResumeUnfinished() {
+  ClientOptions retries = InternalClientOptions();
+  retries.timeout_ms = 2000;  // a broker that stopped answering holds its shutdown up no longer
+  retrier_.Start(retries);
   std::vector<uint64_t> ids;
   {
     std::lock_guard<std::mutex> lock(mu_);
@@ -225,9 +289,7 @@ void WorkflowManager::Launch(uint64_t run_id) {
   threads_[run_id] = std::thread([this, run_id] { RunThread(run_id); });
 }
 
-void WorkflowManager::RunThread(uint64_t run_id) {
-  auto rec = Get(run_id);
-  if (!rec) return;
+ClientOptions WorkflowManager::InternalClientOptions() const {
   ClientOptions o;
   o.config = config_;
   o.key.name = "broker";
@@ -235,7 +297,20 @@ void WorkflowManager::RunThread(uint64_t run_id) {
   o.context = context_;
   o.endpoint = endpoint_;
   o.timeout_ms = 5000;
-  auto client = BrokerClient::Connect(o);
+  return o;
+}
+
+void WorkflowManager::RunThread(uint64_t run_id) {
+  auto rec = Get(run_id);
+  if (!rec) return;
+  // No unwedge retry runs alongside a workflow (it could land in the middle
+  // of a new wedge); one in flight is waited for.
+  retrier_.Pause();
+  struct ResumeRetries {
+    UnwedgeRetrier& r;
+    ~ResumeRetries() { r.Resume(); }
+  } resume_retries{retrier_};
+  auto client = BrokerClient::Connect(InternalClientOptions());
   Status result;
   nlohmann::json report = rec->report;
   if (!client.ok()) {
@@ -292,6 +367,7 @@ bool WorkflowManager::AbortRequested(uint64_t run_id) {
 
 void WorkflowManager::StopAll() {
   cancelled_ = true;
+  retrier_.Stop();  // first: a workflow thread may wait in Pause() for its attempt
   std::map<uint64_t, std::thread> threads;
   {
     std::lock_guard<std::mutex> lock(mu_);

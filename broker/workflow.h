@@ -10,7 +10,8 @@
 // broker's store after every step; a broker restart resumes each unfinished
 // workflow from its saved state (Run() is called again and must continue
 // from ctx.state()). Only one workflow runs at a time: they all move the
-// whole cluster.
+// whole cluster. The manager also owns the broker's "needs unwedge" list
+// (UnwedgeRetrier), which retries no unwedge while a workflow runs.
 #pragma once
 
 #include <atomic>
@@ -24,7 +25,9 @@
 #include <set>
 #include <string>
 #include <thread>
+#include <vector>
 
+#include "broker/unwedge_retrier.h"
 #include "common/broker_client.h"
 #include "common/clock.h"
 #include "common/kv_store.h"
@@ -49,6 +52,13 @@ struct WorkflowRecord {
 };
 
 class WorkflowManager;
+
+// A member of the live cluster as the broker sees it (WorkflowContext::Members).
+struct ClusterMember {
+  std::string node_id;
+  wire::Role role = wire::Role::Unknown;
+  wire::NodeState state = wire::NodeState::Unknown;
+};
 
 // What a running workflow may do. Used from the workflow's thread only.
 class WorkflowContext {
@@ -80,6 +90,25 @@ class WorkflowContext {
   Result<wire::CommandStatusT> WaitCommand(uint64_t cmd_id, int64_t max_wait_ms);
   // The operator asked to abort (`ledgerkeep maintenance abort`).
   bool abort_requested() const;
+  // The live cluster's nodes of `role` (Unknown: every role), clones left
+  // out: a restore clone is never wedged, stopped, unwedged, queried or
+  // backed up by a workflow (README "Clones"). Workflows pick the nodes they
+  // address one by one only through this, never from a raw ListNodes, so
+  // they follow the rule the broker applies to role-addressed commands
+  // (NodeRegistry::IdsWithRole).
+  Result<std::vector<ClusterMember>> Members(wire::Role role);
+
+  // The "needs unwedge" list (UnwedgeRetrier): a replica this run could not
+  // unwedge goes on it (retried until it is unwedged), one it unwedged or
+  // wedged anew comes off it. Each change is an event (kind "wedge"). A
+  // failure to record is logged and noted in the event, not fatal: the
+  // workflow's own report names the replica either way.
+  void NeedsUnwedge(const std::string& node, const std::string& reason);
+  void NoLongerNeedsUnwedge(const std::string& node, const std::string& why);
+  std::vector<UnwedgeRetrier::Entry> NeedsUnwedgeList();
+  // Appends a Note event (level info|warn|error) for `node`.
+  void Note(const std::string& kind, const std::string& node, const std::string& level,
+            const std::string& text);
 
  private:
   WorkflowManager* manager_;
@@ -104,14 +133,17 @@ class WorkflowManager {
  public:
   // `store`/`cf`: where records live. Workflows reach the broker through
   // `endpoint` on `context` (the broker's internal inproc ROUTER).
-  WorkflowManager(KvStore* store, int cf, zmq::context_t* context, std::string endpoint,
-                  ClusterConfig config, const Clock* clock);
+  // The unwedge retrier keeps its list in `cf` too (keys "needs-unwedge/...";
+  // records are keyed by their 8-byte run id).
+  WorkflowManager(KvStore* store, int cf, zmq::context_t* context, std::string endpoint, ClusterConfig config,
+                  const Clock* clock, UnwedgeRetryOptions retry = {});
   ~WorkflowManager();
 
   void Register(const std::string& kind, WorkflowFactory factory);
-  // Loads records; returns the next free run id.
+  // Loads records and the needs-unwedge list.
   Status Load();
-  // Starts threads for every unfinished workflow (after the broker serves).
+  // Starts threads for every unfinished workflow, and the unwedge retrier
+  // (after the broker serves).
   void ResumeUnfinished();
   // Validates and starts a workflow. Busy while another one runs;
   // InvalidArgument for an unknown kind or bad params.
@@ -119,8 +151,9 @@ class WorkflowManager {
   std::optional<WorkflowRecord> Get(uint64_t run_id);
   // The most recent workflow, if any.
   std::optional<WorkflowRecord> Latest();
-  // Cancels and joins every workflow thread (broker shutdown). Their records
-  // stay "running", so the next broker start resumes them.
+  // Cancels and joins every workflow thread and the unwedge retrier (broker
+  // shutdown). Their records stay "running", so the next broker start
+  // resumes them.
   void StopAll();
   // Asks a running workflow to abort (0 = the one running). It rolls back
   // and finishes as failed. NotFound if none runs.
@@ -128,12 +161,14 @@ class WorkflowManager {
   bool AbortRequested(uint64_t run_id);
 
   // For WorkflowContext.
+  UnwedgeRetrier& unwedge_retrier() { return retrier_; }
   Status Save(const WorkflowRecord& r);
   void Update(uint64_t run_id, const std::function<void(WorkflowRecord&)>& fn);
 
  private:
   void Launch(uint64_t run_id);
   void RunThread(uint64_t run_id);
+  ClientOptions InternalClientOptions() const;
 
   KvStore* store_;
   int cf_;
@@ -148,6 +183,7 @@ class WorkflowManager {
   std::map<uint64_t, std::thread> threads_;     // guarded by mu_
   std::set<uint64_t> aborts_;                   // guarded by mu_
   uint64_t next_id_ = 1;                        // guarded by mu_
+  UnwedgeRetrier retrier_;
 };
 
 }  // namespace ledgerkeep

@@ -44,9 +44,9 @@ struct TargetFlags {
 
 void AddTargetFlags(CLI::App* sub, TargetFlags& t) {
   auto* node = sub->add_option("--node", t.node, "only this node");
-  auto* role = sub->add_option("--role", t.role, "every node of this role (replica|client)")
+  auto* role = sub->add_option("--role", t.role, "every node of this role (replica|client); no clones")
                    ->check(CLI::IsMember({"replica", "client"}));
-  auto* all = sub->add_flag("--all", t.all, "every node (the default)");
+  auto* all = sub->add_flag("--all", t.all, "every node (the default); clones only by --node");
   node->excludes(role)->excludes(all);
   role->excludes(all);
 }
@@ -502,6 +502,21 @@ int RunWorkflow(const GlobalFlags& g, const std::string& kind, const nlohmann::j
     if (!report.is_discarded() && !report.empty()) std::printf("%s\n", report.dump(2).c_str());
   }
   return ok ? kExitOk : kExitFailed;
+}
+
+// `unwedge --node`: an unknown node is a usage error (exit 2) before any
+// workflow starts; the workflow checks the rest (broker/wedge_workflows.h).
+int RunUnwedgeNode(const GlobalFlags& g, const std::string& node) {
+  auto opts = LoadClientOptions(g);
+  if (!opts.ok()) return Fail(opts.status());
+  auto client = BrokerClient::Connect(*opts);
+  if (!client.ok()) return Fail(client.status());
+  auto list = (*client)->ListNodes();
+  if (!list.ok()) return Fail(list.status());
+  bool known = false;
+  for (const auto& n : list->nodes) known = known || n->node_id == node;
+  if (!known) return Fail(Status::NotFound("no node '" + node + "' in the cluster (see `ledgerkeep nodes`)"));
+  return RunWorkflow(g, "unwedge", {{"node", node}});
 }
 
 // ---------------------------------------------------------------- maintenance
@@ -1357,6 +1372,10 @@ int RunCli(int argc, char** argv) {
       ->capture_default_str();
   auto* unwedge = app.add_subcommand(
       "unwedge", "resume block production; refused unless every replica is wedged at the same point");
+  std::string unwedge_node;
+  unwedge->add_option("--node", unwedge_node,
+                      "release only this stranded replica (wedged, or on its way to a stop point, while the "
+                      "others are not all wedged there)");
 
   TargetFlags health_target;
   auto* health = app.add_subcommand("health", "blocks per second and fast/slow path counters per replica");
@@ -1525,7 +1544,10 @@ int RunCli(int argc, char** argv) {
   if (blocks->parsed()) return RunBlocks(g, blocks_target, short_wait_s);
   if (wedge_stop->parsed()) return RunWorkflow(g, "wedge", {{"timeout_s", wedge_timeout_s}});
   if (wedge_status->parsed()) return RunWedgeStatus(g, short_wait_s);
-  if (unwedge->parsed()) return RunWorkflow(g, "unwedge", nlohmann::json::object());
+  if (unwedge->parsed()) {
+    if (!unwedge_node.empty()) return RunUnwedgeNode(g, unwedge_node);
+    return RunWorkflow(g, "unwedge", nlohmann::json::object());
+  }
   if (health->parsed()) return RunHealth(g, health_target, short_wait_s);
   for (auto* sub : {b_schedule, b_configure, b_run, b_client}) {
     if (!sub->parsed()) continue;

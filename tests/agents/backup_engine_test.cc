@@ -4,6 +4,7 @@
 #include "agents/backup_engine.h"
 
 #include <arpa/inet.h>
+#include <fcntl.h>
 #include <gtest/gtest.h>
 #include <netinet/in.h>
 #include <poll.h>
@@ -11,11 +12,13 @@
 #include <sys/mount.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <algorithm>
 #include <atomic>
 #include <cctype>
+#include <cerrno>
 #include <filesystem>
 #include <fstream>
 #include <map>
@@ -24,6 +27,7 @@
 #include <sstream>
 #include <thread>
 
+#include "agents/ledger_probe.h"
 #include "common/file_util.h"
 #include "ledger/control_client.h"
 #include "ledger/ledger_store.h"
@@ -979,6 +983,54 @@ TEST_F(BackupEngineTest, PermissionDeniedDestinationFailsClearly) {
   EXPECT_EQ(test::ReadFile(snap + "/MANIFEST.json"), manifest_before);
   ExpectSnapshotVerifies(snap);
   EXPECT_TRUE(LeakedCheckpoints().empty()) << "the failed run left its RocksDB checkpoint behind";
+}
+
+// Whether another process could take the DB's LOCK the way RocksDB does (a
+// traditional fcntl write lock), as a ledgerd starting now would.
+bool AnotherProcessCouldLockTheDb(const std::string& db) {
+  const std::string path = db + "/LOCK";
+  const pid_t pid = ::fork();
+  if (pid == 0) {  // async-signal-safe calls only
+    const int fd = ::open(path.c_str(), O_RDWR);
+    struct flock fl {};
+    fl.l_type = F_WRLCK;
+    fl.l_whence = SEEK_SET;
+    ::_exit(fd >= 0 && ::fcntl(fd, F_SETLK, &fl) == 0 ? 0 : 1);
+  }
+  int status = 0;
+  while (::waitpid(pid, &status, 0) < 0 && errno == EINTR) {
+  }
+  return WIFEXITED(status) && WEXITSTATUS(status) == 0;
+}
+
+// Regression (fault suite, an agent frozen during the final sync and thawed
+// after the rollback): the lock the copy of a stopped DB holds was a
+// traditional fcntl lock, dropped when the checksum pass read and closed the
+// DB's LOCK file; the rollback's start then ran ledgerd in the middle of the
+// copy, and the snapshot got DONE with a CURRENT its manifest does not match.
+// The DB stays locked for the whole copy, against other processes (a ledgerd)
+// and against the agent's own start (LedgerDbInUse).
+TEST_F(BackupEngineTest, StoppedDbStaysLockedAgainstLedgerdForTheWholeCopy) {
+  WaitForBlocks(100);
+  StopLedgerd();
+  ASSERT_TRUE(AnotherProcessCouldLockTheDb(db_));
+  bool probed = false, in_use = false, lockable = true;
+  auto o = Options(tmp_.path() + "/backups/r1");
+  o.on_progress = [&](const wire::ProgressT& p) {
+    if (p.phase != "transfer" || probed) return;
+    probed = true;
+    in_use = LedgerDbInUse(db_);  // the checksum pass has read LOCK by now
+    lockable = AnotherProcessCouldLockTheDb(db_);
+  };
+  auto res = engine_.Run(o);
+  ASSERT_TRUE(res.ok) << res.error;
+  EXPECT_TRUE(res.consistent);
+  ASSERT_TRUE(probed) << "no transfer progress reported";
+  EXPECT_TRUE(in_use) << "the agent would start ledgerd in the middle of the copy";
+  EXPECT_FALSE(lockable) << "a ledgerd could open the DB in the middle of its copy";
+  ExpectSnapshotVerifies(tmp_.path() + "/backups/r1/snapshots/" + res.snapshot_id);
+  EXPECT_FALSE(LedgerDbInUse(db_)) << "the copy kept the DB locked after it ended";
+  EXPECT_TRUE(AnotherProcessCouldLockTheDb(db_));
 }
 
 }  // namespace

@@ -141,15 +141,16 @@ class Cluster:
     """One `./run cluster` in its own CLUSTER_DIR, and the CLI against it."""
 
     def __init__(self, suite, name, replicas=3, clients=1, heartbeat_ms=200,
-                 blocks_per_sec=50, payload_bytes=4096):
+                 blocks_per_sec=50, payload_bytes=4096, clones=0):
         self.suite = suite
         self.name = name
         self.replicas = ["r%d" % i for i in range(1, replicas + 1)]
         self.clients = ["c%d" % i for i in range(1, clients + 1)]
+        self.clones = ["clone%d" % i for i in range(1, clones + 1)]  # not members: not in agents
         self.agents = self.replicas + self.clients
         self.heartbeat_ms = heartbeat_ms
         self.dir = tempfile.mkdtemp(prefix="lk-fault-%s-" % name)
-        self.up_args = ["--replicas", str(replicas), "--clients", str(clients),
+        self.up_args = ["--replicas", str(replicas), "--clients", str(clients), "--clones", str(clones),
                         "--heartbeat-ms", str(heartbeat_ms),
                         "--blocks-per-sec", str(blocks_per_sec),
                         "--payload-bytes", str(payload_bytes)]
@@ -272,6 +273,32 @@ class Cluster:
 
     def start(self, node):
         self.run("start", node)
+
+    def agent_pid(self, node):
+        """The pid of node's agent (`./run cluster` keeps it in pids/), 0 if
+        it does not run."""
+        try:
+            with open(self.path("pids", node + ".pid")) as f:
+                pid = int(f.read().split()[0])
+            os.kill(pid, 0)
+        except (OSError, ValueError, IndexError):
+            return 0
+        return pid
+
+    def needs_unwedge(self):
+        """The broker's needs-unwedge list as its events tell it (kind
+        "wedge"): replicas put on it and not yet unwedged or taken off."""
+        rc, out, err = self.cli("events", "--from-start", "--filter", "wedge", timeout=60)
+        if rc != 0:
+            raise Failed("ledgerkeep events --filter wedge failed (%d): %s" % (rc, err[-800:]))
+        pending = set()
+        for e in json_lines(out):
+            node, text = e.get("node", ""), e.get("text", "")
+            if re.match(r"\w+: %s needs an unwedge" % re.escape(node), text):
+                pending.add(node)
+            elif re.search(r"unwedged by the broker's retry|no longer needs an unwedge|no longer a replica", text):
+                pending.discard(node)
+        return sorted(pending)
 
     def component_pid(self, node, component):
         try:
@@ -866,6 +893,104 @@ def scenario_slow_link(suite, rng, outcome):
         suite.keep_or_remove(c, failed=failing())
 
 
+# When the freeze scenarios freeze (SIGSTOP) a process during a maintenance
+# run: (step, node whose log tells, what it says). An agent is frozen as its
+# step starts. A ledgerd is frozen once it has the stop point, before it
+# reaches it (what strands a replica, issue 13), and, since it does not run
+# during the final sync (the replicas are stopped from stop_replicas to
+# start_replicas), once it is started again, before the unwedge reaches it.
+FREEZE_POINTS = {
+    "agent": [("wedge", "broker", r"\(maintenance\) wedge started"),
+              ("final_sync", "broker", r"\(maintenance\) final_sync started")],
+    "ledgerd": [("wedge", "victim-ledgerd", r"wedge requested at stop point"),
+                ("unwedge", "broker", r"\(maintenance\) start_replicas done")],
+}
+
+
+def scenario_freeze(suite, rng, outcome, kind):
+    """A replica's agent or ledgerd frozen (SIGSTOP) during a maintenance
+    run, thawed (SIGCONT) only after the run ended, once per point of
+    FREEZE_POINTS[kind], with a clone in the cluster: each run ends (rolled
+    back, or finished if the freeze missed it), nothing addresses the clone,
+    and without any operator command every replica ends unwedged and
+    advancing (the broker retries the frozen replica's unwedge); then a new
+    run succeeds."""
+    points = FREEZE_POINTS[kind]
+    outcome.runs = len(points) + 1
+    c = Cluster(suite, "freeze-" + kind, blocks_per_sec=100, payload_bytes=1024, clones=1)
+    try:
+        c.up()
+        chk = Checks(c)
+        c.configure_destinations()
+        rc, res, text = c.run_now()
+        if rc != 0:
+            raise Failed("baseline backup failed: %s" % text[-1500:])
+        for i, (step, where, pattern) in enumerate(points, 1):
+            chk.record_snapshots()
+            victim = rng.choice(c.replicas)
+            log_path = (c.path("data", victim, "components", "ledgerd.log") if where == "victim-ledgerd"
+                        else c.path("logs", where + ".log"))
+            log_at = os.path.getsize(log_path) if os.path.exists(log_path) else 0
+            # Short timeouts: the frozen process fails its step quickly. A
+            # final sync here copies a few MB in about a second.
+            proc = c.start_cli("freeze-%d" % i, "maintenance", "run", "--wedge-timeout-s", "15",
+                               "--backup-timeout-s", "20")
+
+            def reached():
+                try:
+                    with open(log_path, "rb") as f:
+                        f.seek(log_at)
+                        text = f.read().decode(errors="replace")
+                except OSError:
+                    text = ""
+                return re.search(pattern, text) is not None or proc.poll() is not None
+            wait_until(reached, 180, "the run reaching %s" % step, 0.01)
+            pid = 0
+            if proc.poll() is None:
+                pid = c.agent_pid(victim) if kind == "agent" else c.component_pid(victim, "ledgerd")
+            if not pid:
+                raise Failed("nothing to freeze: the run ended before %s, or %s's %s is not running" %
+                             (step, victim, kind))
+            log("run %d/%d: SIGSTOP %s's %s (pid %d) at %s" % (i, len(points), victim, kind, pid, step))
+            os.kill(pid, signal.SIGSTOP)
+            try:
+                result = wait_maintenance(c, proc)
+            finally:
+                os.kill(pid, signal.SIGCONT)
+            how = check_run_outcome(result, outcome)
+            rep = result.get("report", {})
+            outcome.notes[-1] = "%d: %s %s frozen at %s: %s; needs_unwedge %s" % (
+                i, victim, kind, step, how, rep.get("needs_unwedge", []))
+            if "clone1" in json.dumps(result):
+                raise Failed("the run addressed the clone: %s" % json.dumps(result)[:1500])
+            # No operator command: the thawed replica comes back by itself,
+            # and the broker's unwedge retries end (no stop point left).
+            chk.serving()
+            wait_until(lambda: not c.needs_unwedge(), 90, "the broker's needs-unwedge list to empty", 1.0)
+            chk.snapshots_lost(outcome)
+            outcome.passed += 1
+        # The stand-in ledgerd resumes a late-unwedged replica from its own
+        # unwedge time, behind its peers: this wedge waits for it to catch up.
+        proc = c.start_cli("after", *maintenance_args(wedge_timeout_s=150))
+        result = wait_maintenance(c, proc)
+        check_run_outcome(result, outcome, want_rollback=False)
+        chk.serving()
+        outcome.passed += 1
+        chk.events_lost(outcome)
+        chk.snapshots_lost(outcome)
+    finally:
+        c.down()
+        suite.keep_or_remove(c, failed=failing())
+
+
+def scenario_freeze_agent(suite, rng, outcome):
+    scenario_freeze(suite, rng, outcome, "agent")
+
+
+def scenario_freeze_ledgerd(suite, rng, outcome):
+    scenario_freeze(suite, rng, outcome, "ledgerd")
+
+
 def flip_byte(path):
     with open(path, "r+b") as f:
         f.seek(0, os.SEEK_END)
@@ -944,6 +1069,8 @@ SCENARIOS = [
     ("destination_full", "backup destination full (tmpfs)", scenario_destination_full),
     ("slow_link", "slow, lossy link on one replica", scenario_slow_link),
     ("corrupt_sst", "corrupted SST on a replica", scenario_corrupt_sst),
+    ("freeze_agent", "replica agent frozen (SIGSTOP) in wedge/final sync", scenario_freeze_agent),
+    ("freeze_ledgerd", "ledgerd frozen (SIGSTOP) in wedge/unwedge", scenario_freeze_ledgerd),
 ]
 
 
@@ -1024,7 +1151,7 @@ def main():
             if status == "passed":
                 status = "FAILED"
                 detail = "losses"
-        if status == "passed" and name != "kill":
+        if status == "passed" and name not in ("kill", "freeze_agent", "freeze_ledgerd"):
             outcome.passed = outcome.runs
         rows.append((name, title, status, outcome.runs, outcome, detail, time.time() - t0))
         print("%-18s %-8s %6.1f s  %s" % (name, status, time.time() - t0, detail.splitlines()[0] if detail else ""),

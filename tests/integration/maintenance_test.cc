@@ -16,6 +16,7 @@
 #include <set>
 #include <sstream>
 
+#include "common/process.h"
 #include "ledger/control_client.h"
 #include "ledger/ledger_store.h"
 #include "tests/support/child_process.h"
@@ -47,6 +48,7 @@ class MaintenanceTest : public ::testing::Test {
     // loaded CI machine delaying one agent's beat does not fail the run.
     o.suspect_after = 10;
     o.lost_after = 30;
+    o.clones = clones_;
     o.with_ledger = true;
     o.ledger_blocks_per_sec = blocks_per_sec;
     o.ledger_payload_bytes = payload_bytes;
@@ -171,10 +173,69 @@ class MaintenanceTest : public ::testing::Test {
     return RunToCompletion(std::move(spec), 60s);
   }
 
+  // Every command the broker issued to `node` so far (from the event log):
+  // "cmd_id kind" each.
+  std::vector<std::string> CommandsIssuedTo(const std::string& node) {
+    std::vector<std::string> out;
+    auto client = cluster_->ConnectOperator();
+    EXPECT_TRUE(client.ok()) << client.status().ToString();
+    if (!client.ok()) return out;
+    auto dump = FetchAllEvents(**client, "command");
+    EXPECT_TRUE(dump.ok()) << dump.status().ToString();
+    if (!dump.ok()) return out;
+    for (const auto& env : dump->events) {
+      const auto* c = EventOf(env).body_as_CommandIssued();
+      if (c == nullptr || c->targets() == nullptr) continue;
+      for (const auto* t : *c->targets())
+        if (t->str() == node) out.push_back(std::to_string(c->cmd_id()) + " " + c->kind()->str());
+    }
+    return out;
+  }
+
+  // A pre hook that runs 40 s: a shell whose background child outlives it
+  // unless the hook's whole process group is killed. The processes
+  // (identified by pid and start time) once both have started.
+  std::string LongPreHook() {
+    hook_dir_ = cluster_->dir() + "/hook";
+    fs::create_directories(hook_dir_);
+    return "sleep 40 & echo $! > '" + hook_dir_ + "/child.pid'; echo $$ > '" + hook_dir_ +
+           "/sh.pid'; sleep 40";
+  }
+  std::vector<ProcessId> WaitLongPreHookStarted() {
+    std::vector<ProcessId> procs;
+    EXPECT_TRUE(WaitUntil(
+        [&] {
+          procs.clear();
+          for (const char* f : {"/sh.pid", "/child.pid"}) {
+            std::ifstream in(hook_dir_ + f);
+            pid_t pid = 0;
+            if (!(in >> pid) || pid <= 0) return false;
+            procs.push_back({pid, ProcessStartTicks(pid)});
+          }
+          return true;
+        },
+        60s, 10ms))
+        << "the pre hook never started";
+    return procs;
+  }
+  // j[key] when it is an object, else an empty object (so that a missing
+  // part of a report fails an expectation instead of throwing).
+  static nlohmann::json Field(const nlohmann::json& j, const std::string& key) {
+    if (!j.is_object() || !j.contains(key) || !j[key].is_object()) return nlohmann::json::object();
+    return j[key];
+  }
+  static bool AnyAlive(const std::vector<ProcessId>& procs) {
+    for (const auto& p : procs)
+      if (ProcessRunner::Real()->IsAlive(p)) return true;
+    return false;
+  }
+
   std::unique_ptr<TestCluster> cluster_;
+  std::string hook_dir_;
   std::string dest_root_;
   std::vector<std::string> mounts_;
   int shell_runs_ = 0;
+  int clones_ = 0;  // restore clones in the cluster (StartCluster)
 };
 
 // ---------------------------------------------------------------------------
@@ -190,6 +251,16 @@ TEST_F(MaintenanceTest, HappyPathBacksUpEveryNodeAtOneBlockAndTheClusterServesAg
   ASSERT_GT(common, 0u) << report.dump();
   EXPECT_EQ(common % 150, 0u) << common;
   EXPECT_FALSE(report.value("rolled_back", false)) << report.dump();
+  // DESIGN.md §5: the stop point is the next-but-one checkpoint above the
+  // highest block the wedge read from the replicas, and the run's common block.
+  uint64_t highest = 0;
+  for (const auto& r : kReplicas) {
+    ASSERT_TRUE(report["wedge"]["block_ids"].contains(r)) << report.dump();
+    highest = std::max(highest, report["wedge"]["block_ids"][r].get<uint64_t>());
+  }
+  EXPECT_EQ(report.value("stop_point", uint64_t{0}), (highest + 300) - ((highest + 300) % 150))
+      << "highest block " << highest << ": " << report.dump();
+  EXPECT_EQ(common, report.value("stop_point", uint64_t{0})) << report.dump();
 
   for (const auto& r : kReplicas) {
     SCOPED_TRACE(r);
@@ -316,6 +387,196 @@ TEST_F(MaintenanceTest, LostReplicaDoesNotHoldUpTheRollbackAndGetsItsUnwedgeWhen
   ::kill(agent, SIGCONT);  // back: it gets the queued start and unwedge
   LK_ASSERT_OK(cluster_->WaitNodeState("r3", "alive", 30s));
   ExpectServing(0);
+}
+
+// ---------------------------------------------------------------------------
+// Regression (issue 13, point 5): with a clone in the cluster, a rollback
+// with a lost replica unwedged the reachable replicas one by one, taken from
+// the node list, clone included: "rollback incomplete: unwedge failed on
+// clone1". A clone is not a member: no workflow step addresses it, and the
+// role-defaulted CLI commands leave it out unless it is named.
+TEST_F(MaintenanceTest, RollbackWithACloneInTheClusterNeverSendsItAnUnwedge) {
+  clones_ = 1;
+  StartCluster(/*blocks_per_sec=*/100);
+  ConfigureAll();
+  for (const std::vector<std::string>& cmd :
+       {std::vector<std::string>{"blocks"}, {"health"}, {"wedge", "status"}, {"backup", "status"}}) {
+    RunResult r = Cli(cmd, 30s);
+    EXPECT_FALSE(Json(r).contains("clone1") ||
+                 Json(r).value("replicas", nlohmann::json::object()).contains("clone1"))
+        << "a role-defaulted command reached the clone: " << r.Describe();
+  }
+  RunResult named = Cli({"blocks", "--node", "clone1"}, 30s);
+  EXPECT_TRUE(Json(named)["replicas"].contains("clone1"))
+      << "--node clone1 must reach the clone: " << named.Describe();
+  const size_t named_commands = CommandsIssuedTo("clone1").size();
+  ASSERT_EQ(named_commands, 1u) << "only `blocks --node clone1` may have reached the clone";
+
+  LK_ASSERT_OK_AND_ASSIGN(
+      auto bg, cluster_->StartCli({"--json", "maintenance", "run", "--wedge-timeout-s", "8"}, "maint-clone"));
+  ASSERT_TRUE(WaitUntil([&] { return BrokerLogHas("(maintenance) wedge started"); }, 60s, 5ms))
+      << "the run never reached the wedge";
+  const pid_t agent = cluster_->agent_process("r3")->pid();
+  ASSERT_EQ(::kill(agent, SIGSTOP), 0);
+  struct Resume {
+    pid_t pid;
+    ~Resume() { ::kill(pid, SIGCONT); }
+  } resume{agent};
+  LK_ASSERT_OK(cluster_->WaitNodeState("r3", "lost", 20s));
+  auto rc = bg->WaitExit(120s);
+  ASSERT_TRUE(rc.has_value()) << "maintenance run did not finish";
+  auto j = LastJsonLine(bg->ReadStdout());
+  EXPECT_EQ(*rc, 1) << bg->ReadStdout();
+  EXPECT_TRUE(Field(j, "report").value("rolled_back", false)) << j.dump();
+  EXPECT_EQ(Field(j, "report").value("queued_for_lost", nlohmann::json::array()),
+            nlohmann::json::array({"r3"}))
+      << j.dump();
+  EXPECT_EQ(j.value("error", "").find("clone1"), std::string::npos) << j.dump();
+  const auto to_clone = CommandsIssuedTo("clone1");
+  EXPECT_EQ(to_clone.size(), named_commands)
+      << "the run sent the clone: " << testing::PrintToString(to_clone);
+}
+
+// Regression (issue 13, point 5): a lost clone stopped the wedge ("cannot
+// wedge: clone1 lost"), although no command of the window goes to it.
+TEST_F(MaintenanceTest, LostCloneDoesNotStopTheMaintenanceWindow) {
+  clones_ = 1;
+  StartCluster();
+  ConfigureAll();
+  LK_ASSERT_OK(cluster_->KillAgent("clone1"));
+  LK_ASSERT_OK(cluster_->WaitNodeState("clone1", "lost", 15s));
+  RunResult run = Cli(RunArgs(), 180s);
+  ASSERT_EQ(run.exit_code, 0) << run.Describe();
+  auto j = Json(run);
+  EXPECT_TRUE(j.value("ok", false)) << j.dump();
+  EXPECT_FALSE(Field(j, "report").value("rolled_back", false)) << j.dump();
+  EXPECT_TRUE(CommandsIssuedTo("clone1").empty()) << testing::PrintToString(CommandsIssuedTo("clone1"));
+}
+
+// ---------------------------------------------------------------------------
+// Regression (issue 13, point 6): r3's ledgerd frozen (SIGSTOP) after it got
+// the stop point: the wedge times out, the rollback's unwedge of r3 times
+// out, and once thawed r3 ran on to the stop point and stayed wedged there
+// for good (ledgerd persists it), until an operator noticed. Now r3 is on
+// the broker's needs-unwedge list and is unwedged by a retry once it
+// answers again, with no operator action; events say so.
+TEST_F(MaintenanceTest, LedgerdFrozenDuringTheWedgeIsUnwedgedOnceItThawsWithoutOperatorAction) {
+  StartCluster(/*blocks_per_sec=*/50);  // the stop point is 3-6 s away
+  ConfigureAll();
+  LK_ASSERT_OK_AND_ASSIGN(
+      auto bg,
+      cluster_->StartCli({"--json", "maintenance", "run", "--wedge-timeout-s", "8"}, "maint-frozen-ledgerd"));
+  uint64_t stop = 0;
+  ASSERT_TRUE(WaitUntil(
+      [&] {
+        auto st = Ledger("r3");
+        stop = st ? st->stop_point : 0;
+        return stop != 0;
+      },
+      60s, 5ms))
+      << "r3 never got a stop point";
+  const pid_t ledgerd = ComponentPid("r3", "ledgerd");
+  ASSERT_GT(ledgerd, 0);
+  ASSERT_EQ(::kill(ledgerd, SIGSTOP), 0);
+  struct Resume {
+    pid_t pid;
+    ~Resume() { ::kill(pid, SIGCONT); }
+  } resume{ledgerd};
+
+  auto rc = bg->WaitExit(120s);
+  ASSERT_TRUE(rc.has_value()) << "maintenance run did not finish";
+  EXPECT_EQ(*rc, 1) << bg->ReadStdout();
+  auto j = LastJsonLine(bg->ReadStdout());
+  EXPECT_TRUE(Field(j, "report").value("rolled_back", false)) << j.dump();
+  EXPECT_EQ(Field(j, "report").value("needs_unwedge", nlohmann::json::array()), nlohmann::json::array({"r3"}))
+      << j.dump();
+  EXPECT_NE(j.value("error", "").find("retries"), std::string::npos) << j.dump();
+
+  ::kill(ledgerd, SIGCONT);  // no operator command from here on
+  std::optional<ledger::LedgerStatus> r3;
+  EXPECT_TRUE(WaitUntil(
+      [&] {
+        r3 = Ledger("r3");
+        return r3 && !r3->wedged && r3->stop_point == 0 && r3->last_reachable > stop + 20;
+      },
+      60s, 100ms))
+      << "r3 stays wedged after it thawed: "
+      << (r3 ? "wedged " + std::to_string(r3->wedged) + " stop point " + std::to_string(r3->stop_point) +
+                   " last reachable " + std::to_string(r3->last_reachable)
+             : std::string("no status"));
+  RunResult evs = Cli({"events", "--from-start", "--filter", "wedge.r3"});
+  EXPECT_NE(evs.out.find("r3 needs an unwedge"), std::string::npos) << evs.Describe();
+  EXPECT_NE(evs.out.find("r3 unwedged by the broker's retry"), std::string::npos) << evs.Describe();
+  ExpectServing(stop);
+}
+
+// Issue 13, point 6: `ledgerkeep unwedge --node NODE` releases one stranded
+// replica (wedged while the others are not), and is refused with a reason
+// for a replica that is not wedged, a client, an unknown node, one replica
+// of a cluster-wide wedge, and while another workflow runs.
+TEST_F(MaintenanceTest, UnwedgeNodeReleasesOneStrandedReplicaAndIsRefusedOtherwise) {
+  StartCluster();
+  ConfigureAll();
+  // While a maintenance run is in progress (held in its pre hook): refused.
+  LK_ASSERT_OK_AND_ASSIGN(
+      auto bg,
+      cluster_->StartCli({"--json", "maintenance", "run", "--pre-hook", LongPreHook()}, "maint-busy"));
+  WaitLongPreHookStarted();
+  RunResult busy = Cli({"unwedge", "--node", "r3"});
+  EXPECT_EQ(busy.exit_code, 1) << busy.Describe();
+  EXPECT_NE(busy.err.find("still running"), std::string::npos) << busy.Describe();
+  ASSERT_EQ(Cli({"maintenance", "abort"}).exit_code, 0);
+  ASSERT_TRUE(bg->WaitExit(60s).has_value()) << "the aborted run did not finish";
+
+  // Strand r3 at a stop point of its own (what a run the broker lost track
+  // of leaves behind).
+  ledger::ControlClientOptions co;
+  co.timeout = 2000ms;
+  ledger::LedgerControlClient r3(cluster_->LedgerControl("r3"), co);
+  const uint64_t at = LastBlock("r3");
+  const uint64_t stop = (at + 300) - ((at + 300) % 150);
+  LK_ASSERT_OK(r3.Wedge(stop));
+  ASSERT_TRUE(WaitUntil(
+      [&] {
+        auto st = Ledger("r3");
+        return st && st->wedged;
+      },
+      30s, 20ms))
+      << "r3 did not wedge";
+
+  RunResult all = Cli({"unwedge"});
+  EXPECT_EQ(all.exit_code, 1) << all.Describe();  // the others are not wedged
+  RunResult r1 = Cli({"unwedge", "--node", "r1"});
+  EXPECT_EQ(r1.exit_code, 1) << r1.Describe();
+  EXPECT_NE(Json(r1).value("error", "").find("r1: it is not wedged"), std::string::npos) << r1.Describe();
+  RunResult c1 = Cli({"unwedge", "--node", "c1"});
+  EXPECT_EQ(c1.exit_code, 1) << c1.Describe();
+  EXPECT_NE(Json(c1).value("error", "").find("only replicas"), std::string::npos) << c1.Describe();
+  RunResult unknown = Cli({"unwedge", "--node", "r9"});
+  EXPECT_EQ(unknown.exit_code, 2) << unknown.Describe();
+  auto st = Ledger("r3");
+  ASSERT_TRUE(st && st->wedged && st->stop_point == stop) << "a refused unwedge touched r3";
+
+  RunResult ok = Cli({"unwedge", "--node", "r3"});
+  ASSERT_EQ(ok.exit_code, 0) << ok.Describe();
+  EXPECT_TRUE(Json(ok)["report"]["unwedged"].value("r3", false)) << ok.Describe();
+  ASSERT_TRUE(WaitUntil(
+      [&] {
+        auto s3 = Ledger("r3");
+        return s3 && !s3->wedged && s3->stop_point == 0 && s3->last_reachable > stop + 20;
+      },
+      30s, 50ms))
+      << "r3 does not advance after unwedge --node r3";
+
+  // One replica of a cluster-wide wedge is not stranded: refused.
+  RunResult wedge = Cli({"wedge", "stop", "--timeout-s", "60"});
+  ASSERT_EQ(wedge.exit_code, 0) << wedge.Describe();
+  RunResult one = Cli({"unwedge", "--node", "r1"});
+  EXPECT_EQ(one.exit_code, 1) << one.Describe();
+  EXPECT_NE(Json(one).value("error", "").find("cluster wedge"), std::string::npos) << one.Describe();
+  RunResult resume = Cli({"unwedge"});
+  EXPECT_EQ(resume.exit_code, 0) << resume.Describe();
+  ExpectServing(Json(wedge)["report"].value("stop_point", uint64_t{0}));
 }
 
 // ---------------------------------------------------------------------------
@@ -579,6 +840,56 @@ TEST_F(MaintenanceTest, AbortDuringTheWedgeRollsBackAndASecondRunIsRefused) {
   EXPECT_FALSE(SawStep(evs, "final_sync")) << "went on after the abort";
   EXPECT_TRUE(SawStep(evs, "rollback", "done"));
   ExpectServing(aborted_at);
+}
+
+// Regression (issue 13, point 17): `maintenance abort` during a pre hook
+// `sleep 40` took effect only once the hook ended by itself, 40 s later. The
+// abort kills the hook's process group (its background child too) at once,
+// and the run rolls back as for any abort.
+TEST_F(MaintenanceTest, AbortDuringAPreHookKillsItsProcessGroupAtOnceAndRollsBack) {
+  StartCluster();
+  ConfigureAll();
+  LK_ASSERT_OK_AND_ASSIGN(
+      auto bg,
+      cluster_->StartCli({"--json", "maintenance", "run", "--pre-hook", LongPreHook()}, "maint-hook-abort"));
+  const auto hook = WaitLongPreHookStarted();
+  ASSERT_EQ(hook.size(), 2u);
+  ASSERT_TRUE(AnyAlive(hook));
+  const auto aborted_at = std::chrono::steady_clock::now();
+  RunResult abort = Cli({"maintenance", "abort"});
+  ASSERT_EQ(abort.exit_code, 0) << abort.Describe();
+  EXPECT_TRUE(WaitUntil([&] { return !AnyAlive(hook); }, 10s, 20ms))
+      << "the pre hook (or its background child) still runs 10 s after the abort";
+  auto rc = bg->WaitExit(60s);
+  ASSERT_TRUE(rc.has_value()) << "the aborted run did not finish";
+  EXPECT_LT(std::chrono::steady_clock::now() - aborted_at, 20s) << "the abort waited for the hook";
+  EXPECT_EQ(*rc, 1) << bg->ReadStdout();
+  auto j = LastJsonLine(bg->ReadStdout());
+  const auto report = Field(j, "report");
+  EXPECT_NE(j.value("error", "").find("aborted by the operator"), std::string::npos) << bg->ReadStdout();
+  EXPECT_EQ(report.value("failed_step", ""), "pre_hook") << j.dump();
+  EXPECT_TRUE(Field(Field(report, "hooks"), "pre_hook").value("killed", false)) << j.dump();
+  EXPECT_TRUE(report.value("rolled_back", false)) << j.dump();
+  auto evs = RunbookEvents();
+  EXPECT_FALSE(SawStep(evs, "stop_clients")) << "went on after the abort";
+  EXPECT_TRUE(SawStep(evs, "rollback", "done"));
+}
+
+// A broker shutdown (SIGTERM) during a pre hook kills the hook's process
+// group instead of waiting for the hook to end (it waited 40 s, past any
+// service manager's stop timeout); the run resumes on the next start.
+TEST_F(MaintenanceTest, BrokerShutdownDuringAPreHookKillsItsProcessGroup) {
+  StartCluster();
+  ConfigureAll();
+  LK_ASSERT_OK_AND_ASSIGN(auto bg,
+                          cluster_->StartCli({"--json", "maintenance", "run", "--pre-hook", LongPreHook()},
+                                             "maint-hook-shutdown"));
+  const auto hook = WaitLongPreHookStarted();
+  ASSERT_EQ(hook.size(), 2u);
+  LK_ASSERT_OK(cluster_->KillBroker(SIGTERM));  // waits 15 s for the exit
+  EXPECT_TRUE(WaitUntil([&] { return !AnyAlive(hook); }, 5s, 20ms))
+      << "the pre hook (or its background child) outlived the broker";
+  EXPECT_EQ(cluster_->broker_process()->exit_code().value_or(-1), 0) << "the broker did not stop cleanly";
 }
 
 // --dry-run prints the plan and an estimate, and changes nothing.

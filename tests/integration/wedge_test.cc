@@ -88,6 +88,12 @@ TEST_F(WedgeTest, AllReplicasStopAtOneCheckpointSurviveStopStartAndResumeAfterUn
   const uint64_t stop = wedge["report"]["stop_point"].get<uint64_t>();
   EXPECT_EQ(stop % 150, 0u);
   EXPECT_TRUE(wedge["ok"].get<bool>()) << wedge.dump();
+  // DESIGN.md §5: the next-but-one checkpoint above the highest block the
+  // broker read from the replicas (not one window lower or higher).
+  ASSERT_EQ(wedge["report"]["block_ids"].size(), 4u) << wedge.dump();
+  uint64_t highest = 0;
+  for (auto& [node, last] : wedge["report"]["block_ids"].items()) highest = std::max(highest, last.get<uint64_t>());
+  EXPECT_EQ(stop, (highest + 300) - ((highest + 300) % 150)) << "highest block " << highest << ": " << wedge.dump();
   auto status = Cli({"wedge", "status"});
   for (const char* r : {"r1", "r2", "r3", "r4"}) EXPECT_TRUE(status[r].get<bool>()) << status.dump();
   for (auto& [node, last] : LastBlocks()) EXPECT_EQ(last, stop) << node;
