@@ -205,6 +205,8 @@ class MaintenanceRun {
 
   // -------------------------------------------------------------- preflight
   Status Preflight() {
+    // Named hooks exist before anything is changed.
+    for (const char* which : {"pre_hook", "post_hook"}) LK_RETURN_IF_ERROR(NamedHook(which).status());
     std::string problems;
     auto add = [&](const std::string& p) { problems += (problems.empty() ? "" : "; ") + p; };
     LK_ASSIGN_OR_RETURN(auto members, ctx_.Members(wire::Role::Unknown));
@@ -274,31 +276,57 @@ class MaintenanceRun {
     return Status::OK();
   }
 
-  // Runs an operator hook with /bin/sh in a process group of its own
+  // The hook an operator named for `which` ("pre_hook" / "post_hook"):
+  // null when none was named; InvalidArgument for a name the broker's
+  // config does not define (issue 13: the command comes from the broker
+  // host's config, never from the request).
+  Result<const HookSpec*> NamedHook(const std::string& which) const {
+    const auto it = params_.find(which);
+    if (it == params_.end() || !it->is_string() || it->get<std::string>().empty()) {
+      return static_cast<const HookSpec*>(nullptr);
+    }
+    const std::string name = it->get<std::string>();
+    LK_RETURN_IF_ERROR(ValidateHookName(name));
+    const HookSpec* h = ctx_.config().FindHook(name);
+    if (h != nullptr) return h;
+    std::string known;
+    for (const auto& x : ctx_.config().hooks) known += (known.empty() ? "" : ", ") + x.name;
+    return Status::InvalidArgument("no hook '" + name + "' in the broker's cluster config (" +
+                                   (known.empty() ? std::string("it defines none") : "it defines " + known) +
+                                   "); a hook is a [[hook]] entry with a name and an exec list");
+  }
+
+  // Runs the named hook's argv (no shell) in a process group of its own
   // (RunStreaming). A broker shutdown, and for the pre hook an abort, kill
   // the whole group at once (SIGTERM, SIGKILL kHookGraceMs later): an abort
-  // during `--pre-hook 'sleep 40'` took effect only after 40 s (issue 13).
+  // during a 40 s pre hook took effect only after 40 s (issue 13).
   // The post hook also runs during a rollback, which an abort asked for: an
   // abort never stops it.
   Status Hook(const std::string& which) {
-    const std::string cmd = params_.value(which, "");
-    if (cmd.empty()) return Status::OK();
+    LK_ASSIGN_OR_RETURN(const HookSpec* hook, NamedHook(which));
+    if (hook == nullptr) return Status::OK();
+    std::string cmd;
+    for (const auto& a : hook->exec) cmd += (cmd.empty() ? "" : " ") + a;
     const bool abortable = which == "pre_hook";
     RunOptions o;
-    o.timeout_ms = 300'000;
+    o.timeout_ms = static_cast<int64_t>(hook->timeout_s) * 1000;
     o.term_grace_ms = kHookGraceMs;
     o.cancelled = [&] { return ctx_.cancelled() || (abortable && ctx_.abort_requested()); };
-    auto r = ProcessRunner::Real()->RunStreaming({"/bin/sh", "-c", cmd}, o);
-    if (!r.ok()) return r.status();
-    report_["hooks"][which] = {{"command", cmd}, {"exit_code", r->exit_code}, {"output", r->output.substr(0, 2000)}};
+    auto r = ProcessRunner::Real()->RunStreaming(hook->exec, o);
+    if (!r.ok()) return r.status().WithContext(which + " '" + hook->name + "'");
+    report_["hooks"][which] = {{"name", hook->name},
+                               {"command", hook->exec},
+                               {"exit_code", r->exit_code},
+                               {"output", r->output.substr(0, 2000)}};
     if (r->cancelled) {
       report_["hooks"][which]["killed"] = true;
-      return Status::Aborted(which + " `" + cmd + "` killed (its process group): " +
+      return Status::Aborted(which + " '" + hook->name + "' (" + cmd + ") killed (its process group): " +
                              (ctx_.cancelled() ? "broker stopping" : "aborted by the operator"));
     }
     if (r->exit_code != 0 || r->timed_out) {
-      return Status::Aborted(which + " `" + cmd + "` failed (exit " + std::to_string(r->exit_code) + "): " +
-                             r->output.substr(0, 500));
+      return Status::Aborted(which + " '" + hook->name + "' (" + cmd + ") failed (exit " +
+                             std::to_string(r->exit_code) + (r->timed_out ? ", timed out" : "") +
+                             "): " + r->output.substr(0, 500));
     }
     return Status::OK();
   }
@@ -522,6 +550,10 @@ class MaintenanceRun {
   // -------------------------------------------------------------- dry run
   Status DryRun() {
     report_["plan"] = kSteps;
+    for (const char* which : {"pre_hook", "post_hook"}) {
+      LK_ASSIGN_OR_RETURN(const HookSpec* hook, NamedHook(which));
+      if (hook != nullptr) report_["hooks"][which] = {{"name", hook->name}, {"command", hook->exec}};
+    }
     wire::CommandBodyUnion body;
     body.Set(wire::GetBackupStatusT{});
     LK_ASSIGN_OR_RETURN(auto st, ctx_.RunCommand(TargetRole(wire::Role::Replica), std::move(body), 15'000));

@@ -41,6 +41,8 @@ WorkflowContext::WorkflowContext(WorkflowManager* manager, uint64_t run_id, Brok
   if (auto r = manager_->Get(run_id)) state_ = r->state;
 }
 
+const ClusterConfig& WorkflowContext::config() const { return manager_->config(); }
+
 nlohmann::json WorkflowContext::params() const {
   auto r = manager_->Get(run_id_);
   return r ? r->params : nlohmann::json::object();

@@ -67,6 +67,8 @@ class WorkflowContext {
                   const std::atomic<bool>* cancelled);
 
   BrokerClient& client() { return *client_; }
+  // The broker's cluster config (e.g. the maintenance hooks it may run).
+  const ClusterConfig& config() const;
   uint64_t run_id() const { return run_id_; }
   nlohmann::json params() const;
   // Resume state; persisted by SaveState().
@@ -162,6 +164,7 @@ class WorkflowManager {
 
   // For WorkflowContext.
   UnwedgeRetrier& unwedge_retrier() { return retrier_; }
+  const ClusterConfig& config() const { return config_; }
   Status Save(const WorkflowRecord& r);
   void Update(uint64_t run_id, const std::function<void(WorkflowRecord&)>& fn);
 

@@ -1504,9 +1504,10 @@ int RunCli(int argc, char** argv) {
       "stop clients, wedge, stop replicas, check block ids, back up clients and replicas, restart, unwedge");
   m_run->add_flag("--dry-run", dry_run, "print the plan and an estimate of the window; change nothing");
   m_run->add_option("--pre-hook", pre_hook,
-                    "command run first on the broker host (e.g. stop the applications)");
+                    "name of a hook the broker runs first (e.g. stop the applications): a [[hook]] of the "
+                    "broker's cluster config (name + exec list); never a command line");
   m_run->add_option("--post-hook", post_hook,
-                    "command run last (and on rollback), e.g. start the applications");
+                    "name of a hook the broker runs last and on rollback (e.g. start the applications)");
   m_run->add_option("--archive", archive,
                     "name of the client archives, as for `backup client --name` (default "
                     "maintenance-<run>-<time>); a name taken at a client's destination fails the preflight");
@@ -1579,6 +1580,12 @@ int RunCli(int argc, char** argv) {
   }
   if (b_client->parsed()) return RunBackupClient(g, backup_target, bf, client_name, client_paths);
   if (m_run->parsed()) {
+    for (const std::string* hook : {&pre_hook, &post_hook}) {
+      if (hook->empty()) continue;
+      if (Status s = ValidateHookName(*hook); !s.ok()) {
+        return Fail(s.WithContext(hook == &pre_hook ? "--pre-hook" : "--post-hook"));
+      }
+    }
     if (!archive.empty()) {
       if (auto file = NewClientArchiveFileName(archive); !file.ok()) return Fail(file.status());
     }

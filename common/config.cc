@@ -1,5 +1,7 @@
 #include "common/config.h"
 
+#include <algorithm>
+
 #include <filesystem>
 #include <set>
 #include <toml++/toml.h>
@@ -155,8 +157,46 @@ Result<ClusterConfig> LoadClusterConfig(const std::string& path) {
     }
     c.allow.push_back(std::move(e));
   }
+
+  std::set<std::string> hook_names;
+  LK_ASSIGN_OR_RETURN(auto hooks, root.TableArray("hook"));
+  for (TomlSection& t : hooks) {
+    const std::string entry = where + ": " + t.prefix().substr(0, t.prefix().size() - 2);
+    HookSpec h;
+    LK_RETURN_IF_ERROR(t.String("name", &h.name, /*allow_empty=*/false));
+    LK_RETURN_IF_ERROR(t.StringArray("exec", &h.exec));
+    LK_RETURN_IF_ERROR(t.Int("timeout_s", 1, 86'400, &h.timeout_s, "seconds"));
+    LK_RETURN_IF_ERROR(t.CheckNoUnknownKeys());
+    if (Status n = ValidateHookName(h.name); !n.ok()) return n.WithContext(entry);
+    if (h.exec.empty() || h.exec[0].empty() || h.exec[0][0] != '/') {
+      return Status::InvalidArgument(entry + ": exec must be a list whose first element is an absolute path, "
+                                     "e.g. exec = [\"/usr/local/bin/stop-apps\", \"--all\"]");
+    }
+    if (!hook_names.insert(h.name).second) {
+      return Status::InvalidArgument(entry + ": hook '" + h.name + "' is defined twice");
+    }
+    c.hooks.push_back(std::move(h));
+  }
   LK_RETURN_IF_ERROR(root.CheckNoUnknownKeys());
   return c;
+}
+
+Status ValidateHookName(const std::string& name) {
+  const bool ok = !name.empty() && name.size() <= 64 && std::isalnum(static_cast<unsigned char>(name[0])) &&
+                  std::all_of(name.begin(), name.end(), [](char ch) {
+                    return std::isalnum(static_cast<unsigned char>(ch)) || ch == '-' || ch == '_' || ch == '.';
+                  });
+  if (ok) return Status::OK();
+  return Status::InvalidArgument("hook name '" + name.substr(0, 80) +
+                                 "' is not a name: letters, digits, '.', '_' and '-', at most 64, starting "
+                                 "with a letter or digit (hooks are commands defined in the broker's cluster "
+                                 "config, [[hook]] name = ..., exec = [...]; they are chosen by name)");
+}
+
+const HookSpec* ClusterConfig::FindHook(const std::string& name) const {
+  for (const auto& h : hooks)
+    if (h.name == name) return &h;
+  return nullptr;
 }
 
 }  // namespace ledgerkeep

@@ -18,6 +18,10 @@
 //   node_id = "r1"
 //   role = "replica"             # replica | client | operator | subscriber
 //   public_key = "<Z85>"
+//   [[hook]]                     # a maintenance hook the broker may run, by name
+//   name = "stop-apps"           # `maintenance run --pre-hook stop-apps`
+//   exec = ["/usr/local/bin/stop-apps", "--all"]   # argv, no shell; absolute path
+//   timeout_s = 300              # killed (its process group) after this long
 //
 // Loading validates everything (types, ranges, ports, keys, duplicate node
 // ids or keys) and refuses unknown keys (common/toml_section.h): every error
@@ -39,6 +43,15 @@ struct AllowEntry {
   std::string public_z85;
 };
 
+// A command the broker runs as a maintenance hook (issue 13: an operator
+// names one; the command itself comes from the broker host's config, never
+// from the operator's request).
+struct HookSpec {
+  std::string name;
+  std::vector<std::string> exec;  // argv; exec[0] is an absolute path
+  int timeout_s = 300;            // Default: 300
+};
+
 struct ClusterConfig {
   std::string path;  // the file it came from
   std::string cluster_id = "ledgerkeep";
@@ -53,6 +66,7 @@ struct ClusterConfig {
   int suspect_after = 3;
   int lost_after = 10;
   std::vector<AllowEntry> allow;
+  std::vector<HookSpec> hooks;
 
   std::string ConnectEndpoint(int port) const;
   std::string BindEndpoint(int port) const;
@@ -60,7 +74,12 @@ struct ClusterConfig {
   std::string ResolvePath(const std::string& p) const;
   const AllowEntry* FindNode(const std::string& node_id) const;
   const AllowEntry* FindKey(const std::string& public_z85) const;
+  const HookSpec* FindHook(const std::string& name) const;  // null if none
 };
+
+// A hook name as `--pre-hook`/`--post-hook` take it; InvalidArgument
+// otherwise (a command line is not a name).
+Status ValidateHookName(const std::string& name);
 
 Result<ClusterConfig> LoadClusterConfig(const std::string& path);
 

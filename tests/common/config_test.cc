@@ -66,6 +66,34 @@ TEST_F(ConfigTest, RefusesDuplicateNodeIdUnknownRoleAndBadKey) {
   EXPECT_FALSE(LoadClusterConfig(Write(Base() + Allow("r1", "replica", "short"))).ok());
 }
 
+TEST_F(ConfigTest, MaintenanceHooksAreNamedArgvListsWithAnAbsoluteProgram) {
+  auto c = LoadClusterConfig(Write(Base() + "[[hook]]\nname = \"stop-apps\"\nexec = [\"/usr/local/bin/stop\", "
+                                            "\"--all\"]\ntimeout_s = 60\n\n[[hook]]\nname = \"start.apps\"\n"
+                                            "exec = [\"/usr/local/bin/start\"]\n"));
+  ASSERT_TRUE(c.ok()) << c.status().ToString();
+  ASSERT_NE(c->FindHook("stop-apps"), nullptr);
+  EXPECT_EQ(c->FindHook("stop-apps")->exec, (std::vector<std::string>{"/usr/local/bin/stop", "--all"}));
+  EXPECT_EQ(c->FindHook("stop-apps")->timeout_s, 60);
+  EXPECT_EQ(c->FindHook("start.apps")->timeout_s, 300);
+  EXPECT_EQ(c->FindHook("nope"), nullptr);
+  for (const char* bad : {
+           "[[hook]]\nname = \"x\"\nexec = \"/bin/true\"\n",                   // a string, not a list
+           "[[hook]]\nname = \"x\"\nexec = [\"true\"]\n",                       // not an absolute path
+           "[[hook]]\nname = \"x\"\nexec = []\n",                                 // nothing to run
+           "[[hook]]\nname = \"a b\"\nexec = [\"/bin/true\"]\n",                 // not a name
+           "[[hook]]\nname = \"x\"\nexec = [\"/bin/true\"]\ntimeout_s = 0\n",    // out of range
+           "[[hook]]\nname = \"x\"\nexec = [\"/bin/true\"]\n[[hook]]\nname = \"x\"\nexec = [\"/bin/true\"]\n",
+           "[[hook]]\nname = \"x\"\ncommand = \"/bin/true\"\n",                  // unknown key
+       }) {
+    auto r = LoadClusterConfig(Write(Base() + bad));
+    EXPECT_EQ(r.status().code(), StatusCode::kInvalidArgument) << bad;
+  }
+  EXPECT_TRUE(ValidateHookName("stop-apps").ok());
+  for (const std::string& bad : std::vector<std::string>{"", "touch /tmp/x", "$(id)", "-x", "../x", std::string(65, 'a')}) {
+    EXPECT_FALSE(ValidateHookName(bad).ok()) << bad;
+  }
+}
+
 TEST_F(ConfigTest, MissingFileAndBadTomlSayWhatIsWrong) {
   auto missing = LoadClusterConfig(dir_ + "/nope.toml");
   ASSERT_FALSE(missing.ok());

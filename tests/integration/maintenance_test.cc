@@ -22,6 +22,7 @@
 #include "tests/support/child_process.h"
 #include "tests/support/cli_json.h"
 #include "tests/support/status_macros.h"
+#include "tests/support/temp_dir.h"
 #include "tests/support/test_cluster.h"
 #include "tests/support/wait.h"
 
@@ -52,6 +53,13 @@ class MaintenanceTest : public ::testing::Test {
     o.with_ledger = true;
     o.ledger_blocks_per_sec = blocks_per_sec;
     o.ledger_payload_bytes = payload_bytes;
+    // The hooks a run may name (the broker's config defines them).
+    hook_dir_ = hook_tmp_.path();
+    o.cluster_config_extra =
+        "[[hook]]\nname = \"long\"\nexec = [\"/bin/sh\", \"-c\", "
+        "\"sleep 40 & echo $! > \\\"$1/child.pid\\\"; echo $$ > \\\"$1/sh.pid\\\"; sleep 40\", \"sh\", \"" +
+        hook_dir_ + "\"]\n\n[[hook]]\nname = \"record\"\nexec = [\"/bin/sh\", \"-c\", "
+        "\"echo \\\"$0\\\" >> \\\"$1/ran\\\"\", \"record\", \"" + hook_dir_ + "\"]\n";
     LK_ASSERT_OK_AND_ASSIGN(cluster_, TestCluster::Create(o));
     LK_ASSERT_OK(cluster_->StartAll());
     ASSERT_TRUE(WaitUntil(
@@ -195,12 +203,7 @@ class MaintenanceTest : public ::testing::Test {
   // A pre hook that runs 40 s: a shell whose background child outlives it
   // unless the hook's whole process group is killed. The processes
   // (identified by pid and start time) once both have started.
-  std::string LongPreHook() {
-    hook_dir_ = cluster_->dir() + "/hook";
-    fs::create_directories(hook_dir_);
-    return "sleep 40 & echo $! > '" + hook_dir_ + "/child.pid'; echo $$ > '" + hook_dir_ +
-           "/sh.pid'; sleep 40";
-  }
+  std::string LongPreHook() { return "long"; }
   std::vector<ProcessId> WaitLongPreHookStarted() {
     std::vector<ProcessId> procs;
     EXPECT_TRUE(WaitUntil(
@@ -231,6 +234,7 @@ class MaintenanceTest : public ::testing::Test {
   }
 
   std::unique_ptr<TestCluster> cluster_;
+  TempDir hook_tmp_{"lk-hook-"};
   std::string hook_dir_;
   std::string dest_root_;
   std::vector<std::string> mounts_;
@@ -239,14 +243,52 @@ class MaintenanceTest : public ::testing::Test {
 };
 
 // ---------------------------------------------------------------------------
+// Issue 13 (the class of point 1): `--pre-hook 'CMD'` ran any command line
+// as root on the broker host for whoever holds an operator key. A hook is
+// a name; the command is a [[hook]] of the broker's own config, run as an
+// argv without a shell. A command line is a usage error, an unknown name
+// fails the preflight with nothing changed.
+TEST_F(MaintenanceTest, HooksAreNamesFromTheBrokersConfigNeverCommandLines) {
+  StartCluster();
+  ConfigureAll();
+  const std::string canary = hook_dir_ + "/PWNED";
+  for (const std::string& line : std::vector<std::string>{"touch " + canary, "$(touch " + canary + ")",
+                                                          "record; touch " + canary,
+                                  "/bin/touch", "../record"}) {
+    RunResult r = Cli(RunArgs({"--pre-hook", line}));
+    EXPECT_EQ(r.exit_code, 2) << line << "\n" << r.Describe();
+    EXPECT_NE(r.err.find("--pre-hook"), std::string::npos) << r.Describe();
+    RunResult post = Cli(RunArgs({"--dry-run", "--post-hook", line}));
+    EXPECT_EQ(post.exit_code, 2) << line << "\n" << post.Describe();
+  }
+  RunResult unknown = Cli(RunArgs({"--pre-hook", "stop-apps"}), 60s);
+  EXPECT_EQ(unknown.exit_code, 1) << unknown.Describe();
+  EXPECT_NE(unknown.out.find("no hook 'stop-apps'"), std::string::npos) << unknown.out;
+  EXPECT_NE(unknown.out.find("long, record"), std::string::npos) << unknown.out;
+  // Nothing was stopped or wedged.
+  for (const auto& r : kReplicas) {
+    auto st = Ledger(r);
+    ASSERT_TRUE(st.has_value()) << r << " stopped";
+    EXPECT_EQ(st->stop_point, 0u) << r << " wedged";
+  }
+  RunResult dry = Cli(RunArgs({"--dry-run", "--pre-hook", "record"}), 60s);
+  ASSERT_EQ(dry.exit_code, 0) << dry.Describe();
+  EXPECT_EQ(Json(dry)["report"]["hooks"]["pre_hook"]["command"][0], "/bin/sh") << dry.out;
+  EXPECT_FALSE(fs::exists(canary));
+  EXPECT_FALSE(fs::exists(hook_dir_ + "/ran")) << "a dry run ran a hook";
+}
+
 TEST_F(MaintenanceTest, HappyPathBacksUpEveryNodeAtOneBlockAndTheClusterServesAgain) {
   StartCluster();
   ConfigureAll();
-  RunResult run = Cli(RunArgs({"--archive", "happy"}), 180s);
+  RunResult run = Cli(RunArgs({"--archive", "happy", "--pre-hook", "record", "--post-hook", "record"}), 180s);
   ASSERT_EQ(run.exit_code, 0) << run.Describe();
   auto j = Json(run);
   ASSERT_TRUE(j.value("ok", false)) << j.dump();
   const auto& report = j["report"];
+  // The hooks named ran: the commands the broker's config defines for them.
+  EXPECT_EQ(test::ReadFile(hook_dir_ + "/ran"), "record\nrecord\n");
+  EXPECT_EQ(report["hooks"]["pre_hook"].value("name", ""), "record") << report.dump();
   const uint64_t common = report.value("common_block", uint64_t{0});
   ASSERT_GT(common, 0u) << report.dump();
   EXPECT_EQ(common % 150, 0u) << common;

@@ -213,6 +213,7 @@ Status TestCluster::WriteConfig() {
   for (const auto& n : agents_) allow(n, RoleOf(n));
   for (const auto& n : clones_) allow(n, wire::Role::Replica);
   for (const auto& e : opt_.extra_keys) allow(e.name, e.role);
+  t << "\n" << opt_.cluster_config_extra << "\n";
   std::ofstream out(config_path_);
   out << t.str();
   out.close();

@@ -68,6 +68,8 @@ struct TestClusterOptions {
   int ledger_st_blocks_per_sec = 2000; // state transfer speed. Default: 2000
   // Extra lines for every node config (e.g. a [backup] section).
   std::string node_config_extra;
+  // Extra lines at the end of cluster.toml (e.g. [[hook]] entries).
+  std::string cluster_config_extra;
   // Print the log tails when destroyed during a failed test. Default: true.
   bool dump_logs_on_failure = true;
 };
