@@ -383,6 +383,27 @@ class ClientBackupRun {
 
 }  // namespace
 
+bool ClientBackupHandler::InsideConfiguredPaths(const std::string& path) const {
+  std::error_code ec;
+  const fs::path p = fs::weakly_canonical(path, ec);
+  if (ec) return false;
+  for (const auto& allowed : paths_) {
+    const fs::path a = fs::weakly_canonical(allowed, ec);
+    if (ec) continue;
+    auto pi = p.begin();
+    bool inside = true;
+    for (auto ai = a.begin(); ai != a.end(); ++ai, ++pi) {
+      if (ai->empty()) continue;
+      if (pi == p.end() || *pi != *ai) {
+        inside = false;
+        break;
+      }
+    }
+    if (inside) return true;
+  }
+  return false;
+}
+
 CommandOutcome ClientBackupHandler::Execute(const CommandContext& ctx) {
   auto fail = [](Status s) { return CommandOutcome{std::move(s), {}}; };
   const wire::ClientBackup* cmd = ctx.command().body_as_ClientBackup();
@@ -391,21 +412,29 @@ CommandOutcome ClientBackupHandler::Execute(const CommandContext& ctx) {
   auto file_name = NewClientArchiveFileName(cmd->archive_name() ? cmd->archive_name()->str() : "");
   if (!file_name.ok()) return fail(file_name.status());
 
+  if (paths_.empty()) {
+    return fail(Status::FailedPrecondition("client node " + node_id_ +
+                                           " has no paths to back up: set `[client] paths = "
+                                           "[\"/config/...\", \"/mnt/data/db\"]` in its node config "
+                                           "(and restart its agent)"));
+  }
   std::vector<std::string> paths;
   if (cmd->paths() != nullptr && cmd->paths()->size() > 0) {
     for (const auto* p : *cmd->paths()) paths.push_back(p->str());
   } else {
     paths = paths_;
   }
-  if (paths.empty()) {
-    return fail(Status::FailedPrecondition("client node " + node_id_ +
-                                           " has no paths to back up: set `[client] paths = "
-                                           "[\"/config/...\", \"/mnt/data/db\"]` in its node config "
-                                           "(and restart its agent), or give the paths with the command"));
-  }
   for (const auto& p : paths) {
     if (p.empty() || p.front() != '/') {
-      return fail(Status::InvalidArgument("path '" + p + "' to back up is not absolute"));
+      return fail(Status::InvalidArgument("path '" + p.substr(0, 200) + "' to back up is not absolute"));
+    }
+    // Issue 13: `--path` narrows what is archived, it never widens it. The
+    // node config's [client] paths say what may leave this node (an
+    // operator key must not read /etc/shadow off a client).
+    if (!InsideConfiguredPaths(p)) {
+      return fail(Status::PermissionDenied("path '" + p.substr(0, 200) + "' is not inside the [client] paths of " +
+                                           node_id_ + "'s node config; only those (or paths inside them) are "
+                                           "archived"));
     }
   }
 

@@ -90,6 +90,8 @@ class ClientBackupHandler final : public CommandHandler {
   CommandOutcome Execute(const CommandContext& ctx) override;
 
  private:
+  // `path` (symlinks resolved) is one of paths_ or inside one.
+  bool InsideConfiguredPaths(const std::string& path) const;
   std::string node_id_;
   std::vector<std::string> paths_;
   std::string work_dir_;

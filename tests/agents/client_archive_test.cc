@@ -664,13 +664,45 @@ TEST_F(ClientBackupTest, NoPathsConfiguredSaysToSetClientPaths) {
   EXPECT_EQ(out.status.code(), StatusCode::kFailedPrecondition) << out.status.ToString();
   EXPECT_NE(out.status.message().find("[client] paths"), std::string::npos) << out.status.ToString();
 
-  // Paths given with the command are used instead.
+  // Paths given with the command do not make up for them (issue 13: an
+  // operator key must not archive what the node config does not name).
   WriteFile(dir_ / "cfg/app.conf", "a=1\n");
   wire::ClientBackupT body = Named("x");
   body.paths = {dir_ / "cfg"};
   CommandOutcome given = Run(h, std::move(body));
-  LK_ASSERT_OK(given.status);
-  EXPECT_EQ(given.detail.AsClientBackupResult()->entries, 2u);
+  EXPECT_EQ(given.status.code(), StatusCode::kFailedPrecondition) << given.status.ToString();
+  EXPECT_FALSE(fs::exists(dir_ / "backups"));
+}
+
+// Issue 13: `backup client --path /etc` archived any file of the client
+// node (as root) and shipped it wherever --destination said. --path only
+// narrows the configured [client] paths.
+TEST_F(ClientBackupTest, PathsOutsideTheConfiguredOnesAreRefusedAndInsideOnesNarrowTheArchive) {
+  WriteFile(dir_ / "cfg/app.conf", "a=1\n");
+  WriteFile(dir_ / "cfg/sub/more.conf", "b=2\n");
+  WriteFile(dir_ / "secret/shadow", "root:x\n");
+  fs::create_directory_symlink(dir_ / "secret", dir_ / "cfg/innocent-link");
+  ClientBackupHandler h(
+      "client1", {dir_ / "cfg"}, dir_ / "work",
+      [&]() -> Result<wire::BackupTargetT> {
+        wire::BackupTargetT t;
+        t.destination = dir_ / "backups";
+        return t;
+      },
+      ProcessRunner::Real(), Fast());
+  for (const std::string& bad : std::vector<std::string>{dir_ / "secret", "/etc", dir_ / "cfg/../secret",
+                                                          dir_ / "cfg/innocent-link", dir_ / "cfgx"}) {
+    wire::ClientBackupT body = Named("bad");
+    body.paths = {bad};
+    CommandOutcome out = Run(h, std::move(body));
+    EXPECT_EQ(out.status.code(), StatusCode::kPermissionDenied) << bad << ": " << out.status.ToString();
+  }
+  EXPECT_FALSE(fs::exists(dir_ / "backups/bad.tar.gz"));
+  wire::ClientBackupT narrow = Named("narrow");
+  narrow.paths = {dir_ / "cfg/sub"};
+  CommandOutcome ok = Run(h, std::move(narrow));
+  LK_ASSERT_OK(ok.status);
+  EXPECT_EQ(ok.detail.AsClientBackupResult()->entries, 2u);  // sub/ and more.conf
 }
 
 TEST_F(ClientBackupTest, BadArchiveNamesAreRefused) {
