@@ -34,6 +34,8 @@ class ComponentSupervisor {
   ComponentSupervisor(std::vector<ComponentSpec> specs, std::string state_dir, ProcessRunner* runner);
 
   std::vector<ComponentStatus> Inspect();
+  // NotFound naming a name that is no component of this node.
+  Status CheckNames(const std::vector<std::string>& names) const { return Select(names).status(); }
   // `names` empty = all. Already running is fine. NotFound for an unknown name.
   Status Start(const std::vector<std::string>& names);
   Status Stop(const std::vector<std::string>& names);

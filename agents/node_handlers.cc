@@ -1,5 +1,7 @@
 #include "agents/node_handlers.h"
 
+#include <algorithm>
+
 #include <filesystem>
 #include <thread>
 
@@ -51,9 +53,12 @@ class NodeManagementHandler final : public CommandHandler {
     } else if (m->action() == wire::NodeAction::Stop) {
       ctx.Note("info", "stopping components");
       out.status = s_->supervisor->Stop(names);
+    } else if (!names.empty()) {
+      out.status = s_->supervisor->CheckNames(names);  // status of a component that is not there
     }
     wire::NodeStatusT st;
     for (const auto& c : s_->supervisor->Inspect()) {
+      if (!names.empty() && std::find(names.begin(), names.end(), c.name) == names.end()) continue;
       auto cs = std::make_unique<wire::ComponentStateT>();
       cs->name = c.name;
       cs->running = c.running;

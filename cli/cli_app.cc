@@ -633,7 +633,16 @@ std::unique_ptr<wire::BackupTargetT> MakeTarget(const BackupFlags& f) {
 Status CheckDestinationFlags(const BackupFlags& f) {
   if (!f.ssh_key.empty()) LK_RETURN_IF_ERROR(ValidateSshFilePath(f.ssh_key, "--ssh-key"));
   if (!f.known_hosts.empty()) LK_RETURN_IF_ERROR(ValidateSshFilePath(f.known_hosts, "--known-hosts"));
-  if (f.destination.empty()) return Status::OK();
+  if (f.destination.empty()) {
+    // They would be ignored: say so instead.
+    if (!f.rsync_user.empty() || !f.ssh_key.empty() || f.ssh_port != 0 || !f.known_hosts.empty() ||
+        f.accept_new_host_key) {
+      return Status::InvalidArgument(
+          "--rsync-user, --ssh-key, --ssh-port, --known-hosts and --accept-new-host-key describe a "
+          "--destination; give the destination too");
+    }
+    return Status::OK();
+  }
   // {node} stands for a node id: check the rest with a placeholder one.
   return ParseDestination(ExpandNodePlaceholder(f.destination, "node"), f.rsync_user, f.ssh_key, f.ssh_port)
       .status();
@@ -1491,6 +1500,7 @@ int RunCli(int argc, char** argv) {
   r_node_opt->excludes(r_client_opt);
   r_to_node_opt->excludes(r_to_dir_opt);
   r_client_opt->needs(r_archive_opt)->needs(r_to_dir_opt)->excludes(r_to_node_opt);
+  r_archive_opt->needs(r_client_opt);
   backup_subs.push_back(restore);
 
   // The maintenance window.

@@ -147,6 +147,7 @@ Result<BackupDestination> ParseDestination(const std::string& destination, const
   }
   BackupDestination d;
   if (!ssh_key.empty()) LK_RETURN_IF_ERROR(ValidateSshFilePath(ssh_key, "--ssh-key"));
+  LK_RETURN_IF_ERROR(ValidateUser(rsync_user, "--rsync-user"));
   d.ssh_key = ssh_key;
   std::string rest = destination;
   if (rest.rfind("rsync://", 0) == 0) {

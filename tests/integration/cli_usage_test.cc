@@ -150,6 +150,29 @@ TEST_F(CliUsageTest, ClientBackupWithAnUnsafeNameIsAUsageErrorAndNothingIsWritte
   EXPECT_FALSE(fs::exists(dest));
 }
 
+// Found by HostileCliTest: options that were silently ignored are usage
+// errors now (an operator who typed them meant something).
+TEST_F(CliUsageTest, OptionsThatWouldBeIgnoredAreUsageErrors) {
+  const std::string dest = cluster_->dir() + "/backups/{node}";
+  // SSH settings describe a --destination.
+  ExpectUsageError({"backup", "run-now", "--node", "r1", "--ssh-key", "/k/id"}, "give the destination too");
+  ExpectUsageError({"backup", "client", "--node", "c1", "--name", "x", "--rsync-user", "backup"},
+                   "give the destination too");
+  ExpectUsageError({"backup", "run-now", "--known-hosts", "/k/known_hosts"}, "give the destination too");
+  // A login that ssh would take for an option, even when the destination names one.
+  ExpectUsageError({"backup", "run-now", "--destination", "root@backup:/b/{node}", "--rsync-user", "-oX=y"},
+                   "--rsync-user");
+  // --archive belongs to a client restore.
+  ExpectUsageError({"restore", "--node", "r1", "--to-dir", cluster_->dir() + "/x", "--archive", "a"}, "--client");
+  ExpectNothingSent();
+  EXPECT_FALSE(fs::exists(cluster_->dir() + "/x"));
+  EXPECT_FALSE(fs::exists(cluster_->dir() + "/backups"));
+  // The status of a component a node does not have is an error, not an empty table.
+  RunResult status = cluster_->RunCli({"node", "status", "--node", "c1", "--component", "no-such"}, 20s);
+  EXPECT_EQ(status.exit_code, 1) << status.Describe();
+  EXPECT_NE(status.out.find("no component 'no-such'"), std::string::npos) << status.Describe();
+}
+
 TEST_F(CliUsageTest, AgentRefusesOutOfRangeScheduleNumbersSentPastTheCli) {
   struct Case {
     uint32_t keep_last;
