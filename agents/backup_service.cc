@@ -378,19 +378,7 @@ wire::BackupResultT BackupService::RunCheckpoint(const BackupConfig& c, bool sch
                         dir + " (threshold " + std::to_string(c.min_free_bytes >> 20) +
                         " MiB); free space or lower --min-free";
       spdlog::warn("{}", why);
-      std::function<void(wire::ReportBodyUnion)> reporter;
-      {
-        std::lock_guard<std::mutex> lock(mu_);
-        reporter = reporter_;
-      }
-      if (reporter) {
-        wire::NoteT note;
-        note.level = "warn";
-        note.text = why;
-        wire::ReportBodyUnion b;
-        b.Set(std::move(note));
-        reporter(std::move(b));
-      }
+      ReportNote("warn", why);
       return fail(Status::NoSpace(why));
     }
   }
@@ -420,6 +408,21 @@ wire::BackupResultT BackupService::RunCheckpoint(const BackupConfig& c, bool sch
   return res;
 }
 
+void BackupService::ReportNote(const std::string& level, const std::string& text) {
+  std::function<void(wire::ReportBodyUnion)> reporter;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    reporter = reporter_;
+  }
+  if (!reporter) return;
+  wire::NoteT note;
+  note.level = level;
+  note.text = text;
+  wire::ReportBodyUnion b;
+  b.Set(std::move(note));
+  reporter(std::move(b));
+}
+
 // ---------------------------------------------------------------- scheduler
 
 void BackupService::StartScheduler() {
@@ -444,19 +447,7 @@ void BackupService::SchedulerLoop() {
       const std::string what = "internal error in a scheduled backup: " + CurrentExceptionText() +
                                "; the agent keeps serving and the schedule goes on";
       spdlog::error("{}", what);
-      std::function<void(wire::ReportBodyUnion)> reporter;
-      {
-        std::lock_guard<std::mutex> lock(mu_);
-        reporter = reporter_;
-      }
-      if (reporter) {
-        wire::NoteT note;
-        note.level = "error";
-        note.text = what;
-        wire::ReportBodyUnion b;
-        b.Set(std::move(note));
-        reporter(std::move(b));
-      }
+      ReportNote("error", what);
     }
   }
 }

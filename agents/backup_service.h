@@ -113,6 +113,8 @@ class BackupService {
                                 const std::function<bool()>& cancelled);
   wire::BackupResultT RunCheckpoint(const BackupConfig& c, bool scheduled);
   Status CheckpointDirAllowed(const std::string& dir) const;
+  // A Note event through the reporter, if one is set (mu_ not held).
+  void ReportNote(const std::string& level, const std::string& text);
   Result<int64_t> NextRun(const BackupConfig& c) const;
   void SchedulerLoop();
   void ScheduleTurns();    // SchedulerLoop without its exception boundary
