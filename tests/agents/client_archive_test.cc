@@ -294,19 +294,28 @@ TEST(ClientArchiveTest, MissingPathIsNotFoundNamingItAndLeavesNoTmp) {
 
 TEST(ClientArchiveTest, UnreadableFileIsPermissionDeniedNamingIt) {
   TempDir dir("lk-carch-");
-  ::chmod(dir.path().c_str(), 0777);  // the unprivileged child writes its archive here
+  // Every mode the unprivileged child relies on is set here, none is left to
+  // the umask: it writes its archive in the directory, lists data/ and reads
+  // data/readable.
+  ASSERT_EQ(::chmod(dir.path().c_str(), 0777), 0);
   WriteFile(dir / "data/readable", "r", 0644);
   WriteFile(dir / "data/secret", "s", 0600);
+  ASSERT_EQ(::chmod((dir / "data").c_str(), 0755), 0);
   // Root reads every file: as root, archive in a child that dropped to nobody.
+  // The child enters the directory while still root and then names its files
+  // relative to it: nobody may not be able to reach /tmp's entries at all
+  // (a /tmp of mode 0750 on some machines), and that is not what is tested.
   const bool drop = ::geteuid() == 0;
   const pid_t pid = drop ? ::fork() : 0;
   ASSERT_GE(pid, 0);
   if (pid == 0) {
-    if (drop && (::setgid(65534) != 0 || ::setuid(65534) != 0)) ::_exit(100);
-    auto r = WriteTarGz({dir / "data"}, dir / "o.tar.gz", {});
+    const std::string base = drop ? "" : dir.path() + "/";
+    if (drop && (::chdir(dir.path().c_str()) != 0 || ::setgid(65534) != 0 || ::setuid(65534) != 0))
+      ::_exit(100);
+    auto r = WriteTarGz({base + "data"}, base + "o.tar.gz", {});
     const bool as_expected = !r.ok() && r.status().code() == StatusCode::kPermissionDenied &&
-                             r.status().message().find(dir / "data/secret") != std::string::npos &&
-                             !fs::exists(dir / "o.tar.gz.tmp");
+                             r.status().message().find(base + "data/secret") != std::string::npos &&
+                             !fs::exists(base + "o.tar.gz.tmp");
     if (drop) {
       if (!as_expected) std::cerr << "child: " << r.status().ToString() << "\n";
       ::_exit(as_expected ? 0 : 1);
@@ -319,6 +328,7 @@ TEST(ClientArchiveTest, UnreadableFileIsPermissionDeniedNamingIt) {
   ASSERT_TRUE(WIFEXITED(wstatus));
   EXPECT_EQ(WEXITSTATUS(wstatus), 0)
       << "100: cannot drop privileges; 1: not PermissionDenied naming the file";
+  EXPECT_FALSE(fs::exists(dir / "o.tar.gz.tmp"));
 }
 
 TEST(ClientArchiveTest, FullDiskIsNoSpaceAndLeavesNoTmp) {
@@ -691,7 +701,7 @@ TEST_F(ClientBackupTest, PathsOutsideTheConfiguredOnesAreRefusedAndInsideOnesNar
       },
       ProcessRunner::Real(), Fast());
   for (const std::string& bad : std::vector<std::string>{dir_ / "secret", "/etc", dir_ / "cfg/../secret",
-                                                          dir_ / "cfg/innocent-link", dir_ / "cfgx"}) {
+                                                         dir_ / "cfg/innocent-link", dir_ / "cfgx"}) {
     wire::ClientBackupT body = Named("bad");
     body.paths = {bad};
     CommandOutcome out = Run(h, std::move(body));
