@@ -27,7 +27,7 @@
 #include "agents/backup_engine.h"
 #include "agents/snapshot_restore.h"
 #include "agents/command_handler.h"
-#include "agents/node_config.h"
+#include "common/node_config.h"
 #include "common/snapshot_places.h"
 
 namespace ledgerkeep {

@@ -16,8 +16,8 @@
 #include <string>
 #include <vector>
 
-#include "agents/node_config.h"
 #include "common/clock.h"
+#include "common/node_config.h"
 #include "common/process.h"
 
 namespace ledgerkeep {

@@ -8,7 +8,7 @@
 
 #include "agents/command_handler.h"
 #include "agents/component_supervisor.h"
-#include "agents/node_config.h"
+#include "common/node_config.h"
 
 namespace ledgerkeep {
 

@@ -17,6 +17,7 @@
 #include "agents/client_backup.h"
 #include "agents/retention.h"
 #include "agents/snapshot_restore.h"
+#include "cli/config_command.h"
 #include "cli/event_format.h"
 #include "cli/number_flags.h"
 #include "cli/table.h"
@@ -72,6 +73,15 @@ constexpr NumberLimit kNumberLimits[] = {
     {"--min-free-mb", 0, kMaxMinFreeBytes >> 20},
     {"--since", 1, static_cast<uint64_t>(INT64_MAX)},
     {"--last", 1, 1'000'000},
+    // config init
+    {"--replicas", 0, 999},
+    {"--clients", 0, 999},
+    {"--clones", 0, 999},
+    {"--port-base", 1, 65'533},
+    {"--heartbeat-ms", 10, 3'600'000},
+    {"--blocks-per-sec", 0, 1'000'000},
+    {"--payload-bytes", 0, 64u << 20},
+    {"--genesis-ms", 1, static_cast<uint64_t>(INT64_MAX)},
 };
 
 // Puts its range on every numeric option of `app` and its subcommands
@@ -1531,6 +1541,8 @@ int RunCli(int argc, char** argv) {
   backup_subs.push_back(m_run);
   backup_subs.push_back(m_abort);
 
+  std::unique_ptr<ConfigCommand> config = AddConfigCommand(&app);
+
   for (auto* sub : backup_subs) sub->fallthrough();
   for (auto* sub :
        {keygen, nodes, ping, events, node, blocks, wedge, wedge_stop, wedge_status, unwedge, health}) {
@@ -1546,6 +1558,10 @@ int RunCli(int argc, char** argv) {
     return rc == 0 ? kExitOk : kExitUsage;
   }
   if (keygen->parsed()) return RunKeygen(g, out_dir, names, force);
+  if (config->init->parsed()) {
+    Status s = RunConfigInit(*config, g.json);
+    return s.ok() ? kExitOk : Fail(s);
+  }
   if (nodes->parsed()) return RunNodes(g);
   if (ping->parsed()) return RunPing(g, ping_target, delay_ms, wait_s);
   if (events->parsed()) return RunEvents(g, since, from_start, follow, filter, last_n);

@@ -8,6 +8,7 @@
 
 #include "common/curve_keys.h"
 #include "common/toml_section.h"
+#include "common/toml_writer.h"
 
 namespace ledgerkeep {
 
@@ -197,6 +198,40 @@ const HookSpec* ClusterConfig::FindHook(const std::string& name) const {
   for (const auto& h : hooks)
     if (h.name == name) return &h;
   return nullptr;
+}
+
+std::string ClusterConfigToml(const ClusterConfig& config, std::string_view header) {
+  TomlWriter w;
+  if (!header.empty()) w.Comment(header);
+  w.String("cluster_id", config.cluster_id);
+  w.Table("broker");
+  w.String("connect_host", config.connect_host);
+  w.String("bind_host", config.bind_host);
+  w.Int("cmd_port", config.cmd_port);
+  w.Int("ctl_port", config.ctl_port);
+  w.Int("events_port", config.events_port);
+  w.String("public_key", config.broker_public_key);
+  if (!config.operator_key_file.empty()) {
+    w.Table("operator");
+    w.String("key_file", config.operator_key_file);
+  }
+  w.Table("liveness");
+  w.Int("heartbeat_ms", config.heartbeat_ms);
+  w.Int("suspect_after", config.suspect_after);
+  w.Int("lost_after", config.lost_after);
+  for (const auto& a : config.allow) {
+    w.TableArrayEntry("allow");
+    w.String("node_id", a.node_id);
+    w.String("role", RoleName(a.role));
+    w.String("public_key", a.public_z85);
+  }
+  for (const auto& h : config.hooks) {
+    w.TableArrayEntry("hook");
+    w.String("name", h.name);
+    w.StringArray("exec", h.exec);
+    w.Int("timeout_s", h.timeout_s);
+  }
+  return w.text();
 }
 
 }  // namespace ledgerkeep

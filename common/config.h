@@ -23,13 +23,15 @@
 //   exec = ["/usr/local/bin/stop-apps", "--all"]   # argv, no shell; absolute path
 //   timeout_s = 300              # killed (its process group) after this long
 //
-// Loading validates everything (types, ranges, ports, keys, duplicate node
+// ClusterConfigToml writes the file (`ledgerkeep config init`,
+// common/config_init.h). Loading validates everything (types, ranges, ports, keys, duplicate node
 // ids or keys) and refuses unknown keys (common/toml_section.h): every error
 // is InvalidArgument naming the file and the key; a missing file is NotFound.
 // Immutable after load; safe to share.
 #pragma once
 
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "common/status.h"
@@ -82,6 +84,12 @@ struct ClusterConfig {
 Status ValidateHookName(const std::string& name);
 
 Result<ClusterConfig> LoadClusterConfig(const std::string& path);
+
+// The TOML text LoadClusterConfig reads back as `config` (path aside), keys
+// in the order above. operator_key_file is written as given (a relative one
+// stays relative to the file); [operator] only when it is set. `header`
+// becomes a comment at the top (may be empty).
+std::string ClusterConfigToml(const ClusterConfig& config, std::string_view header);
 
 // "replica" <-> wire::Role::Replica, etc. Unknown strings are an error.
 Result<wire::Role> ParseRole(const std::string& s);

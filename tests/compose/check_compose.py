@@ -3,10 +3,10 @@
 
 1. `docker-compose config -q` accepts it (Debian's docker-compose 1.29).
 2. Every build context, Dockerfile, build target and COPY source exists.
-3. The init service's `run gen-config` command, run here into a temporary
-   directory, writes every /etc/ledgerkeep/... file the services and the
-   backup server's sshd_config refer to, and one node config and key per
-   agent service.
+3. The init service's `ledgerkeep config init` command, run here into a
+   temporary directory, writes every /etc/ledgerkeep/... file the services
+   and the backup server's sshd_config refer to, and one node config and key
+   per agent service.
 4. Every program a service runs is a binary the build produces (or a system
    program the image installs).
 
@@ -75,17 +75,18 @@ def main():
 
     # 3. The generated config.
     init_cmd = services["init"]["command"]
-    if init_cmd[:2] != ["/opt/ledgerkeep/run", "gen-config"]:
-        fail("the init service does not run `run gen-config`: " + str(init_cmd))
-    args = list(init_cmd[2:])
+    if init_cmd[:3] != ["ledgerkeep", "config", "init"]:
+        fail("the init service does not run `ledgerkeep config init`: " + str(init_cmd))
+    args = list(init_cmd[3:])
     out_index = args.index("--out") + 1
     container_out = args[out_index]
     with tempfile.TemporaryDirectory(prefix="lk-compose-") as tmp:
         args[out_index] = tmp
         args[args.index("--bin-dir") + 1] = bin_dir
-        r = subprocess.run([os.path.join(src, "run"), "gen-config"] + args, capture_output=True, text=True)
+        r = subprocess.run([os.path.join(bin_dir, "ledgerkeep"), "config", "init"] + args, capture_output=True,
+                           text=True)
         if r.returncode != 0:
-            fail("run gen-config " + " ".join(args) + ": " + r.stderr)
+            fail("ledgerkeep config init " + " ".join(args) + ": " + r.stderr)
         # Every path under the config volume that a service or sshd uses.
         referenced = set()
         blob = yaml.safe_dump(services) + open(os.path.join(src, "compose", "backup", "sshd_config")).read()
@@ -94,8 +95,8 @@ def main():
         for path in sorted(referenced):
             local = tmp + path[len(container_out):]
             if not os.path.exists(local):
-                fail(f"{path} is referenced but gen-config does not write it")
-        print(f"config volume: the {len(referenced)} referenced files exist after gen-config")
+                fail(f"{path} is referenced but config init does not write it")
+        print(f"config volume: the {len(referenced)} referenced files exist after config init")
         members = open(os.path.join(tmp, "members")).read().split()
         agents = [m for m in members if m != "broker"]
         for a in agents:
@@ -114,7 +115,7 @@ def main():
         print("agents: " + " ".join(agents) + " each have a service, key and node config")
 
     # 4. Programs.
-    system = {"/usr/sbin/sshd", "/opt/ledgerkeep/run"}
+    system = {"/usr/sbin/sshd"}
     for name, svc in services.items():
         prog = svc["command"][0]
         if prog not in system and not os.access(os.path.join(bin_dir, os.path.basename(prog)), os.X_OK):

@@ -2,11 +2,14 @@
 // on: the real ledgerkeep-broker and ledgerkeep-agent binaries as child
 // processes, and the real `ledgerkeep` CLI on demand.
 //
-// Create() makes a TempDir and, in it:
-//   keys/<name>.key|.pub  CURVE pairs from GenerateCurveKeyPair: broker,
-//                         operator, r1..rN, c1..cM, extra and unlisted keys
+// Create() makes a TempDir and, in it, with the generator every cluster
+// uses (common/config_init.h, `ledgerkeep config init`):
+//   keys/<name>.key|.pub  CURVE pairs: broker, operator, r1..rN, c1..cM,
+//                         clone1..cloneK, extra keys (and, not allowlisted,
+//                         the unlisted keys)
 //   cluster.toml          the config (see common/config.h) with 3 free
 //                         loopback ports and the allowlist
+//   nodes/<node>.toml     node configs (used with with_ledger)
 //   data/<node>/          broker state and agent journals
 //   logs/<node>.log       each process's stdout+stderr (restarts append)
 // Nothing is started by Create(). Every wait is a poll with a deadline.
@@ -156,8 +159,7 @@ class TestCluster {
  private:
   explicit TestCluster(TestClusterOptions options);
   Status Setup();
-  Status WriteConfig();
-  Status WriteNodeConfigs();
+  Status PrepareNodeDirs();
   void KillComponents();
   Result<std::unique_ptr<ChildProcess>> Spawn(const std::string& node, std::vector<std::string> argv);
 

@@ -1,4 +1,4 @@
-#include "agents/node_config.h"
+#include "common/node_config.h"
 
 #include <toml++/toml.h>
 
@@ -6,6 +6,7 @@
 #include <set>
 
 #include "common/toml_section.h"
+#include "common/toml_writer.h"
 
 namespace ledgerkeep {
 
@@ -84,6 +85,42 @@ Result<NodeConfig> LoadNodeConfig(const std::string& path) {
   }
   LK_RETURN_IF_ERROR(root.CheckNoUnknownKeys());
   return c;
+}
+
+std::string NodeConfigToml(const NodeConfig& config, std::string_view header) {
+  TomlWriter w;
+  if (!header.empty()) w.Comment(header);
+  if (!config.ledger_db.empty() || !config.ledger_control.empty()) {
+    w.Table("ledger");
+    if (!config.ledger_db.empty()) w.String("db", config.ledger_db);
+    if (!config.ledger_control.empty()) w.String("control", config.ledger_control);
+  }
+  for (const auto& c : config.components) {
+    w.TableArrayEntry("component");
+    w.String("name", c.name);
+    if (!c.exec.empty()) w.StringArray("exec", c.exec);
+    if (!c.start.empty()) w.StringArray("start", c.start);
+    if (!c.stop.empty()) w.StringArray("stop", c.stop);
+    if (!c.status.empty()) w.StringArray("status", c.status);
+    w.Int("stop_timeout_s", (c.stop_timeout_ms + 999) / 1000);
+  }
+  const NodeConfig defaults;
+  if (!config.backup_ssh_options.empty() || config.backup_transfer_streams != defaults.backup_transfer_streams ||
+      config.backup_flush_as_written != defaults.backup_flush_as_written) {
+    w.Table("backup");
+    if (!config.backup_ssh_options.empty()) w.StringArray("ssh_options", config.backup_ssh_options);
+    if (config.backup_transfer_streams != defaults.backup_transfer_streams) {
+      w.Int("transfer_streams", config.backup_transfer_streams);
+    }
+    if (config.backup_flush_as_written != defaults.backup_flush_as_written) {
+      w.Bool("flush_as_written", config.backup_flush_as_written);
+    }
+  }
+  if (!config.client_paths.empty()) {
+    w.Table("client");
+    w.StringArray("paths", config.client_paths);
+  }
+  return w.text();
 }
 
 }  // namespace ledgerkeep

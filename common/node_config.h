@@ -1,5 +1,6 @@
-// NodeConfig: what runs on this node and where its ledger lives, from the
-// agent's --node-config TOML file.
+// NodeConfig: what runs on a node and where its ledger lives: the format of
+// the agent's --node-config TOML file, its reader (the agent) and its writer
+// (`ledgerkeep config init`, common/config_init.h).
 //
 //   [ledger]                       # replica nodes
 //   db = "/data/r1/db"             # the ledger's RocksDB directory
@@ -29,10 +30,12 @@
 // Relative paths are relative to the file's directory. A wrong type, an
 // out-of-range value or an unknown key is InvalidArgument naming the file and
 // the key (common/toml_section.h); a missing file is NotFound.
+// Thread-safety: free functions; a NodeConfig is a plain value.
 #pragma once
 
 #include <cstdint>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "common/status.h"
@@ -61,5 +64,12 @@ struct NodeConfig {
 };
 
 Result<NodeConfig> LoadNodeConfig(const std::string& path);
+
+// The TOML text LoadNodeConfig reads back as `config` (path aside): [ledger]
+// when it names a DB or control socket, every [[component]], [backup] with
+// the keys that differ from their defaults, [client] when it lists paths;
+// paths as given. stop_timeout_ms is written in whole seconds (rounded up).
+// `header` becomes a comment at the top (may be empty).
+std::string NodeConfigToml(const NodeConfig& config, std::string_view header);
 
 }  // namespace ledgerkeep
