@@ -21,7 +21,7 @@
 #include "cli/number_flags.h"
 #include "cli/table.h"
 #include "common/backup_destination.h"
-#include "common/broker_client.h"
+#include "client/broker_client.h"
 #include "common/clock.h"
 #include "common/file_util.h"
 #include "common/snapshot_places.h"
@@ -1226,27 +1226,6 @@ int RunRestoreClient(const GlobalFlags& g, const std::string& node, const std::s
 
 // ---------------------------------------------------------------- events
 
-// The seq of the oldest of the newest `n` events matching `filter` (the
-// head + 1 when none does): with a filter the broker pages backwards from the
-// head, so they are found however many newer events do not match.
-Result<uint64_t> StartOfNewest(BrokerClient& client, uint64_t n, const std::string& filter) {
-  if (filter.empty()) {  // the log is dense: no need to read it
-    LK_ASSIGN_OR_RETURN(auto head, client.FetchEvents(UINT64_MAX, 1, ""));
-    return head.head_seq > n ? head.head_seq - n + 1 : 1;
-  }
-  uint64_t upto = UINT64_MAX, found = 0, start = 0, head = 0;
-  while (true) {
-    const auto want = static_cast<uint32_t>(std::min<uint64_t>(n - found, 10'000));
-    LK_ASSIGN_OR_RETURN(auto page, client.FetchNewestEvents(upto, want, filter));
-    if (head == 0) head = page.head_seq;
-    found += page.events.size();
-    if (!page.events.empty()) start = page.events.front()->body_as_Event()->seq();
-    if (found >= n || page.next_seq == 0) break;
-    upto = page.next_seq;
-  }
-  return start != 0 ? start : head + 1;
-}
-
 int RunEvents(const GlobalFlags& g, std::optional<uint64_t> since, bool from_start, bool follow,
               const std::string& filter, uint64_t last_n) {
   auto opts = LoadClientOptions(g);
@@ -1258,7 +1237,7 @@ int RunEvents(const GlobalFlags& g, std::optional<uint64_t> since, bool from_sta
     // Default: the last N events (that match the filter).
     auto client = BrokerClient::Connect(*opts);
     if (!client.ok()) return Fail(client.status());
-    auto start = StartOfNewest(**client, last_n, filter);
+    auto start = (*client)->StartOfNewestEvents(last_n, filter);
     if (!start.ok()) return Fail(start.status());
     from = *start;
   }
