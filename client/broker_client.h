@@ -1,6 +1,7 @@
 // BrokerClient: the operator side of the ctl protocol (used by the CLI, the
-// broker's own workflows over inproc, the tests and the benchmarks). EventFollower: replay-then-follow of the event
-// log with no gap and no duplicate.
+// broker's own workflows over inproc, the tests and the benchmarks).
+// EventFollower: replay-then-follow of the event log with no gap and no
+// duplicate.
 //
 // Each object owns its sockets and must be used from one thread. Calls wait
 // at most `timeout_ms` for the broker; no answer is Status::Unavailable
