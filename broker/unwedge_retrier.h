@@ -31,7 +31,7 @@
 #include <thread>
 #include <vector>
 
-#include "common/broker_client.h"
+#include "client/broker_client.h"
 #include "common/clock.h"
 #include "common/kv_store.h"
 

@@ -28,7 +28,7 @@
 #include <vector>
 
 #include "broker/unwedge_retrier.h"
-#include "common/broker_client.h"
+#include "client/broker_client.h"
 #include "common/clock.h"
 #include "common/kv_store.h"
 

@@ -107,4 +107,9 @@ Status RunConfigInit(const ConfigCommand& command, bool json) {
   return Status::OK();
 }
 
+void RegisterConfigCommand(CLI::App& app, const GlobalFlags& g, CommandTable& commands) {
+  std::shared_ptr<ConfigCommand> config = AddConfigCommand(&app);
+  commands.Add(config->init, [config, &g] { return ExitWith(RunConfigInit(*config, g.json)); });
+}
+
 }  // namespace ledgerkeep

@@ -19,6 +19,7 @@
 
 #include <memory>
 
+#include "cli/command_group.h"
 #include "common/config_init.h"
 #include "common/status.h"
 
@@ -43,5 +44,9 @@ std::unique_ptr<ConfigCommand> AddConfigCommand(CLI::App* app);
 
 // Runs `config init` with the parsed values; prints to stdout.
 Status RunConfigInit(const ConfigCommand& command, bool json);
+
+// The `config` group for the dispatcher (cli_app.cc): AddConfigCommand, and
+// `config init` in `commands` running RunConfigInit with the global --json.
+void RegisterConfigCommand(CLI::App& app, const GlobalFlags& g, CommandTable& commands);
 
 }  // namespace ledgerkeep

@@ -1,6 +1,12 @@
 #include "cli/number_flags.h"
 
+#include <CLI/CLI.hpp>
+#include <cstdint>
 #include <limits>
+#include <string>
+
+#include "agents/backup_service.h"
+#include "agents/retention.h"
 
 namespace ledgerkeep {
 namespace {
@@ -17,6 +23,38 @@ std::string Echo(std::string_view text) {
   if (text.size() > kMax) out += "...";
   return out;
 }
+
+// The range of every numeric option, by name (the same range wherever the
+// name appears). A value outside it, or not a whole number, is a usage error
+// before anything is sent. Agents check the backup schedule's numbers again.
+struct NumberLimit {
+  const char* name;
+  uint64_t min;
+  uint64_t max;
+};
+constexpr NumberLimit kNumberLimits[] = {
+    {"--timeout-ms", 1, 3'600'000},
+    {"--delay-ms", 0, 3'600'000},
+    {"--wait-s", 1, 604'800},  // 7 days
+    {"--timeout-s", 1, 86'400},
+    {"--wedge-timeout-s", 1, 86'400},
+    {"--backup-timeout-s", 1, 604'800},
+    {"--ssh-port", 1, 65'535},
+    {"--keep", 0, kMaxKeepLast},
+    {"--max-age-days", 0, kMaxRetentionDays},
+    {"--min-free-mb", 0, kMaxMinFreeBytes >> 20},
+    {"--since", 1, static_cast<uint64_t>(INT64_MAX)},
+    {"--last", 1, 1'000'000},
+    // config init
+    {"--replicas", 0, 999},
+    {"--clients", 0, 999},
+    {"--clones", 0, 999},
+    {"--port-base", 1, 65'533},
+    {"--heartbeat-ms", 10, 3'600'000},
+    {"--blocks-per-sec", 0, 1'000'000},
+    {"--payload-bytes", 0, 64u << 20},
+    {"--genesis-ms", 1, static_cast<uint64_t>(INT64_MAX)},
+};
 
 }  // namespace
 
@@ -35,6 +73,32 @@ Result<uint64_t> ParseWholeNumber(std::string_view text, uint64_t min, uint64_t 
   }
   if (v < min || v > max) return refuse();
   return v;
+}
+
+Status ApplyNumberLimits(CLI::App* app) {
+  for (CLI::Option* opt : app->get_options()) {
+    const std::string type = opt->get_type_name();
+    if (type != "INT" && type != "UINT" && type != "FLOAT") continue;
+    const NumberLimit* limit = nullptr;
+    for (const auto& l : kNumberLimits) {
+      if (opt->check_name(l.name)) limit = &l;
+    }
+    if (limit == nullptr) {
+      return Status::Internal("option " + opt->get_name() + " of `" + app->get_name() + "` has no range");
+    }
+    const uint64_t min = limit->min, max = limit->max;
+    opt->description(opt->get_description() + " (" + std::to_string(min) + ".." + std::to_string(max) + ")");
+    opt->check(CLI::Validator(
+        [min, max](std::string& text) {
+          auto v = ParseWholeNumber(text, min, max);
+          return v.ok() ? std::string() : v.status().message();
+        },
+        "", "whole number"));
+  }
+  for (CLI::App* sub : app->get_subcommands([](CLI::App*) { return true; })) {
+    LK_RETURN_IF_ERROR(ApplyNumberLimits(sub));
+  }
+  return Status::OK();
 }
 
 }  // namespace ledgerkeep

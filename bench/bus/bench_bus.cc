@@ -49,7 +49,7 @@
 #include "agents/ping_handler.h"
 #include "broker/broker.h"
 #include "broker/event_log.h"
-#include "common/broker_client.h"
+#include "client/broker_client.h"
 #include "common/clock.h"
 #include "common/codec.h"
 #include "common/config.h"

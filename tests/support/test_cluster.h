@@ -28,7 +28,7 @@
 #include <vector>
 
 #include "broker/broker.h"
-#include "common/broker_client.h"
+#include "client/broker_client.h"
 #include "common/config.h"
 #include "common/curve_keys.h"
 #include "tests/support/child_process.h"

@@ -1,5 +1,6 @@
-#include "common/broker_client.h"
+#include "client/broker_client.h"
 
+#include <algorithm>
 #include <deque>
 #include <zmq.hpp>
 
@@ -234,6 +235,24 @@ Result<FetchedPage> BrokerClient::FetchNewestEvents(uint64_t upto_seq, uint32_t 
   f.kind_prefix = prefix;
   f.backward = true;
   return FetchPage(std::move(f));
+}
+
+Result<uint64_t> BrokerClient::StartOfNewestEvents(uint64_t n, const std::string& prefix) {
+  if (prefix.empty()) {  // the log is dense: no need to read it
+    LK_ASSIGN_OR_RETURN(auto head, FetchEvents(UINT64_MAX, 1, ""));
+    return head.head_seq > n ? head.head_seq - n + 1 : 1;
+  }
+  uint64_t upto = UINT64_MAX, found = 0, start = 0, head = 0;
+  while (true) {
+    const auto want = static_cast<uint32_t>(std::min<uint64_t>(n - found, 10'000));
+    LK_ASSIGN_OR_RETURN(auto page, FetchNewestEvents(upto, want, prefix));
+    if (head == 0) head = page.head_seq;
+    found += page.events.size();
+    if (!page.events.empty()) start = page.events.front()->body_as_Event()->seq();
+    if (found >= n || page.next_seq == 0) break;
+    upto = page.next_seq;
+  }
+  return start != 0 ? start : head + 1;
 }
 
 Result<FetchedPage> BrokerClient::FetchPage(wire::FetchEventsT request) {

@@ -1,6 +1,7 @@
 // BrokerClient: the operator side of the ctl protocol (used by the CLI, the
-// tests and the benchmarks). EventFollower: replay-then-follow of the event
-// log with no gap and no duplicate.
+// broker's own workflows over inproc, the tests and the benchmarks).
+// EventFollower: replay-then-follow of the event log with no gap and no
+// duplicate.
 //
 // Each object owns its sockets and must be used from one thread. Calls wait
 // at most `timeout_ms` for the broker; no answer is Status::Unavailable
@@ -65,6 +66,12 @@ class BrokerClient {
   // examines a bounded number of events per request: next_seq is where to
   // continue backwards (the next upto_seq), 0 when no older event is left.
   Result<FetchedPage> FetchNewestEvents(uint64_t upto_seq, uint32_t max_events, const std::string& prefix);
+  // Where to start reading to see the newest `n` events that match `prefix`:
+  // the sequence number of the oldest of them, or the head + 1 when none
+  // matches. With a prefix it pages backwards from the head (FetchNewestEvents),
+  // so they are found however many newer events do not match; without one
+  // the log is dense and only the head is asked for. `n` must be at least 1.
+  Result<uint64_t> StartOfNewestEvents(uint64_t n, const std::string& prefix);
   // Starts a broker workflow and returns its first status.
   Result<wire::WorkflowStatusT> StartWorkflow(const std::string& kind, const std::string& params_json);
   Result<wire::WorkflowStatusT> GetWorkflowStatus(uint64_t run_id);
