@@ -1,7 +1,6 @@
 #include "agents/backup_manifest.h"
 
 #include <fcntl.h>
-#include <openssl/evp.h>
 #include <sys/stat.h>
 #include <unistd.h>
 #include <xxhash.h>
@@ -16,27 +15,6 @@
 #include "common/parallel_for.h"
 
 namespace ledgerkeep {
-namespace {
-
-std::string Hex(const unsigned char* p, size_t n) {
-  static const char* kDigits = "0123456789abcdef";
-  std::string s(n * 2, '0');
-  for (size_t i = 0; i < n; ++i) {
-    s[2 * i] = kDigits[p[i] >> 4];
-    s[2 * i + 1] = kDigits[p[i] & 15];
-  }
-  return s;
-}
-
-}  // namespace
-
-std::string Sha256Hex(const std::string& data) {
-  unsigned char md[EVP_MAX_MD_SIZE];
-  unsigned int len = 0;
-  EVP_Digest(data.data(), data.size(), md, &len, EVP_sha256(), nullptr);
-  return Hex(md, len);
-}
-
 Result<std::string> HashFileXxh128(const std::string& path) {
   int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
   if (fd < 0) return Status::FromErrno(errno, "open " + path);
@@ -61,7 +39,7 @@ Result<std::string> HashFileXxh128(const std::string& path) {
   ::close(fd);
   XXH128_canonical_t c;
   XXH128_canonicalFromHash(&c, h);
-  return Hex(c.digest, sizeof c.digest);
+  return LowerHex(std::string_view(reinterpret_cast<const char*>(c.digest), sizeof c.digest));
 }
 
 std::string SnapshotManifest::Serialize() const {

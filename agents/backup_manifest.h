@@ -18,6 +18,7 @@
 #include <string>
 #include <vector>
 
+#include "common/sha256.h"  // Sha256Hex: what DONE holds
 #include "common/status.h"
 
 namespace ledgerkeep {
@@ -72,6 +73,5 @@ Result<std::vector<ManifestFile>> ScanTree(const std::string& dir, const Snapsho
 
 // XXH3-128 of a file, 32 lower-case hex characters.
 Result<std::string> HashFileXxh128(const std::string& path);
-std::string Sha256Hex(const std::string& data);
 
 }  // namespace ledgerkeep

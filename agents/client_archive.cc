@@ -6,7 +6,6 @@
 #include <fcntl.h>
 #include <grp.h>
 #include <locale.h>
-#include <openssl/evp.h>
 #include <pwd.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -23,6 +22,7 @@
 
 #include "common/clock.h"
 #include "common/file_util.h"
+#include "common/sha256.h"
 
 namespace ledgerkeep {
 
@@ -47,13 +47,9 @@ struct EntryFree {
 struct LinkResolverFree {
   void operator()(archive_entry_linkresolver* r) const { archive_entry_linkresolver_free(r); }
 };
-struct MdCtxFree {
-  void operator()(EVP_MD_CTX* c) const { EVP_MD_CTX_free(c); }
-};
 using WriterPtr = std::unique_ptr<struct archive, ArchiveWriteFree>;
 using ReaderPtr = std::unique_ptr<struct archive, ArchiveReadFree>;
 using EntryPtr = std::unique_ptr<archive_entry, EntryFree>;
-using MdCtxPtr = std::unique_ptr<EVP_MD_CTX, MdCtxFree>;
 
 class Fd {
  public:
@@ -109,38 +105,6 @@ class ScopedUtf8Ctype {
   locale_t previous_ = static_cast<locale_t>(0);
 };
 
-// ------------------------------------------------------------ SHA-256
-
-class Sha256 {
- public:
-  Sha256() : ctx_(EVP_MD_CTX_new()) {
-    ok_ = ctx_ != nullptr && EVP_DigestInit_ex(ctx_.get(), EVP_sha256(), nullptr) == 1;
-  }
-  bool ok() const { return ok_; }
-  void Update(const void* data, size_t n) {
-    if (ok_ && n > 0) ok_ = EVP_DigestUpdate(ctx_.get(), data, n) == 1;
-  }
-  Result<std::string> FinishHex() {
-    unsigned char md[EVP_MAX_MD_SIZE];
-    unsigned int len = 0;
-    if (!ok_ || EVP_DigestFinal_ex(ctx_.get(), md, &len) != 1) {
-      return Status::Internal("OpenSSL SHA-256 failed");
-    }
-    static const char* kHex = "0123456789abcdef";
-    std::string out;
-    out.reserve(len * 2);
-    for (unsigned int i = 0; i < len; ++i) {
-      out.push_back(kHex[md[i] >> 4]);
-      out.push_back(kHex[md[i] & 0xf]);
-    }
-    return out;
-  }
-
- private:
-  MdCtxPtr ctx_;
-  bool ok_ = false;
-};
-
 // Reads all of fd (EINTR-safe) through `sink`; errors name `what`.
 template <typename Sink>
 Status ReadAll(int fd, const std::string& what, std::vector<char>& buf, Sink&& sink) {
@@ -153,15 +117,6 @@ Status ReadAll(int fd, const std::string& what, std::vector<char>& buf, Sink&& s
     if (n == 0) return Status::OK();
     sink(buf.data(), static_cast<size_t>(n));
   }
-}
-
-Status FsyncDirOf(const std::string& path) {
-  std::string dir = fs::path(path).parent_path().string();
-  if (dir.empty()) dir = ".";
-  Fd d(::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
-  if (d.get() < 0) return Status::FromErrno(errno, "open directory " + dir);
-  if (::fsync(d.get()) != 0) return Status::FromErrno(errno, "fsync directory " + dir);
-  return Status::OK();
 }
 
 // ------------------------------------------------------------ names
@@ -422,7 +377,7 @@ class TarGzWriter {
     if (::rename(tmp_.c_str(), out_.c_str()) != 0)
       return Status::FromErrno(errno, "rename " + tmp_ + " to " + out_);
     published_ = true;
-    LK_RETURN_IF_ERROR(FsyncDirOf(out_));
+    LK_RETURN_IF_ERROR(SyncParentDirectory(out_));
 
     stats_.archive_bytes = sink_.bytes;
     LK_ASSIGN_OR_RETURN(stats_.sha256, sink_.sha.FinishHex());
@@ -812,16 +767,6 @@ Result<ExtractStats> ExtractTarGz(const std::string& archive, const std::string&
   ScopedUtf8Ctype utf8;
   TarGzExtractor extractor(archive, to_dir, options);
   return extractor.Run();
-}
-
-Result<std::string> Sha256File(const std::string& path) {
-  Fd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC));
-  if (fd.get() < 0) return Status::FromErrno(errno, "open " + path);
-  Sha256 sha;
-  if (!sha.ok()) return Status::Internal("OpenSSL SHA-256 init failed");
-  std::vector<char> buf(kBufferBytes);
-  LK_RETURN_IF_ERROR(ReadAll(fd.get(), path, buf, [&](const char* p, size_t n) { sha.Update(p, n); }));
-  return sha.FinishHex();
 }
 
 }  // namespace ledgerkeep

@@ -33,6 +33,7 @@
 #include <string>
 #include <vector>
 
+#include "common/sha256.h"  // Sha256File: the checksum beside an archive
 #include "common/status.h"
 
 namespace ledgerkeep {
@@ -129,9 +130,5 @@ struct ExtractStats {
 // for failures writing to to_dir; Aborted when cancelled.
 Result<ExtractStats> ExtractTarGz(const std::string& archive, const std::string& to_dir,
                                   const ExtractOptions& options);
-
-// SHA-256 of a file's content, streamed (64 lower-case hex chars).
-// NotFound / PermissionDenied / IOError naming the file.
-Result<std::string> Sha256File(const std::string& path);
 
 }  // namespace ledgerkeep

@@ -1,8 +1,6 @@
 #include "agents/snapshot_restore.h"
 
-#include <fcntl.h>
 #include <spdlog/spdlog.h>
-#include <unistd.h>
 
 #include <algorithm>
 #include <chrono>
@@ -28,14 +26,6 @@ BackupRunOptions RunOptionsOf(const SnapshotAccess& a) {
   o.backoff_base_ms = a.backoff_base_ms;
   o.cancelled = a.cancelled;
   return o;
-}
-
-// Makes a rename in `dir` durable.
-void SyncDirectory(const std::string& dir) {
-  int fd = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-  if (fd < 0) return;
-  ::fsync(fd);
-  ::close(fd);
 }
 
 RsyncOptions RsyncOptionsOf(const SnapshotAccess& a) {
@@ -279,10 +269,18 @@ Status RestoreSnapshot(ProcessRunner* runner, const std::vector<SnapshotAccess>&
     if (fs::exists(old, back)) fs::rename(old, db, back);
     return s;
   }
-  SyncDirectory(fs::path(db).parent_path().string());
+  // The renames durable before the old DB goes: a crash must not lose both.
+  const Status synced = SyncParentDirectory(db);
   // Keep the manifest beside the DB: what was restored, from where.
   fs::rename(tmp + "/MANIFEST.json", db + ".MANIFEST.json", ec);
   fs::remove_all(tmp, ec);
+  if (!synced.ok()) {
+    // The restored DB is in place, but not durably: keep the previous one
+    // (it is the one a crash may bring back) and say so.
+    res.duration_ms = MonotonicMs() - started;
+    return synced.WithContext("restored snapshot " + res.snapshot_id + " into " + db +
+                              ", but cannot make it durable (the previous DB is kept at " + old + ")");
+  }
   fs::remove_all(old, ec);
   res.duration_ms = MonotonicMs() - started;
   spdlog::info("restored snapshot {} of {} from {} into {}: {} bytes, fetch {} ms, verify {} ms",
