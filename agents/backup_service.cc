@@ -7,9 +7,9 @@
 #include <filesystem>
 #include <nlohmann/json.hpp>
 
-#include "agents/backup_schedule.h"
-#include "agents/retention.h"
-#include "agents/snapshot_restore.h"
+#include "backup/backup_schedule.h"
+#include "backup/retention.h"
+#include "backup/snapshot_restore.h"
 #include "common/exception_text.h"
 #include "common/file_util.h"
 #include "ledger/control_client.h"

@@ -6,14 +6,14 @@
 #include <filesystem>
 #include <thread>
 
-#include "agents/client_archive.h"
 #include "agents/client_backup.h"
-#include "agents/ledger_probe.h"
-#include "agents/snapshot_restore.h"
-#include "common/backup_destination.h"
+#include "backup/backup_destination.h"
+#include "backup/client_archive.h"
+#include "backup/ledger_probe.h"
+#include "backup/rsync.h"
+#include "backup/snapshot_places.h"
+#include "backup/snapshot_restore.h"
 #include "common/file_util.h"
-#include "common/rsync.h"
-#include "common/snapshot_places.h"
 
 namespace ledgerkeep {
 namespace {

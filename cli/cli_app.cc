@@ -12,19 +12,18 @@
 #include <set>
 #include <thread>
 
-#include "agents/backup_schedule.h"
-#include "agents/backup_service.h"
-#include "agents/client_backup.h"
-#include "agents/retention.h"
-#include "agents/snapshot_restore.h"
+#include "backup/backup_destination.h"
+#include "backup/backup_schedule.h"
+#include "backup/client_archive.h"
+#include "backup/retention.h"
+#include "backup/snapshot_places.h"
+#include "backup/snapshot_restore.h"
 #include "cli/event_format.h"
 #include "cli/number_flags.h"
 #include "cli/table.h"
-#include "common/backup_destination.h"
 #include "common/broker_client.h"
 #include "common/clock.h"
 #include "common/file_util.h"
-#include "common/snapshot_places.h"
 
 namespace ledgerkeep {
 namespace {
@@ -155,7 +154,7 @@ std::string Ago(int64_t now, int64_t then) {
   return buf;
 }
 
-// Where a node's snapshots are, home first (common/snapshot_places.h).
+// Where a node's snapshots are, home first (backup/snapshot_places.h).
 nlohmann::json PlacesJson(const std::vector<std::unique_ptr<wire::SnapshotPlaceT>>& places) {
   nlohmann::json arr = nlohmann::json::array();
   for (const auto& p : places) {
