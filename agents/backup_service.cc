@@ -24,7 +24,7 @@ nlohmann::json ResultToJson(const wire::BackupResultT& r) {
           {"consistent", r.consistent}, {"genesis", r.genesis},
           {"last_reachable", r.last_reachable}, {"last_block_id", r.last_block_id},
           {"manifest_digest", r.manifest_digest}, {"scheduled", r.scheduled},
-          {"ok", r.ok}, {"error", r.error}, {"attempts", r.attempts},
+          {"ok", r.ok}, {"error", r.error}, {"error_code", r.error_code}, {"attempts", r.attempts},
           {"finished_at_ms", 0}};
 }
 
@@ -45,6 +45,7 @@ std::unique_ptr<wire::BackupResultT> ResultFromJson(const nlohmann::json& j) {
   r->scheduled = j.value("scheduled", false);
   r->ok = j.value("ok", false);
   r->error = j.value("error", "");
+  r->error_code = j.value("error_code", uint16_t{0});
   r->attempts = j.value("attempts", uint32_t{0});
   return r;
 }
@@ -323,6 +324,7 @@ wire::BackupResultT BackupService::RunLocked(const BackupConfig& c, bool schedul
     if (!o.ok()) {
       res.ok = false;
       res.error = o.status().ToString();
+      res.error_code = static_cast<uint16_t>(o.status().code());
       res.destination = c.destination;
       res.scheduled = scheduled;
     } else {
@@ -364,6 +366,7 @@ wire::BackupResultT BackupService::RunCheckpoint(const BackupConfig& c, bool sch
   auto fail = [&](Status s) {
     res.ok = false;
     res.error = s.ToString();
+    res.error_code = static_cast<uint16_t>(s.code());
     res.duration_ms = opt_.clock->NowMs() - started;
     return res;
   };

@@ -1000,6 +1000,7 @@ wire::BackupResultT BackupEngine::Run(const BackupRunOptions& options) {
   res.ok = s.ok();
   if (!s.ok()) {
     res.error = s.ToString();
+    res.error_code = static_cast<uint16_t>(s.code());
     res.duration_ms = clock_->NowMs() - started;
     spdlog::error("backup to {} failed: {}", res.destination, s.ToString());
   } else {

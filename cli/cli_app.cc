@@ -676,6 +676,7 @@ nlohmann::json BackupResultJson(const wire::BackupResultT& r) {
           {"destination", r.destination},
           {"ok", r.ok},
           {"error", r.error},
+          {"error_code", r.error_code == 0 ? std::string() : std::string(StatusCodeName(StatusCode(r.error_code)))},
           {"consistent", r.consistent},
           {"bytes_total", r.bytes_total},
           {"bytes_transferred", r.bytes_transferred},
