@@ -301,7 +301,7 @@ Status BackupService::CheckpointDirAllowed(const std::string& dir) const {
 // ---------------------------------------------------------------- runs
 
 wire::BackupResultT BackupService::RunLocked(const BackupConfig& c, bool scheduled,
-                                             const std::function<void(const wire::ProgressT&)>& progress,
+                                             const std::function<void(const TransferProgress&)>& progress,
                                              const std::function<bool()>& cancelled) {
   std::lock_guard<std::mutex> run(run_mu_);
   {
@@ -481,10 +481,10 @@ void BackupService::ScheduleTurns() {
       if (!s.ok()) spdlog::error("cannot save backup config: {}", s.ToString());
     }
     spdlog::info("scheduled backup ({} {}) starting", c.frequency, c.time_zone);
-    auto progress = [&](const wire::ProgressT& p) {
+    auto progress = [&](const TransferProgress& p) {
       if (!reporter) return;
       wire::ReportBodyUnion b;
-      b.Set(wire::ProgressT(p));
+      b.Set(ProgressToWire(p));
       reporter(std::move(b));
     };
     auto res = RunLocked(c, /*scheduled=*/true, progress, [this] { return stopping_.load(); });
@@ -623,7 +623,7 @@ CommandOutcome BackupService::RunNow(const CommandContext& ctx, const wire::RunB
         ": pass --destination, or set one with `ledgerkeep backup configure` or `backup schedule`"));
   }
   auto res = RunLocked(
-      c, false, [&](const wire::ProgressT& p) { ctx.ReportProgress(wire::ProgressT(p)); },
+      c, false, [&](const TransferProgress& p) { ctx.ReportProgress(p); },
       [&] { return ctx.cancelled(); });
   CommandOutcome out;
   if (!res.ok) out.status = Status(StatusCode::kAborted, res.error);
@@ -698,7 +698,7 @@ CommandOutcome BackupService::Verify(const CommandContext& ctx, const wire::Veri
   for (const auto& p : places) {
     auto a = AccessFor(p, opt_.data_dir + "/backup/verify-work");
     if (!a.ok()) return Fail(a.status());
-    a->on_progress = [&](const wire::ProgressT& pr) { ctx.ReportProgress(wire::ProgressT(pr)); };
+    a->on_progress = [&](const TransferProgress& pr) { ctx.ReportProgress(pr); };
     a->cancelled = [&] { return ctx.cancelled(); };
     access.push_back(std::move(*a));
   }

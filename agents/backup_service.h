@@ -106,7 +106,7 @@ class BackupService {
   // config written before places were recorded.
   static SnapshotPlaces PlacesOf(const BackupConfig& c, const std::string& node_id);
   wire::BackupResultT RunLocked(const BackupConfig& c, bool scheduled,
-                                const std::function<void(const wire::ProgressT&)>& progress,
+                                const std::function<void(const TransferProgress&)>& progress,
                                 const std::function<bool()>& cancelled);
   wire::BackupResultT RunCheckpoint(const BackupConfig& c, bool scheduled);
   Status CheckpointDirAllowed(const std::string& dir) const;

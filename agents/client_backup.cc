@@ -188,7 +188,7 @@ class ClientBackupRun {
     std::vector<std::string> extra = {"--mkpath", std::string("--partial-dir=") + kPartialDir};
     if (daemon) extra.push_back("--ignore-existing");
     RsyncOptions ro = RsyncOpts(std::move(extra));
-    ro.on_progress = [this](const RsyncProgress& p) { ctx_.ReportProgress(ToWireProgress(p, "transfer")); };
+    ro.on_progress = [this](const RsyncProgress& p) { ctx_.ReportProgress(ToTransferProgress(p, "transfer")); };
     RsyncRunner shipper(runner_, ro);
     auto copied = shipper.Copy({local, local_sum}, dest.RsyncPath(daemon ? "" : incoming) + "/");
     if (!copied.ok()) return copied.status().WithContext("client backup " + file_name);

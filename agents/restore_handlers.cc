@@ -96,7 +96,7 @@ class RestoreSnapshotHandler final : public CommandHandler {
       a.io_timeout_s = o_.io_timeout_s;
       a.max_attempts = o_.max_attempts;
       a.backoff_base_ms = o_.backoff_base_ms;
-      a.on_progress = [&](const wire::ProgressT& p) { ctx.ReportProgress(wire::ProgressT(p)); };
+      a.on_progress = [&](const TransferProgress& p) { ctx.ReportProgress(p); };
       a.cancelled = [&] { return ctx.cancelled(); };
       a.newest_recorded = place.newest_snapshot_id;
       access.push_back(std::move(a));

@@ -478,8 +478,8 @@ struct BackupEngine::Impl {
     return src;
   }
 
-  static wire::ProgressT ToProgress(const RsyncProgress& p, const std::string& phase) {
-    return ToWireProgress(p, phase);
+  static TransferProgress ToProgress(const RsyncProgress& p, const std::string& phase) {
+    return ToTransferProgress(p, phase);
   }
 
   // Phase timings, logged with the result ("claim 12 ms, transfer 900 ms, ...").
@@ -498,7 +498,7 @@ struct BackupEngine::Impl {
     phase_name = phase;
     phase_start = MonotonicMs();
     if (!o.on_progress) return;
-    wire::ProgressT p;
+    TransferProgress p;
     p.phase = phase;
     p.percent = percent;
     o.on_progress(p);

@@ -25,6 +25,7 @@
 #include "backup/backup_destination.h"
 #include "backup/backup_manifest.h"
 #include "backup/rsync.h"
+#include "backup/transfer_progress.h"
 #include "common/clock.h"
 #include "common/process.h"
 
@@ -60,7 +61,7 @@ struct BackupRunOptions {
   bool flush_as_written = true;
   // Extra ssh arguments for SSH destinations (e.g. -o UserKnownHostsFile=...).
   std::vector<std::string> ssh_options;
-  std::function<void(const wire::ProgressT&)> on_progress;
+  std::function<void(const TransferProgress&)> on_progress;
   std::function<bool()> cancelled;
 };
 

@@ -34,7 +34,7 @@ RsyncOptions RsyncOptionsOf(const SnapshotAccess& a) {
 
 void Emit(const SnapshotAccess& a, const std::string& phase, double percent) {
   if (!a.on_progress) return;
-  wire::ProgressT p;
+  TransferProgress p;
   p.phase = phase;
   p.percent = percent;
   a.on_progress(p);
@@ -86,7 +86,7 @@ Result<RsyncResult> Fetch(ProcessRunner* runner, const SnapshotAccess& a, const 
   RsyncOptions ro = RsyncOptionsOf(a);
   ro.extra_args = {"--whole-file"};
   ro.on_progress = [&](const RsyncProgress& p) {
-    if (a.on_progress) a.on_progress(ToWireProgress(p, "fetch"));
+    if (a.on_progress) a.on_progress(ToTransferProgress(p, "fetch"));
   };
   RsyncRunner rsync(runner, ro);
   auto r = rsync.Copy({a.destination.RsyncPath("snapshots/" + id + "/")}, dir + "/");

@@ -39,7 +39,7 @@ struct SnapshotAccess {
   int io_timeout_s = 60;
   int max_attempts = 4;
   int64_t backoff_base_ms = 1000;
-  std::function<void(const wire::ProgressT&)> on_progress;
+  std::function<void(const TransferProgress&)> on_progress;
   std::function<bool()> cancelled;
   // The newest snapshot recorded as completed at this place
   // (backup/snapshot_places.h), "" = unknown. Lets FindSnapshot skip places

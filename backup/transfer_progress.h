@@ -1,26 +1,40 @@
-// One rsync progress record (backup/rsync.h) as the wire's Progress body,
-// the form every transfer (backup, client archive, restore fetch) reports in.
-// Thread-safety: a pure function.
+// How far a transfer is (backup, restore fetch): what the backup library
+// reports through its on_progress callbacks. The agent's handlers put it on
+// the wire (agents/command_handler.h ProgressToWire).
+// Thread-safety: plain values and a pure function.
 #pragma once
 
+#include <cstdint>
 #include <string>
+#include <utility>
 
 #include "backup/rsync.h"
-#include "schemas/ledgerkeep_generated.h"
 
 namespace ledgerkeep {
 
-inline wire::ProgressT ToWireProgress(const RsyncProgress& p, std::string phase) {
-  wire::ProgressT w;
-  w.phase = std::move(phase);
-  w.bytes_done = p.bytes_done;
-  w.bytes_total = p.bytes_total;
-  w.files_done = p.files_done;
-  w.files_total = p.files_total;
-  w.rate_bps = static_cast<double>(p.rate_bps);
-  w.eta_s = static_cast<double>(p.eta_s);
-  w.percent = p.percent;
-  return w;
+struct TransferProgress {
+  std::string phase;  // "claim", "transfer", "fetch", ...
+  uint64_t bytes_done = 0;
+  uint64_t bytes_total = 0;
+  uint64_t files_done = 0;
+  uint64_t files_total = 0;
+  double rate_bps = 0;
+  double eta_s = 0;
+  double percent = 0;
+};
+
+// One rsync progress record as the progress of `phase`.
+inline TransferProgress ToTransferProgress(const RsyncProgress& p, std::string phase) {
+  TransferProgress t;
+  t.phase = std::move(phase);
+  t.bytes_done = p.bytes_done;
+  t.bytes_total = p.bytes_total;
+  t.files_done = p.files_done;
+  t.files_total = p.files_total;
+  t.rate_bps = static_cast<double>(p.rate_bps);
+  t.eta_s = static_cast<double>(p.eta_s);
+  t.percent = p.percent;
+  return t;
 }
 
 }  // namespace ledgerkeep

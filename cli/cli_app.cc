@@ -1164,7 +1164,7 @@ int RunRestoreToDir(const GlobalFlags& g, const std::string& source, const std::
     a.destination = *dest;
     a.work_dir = work_dir;
     a.newest_recorded = place.newest_snapshot_id;
-    a.on_progress = [&](const wire::ProgressT& p) {
+    a.on_progress = [&](const TransferProgress& p) {
       if (!g.json && p.phase != "fetch") std::printf("%s\n", p.phase.c_str());
     };
     access.push_back(std::move(a));

@@ -180,9 +180,9 @@ class BackupEngineTest : public ::testing::Test {
   // A progress hook that SIGKILLs this test's rsync (to r1 through `relay`)
   // at its first transfer report, then lifts the relay's rate limit so the
   // retry need not crawl. `killed` gets the pid.
-  static std::function<void(const wire::ProgressT&)> KillRsyncOnce(ThrottledRelay& relay, pid_t& killed,
+  static std::function<void(const TransferProgress&)> KillRsyncOnce(ThrottledRelay& relay, pid_t& killed,
                                                                    int& transfer_reports) {
-    return [&relay, &killed, &transfer_reports](const wire::ProgressT& p) {
+    return [&relay, &killed, &transfer_reports](const TransferProgress& p) {
       if (p.phase != "transfer" || killed != 0) return;
       ++transfer_reports;
       // The relay's port singles out this test's rsync (other tests running
@@ -294,7 +294,7 @@ TEST_F(BackupEngineTest, ParallelStreamsGiveACompleteSnapshotAndIncrementalsStil
   o.min_stream_bytes = 1;  // this small ledger would otherwise use one stream
   uint64_t last_done = 0;
   bool went_back = false;
-  o.on_progress = [&](const wire::ProgressT& p) {
+  o.on_progress = [&](const TransferProgress& p) {
     if (p.phase != "transfer") return;
     went_back = went_back || p.bytes_done < last_done;
     last_done = p.bytes_done;
@@ -1018,7 +1018,7 @@ TEST_F(BackupEngineTest, StoppedDbStaysLockedAgainstLedgerdForTheWholeCopy) {
   ASSERT_TRUE(AnotherProcessCouldLockTheDb(db_));
   bool probed = false, in_use = false, lockable = true;
   auto o = Options(tmp_.path() + "/backups/r1");
-  o.on_progress = [&](const wire::ProgressT& p) {
+  o.on_progress = [&](const TransferProgress& p) {
     if (p.phase != "transfer" || probed) return;
     probed = true;
     in_use = LedgerDbInUse(db_);  // the checksum pass has read LOCK by now
