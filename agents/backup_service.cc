@@ -7,9 +7,9 @@
 #include <filesystem>
 #include <nlohmann/json.hpp>
 
-#include "agents/backup_schedule.h"
-#include "agents/retention.h"
-#include "agents/snapshot_restore.h"
+#include "backup/backup_schedule.h"
+#include "backup/retention.h"
+#include "backup/snapshot_restore.h"
 #include "common/exception_text.h"
 #include "common/file_util.h"
 #include "ledger/control_client.h"
@@ -24,7 +24,7 @@ nlohmann::json ResultToJson(const wire::BackupResultT& r) {
           {"consistent", r.consistent}, {"genesis", r.genesis},
           {"last_reachable", r.last_reachable}, {"last_block_id", r.last_block_id},
           {"manifest_digest", r.manifest_digest}, {"scheduled", r.scheduled},
-          {"ok", r.ok}, {"error", r.error}, {"attempts", r.attempts},
+          {"ok", r.ok}, {"error", r.error}, {"error_code", r.error_code}, {"attempts", r.attempts},
           {"finished_at_ms", 0}};
 }
 
@@ -45,6 +45,7 @@ std::unique_ptr<wire::BackupResultT> ResultFromJson(const nlohmann::json& j) {
   r->scheduled = j.value("scheduled", false);
   r->ok = j.value("ok", false);
   r->error = j.value("error", "");
+  r->error_code = j.value("error_code", uint16_t{0});
   r->attempts = j.value("attempts", uint32_t{0});
   return r;
 }
@@ -300,7 +301,7 @@ Status BackupService::CheckpointDirAllowed(const std::string& dir) const {
 // ---------------------------------------------------------------- runs
 
 wire::BackupResultT BackupService::RunLocked(const BackupConfig& c, bool scheduled,
-                                             const std::function<void(const wire::ProgressT&)>& progress,
+                                             const std::function<void(const TransferProgress&)>& progress,
                                              const std::function<bool()>& cancelled) {
   std::lock_guard<std::mutex> run(run_mu_);
   {
@@ -323,6 +324,7 @@ wire::BackupResultT BackupService::RunLocked(const BackupConfig& c, bool schedul
     if (!o.ok()) {
       res.ok = false;
       res.error = o.status().ToString();
+      res.error_code = static_cast<uint16_t>(o.status().code());
       res.destination = c.destination;
       res.scheduled = scheduled;
     } else {
@@ -364,6 +366,7 @@ wire::BackupResultT BackupService::RunCheckpoint(const BackupConfig& c, bool sch
   auto fail = [&](Status s) {
     res.ok = false;
     res.error = s.ToString();
+    res.error_code = static_cast<uint16_t>(s.code());
     res.duration_ms = opt_.clock->NowMs() - started;
     return res;
   };
@@ -478,10 +481,10 @@ void BackupService::ScheduleTurns() {
       if (!s.ok()) spdlog::error("cannot save backup config: {}", s.ToString());
     }
     spdlog::info("scheduled backup ({} {}) starting", c.frequency, c.time_zone);
-    auto progress = [&](const wire::ProgressT& p) {
+    auto progress = [&](const TransferProgress& p) {
       if (!reporter) return;
       wire::ReportBodyUnion b;
-      b.Set(wire::ProgressT(p));
+      b.Set(ProgressToWire(p));
       reporter(std::move(b));
     };
     auto res = RunLocked(c, /*scheduled=*/true, progress, [this] { return stopping_.load(); });
@@ -620,7 +623,7 @@ CommandOutcome BackupService::RunNow(const CommandContext& ctx, const wire::RunB
         ": pass --destination, or set one with `ledgerkeep backup configure` or `backup schedule`"));
   }
   auto res = RunLocked(
-      c, false, [&](const wire::ProgressT& p) { ctx.ReportProgress(wire::ProgressT(p)); },
+      c, false, [&](const TransferProgress& p) { ctx.ReportProgress(p); },
       [&] { return ctx.cancelled(); });
   CommandOutcome out;
   if (!res.ok) out.status = Status(StatusCode::kAborted, res.error);
@@ -695,7 +698,7 @@ CommandOutcome BackupService::Verify(const CommandContext& ctx, const wire::Veri
   for (const auto& p : places) {
     auto a = AccessFor(p, opt_.data_dir + "/backup/verify-work");
     if (!a.ok()) return Fail(a.status());
-    a->on_progress = [&](const wire::ProgressT& pr) { ctx.ReportProgress(wire::ProgressT(pr)); };
+    a->on_progress = [&](const TransferProgress& pr) { ctx.ReportProgress(pr); };
     a->cancelled = [&] { return ctx.cancelled(); };
     access.push_back(std::move(*a));
   }

@@ -24,17 +24,14 @@
 #include <string>
 #include <thread>
 
-#include "agents/backup_engine.h"
-#include "agents/snapshot_restore.h"
 #include "agents/command_handler.h"
 #include "common/node_config.h"
-#include "common/snapshot_places.h"
+#include "backup/backup_engine.h"
+#include "backup/backup_schedule.h"
+#include "backup/snapshot_places.h"
+#include "backup/snapshot_restore.h"
 
 namespace ledgerkeep {
-
-// The largest checkpoint-mode free-space threshold a schedule accepts (the
-// CLI's --min-free-mb checks the same): 1 PiB.
-inline constexpr uint64_t kMaxMinFreeBytes = 1ULL << 50;
 
 struct BackupConfig {
   std::string mode = "none";  // none | rsync | checkpoint
@@ -53,7 +50,7 @@ struct BackupConfig {
   int64_t scheduled_since_ms = 0;    // when the schedule was set
   int64_t last_scheduled_run_ms = 0;  // start of the last scheduled run
   // Every place of this node's snapshots, the home (`destination`) first
-  // (common/snapshot_places.h). Updated by each successful run.
+  // (backup/snapshot_places.h). Updated by each successful run.
   SnapshotPlaces places;
 };
 
@@ -109,7 +106,7 @@ class BackupService {
   // config written before places were recorded.
   static SnapshotPlaces PlacesOf(const BackupConfig& c, const std::string& node_id);
   wire::BackupResultT RunLocked(const BackupConfig& c, bool scheduled,
-                                const std::function<void(const wire::ProgressT&)>& progress,
+                                const std::function<void(const TransferProgress&)>& progress,
                                 const std::function<bool()>& cancelled);
   wire::BackupResultT RunCheckpoint(const BackupConfig& c, bool scheduled);
   Status CheckpointDirAllowed(const std::string& dir) const;

@@ -10,12 +10,12 @@
 #include <filesystem>
 #include <system_error>
 
-#include "agents/client_archive.h"
-#include "agents/transfer_progress.h"
-#include "common/backup_destination.h"
+#include "backup/backup_destination.h"
+#include "backup/client_archive.h"
+#include "backup/rsync.h"
+#include "backup/transfer_progress.h"
 #include "common/clock.h"
 #include "common/file_util.h"
-#include "common/rsync.h"
 
 namespace ledgerkeep {
 
@@ -23,7 +23,6 @@ namespace {
 
 namespace fs = std::filesystem;
 
-constexpr char kArchiveSuffix[] = ".tar.gz";
 constexpr char kChecksumSuffix[] = ".sha256";
 constexpr char kPartialDir[] = ".ledgerkeep-partial";
 // Where a node's run ships its two files before publishing them:
@@ -98,72 +97,7 @@ class StagedFiles {
   std::vector<std::string> paths_;
 };
 
-std::string Trimmed(const std::string& s) {
-  size_t b = 0;
-  size_t e = s.size();
-  while (b < e && std::isspace(static_cast<unsigned char>(s[b]))) ++b;
-  while (e > b && std::isspace(static_cast<unsigned char>(s[e - 1]))) --e;
-  return s.substr(b, e - b);
-}
-
 }  // namespace
-
-Result<std::string> NewClientArchiveFileName(const std::string& archive_name) {
-  std::string name = archive_name;
-  if (EndsWith(name, kArchiveSuffix)) name.resize(name.size() - (sizeof(kArchiveSuffix) - 1));
-  if (name.empty()) {
-    return Status::InvalidArgument("no archive name: give one with --name (e.g. --name client1-2024-06-01)");
-  }
-  // The shown name is cut and cleaned: it may be hostile.
-  std::string shown;
-  for (size_t i = 0; i < archive_name.size() && i < 60; ++i) {
-    const unsigned char c = static_cast<unsigned char>(archive_name[i]);
-    shown += c < 0x20 || c == 0x7f ? '?' : static_cast<char>(c);
-  }
-  if (archive_name.size() > 60) shown += "...";
-  if (name.size() > kMaxArchiveNameBytes) {
-    return Status::InvalidArgument("archive name '" + shown + "' is longer than " +
-                                   std::to_string(kMaxArchiveNameBytes) + " characters");
-  }
-  const bool safe = std::all_of(name.begin(), name.end(), [](char c) {
-    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '.' ||
-           c == '_' || c == '-';
-  });
-  if (!safe) {
-    return Status::InvalidArgument(
-        "archive name '" + shown +
-        "' may only hold the letters A-Z and a-z, digits, '.', '_' and '-' (no '/', "
-        "spaces or other characters): pick such a name, e.g. client1-2024-06-01");
-  }
-  if (name.front() == '.' || name.front() == '-') {
-    return Status::InvalidArgument("archive name '" + shown + "' starts with '" + name.front() +
-                                   "': start it with a letter or digit");
-  }
-  return name + kArchiveSuffix;
-}
-
-Result<std::string> ClientArchiveFileName(const std::string& archive_name) {
-  std::string name = Trimmed(archive_name);
-  if (EndsWith(name, kArchiveSuffix)) name.resize(name.size() - (sizeof(kArchiveSuffix) - 1));
-  if (name.empty()) {
-    return Status::InvalidArgument("no archive name: give one with --name (e.g. --name client1-2024-06-01)");
-  }
-  if (name.find('/') != std::string::npos) {
-    return Status::InvalidArgument(
-        "archive name '" + archive_name +
-        "' contains '/': give a plain file name; the directory is the destination");
-  }
-  if (name.front() == '.') {
-    return Status::InvalidArgument("archive name '" + archive_name +
-                                   "' starts with '.': pick a visible name");
-  }
-  if (std::any_of(name.begin(), name.end(),
-                  [](char c) { return static_cast<unsigned char>(c) < 0x20 || c == 0x7f; })) {
-    return Status::InvalidArgument("archive name '" + archive_name + "' contains control characters");
-  }
-  if (name.size() > 200) return Status::InvalidArgument("archive name is longer than 200 bytes");
-  return name + kArchiveSuffix;
-}
 
 ClientBackupHandler::ClientBackupHandler(std::string node_id, std::vector<std::string> paths,
                                          std::string work_dir, DestinationSource configured_destination,
@@ -254,7 +188,7 @@ class ClientBackupRun {
     std::vector<std::string> extra = {"--mkpath", std::string("--partial-dir=") + kPartialDir};
     if (daemon) extra.push_back("--ignore-existing");
     RsyncOptions ro = RsyncOpts(std::move(extra));
-    ro.on_progress = [this](const RsyncProgress& p) { ctx_.ReportProgress(ToWireProgress(p, "transfer")); };
+    ro.on_progress = [this](const RsyncProgress& p) { ctx_.ReportProgress(ToTransferProgress(p, "transfer")); };
     RsyncRunner shipper(runner_, ro);
     auto copied = shipper.Copy({local, local_sum}, dest.RsyncPath(daemon ? "" : incoming) + "/");
     if (!copied.ok()) return copied.status().WithContext("client backup " + file_name);

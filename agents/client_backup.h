@@ -46,6 +46,7 @@
 #include <vector>
 
 #include "agents/command_handler.h"
+#include "backup/client_archive.h"
 #include "common/process.h"
 
 namespace ledgerkeep {
@@ -99,21 +100,5 @@ class ClientBackupHandler final : public CommandHandler {
   ProcessRunner* runner_;
   ClientBackupTuning tuning_;
 };
-
-// The longest archive NAME a new client backup accepts.
-inline constexpr size_t kMaxArchiveNameBytes = 200;
-
-// The file name of a new archive: "NAME" or "NAME.tar.gz" -> "NAME.tar.gz",
-// where NAME is 1..200 of A-Z a-z 0-9 '.' '_' '-' and starts with a letter
-// or digit (so it is a plain file name on every destination, rsync lists it
-// as it is, and it reads the same in a shell). InvalidArgument saying what is
-// allowed otherwise. The CLI checks names with it before sending.
-Result<std::string> NewClientArchiveFileName(const std::string& archive_name);
-
-// The file name of an archive to restore, under the looser rule that names
-// of earlier versions followed: "NAME" or "NAME.tar.gz" -> "NAME.tar.gz";
-// InvalidArgument for an empty name, one with '/', a leading '.', control
-// characters or over 200 bytes.
-Result<std::string> ClientArchiveFileName(const std::string& archive_name);
 
 }  // namespace ledgerkeep

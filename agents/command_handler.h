@@ -17,6 +17,7 @@
 #include <memory>
 #include <string>
 
+#include "backup/transfer_progress.h"
 #include "common/clock.h"
 #include "common/codec.h"
 
@@ -26,6 +27,20 @@ struct CommandOutcome {
   Status status;                 // OK, or why the command failed
   wire::ResultDetailUnion detail;
 };
+
+// A transfer's progress (backup library) as the wire's Progress body.
+inline wire::ProgressT ProgressToWire(const TransferProgress& p) {
+  wire::ProgressT w;
+  w.phase = p.phase;
+  w.bytes_done = p.bytes_done;
+  w.bytes_total = p.bytes_total;
+  w.files_done = p.files_done;
+  w.files_total = p.files_total;
+  w.rate_bps = p.rate_bps;
+  w.eta_s = p.eta_s;
+  w.percent = p.percent;
+  return w;
+}
 
 class CommandContext {
  public:
@@ -48,6 +63,7 @@ class CommandContext {
     p.cmd_id = cmd_id();
     progress_(std::move(p));
   }
+  void ReportProgress(const TransferProgress& p) const { ReportProgress(ProgressToWire(p)); }
   void Note(std::string level, std::string text) const { note_(std::move(level), std::move(text)); }
 
  private:

@@ -6,7 +6,7 @@
 #include <thread>
 
 #include "agents/ping_handler.h"
-#include "agents/ledger_probe.h"
+#include "backup/ledger_probe.h"
 #include "ledger/control_client.h"
 #include "ledger/ledger_store.h"
 

@@ -6,14 +6,14 @@
 #include <filesystem>
 #include <thread>
 
-#include "agents/client_archive.h"
 #include "agents/client_backup.h"
-#include "agents/ledger_probe.h"
-#include "agents/snapshot_restore.h"
-#include "common/backup_destination.h"
+#include "backup/backup_destination.h"
+#include "backup/client_archive.h"
+#include "backup/ledger_probe.h"
+#include "backup/rsync.h"
+#include "backup/snapshot_places.h"
+#include "backup/snapshot_restore.h"
 #include "common/file_util.h"
-#include "common/rsync.h"
-#include "common/snapshot_places.h"
 
 namespace ledgerkeep {
 namespace {
@@ -96,7 +96,7 @@ class RestoreSnapshotHandler final : public CommandHandler {
       a.io_timeout_s = o_.io_timeout_s;
       a.max_attempts = o_.max_attempts;
       a.backoff_base_ms = o_.backoff_base_ms;
-      a.on_progress = [&](const wire::ProgressT& p) { ctx.ReportProgress(wire::ProgressT(p)); };
+      a.on_progress = [&](const TransferProgress& p) { ctx.ReportProgress(p); };
       a.cancelled = [&] { return ctx.cancelled(); };
       a.newest_recorded = place.newest_snapshot_id;
       access.push_back(std::move(a));

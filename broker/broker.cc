@@ -11,12 +11,12 @@
 #include <thread>
 #include <zmq.hpp>
 
+#include "backup/backup_destination.h"
 #include "broker/maintenance_workflow.h"
 #include "broker/node_registry.h"
 #include "broker/wedge_workflows.h"
 #include "broker/workflow.h"
 #include "broker/zap_authenticator.h"
-#include "common/backup_destination.h"
 #include "common/exception_text.h"
 #include "common/kv_store.h"
 #include "common/zmq_util.h"
@@ -820,7 +820,7 @@ struct Broker::Impl {
   }
 
   // Records where a node's snapshots are once its agent accepted a backup
-  // command (common/snapshot_places.h): schedule and configure set its home;
+  // command (backup/snapshot_places.h): schedule and configure set its home;
   // a run records the snapshot at the place it went to, and a one-off
   // destination never replaces the home.
   void RememberDestination(const CommandEntry& c, NodeEntry& n, const wire::CommandResultT& res) {

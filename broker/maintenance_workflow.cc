@@ -9,9 +9,9 @@
 #include <set>
 #include <thread>
 
+#include "backup/backup_destination.h"
 #include "broker/wedge_workflows.h"
 #include "broker/workflow_steps.h"
-#include "common/backup_destination.h"
 #include "common/clock.h"
 #include "common/config.h"
 #include "common/process.h"

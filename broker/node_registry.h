@@ -15,9 +15,9 @@
 #include <string>
 #include <vector>
 
+#include "backup/snapshot_places.h"
 #include "common/config.h"
 #include "common/kv_store.h"
-#include "common/snapshot_places.h"
 
 namespace ledgerkeep {
 
@@ -36,7 +36,7 @@ struct NodeEntry {
   // clone can restore this node's snapshots while the node itself is down.
   wire::BackupTargetT backup_target;
   // Every place of its snapshots, the home (backup_target) first, with the
-  // newest snapshot completed at each (common/snapshot_places.h).
+  // newest snapshot completed at each (backup/snapshot_places.h).
   SnapshotPlaces backup_places;
   bool clone = false;      // a restore clone (Hello.clone): not a member of the live cluster
   std::string routing_id;  // ROUTER identity of its ctl connection (not persisted)

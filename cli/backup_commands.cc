@@ -10,12 +10,12 @@
 #include <string>
 #include <vector>
 
-#include "agents/backup_schedule.h"
+#include "backup/backup_schedule.h"
 #include "agents/client_backup.h"
 #include "cli/cli_app.h"
 #include "cli/event_format.h"
 #include "cli/output.h"
-#include "common/backup_destination.h"
+#include "backup/backup_destination.h"
 #include "common/clock.h"
 
 namespace ledgerkeep {
@@ -85,6 +85,7 @@ nlohmann::json BackupResultJson(const wire::BackupResultT& r) {
           {"destination", r.destination},
           {"ok", r.ok},
           {"error", r.error},
+          {"error_code", r.error_code == 0 ? std::string() : std::string(StatusCodeName(StatusCode(r.error_code)))},
           {"consistent", r.consistent},
           {"bytes_total", r.bytes_total},
           {"bytes_transferred", r.bytes_transferred},

@@ -6,7 +6,7 @@
 #include <string>
 
 #include "agents/backup_service.h"
-#include "agents/retention.h"
+#include "backup/retention.h"
 
 namespace ledgerkeep {
 namespace {

@@ -9,14 +9,14 @@
 #include <string>
 #include <vector>
 
-#include "agents/snapshot_restore.h"
+#include "backup/snapshot_restore.h"
 #include "cli/backup_commands.h"
 #include "cli/cli_app.h"
 #include "cli/output.h"
-#include "common/backup_destination.h"
+#include "backup/backup_destination.h"
 #include "common/file_util.h"
 #include "common/process.h"
-#include "common/snapshot_places.h"
+#include "backup/snapshot_places.h"
 
 namespace ledgerkeep {
 namespace {
@@ -148,7 +148,7 @@ int RunRestoreToDir(const GlobalFlags& g, const std::string& source, const std::
     a.destination = *dest;
     a.work_dir = work_dir;
     a.newest_recorded = place.newest_snapshot_id;
-    a.on_progress = [&](const wire::ProgressT& p) {
+    a.on_progress = [&](const TransferProgress& p) {
       if (!g.json && p.phase != "fetch") std::printf("%s\n", p.phase.c_str());
     };
     access.push_back(std::move(a));

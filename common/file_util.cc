@@ -60,8 +60,14 @@ Status WriteFileAtomically(const std::string& path, std::string_view content, in
     ::unlink(tmp.c_str());
     return Status::FromErrno(err, "rename " + tmp + " to " + path);
   }
-  std::string dir = std::filesystem::path(path).parent_path().string();
-  return FsyncPath(dir.empty() ? "." : dir, O_RDONLY | O_DIRECTORY);
+  return SyncParentDirectory(path);
+}
+
+Status SyncDirectory(const std::string& dir) { return FsyncPath(dir, O_RDONLY | O_DIRECTORY); }
+
+Status SyncParentDirectory(const std::string& path) {
+  const std::string dir = std::filesystem::path(path).parent_path().string();
+  return SyncDirectory(dir.empty() ? "." : dir);
 }
 
 Result<std::string> ReadFileToString(const std::string& path) {
@@ -109,7 +115,7 @@ Status CreateDirectories(const std::string& path, int mode) {
 }
 
 Status SyncTree(const std::string& dir) {
-  LK_RETURN_IF_ERROR(FsyncPath(dir, O_RDONLY | O_DIRECTORY));
+  LK_RETURN_IF_ERROR(SyncDirectory(dir));
   std::error_code ec;
   std::filesystem::recursive_directory_iterator it(dir, ec), end;
   for (; !ec && it != end; it.increment(ec)) {

@@ -23,6 +23,12 @@ bool UnixSocketListening(const std::string& path);
 // mkdir -p with the given mode for created directories.
 Status CreateDirectories(const std::string& path, int mode = 0755);
 
+// fsync of the directory `dir`: makes the creation, rename or removal of
+// an entry in it durable. Errors name the directory.
+Status SyncDirectory(const std::string& dir);
+// SyncDirectory of the directory holding `path` ("." for a bare name).
+Status SyncParentDirectory(const std::string& path);
+
 // fsync of every regular file and directory under `dir` (and `dir`
 // itself): what rsync wrote there is on disk when this returns OK.
 Status SyncTree(const std::string& dir);

@@ -1,10 +1,10 @@
 #include "ledger/block.h"
 
-#include <openssl/evp.h>
-
 #include <bit>
 #include <cstring>
 #include <memory>
+
+#include "common/sha256.h"
 
 namespace ledgerkeep::ledger {
 namespace {
@@ -141,31 +141,15 @@ Result<Block> ParseBlock(std::string_view bytes) {
 }
 
 Digest ComputeBlockDigest(BlockId id, std::string_view serialized) {
-  const std::string key = EncodeBlockKey(id);
-  Digest digest{};
-  std::unique_ptr<EVP_MD_CTX, decltype(&EVP_MD_CTX_free)> ctx(EVP_MD_CTX_new(), &EVP_MD_CTX_free);
-  unsigned int len = 0;
-  // These calls fail only on allocation failure; a zero digest then fails
-  // every later chain check loudly instead of passing silently.
-  if (!ctx || EVP_DigestInit_ex(ctx.get(), EVP_sha256(), nullptr) != 1 ||
-      EVP_DigestUpdate(ctx.get(), key.data(), key.size()) != 1 ||
-      EVP_DigestUpdate(ctx.get(), serialized.data(), serialized.size()) != 1 ||
-      EVP_DigestFinal_ex(ctx.get(), digest.data(), &len) != 1) {
-    return Digest{};
-  }
-  return digest;
+  Sha256 sha;
+  sha.Update(EncodeBlockKey(id));
+  sha.Update(serialized);
+  // Fails only on an allocation failure inside OpenSSL; a zero digest then
+  // fails every later chain check loudly instead of passing silently.
+  return sha.Finish().value_or(Digest{});
 }
 
-std::string BytesToHex(std::string_view bytes) {
-  static constexpr char kHex[] = "0123456789abcdef";
-  std::string out;
-  out.reserve(bytes.size() * 2);
-  for (unsigned char c : bytes) {
-    out.push_back(kHex[c >> 4]);
-    out.push_back(kHex[c & 0xf]);
-  }
-  return out;
-}
+std::string BytesToHex(std::string_view bytes) { return LowerHex(bytes); }
 
 std::string DigestToHex(const Digest& digest) {
   return BytesToHex(std::string_view(reinterpret_cast<const char*>(digest.data()), digest.size()));

@@ -29,7 +29,7 @@
 #include <thread>
 #include <vector>
 
-#include "agents/backup_engine.h"
+#include "backup/backup_engine.h"
 #include "bench/bench_ledger_util.h"
 #include "common/clock.h"
 #include "common/process.h"

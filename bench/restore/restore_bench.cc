@@ -13,9 +13,9 @@
 #include <string>
 #include <thread>
 
-#include "agents/backup_engine.h"
-#include "agents/snapshot_restore.h"
-#include "agents/snapshot_verifier.h"
+#include "backup/backup_engine.h"
+#include "backup/snapshot_restore.h"
+#include "backup/snapshot_verifier.h"
 #include "bench/bench_ledger_util.h"
 #include "tests/common/sshd_fixture.h"
 

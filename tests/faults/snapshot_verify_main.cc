@@ -16,7 +16,7 @@
 #include <string>
 #include <tuple>
 
-#include "agents/backup_manifest.h"
+#include "backup/backup_manifest.h"
 #include "common/file_util.h"
 
 namespace {

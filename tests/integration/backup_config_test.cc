@@ -188,6 +188,7 @@ TEST_F(BackupConfigTest, CheckpointModeKeepsTwoAndSkipsWhenDiskIsLow) {
   RunResult low = Cli({"backup", "run-now", "--node", "r1"});
   EXPECT_EQ(low.exit_code, 1) << low.Describe();
   EXPECT_NE(Json(low)["r1"].value("error", "").find("NoSpace"), std::string::npos) << low.out;
+  EXPECT_EQ(Json(low)["r1"].value("error_code", ""), "NoSpace") << low.out;  // the code, on the wire
   EXPECT_EQ(CheckpointDirs(dir), (std::vector<std::string>{ids[1], ids[2]}));
   bool warned = false;
   ASSERT_TRUE(WaitUntil(

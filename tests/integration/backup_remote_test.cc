@@ -17,14 +17,14 @@
 #include <nlohmann/json.hpp>
 #include <thread>
 
-#include "agents/backup_manifest.h"
+#include "backup/backup_manifest.h"
 #include "ledger/control_client.h"
 #include "tests/common/sshd_fixture.h"
-#include "tests/support/snapshot_checks.h"
-#include "tests/support/transfer_fakes.h"
-#include "tests/support/status_macros.h"
 #include "tests/support/cli_json.h"
+#include "tests/support/snapshot_checks.h"
+#include "tests/support/status_macros.h"
 #include "tests/support/test_cluster.h"
+#include "tests/support/transfer_fakes.h"
 #include "tests/support/wait.h"
 
 namespace ledgerkeep::test {

@@ -8,12 +8,12 @@
 #include <fstream>
 #include <nlohmann/json.hpp>
 
-#include "agents/backup_manifest.h"
+#include "backup/backup_manifest.h"
 #include "ledger/control_client.h"
 #include "ledger/ledger_store.h"
+#include "tests/support/cli_json.h"
 #include "tests/support/snapshot_checks.h"
 #include "tests/support/status_macros.h"
-#include "tests/support/cli_json.h"
 #include "tests/support/test_cluster.h"
 #include "tests/support/wait.h"
 

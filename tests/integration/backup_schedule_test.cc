@@ -7,10 +7,10 @@
 #include <filesystem>
 #include <nlohmann/json.hpp>
 
-#include "agents/backup_manifest.h"
+#include "backup/backup_manifest.h"
 #include "common/clock.h"
-#include "tests/support/status_macros.h"
 #include "tests/support/cli_json.h"
+#include "tests/support/status_macros.h"
 #include "tests/support/test_cluster.h"
 #include "tests/support/wait.h"
 

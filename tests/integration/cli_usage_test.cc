@@ -8,8 +8,8 @@
 #include <nlohmann/json.hpp>
 #include <sstream>
 
-#include "agents/backup_service.h"
-#include "agents/retention.h"
+#include "backup/backup_schedule.h"
+#include "backup/retention.h"
 #include "tests/support/status_macros.h"
 #include "tests/support/test_cluster.h"
 

@@ -8,7 +8,7 @@
 #include <string>
 #include <vector>
 
-#include "agents/backup_manifest.h"
+#include "backup/backup_manifest.h"
 #include "tests/support/child_process.h"
 
 namespace ledgerkeep::test {

@@ -1,0 +1,105 @@
+// BackupEngine: one backup run of a replica's ledger to its destination
+// (DESIGN.md §6; the runbook's steps 1, 2 and 15).
+//
+// A run: claim the destination (.ledgerkeep-owner; on its own thread,
+// alongside the local steps up to the checksums) -> take a consistent
+// source (a RocksDB checkpoint from the running ledgerd; or, when ledgerd is
+// stopped, the DB itself under its own lock; otherwise a live copy marked
+// consistent=false) -> checksum it (carrying over checksums of files
+// unchanged since the previous snapshot) -> rsync it whole-file into
+// snapshots/<id>/data/ hard-linked to the previous snapshot (--link-dest),
+// retrying and resuming broken transfers -> verify nothing differs -> write
+// MANIFEST.json, then DONE -> apply retention.
+// Crash behaviour: a run interrupted anywhere leaves at most a snapshot
+// directory without DONE, which is never listed as complete and is deleted by
+// the next run; earlier snapshots are never touched before DONE of the new
+// one exists, and retention never deletes the newest complete snapshot.
+// Thread-safety: one run at a time per engine (the caller serialises).
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <string>
+#include <vector>
+
+#include "backup/backup_destination.h"
+#include "backup/backup_manifest.h"
+#include "backup/rsync.h"
+#include "backup/transfer_progress.h"
+#include "common/clock.h"
+#include "common/process.h"
+
+namespace ledgerkeep {
+
+struct BackupRunOptions {
+  BackupDestination destination;
+  std::string cluster_id;
+  std::string node_id;
+  std::string ledger_db;       // the ledger's RocksDB directory
+  std::string ledger_control;  // ledgerd's control socket
+  // Retention after a successful run (retention.h). 0 = keep all / no age
+  // limit. Defaults: 0, 0.
+  uint32_t keep_last = 0;
+  uint64_t max_age_s = 0;
+  bool scheduled = false;
+  // rsync tuning. Defaults: 60 s I/O timeout, 4 attempts, backoff from 1 s.
+  int io_timeout_s = 60;
+  int max_attempts = 4;
+  int64_t backoff_base_ms = 1000;
+  // Parallel rsync streams for a transfer with enough new data (at least
+  // min_stream_bytes per stream and two new files); each stream is its own rsync and,
+  // for SSH, its own connection, so sender, ssh and receiver of different
+  // streams run on different cores. 1 = one rsync. Default: 2.
+  int transfer_streams = 2;
+  // Fewer bytes to send than this per stream: fewer streams. Default: 64 MiB.
+  uint64_t min_stream_bytes = 64ull << 20;
+  // Flush each new file to disk on the destination as soon as rsync has
+  // written it, and drop it from the destination's page cache
+  // (snapshot_flusher.h): local and SSH destinations (SSH: needs python3 on
+  // the backup host). The snapshot is synced before DONE either way.
+  // Default: true.
+  bool flush_as_written = true;
+  // Extra ssh arguments for SSH destinations (e.g. -o UserKnownHostsFile=...).
+  std::vector<std::string> ssh_options;
+  std::function<void(const TransferProgress&)> on_progress;
+  std::function<bool()> cancelled;
+};
+
+class BackupEngine {
+ public:
+  // `work_dir`: the agent's scratch space (manifest cache, staging).
+  BackupEngine(ProcessRunner* runner, const Clock* clock, std::string work_dir);
+
+  // Runs one backup. The result says ok or why not (never throws away an
+  // earlier snapshot on failure).
+  wire::BackupResultT Run(const BackupRunOptions& options);
+
+  // Complete and incomplete snapshots at the destination, oldest first.
+  Result<std::vector<wire::SnapshotInfoT>> List(const BackupRunOptions& options);
+
+  // Checks the ownership marker; creates it if the destination is new.
+  // FailedPrecondition naming the owner if another node owns it.
+  Status Claim(const BackupRunOptions& options);
+
+ private:
+  struct Impl;
+  ProcessRunner* runner_;
+  const Clock* clock_;
+  std::string work_dir_;
+};
+
+// rsync options for talking to `options.destination` (ssh command with the
+// node's ssh options, timeouts, retries, cancellation). Shared by backups,
+// restores and verification. On SSH destinations every `connection` number
+// is one SSH connection (a ControlMaster with its socket in `work_dir`)
+// that all calls with that number share. Connection 0 carries a run's small
+// calls; a parallel transfer stream k uses connection k, because one ssh
+// process encrypts everything sent over its connection on one core.
+RsyncOptions DestinationRsyncOptions(const BackupRunOptions& options, const std::string& work_dir,
+                                     int connection = 0);
+
+// "20261125T093012.123Z" for a Unix time in ms: sorts chronologically.
+std::string SnapshotIdFor(int64_t ms);
+bool IsSnapshotId(const std::string& name);
+
+}  // namespace ledgerkeep
