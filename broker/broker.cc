@@ -11,12 +11,12 @@
 #include <thread>
 #include <zmq.hpp>
 
+#include "broker/destination_rules.h"
 #include "broker/maintenance_workflow.h"
 #include "broker/node_registry.h"
 #include "broker/wedge_workflows.h"
 #include "broker/workflow.h"
 #include "broker/zap_authenticator.h"
-#include "common/backup_destination.h"
 #include "common/exception_text.h"
 #include "common/kv_store.h"
 #include "common/zmq_util.h"
@@ -91,6 +91,7 @@ struct Broker::Impl {
   std::string instance = RandomHex64();
   std::unique_ptr<KvStore> store;
   std::unique_ptr<NodeRegistry> registry;
+  std::unique_ptr<DestinationRules> destinations;  // over `registry`
   std::unique_ptr<CommandTracker> tracker;
   std::unique_ptr<EventLog> events;
   std::unique_ptr<WorkflowManager> workflows;
@@ -125,6 +126,7 @@ struct Broker::Impl {
     LK_ASSIGN_OR_RETURN(store, KvStore::Open(opt.data_dir + "/state", kBrokerCfs));
     registry = std::make_unique<NodeRegistry>(opt.config, store.get(), kCfNodes);
     LK_RETURN_IF_ERROR(registry->Load(Now()));
+    destinations = std::make_unique<DestinationRules>(registry.get());
     tracker = std::make_unique<CommandTracker>(store.get(), kCfCommands, kCfTargets, opt.tracker);
     LK_ASSIGN_OR_RETURN(next_cmd_id, tracker->Load());
     LK_ASSIGN_OR_RETURN(auto stored_next, store->Get(kCfMeta, kNextCmdIdKey));
@@ -360,7 +362,7 @@ struct Broker::Impl {
     if (!tracker->UpdateFinished(c)) return;
     wire::CommandFinishedT f;
     f.cmd_id = c.cmd_id;
-    f.kind = c.kind;
+    f.kind = CommandKindName(c.kind);
     for (const auto& [node, t] : c.targets) {
       if (t.result && t.result->status == wire::ResultStatus::Ok) {
         ++f.ok_count;
@@ -368,7 +370,8 @@ struct Broker::Impl {
         ++f.failed_count;
       }
     }
-    spdlog::info("command {} ({}) finished: {} ok, {} failed", c.cmd_id, c.kind, f.ok_count, f.failed_count);
+    spdlog::info("command {} ({}) finished: {} ok, {} failed", c.cmd_id, CommandKindName(c.kind), f.ok_count,
+                 f.failed_count);
     recent_finished_.push_back(&c);
     StageEvent("command", kBrokerName, std::move(f));
   }
@@ -643,7 +646,13 @@ struct Broker::Impl {
         wire::CommandResultT res;
         r.body_as_CommandResult()->UnPackTo(&res);
         if (CommandEntry* c = tracker->Find(res.cmd_id)) {
-          if (res.status == wire::ResultStatus::Ok) RememberDestination(*c, n, res);
+          if (res.status == wire::ResultStatus::Ok && DestinationRules::RecordsPlaces(c->kind)) {
+            if (auto env = DecodeEnvelope(c->envelope); env.ok()) {
+              wire::CommandT cmd;
+              (*env)->body_as_Command()->UnPackTo(&cmd);
+              if (destinations->RememberAccepted(cmd.body, n, res)) dirty_nodes_.insert(n.node_id);
+            }
+          }
           tracker->OnResult(batch, *c, n.node_id, res, now);
           NoteFinished(*c);
         }
@@ -659,12 +668,7 @@ struct Broker::Impl {
       case wire::ReportBody::BackupResult: {  // a scheduled run (not a command)
         wire::BackupResultT res;
         r.body_as_BackupResult()->UnPackTo(&res);
-        if (res.ok && !res.snapshot_id.empty()) {
-          if (SnapshotPlace* p = FindPlaceByDisplay(n.backup_places, res.destination)) {
-            RecordSnapshotAt(n.backup_places, p->target, res.snapshot_id);
-            dirty_nodes_.insert(n.node_id);
-          }
-        }
+        if (DestinationRules::RememberScheduledRun(n, res)) dirty_nodes_.insert(n.node_id);
         StageEvent("backup", n.node_id, std::move(res));
         return;
       }
@@ -731,139 +735,6 @@ struct Broker::Impl {
     return ids;
   }
 
-  // The destination a backup command gives one node ("" if none), normalized.
-  static Result<std::string> BackupDestinationOf(const wire::CommandBodyUnion& body,
-                                                 const std::string& node) {
-    const wire::BackupTargetT* t = nullptr;
-    if (const auto* s = body.AsScheduleBackup()) {
-      if (s->mode == wire::BackupMode::Checkpoint) return std::string();  // local to each node
-      t = s->target.get();
-    } else if (const auto* c = body.AsConfigureBackup()) {
-      t = c->target.get();
-    } else if (const auto* r = body.AsRunBackupNow()) {
-      t = r->target.get();
-    }
-    if (t == nullptr || t->destination.empty()) return std::string();
-    LK_ASSIGN_OR_RETURN(auto d, ParseDestination(*t, node));
-    return d.Normalized();
-  }
-
-  // DESIGN §6: a unique backup directory per node. Refuses a command that
-  // would give two nodes one destination, naming both.
-  Status CheckUniqueDestinations(const wire::CommandBodyUnion& body,
-                                 const std::vector<std::string>& targets) {
-    std::map<std::string, std::string> owner;  // normalized -> node
-    for (NodeEntry* n : registry->All()) {
-      if (!n->backup_destination.empty()) owner[n->backup_destination] = n->node_id;
-      for (const auto& p : n->backup_places) {  // one-off places hold its snapshots too
-        auto d = ParseDestination(p.target, n->node_id);
-        if (d.ok()) owner.emplace(d->Normalized(), n->node_id);
-      }
-    }
-    std::map<std::string, std::string> mine;
-    for (const auto& node : targets) {
-      auto d = BackupDestinationOf(body, node);
-      if (!d.ok()) return d.status().WithContext("destination for " + node);
-      if (d->empty()) continue;
-      if (auto it = mine.find(*d); it != mine.end()) {
-        return Status::InvalidArgument("nodes " + it->second + " and " + node +
-                                       " would share the backup destination " + d->substr(d->find(':') + 1) +
-                                       "; every node needs its own directory: put {node} in the destination, "
-                                       "e.g. --destination '/backups/{node}'");
-      }
-      mine[*d] = node;
-      if (auto it = owner.find(*d); it != owner.end() && it->second != node) {
-        return Status::InvalidArgument("backup destination " + d->substr(d->find(':') + 1) + " of " + node +
-                                       " is already used by " + it->second +
-                                       "; give each node its own directory");
-      }
-    }
-    return Status::OK();
-  }
-
-  // DESIGN §8: a snapshot is restored onto clones only, never onto a live
-  // member of the cluster. Fills in where the source node's backups are
-  // (recorded when its agent accepted a destination), so the clone fetches
-  // straight from the backup server even when the source node is down.
-  Status PrepareRestore(wire::CommandBodyUnion& body, const std::vector<std::string>& targets) {
-    auto* r = body.AsRestoreSnapshot();
-    if (r == nullptr) return Status::OK();
-    for (const auto& node : targets) {
-      const NodeEntry* n = registry->Find(node);
-      if (n != nullptr && !n->clone && n->state == wire::NodeState::Unknown) {
-        return Status::FailedPrecondition("refusing to restore onto " + node +
-                                          ": it has never connected, so the broker cannot tell it is a clone "
-                                          "(clones say so when they connect); start it with --clone first");
-      }
-      if (n == nullptr || !n->clone) {
-        return Status::FailedPrecondition(
-            "refusing to restore onto " + node +
-            ": it is a live member of the cluster, not a clone. Start a clone "
-            "agent (`ledgerkeep-agent --role replica --clone ...`) and restore onto it");
-      }
-    }
-    if (r->source_node.empty()) return Status::InvalidArgument("restore needs the source node (--node)");
-    const NodeEntry* src = registry->Find(r->source_node);
-    if (src == nullptr) return Status::NotFound("no agent node '" + r->source_node + "' in the allowlist");
-    if (!r->source || r->source->destination.empty()) {
-      // Every place of its snapshots: "latest" is the newest over all of them.
-      SnapshotPlaces places = src->backup_places;
-      if (places.empty() && !src->backup_target.destination.empty()) SetHomePlace(places, src->backup_target);
-      if (places.empty()) {
-        return Status::FailedPrecondition("no backup destination is recorded for " + r->source_node +
-                                          ": it never accepted one (`ledgerkeep backup schedule/configure`)");
-      }
-      r->source.reset();
-      r->places = PlacesToWire(places);
-    }
-    return Status::OK();
-  }
-
-  // Records where a node's snapshots are once its agent accepted a backup
-  // command (common/snapshot_places.h): schedule and configure set its home;
-  // a run records the snapshot at the place it went to, and a one-off
-  // destination never replaces the home.
-  void RememberDestination(const CommandEntry& c, NodeEntry& n, const wire::CommandResultT& res) {
-    if (c.kind != "backup-schedule" && c.kind != "backup-configure" && c.kind != "backup-run") return;
-    auto env = DecodeEnvelope(c.envelope);
-    if (!env.ok()) return;
-    wire::CommandT cmd;
-    (*env)->body_as_Command()->UnPackTo(&cmd);
-    const wire::BackupTargetT* t = nullptr;
-    if (const auto* sb = cmd.body.AsScheduleBackup()) {
-      if (sb->mode == wire::BackupMode::Checkpoint) return;  // local to the node
-      t = sb->target.get();
-    }
-    if (const auto* c2 = cmd.body.AsConfigureBackup()) t = c2->target.get();
-    if (const auto* r = cmd.body.AsRunBackupNow()) t = r->target.get();
-    const bool run = cmd.body.AsRunBackupNow() != nullptr;
-    wire::BackupTargetT target;
-    if (t != nullptr && !t->destination.empty()) {
-      target = *t;
-      target.destination = ExpandNodePlaceholder(t->destination, n.node_id);
-    } else if (run && !n.backup_target.destination.empty()) {
-      target = n.backup_target;  // a run to the home destination
-    } else {
-      return;
-    }
-    if (!run) {
-      SetHomePlace(n.backup_places, target);
-    } else {
-      const auto* b = res.detail.AsBackupResult();
-      if (b == nullptr || !b->ok || b->snapshot_id.empty()) return;
-      if (n.backup_places.empty() && !n.backup_target.destination.empty()) {
-        SetHomePlace(n.backup_places, n.backup_target);  // recorded before places were
-      }
-      RecordSnapshotAt(n.backup_places, target, b->snapshot_id);
-    }
-    if (const SnapshotPlace* home = HomePlace(n.backup_places)) {
-      n.backup_target = home->target;
-      auto d = ParseDestination(home->target, n.node_id);
-      if (d.ok()) n.backup_destination = d->Normalized();
-    }
-    dirty_nodes_.insert(n.node_id);
-  }
-
   void HandleIssue(const std::string& rid, const std::string& issuer, const wire::Envelope& e) {
     const auto* ic = e.body_as_IssueCommand();
     if (ic->body_type() == wire::CommandBody::NONE) {
@@ -887,11 +758,11 @@ struct Broker::Impl {
         }
       }
     }
-    if (Status unique = CheckUniqueDestinations(req.body, *targets); !unique.ok()) {
+    if (Status unique = destinations->CheckUnique(req.body, *targets); !unique.ok()) {
       spdlog::warn("refused {} from {}: {}", CommandKindName(req.body.type), issuer, unique.message());
       return ReplyError(rid, e.msg_id(), unique);
     }
-    if (Status restore = PrepareRestore(req.body, *targets); !restore.ok()) {
+    if (Status restore = destinations->PrepareRestore(req.body, *targets); !restore.ok()) {
       spdlog::warn("refused {} from {}: {}", CommandKindName(req.body.type), issuer, restore.message());
       return ReplyError(rid, e.msg_id(), restore);
     }
@@ -911,7 +782,7 @@ struct Broker::Impl {
     }
     cmd.issuer = issuer;
     cmd.body = req.body;
-    const std::string kind(CommandKindName(cmd.body.type));
+    const wire::CommandBody kind = cmd.body.type;
     const std::string topic = CommandTopic(target, *targets);
     EnvelopeHeader h;
     h.sender = kBrokerName;
@@ -925,13 +796,13 @@ struct Broker::Impl {
                      now + (req.timeout_ms > 0 ? req.timeout_ms : opt.default_timeout_ms), issuer, *targets);
     wire::CommandIssuedT issued;
     issued.cmd_id = cmd_id;
-    issued.kind = kind;
+    issued.kind = CommandKindName(kind);
     issued.targets = *targets;
     issued.issuer = issuer;
     issued.deadline_ms = c.deadline_ms;
     StageEvent("command", kBrokerName, std::move(issued));
-    spdlog::info("command {} ({}) from {} to {} target(s) on {}", cmd_id, kind, issuer, targets->size(),
-                 topic);
+    spdlog::info("command {} ({}) from {} to {} target(s) on {}", cmd_id, CommandKindName(kind), issuer,
+                 targets->size(), topic);
     // Published only after the group commit (Queue order == send order).
     Queue(Sock::kPub, {topic, envelope});
     for (const auto& node : *targets) tracker->MarkSent(c, node, now);
