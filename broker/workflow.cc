@@ -43,6 +43,8 @@ WorkflowContext::WorkflowContext(WorkflowManager* manager, uint64_t run_id, Brok
 
 const ClusterConfig& WorkflowContext::config() const { return manager_->config(); }
 
+const Clock& WorkflowContext::clock() const { return manager_->clock(); }
+
 nlohmann::json WorkflowContext::params() const {
   auto r = manager_->Get(run_id_);
   return r ? r->params : nlohmann::json::object();
