@@ -18,6 +18,7 @@
 #include "agents/retention.h"
 #include "agents/snapshot_restore.h"
 #include "cli/event_format.h"
+#include "cli/keys_command.h"
 #include "cli/number_flags.h"
 #include "cli/table.h"
 #include "common/backup_destination.h"
@@ -169,7 +170,7 @@ nlohmann::json PlacesJson(const std::vector<std::unique_ptr<wire::SnapshotPlaceT
 
 // ---------------------------------------------------------------- keygen
 int RunKeygen(const GlobalFlags& g, const std::string& out_dir, const std::vector<std::string>& names,
-              bool force) {
+              bool force, bool bare) {
   nlohmann::json j = nlohmann::json::object();
   for (const auto& name : names) {
     auto pair = GenerateCurveKeyPair(name);
@@ -177,7 +178,9 @@ int RunKeygen(const GlobalFlags& g, const std::string& out_dir, const std::vecto
     Status s = WriteKeyFiles(out_dir, *pair, force);
     if (!s.ok()) return Fail(s);
     j[name] = pair->public_z85;
-    if (!g.json) {
+    if (bare && !g.json) {
+      std::printf("%s\n", pair->public_z85.c_str());
+    } else if (!g.json) {
       std::printf("%s: public %s\n  secret in %s/%s.key (mode 0600), public in %s/%s.pub\n", name.c_str(),
                   pair->public_z85.c_str(), out_dir.c_str(), name.c_str(), out_dir.c_str(), name.c_str());
     }
@@ -1312,6 +1315,8 @@ int RunCli(int argc, char** argv) {
   keygen->add_option("--out", out_dir, "directory for the key files")->capture_default_str();
   keygen->add_option("names", names, "key names (node ids, 'broker', 'operator', ...)")->required();
   keygen->add_flag("--force", force, "replace existing key files");
+  bool bare = false;
+  keygen->add_flag("--bare", bare, "print only each public key (Z85), one a line: what `keys add --pub` takes");
 
   auto* nodes = app.add_subcommand("nodes", "list the agent nodes: role, liveness, last heartbeat, version");
 
@@ -1538,6 +1543,8 @@ int RunCli(int argc, char** argv) {
   }
   for (auto* sub : node_subs) sub->fallthrough();
 
+  const auto keys = RegisterKeysCommands(app);
+
   if (Status limits = ApplyNumberLimits(&app); !limits.ok()) return Fail(limits);
   try {
     app.parse(argc, argv);
@@ -1545,7 +1552,8 @@ int RunCli(int argc, char** argv) {
     int rc = app.exit(e);
     return rc == 0 ? kExitOk : kExitUsage;
   }
-  if (keygen->parsed()) return RunKeygen(g, out_dir, names, force);
+  if (keys->parsed()) return keys->Run({g.config, g.key, g.json});
+  if (keygen->parsed()) return RunKeygen(g, out_dir, names, force, bare);
   if (nodes->parsed()) return RunNodes(g);
   if (ping->parsed()) return RunPing(g, ping_target, delay_ms, wait_s);
   if (events->parsed()) return RunEvents(g, since, from_start, follow, filter, last_n);
