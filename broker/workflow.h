@@ -70,8 +70,8 @@ class WorkflowContext {
   // The broker's cluster config (e.g. the maintenance hooks it may run).
   const ClusterConfig& config() const;
   // The broker's clock (BrokerOptions::clock): the times a workflow records
-  // (window start and end, archive names). Intervals and deadlines inside a
-  // step are measured with MonotonicMs().
+  // (window start and end, archive names), its deadlines and its pauses
+  // between polls.
   const Clock& clock() const;
   uint64_t run_id() const { return run_id_; }
   nlohmann::json params() const;

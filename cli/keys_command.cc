@@ -155,6 +155,9 @@ class KeysCommandImpl final : public KeysCommand {
       auto read = ReadPublicKey(pub_file_);
       if (!read.ok()) return Usage(read.status());
       pub = *read;
+      if (Status s = CheckAddable(*config, pub); !s.ok()) return Usage(s);
+    } else if (Status s = CheckRemovable(*config); !s.ok()) {
+      return Usage(s);
     }
     auto lock = KeysFileLock::Take(KeysFilePath(config->path));
     if (!lock.ok()) return ExitFor(lock.status());
@@ -188,15 +191,7 @@ class KeysCommandImpl final : public KeysCommand {
 
   int Add(const ClusterConfig& config, const KeysCommandContext& ctx, const std::string& pub) const {
     const std::string keys_file = KeysFilePath(config.path);
-    if (const AllowEntry* e = config.FindNode(name_)) {
-      return Usage(Status::InvalidArgument(
-          "'" + name_ + "' is already in the allowlist (" + RoleName(e->role) + ", in " +
-          (e->in_keys_file ? keys_file : config.path) + "); remove it first to bind the name to another key"));
-    }
-    if (const AllowEntry* e = config.FindKey(pub)) {
-      return Usage(Status::InvalidArgument("the key in " + pub_file_ + " is already bound to '" + e->node_id +
-                                           "'; every node needs its own key"));
-    }
+    if (Status s = CheckAddable(config, pub); !s.ok()) return Usage(s);
     std::vector<AllowEntry> entries = KeysFileEntries(config);
     AllowEntry added;
     added.node_id = name_;
@@ -214,16 +209,36 @@ class KeysCommandImpl final : public KeysCommand {
     return kExitOk;
   }
 
-  int Remove(const ClusterConfig& config, const KeysCommandContext& ctx) const {
+  // A name and key the allowlist does not have yet.
+  Status CheckAddable(const ClusterConfig& config, const std::string& pub) const {
+    if (const AllowEntry* e = config.FindNode(name_)) {
+      return Status::InvalidArgument("'" + name_ + "' is already in the allowlist (" + RoleName(e->role) +
+                                     ", in " + (e->in_keys_file ? KeysFilePath(config.path) : config.path) +
+                                     "); remove it first to bind the name to another key");
+    }
+    if (const AllowEntry* e = config.FindKey(pub)) {
+      return Status::InvalidArgument("the key in " + pub_file_ + " is already bound to '" + e->node_id +
+                                     "'; every node needs its own key");
+    }
+    return Status::OK();
+  }
+
+  // Only a name the keys file lists can be removed with `keys remove`.
+  Status CheckRemovable(const ClusterConfig& config) const {
     const AllowEntry* e = config.FindNode(name_);
     if (e == nullptr) {
-      return Usage(Status::NotFound("no key '" + name_ + "' in the allowlist (see `ledgerkeep keys list`)"));
+      return Status::NotFound("no key '" + name_ + "' in the allowlist (see `ledgerkeep keys list`)");
     }
     if (!e->in_keys_file) {
-      return Usage(Status::InvalidArgument("'" + name_ + "' is in the cluster config's [[allow]] (" + config.path +
-                                           "), not added with `keys add`: remove it there (the broker picks "
-                                           "that up live too)"));
+      return Status::InvalidArgument("'" + name_ + "' is in the cluster config's [[allow]] (" + config.path +
+                                     "), not added with `keys add`: remove it there (the broker picks that up "
+                                     "live too)");
     }
+    return Status::OK();
+  }
+
+  int Remove(const ClusterConfig& config, const KeysCommandContext& ctx) const {
+    if (Status s = CheckRemovable(config); !s.ok()) return Usage(s);
     std::vector<AllowEntry> entries;
     for (const auto& k : KeysFileEntries(config))
       if (k.node_id != name_) entries.push_back(k);

@@ -179,6 +179,7 @@ TEST_F(KeysTest, BadInputIsAUsageErrorAndChangesNothing) {
     EXPECT_NE((r.out + r.err).find(c.says), std::string::npos) << r.Describe();
   }
   EXPECT_FALSE(std::filesystem::exists(KeysFile()));
+  EXPECT_FALSE(std::filesystem::exists(KeysFile() + ".lock"));
 }
 
 TEST_F(KeysTest, OnlyAnOperatorKeyMayEditTheAllowlist) {
@@ -188,6 +189,7 @@ TEST_F(KeysTest, OnlyAnOperatorKeyMayEditTheAllowlist) {
   EXPECT_NE(r.err.find("needs an operator key"), std::string::npos) << r.Describe();
   EXPECT_NE(r.err.find("'watcher' (subscriber)"), std::string::npos) << r.Describe();
   EXPECT_FALSE(std::filesystem::exists(KeysFile()));
+  EXPECT_FALSE(std::filesystem::exists(KeysFile() + ".lock"));
   // Listing needs no key.
   EXPECT_EQ(cluster_->RunCli({"--key", cluster_->KeyPath("watcher"), "keys", "list"}).exit_code, 0);
 }
