@@ -48,7 +48,7 @@ Result<uint64_t> CommandTracker::Load() {
     const auto* cmd = (*env)->body_as_Command();
     CommandEntry c;
     c.cmd_id = id;
-    c.kind = std::string(CommandKindName(cmd->body_type()));
+    c.kind = cmd->body_type();
     c.envelope = std::string(value);
     c.issued_at_ms = cmd->issued_at_ms();
     c.deadline_ms = cmd->deadline_ms();
@@ -81,13 +81,13 @@ Result<uint64_t> CommandTracker::Load() {
   return next_id;
 }
 
-CommandEntry& CommandTracker::Add(KvStore::Batch& batch, uint64_t cmd_id, std::string kind,
+CommandEntry& CommandTracker::Add(KvStore::Batch& batch, uint64_t cmd_id, wire::CommandBody kind,
                                   std::string envelope, std::string topic, int64_t issued_at_ms,
                                   int64_t deadline_ms, std::string issuer,
                                   const std::vector<std::string>& targets) {
   CommandEntry c;
   c.cmd_id = cmd_id;
-  c.kind = std::move(kind);
+  c.kind = kind;
   c.envelope = std::move(envelope);
   c.topic = std::move(topic);
   c.issued_at_ms = issued_at_ms;
@@ -219,7 +219,7 @@ void CommandTracker::Trim() {
 wire::CommandStatusT CommandTracker::StatusOf(const CommandEntry& c) {
   wire::CommandStatusT s;
   s.cmd_id = c.cmd_id;
-  s.kind = c.kind;
+  s.kind = std::string(CommandKindName(c.kind));
   s.issued_at_ms = c.issued_at_ms;
   s.deadline_ms = c.deadline_ms;
   s.finished = c.finished;

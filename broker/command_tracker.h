@@ -26,7 +26,7 @@ namespace ledgerkeep {
 
 struct CommandEntry {
   uint64_t cmd_id = 0;
-  std::string kind;
+  wire::CommandBody kind = wire::CommandBody::NONE;  // CommandKindName() for events and status
   std::string envelope;  // Envelope{Command}, as published
   std::string topic;     // PUB topic it was published on
   int64_t issued_at_ms = 0;
@@ -55,9 +55,9 @@ class CommandTracker {
   Result<uint64_t> Load();
 
   // Creates and stages a new command. `envelope` is the Command envelope.
-  CommandEntry& Add(KvStore::Batch& batch, uint64_t cmd_id, std::string kind,
-                    std::string envelope, std::string topic, int64_t issued_at_ms,
-                    int64_t deadline_ms, std::string issuer, const std::vector<std::string>& targets);
+  CommandEntry& Add(KvStore::Batch& batch, uint64_t cmd_id, wire::CommandBody kind, std::string envelope,
+                    std::string topic, int64_t issued_at_ms, int64_t deadline_ms, std::string issuer,
+                    const std::vector<std::string>& targets);
 
   CommandEntry* Find(uint64_t cmd_id);
   // Commands that are not finished.

@@ -4,6 +4,7 @@
 #include <spdlog/spdlog.h>
 
 #include "broker/broker.h"
+#include "broker/maintenance_workflow.h"
 #include "common/daemon.h"
 #include "common/logging.h"
 
@@ -43,6 +44,15 @@ int main(int argc, char** argv) {
       ->capture_default_str();
   app.add_option("--event-retention-age-s", retain_age_s, "drop events older than this")
       ->capture_default_str();
+  // Before the required options are checked: it needs none of them. The
+  // fault suite reads the step list from here instead of keeping a copy.
+  app.add_flag_callback(
+      "--print-maintenance-steps",
+      [] {
+        std::printf("%s\n", MaintenanceStepsJson().dump(2).c_str());
+        throw CLI::Success();
+      },
+      "print the maintenance run's steps in order (JSON: name, what a failure does, hook) and exit");
   CLI11_PARSE(app, argc, argv);
 
   if (Status s = InitLogging("broker", log_level); !s.ok()) {

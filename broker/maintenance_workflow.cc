@@ -4,7 +4,6 @@
 
 #include <algorithm>
 #include <chrono>
-#include <ctime>
 #include <map>
 #include <set>
 #include <thread>
@@ -19,111 +18,121 @@
 namespace ledgerkeep {
 namespace {
 
-// The forward steps, in order. The index of the step reached is persisted.
-const std::vector<std::string> kSteps = {
-    "preflight",     "pre_hook",      "stop_clients",  "wedge",        "stop_replicas",
-    "check_blocks",  "client_backup", "final_sync",    "start_replicas", "unwedge",
-    "verify_blocks", "start_clients", "post_hook"};
-// Steps from here on changed the cluster: a failure rolls back.
-constexpr size_t kFirstTouchingStep = 2;  // stop_clients
 // A hook killed by an abort or a broker shutdown gets SIGKILL this long after SIGTERM.
 constexpr int64_t kHookGraceMs = 2'000;
 
 class MaintenanceRun {
  public:
-  MaintenanceRun(WorkflowContext& ctx, nlohmann::json& report) : ctx_(ctx), report_(report), state_(ctx.state()) {
-    params_ = ctx.params();
-  }
+  MaintenanceRun(WorkflowContext& ctx, nlohmann::json& report)
+      : ctx_(ctx), report_(report), params_(ctx.params()) {}
+
+  // A row of the step table: the declaration and the function that runs it.
+  struct StepDef {
+    MaintenanceStep step;
+    Status (MaintenanceRun::*forward)();
+  };
+  static const std::vector<StepDef>& Table();
 
   Status Execute() {
+    LK_ASSIGN_OR_RETURN(state_, MaintenanceState::ReadFrom(ctx_.state()));
     if (params_.value("dry_run", false)) return DryRun();
-    if (state_.value("rolling_back", false)) return Rollback(state_.value("failure", "resumed rollback"));
-    size_t step = state_.value("step", size_t{0});
+    if (state_.rolling_back) return Rollback(state_.failure.empty() ? "resumed rollback" : state_.failure);
+    const auto& table = Table();
     // After a broker restart the report starts empty: carry over what the
     // saved state knows from the steps already done.
-    for (const char* key : {"stop_point", "common_block", "archive"}) {
-      if (state_.contains(key)) report_[key] = state_[key];
-    }
-    if (step > 0) report_["resumed_at_step"] = kSteps[std::min(step, kSteps.size() - 1)];
-    if (state_.value("window_start_ms", int64_t{0}) == 0) state_["window_start_ms"] = int64_t{0};
-    for (; step < kSteps.size(); ++step) {
+    if (ctx_.state().contains("stop_point")) report_["stop_point"] = ctx_.state()["stop_point"];
+    if (state_.common_block) report_["common_block"] = *state_.common_block;
+    if (!state_.archive.empty()) report_["archive"] = state_.archive;
+    if (state_.step > 0) report_["resumed_at_step"] = table[std::min(state_.step, table.size() - 1)].step.name;
+    for (size_t step = state_.step; step < table.size(); ++step) {
+      const MaintenanceStep& def = table[step].step;
+      const std::string name(def.name);
       if (ctx_.abort_requested()) {
-        if (step >= kFirstTouchingStep) return Rollback("aborted by the operator");
+        if (def.on_failure == StepFailure::kRollBack) return Rollback("aborted by the operator");
         // Not even the pre hook runs after an abort.
-        report_["failed_step"] = kSteps[step];
-        return Status::Aborted("aborted by the operator before " + kSteps[step] + "; nothing was changed");
+        report_["failed_step"] = name;
+        return Status::Aborted("aborted by the operator before " + name + "; nothing was changed");
       }
       if (ctx_.cancelled()) return Status::Aborted("broker stopping");
-      state_["step"] = step;
-      LK_RETURN_IF_ERROR(ctx_.SaveState());
-      const std::string& name = kSteps[step];
+      state_.step = step;
+      LK_RETURN_IF_ERROR(SaveState());
       ctx_.Step(name, "started", "");
-      const int64_t t0 = MonotonicMs();
-      Status s = RunStep(name);
-      const int64_t ms = MonotonicMs() - t0;
+      const int64_t t0 = ctx_.clock().MonotonicNowMs();
+      Status s = (this->*table[step].forward)();
+      const int64_t ms = ctx_.clock().MonotonicNowMs() - t0;
       report_["steps"][name] = {{"ms", ms}, {"ok", s.ok()}};
       if (ctx_.cancelled()) return Status::Aborted("broker stopping");  // resumes on restart
       if (!s.ok()) {
         ctx_.Step(name, "failed", s.message());
         report_["failed_step"] = name;
-        // A pre hook killed by an abort may have done part of its work
-        // (stopped some applications): roll back, which runs the post hook.
-        if (name == "pre_hook" && ctx_.abort_requested())
-          return Rollback("aborted by the operator: " + s.message());
-        if (step < kFirstTouchingStep) return s.WithContext(name + " failed; nothing was changed");
-        return Rollback(name + " failed: " + s.message());
+        switch (def.on_failure) {
+          case StepFailure::kRollBackIfAborted:
+            // A pre hook killed by an abort may have done part of its work
+            // (stopped some applications): roll back, which runs the post hook.
+            if (ctx_.abort_requested()) return Rollback("aborted by the operator: " + s.message());
+            [[fallthrough]];
+          case StepFailure::kNothingChanged:
+            return s.WithContext(name + " failed; nothing was changed");
+          case StepFailure::kRollBack:
+            return Rollback(name + " failed: " + s.message());
+        }
       }
       ctx_.Step(name, "done", std::to_string(ms) + " ms");
     }
-    const int64_t start = state_.value("window_start_ms", int64_t{0});
-    const int64_t end = state_.value("window_end_ms", int64_t{0});
-    report_["window_s"] = static_cast<double>(end - start) / 1000.0;
+    report_["window_s"] = static_cast<double>(state_.window_end_ms - state_.window_start_ms) / 1000.0;
     return Status::OK();
   }
 
  private:
-  Status RunStep(const std::string& name) {
-    if (name == "preflight") return Preflight();
-    if (name == "pre_hook") return Hook("pre_hook");
-    if (name == "stop_clients") {
-      if (state_.value("window_start_ms", int64_t{0}) == 0) {
-        state_["window_start_ms"] = Clock::System()->NowMs();
-        LK_RETURN_IF_ERROR(ctx_.SaveState());
-      }
-      return Components(wire::Role::Client, wire::NodeAction::Stop);
+  Status SaveState() {
+    state_.WriteTo(ctx_.state());
+    return ctx_.SaveState();
+  }
+
+  // -------------------------------------------------------------- steps
+  Status PreHook() { return Hook("pre_hook"); }
+  Status PostHook() { return Hook("post_hook"); }
+
+  Status StopClients() {
+    if (state_.window_start_ms == 0) {
+      state_.window_start_ms = ctx_.clock().NowMs();
+      LK_RETURN_IF_ERROR(SaveState());
     }
-    if (name == "wedge") {
-      auto stop = WedgeReplicas(ctx_, report_["wedge"], params_.value("wedge_timeout_s", int64_t{120}) * 1000,
-                                10'000);
-      if (!stop.ok()) return stop.status();
-      report_["stop_point"] = *stop;
-      return Status::OK();
+    return Components(wire::Role::Client, wire::NodeAction::Stop);
+  }
+
+  Status Wedge() {
+    auto stop =
+        WedgeReplicas(ctx_, report_["wedge"], params_.value("wedge_timeout_s", int64_t{120}) * 1000, 10'000);
+    if (!stop.ok()) return stop.status();
+    report_["stop_point"] = *stop;
+    return Status::OK();
+  }
+
+  Status StopReplicas() { return Components(wire::Role::Replica, wire::NodeAction::Stop); }
+
+  // The client archives and the replicas' final sync are independent: the
+  // client backups are issued first (client_backup) and waited for after
+  // the final sync, so they overlap (the window is the slower of the two,
+  // not the sum).
+  Status FinalSyncAndClientBackups() {
+    Status replicas = FinalSync();
+    Status clients = WaitClientBackups();
+    if (!replicas.ok()) return replicas;
+    return clients;
+  }
+
+  Status StartReplicas() { return Components(wire::Role::Replica, wire::NodeAction::Start); }
+
+  Status Unwedge() { return UnwedgeReplicas(ctx_, report_["unwedge"], /*check_first=*/true); }
+
+  Status StartClients() {
+    Status s = Components(wire::Role::Client, wire::NodeAction::Start);
+    if (s.ok()) {
+      state_.window_end_ms = ctx_.clock().NowMs();
+      LK_RETURN_IF_ERROR(SaveState());
     }
-    if (name == "stop_replicas") return Components(wire::Role::Replica, wire::NodeAction::Stop);
-    if (name == "check_blocks") return CheckBlocks();
-    // The client archives and the replicas' final sync are independent: the
-    // client backups are issued first and waited for after the final sync,
-    // so they overlap (the window is the slower of the two, not the sum).
-    if (name == "client_backup") return IssueClientBackups();
-    if (name == "final_sync") {
-      Status replicas = FinalSync();
-      Status clients = WaitClientBackups();
-      if (!replicas.ok()) return replicas;
-      return clients;
-    }
-    if (name == "start_replicas") return Components(wire::Role::Replica, wire::NodeAction::Start);
-    if (name == "unwedge") return UnwedgeReplicas(ctx_, report_["unwedge"], /*check_first=*/true);
-    if (name == "verify_blocks") return VerifyBlocksAdvance();
-    if (name == "start_clients") {
-      Status s = Components(wire::Role::Client, wire::NodeAction::Start);
-      if (s.ok()) {
-        state_["window_end_ms"] = Clock::System()->NowMs();
-        LK_RETURN_IF_ERROR(ctx_.SaveState());
-      }
-      return s;
-    }
-    if (name == "post_hook") return Hook("post_hook");
-    return Status::Internal("unknown step " + name);
+    return s;
   }
 
   // -------------------------------------------------------------- nodes
@@ -256,7 +265,7 @@ class MaintenanceRun {
       return out;
     };
     LK_ASSIGN_OR_RETURN(auto first, sample());
-    std::this_thread::sleep_for(std::chrono::milliseconds(1000));
+    ctx_.clock().SleepMs(1000);
     LK_ASSIGN_OR_RETURN(auto second, sample());
     for (const auto& [node, h] : second) {
       const auto& before = first[node];
@@ -352,16 +361,16 @@ class MaintenanceRun {
       return Status::FailedPrecondition("replicas did not stop at the same block with no gap (last reachable/last: " +
                                         listing + "); restarting them now");
     }
-    state_["common_block"] = distinct.begin()->first;
+    state_.common_block = distinct.begin()->first;
     report_["common_block"] = distinct.begin()->first;
-    return ctx_.SaveState();
+    return SaveState();
   }
 
   Status VerifyBlocksAdvance() {
-    const uint64_t common = state_.value("common_block", uint64_t{0});
-    const int64_t deadline = MonotonicMs() + 60'000;
+    const uint64_t common = state_.common_block.value_or(0);
+    const int64_t deadline = ctx_.clock().MonotonicNowMs() + 60'000;
     std::string lagging;
-    while (MonotonicMs() < deadline) {
+    while (ctx_.clock().MonotonicNowMs() < deadline) {
       wire::CommandBodyUnion body;
       body.Set(wire::GetBlockIdsT{});
       LK_ASSIGN_OR_RETURN(auto st, OnAll(wire::Role::Replica, std::move(body), 10'000));
@@ -371,7 +380,7 @@ class MaintenanceRun {
         if (b == nullptr || b->last_reachable <= common) lagging += (lagging.empty() ? "" : ", ") + t->node_id;
       }
       if (lagging.empty()) return Status::OK();
-      std::this_thread::sleep_for(std::chrono::milliseconds(50));
+      ctx_.clock().SleepMs(50);
     }
     return Status::Timeout("blocks do not advance on " + lagging + " after unwedge");
   }
@@ -380,21 +389,12 @@ class MaintenanceRun {
   // The client archives' name: --archive, else maintenance-<run>-<time>;
   // chosen once and persisted.
   Result<std::string> ArchiveName() {
-    std::string name = state_.value("archive", "");
-    if (name.empty()) {
-      name = params_.value("archive", "");
-      if (name.empty()) {
-        char buf[32];
-        time_t now = std::time(nullptr);
-        std::tm tm{};
-        gmtime_r(&now, &tm);
-        std::strftime(buf, sizeof buf, "%Y%m%dT%H%M%SZ", &tm);
-        name = "maintenance-" + std::to_string(ctx_.run_id()) + "-" + buf;
-      }
-      state_["archive"] = name;
-      LK_RETURN_IF_ERROR(ctx_.SaveState());
+    if (state_.archive.empty()) {
+      state_.archive = params_.value("archive", "");
+      if (state_.archive.empty()) state_.archive = DefaultArchiveName(ctx_.run_id(), ctx_.clock().NowMs());
+      LK_RETURN_IF_ERROR(SaveState());
     }
-    return name;
+    return state_.archive;
   }
 
   // Preflight: every client can write the archive under its name (valid,
@@ -416,7 +416,7 @@ class MaintenanceRun {
 
   Status IssueClientBackups() {
     LK_ASSIGN_OR_RETURN(auto clients, NodesWithRole(wire::Role::Client));
-    if (clients.empty() || state_.value("client_backup_cmd", uint64_t{0}) != 0) return Status::OK();
+    if (clients.empty() || state_.client_backup_cmd != 0) return Status::OK();
     LK_ASSIGN_OR_RETURN(std::string name, ArchiveName());
     wire::ClientBackupT cb;
     cb.archive_name = name;
@@ -424,12 +424,12 @@ class MaintenanceRun {
     body.Set(std::move(cb));
     LK_ASSIGN_OR_RETURN(uint64_t id, ctx_.IssueCommand(TargetRole(wire::Role::Client), std::move(body), 60'000,
                                                        "client_backup"));
-    state_["client_backup_cmd"] = id;
-    return ctx_.SaveState();
+    state_.client_backup_cmd = id;
+    return SaveState();
   }
 
   Status WaitClientBackups() {
-    const uint64_t id = state_.value("client_backup_cmd", uint64_t{0});
+    const uint64_t id = state_.client_backup_cmd;
     if (id == 0) return Status::OK();
     const int64_t timeout = params_.value("backup_timeout_s", int64_t{3600}) * 1000;
     LK_ASSIGN_OR_RETURN(auto st, ctx_.WaitCommand(id, timeout));
@@ -449,7 +449,7 @@ class MaintenanceRun {
 
   Status FinalSync() {
     const uint32_t timeout = static_cast<uint32_t>(params_.value("backup_timeout_s", int64_t{3600}) * 1000);
-    uint64_t id = state_.value("final_sync_cmd", uint64_t{0});
+    uint64_t id = state_.final_sync_cmd;
     if (id == 0) {  // issue once; after a broker restart, wait for the same one
       wire::RunBackupNowT r;
       r.reason = "maintenance";
@@ -457,11 +457,11 @@ class MaintenanceRun {
       body.Set(std::move(r));
       LK_ASSIGN_OR_RETURN(id, ctx_.IssueCommand(TargetRole(wire::Role::Replica), std::move(body), 60'000,
                                                 "final_sync"));
-      state_["final_sync_cmd"] = id;
-      LK_RETURN_IF_ERROR(ctx_.SaveState());
+      state_.final_sync_cmd = id;
+      LK_RETURN_IF_ERROR(SaveState());
     }
     LK_ASSIGN_OR_RETURN(auto st, ctx_.WaitCommand(id, timeout));
-    const uint64_t common = state_.value("common_block", uint64_t{0});
+    const uint64_t common = state_.common_block.value_or(0);
     std::string failed;
     for (const auto& t : st.targets) {
       const auto* b = t->result ? t->result->detail.AsBackupResult() : nullptr;
@@ -487,10 +487,10 @@ class MaintenanceRun {
   // Brings the cluster back to serving whatever state it is in. Each action
   // is idempotent; failures are collected, not fatal, so every step runs.
   Status Rollback(const std::string& why) {
-    if (!state_.value("rolling_back", false)) {
-      state_["rolling_back"] = true;
-      state_["failure"] = why;
-      ctx_.SaveState().IgnoreError();
+    if (!state_.rolling_back) {
+      state_.rolling_back = true;
+      state_.failure = why;
+      SaveState().IgnoreError();
     }
     ctx_.Step("rollback", "started", why);
     std::string problems;
@@ -549,7 +549,8 @@ class MaintenanceRun {
 
   // -------------------------------------------------------------- dry run
   Status DryRun() {
-    report_["plan"] = kSteps;
+    report_["plan"] = nlohmann::json::array();
+    for (const auto& row : Table()) report_["plan"].push_back(row.step.name);
     for (const char* which : {"pre_hook", "post_hook"}) {
       LK_ASSIGN_OR_RETURN(const HookSpec* hook, NamedHook(which));
       if (hook != nullptr) report_["hooks"][which] = {{"name", hook->name}, {"command", hook->exec}};
@@ -582,11 +583,55 @@ class MaintenanceRun {
 
   WorkflowContext& ctx_;
   nlohmann::json& report_;
-  nlohmann::json& state_;
   nlohmann::json params_;
+  MaintenanceState state_;
 };
 
+// The maintenance run: the steps in order, what each does and what its
+// failure does (see MaintenanceStep). From stop_clients on the cluster is
+// changed, so a failure rolls it back; the pre hook only when an abort
+// killed it.
+const std::vector<MaintenanceRun::StepDef>& MaintenanceRun::Table() {
+  using F = StepFailure;
+  static const std::vector<StepDef> table = {
+      {{"preflight", F::kNothingChanged, false,
+        "every node alive, one destination per node, replicas healthy, hooks and archive name valid"},
+       &MaintenanceRun::Preflight},
+      {{"pre_hook", F::kRollBackIfAborted, true, "run the --pre-hook named in the broker's config, if any"},
+       &MaintenanceRun::PreHook},
+      {{"stop_clients", F::kRollBack, false, "stop the client components (the window starts)"},
+       &MaintenanceRun::StopClients},
+      {{"wedge", F::kRollBack, false, "wedge every replica at one stop point"}, &MaintenanceRun::Wedge},
+      {{"stop_replicas", F::kRollBack, false, "stop ledgerd on every replica"}, &MaintenanceRun::StopReplicas},
+      {{"check_blocks", F::kRollBack, false, "offline block ids: every replica at the same block, no gap"},
+       &MaintenanceRun::CheckBlocks},
+      {{"client_backup", F::kRollBack, false, "issue the client archives (waited for with the final sync)"},
+       &MaintenanceRun::IssueClientBackups},
+      {{"final_sync", F::kRollBack, false,
+        "final backup run on every stopped replica, consistent at the common block; the client archives"},
+       &MaintenanceRun::FinalSyncAndClientBackups},
+      {{"start_replicas", F::kRollBack, false, "start ledgerd on every replica"}, &MaintenanceRun::StartReplicas},
+      {{"unwedge", F::kRollBack, false, "unwedge every replica"}, &MaintenanceRun::Unwedge},
+      {{"verify_blocks", F::kRollBack, false, "blocks advance past the common block on every replica"},
+       &MaintenanceRun::VerifyBlocksAdvance},
+      {{"start_clients", F::kRollBack, false, "start the client components (the window ends)"},
+       &MaintenanceRun::StartClients},
+      {{"post_hook", F::kRollBack, true, "run the --post-hook named in the broker's config, if any"},
+       &MaintenanceRun::PostHook},
+  };
+  return table;
+}
+
 }  // namespace
+
+const std::vector<MaintenanceStep>& MaintenanceSteps() {
+  static const std::vector<MaintenanceStep> steps = [] {
+    std::vector<MaintenanceStep> out;
+    for (const auto& row : MaintenanceRun::Table()) out.push_back(row.step);
+    return out;
+  }();
+  return steps;
+}
 
 Status MaintenanceWorkflow::Run(WorkflowContext& ctx, nlohmann::json& report) {
   return MaintenanceRun(ctx, report).Execute();

@@ -3,6 +3,7 @@
 #include <spdlog/spdlog.h>
 
 #include <algorithm>
+#include <set>
 #include <nlohmann/json.hpp>
 
 namespace ledgerkeep {
@@ -68,6 +69,7 @@ Status NodeRegistry::Load(int64_t now_ms) {
     n.index = ++max_index;
     Persist(batch, n);
   }
+  max_index_ = max_index;
   return store_->Write(batch, /*sync=*/true);
 }
 
@@ -133,6 +135,30 @@ void NodeRegistry::Persist(KvStore::Batch& batch, const NodeEntry& n) const {
   // Strings come from agents and operators (a Hello's version, a
   // destination) and need not be UTF-8: replaced, not thrown about.
   batch.Put(cf_, n.node_id, j.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace));
+}
+
+void NodeRegistry::SyncWithAllowlist(KvStore::Batch& batch) {
+  std::set<std::string> listed;
+  for (const auto& e : config_.allow) {
+    if (e.role != wire::Role::Replica && e.role != wire::Role::Client) continue;
+    listed.insert(e.node_id);
+    auto it = nodes_.find(e.node_id);
+    if (it != nodes_.end() && it->second.role == e.role) continue;
+    NodeEntry n;
+    n.node_id = e.node_id;
+    n.role = e.role;
+    // A node added back keeps the index it had (its record is still stored).
+    if (auto stored = store_->Get(cf_, e.node_id); stored.ok() && stored->has_value()) {
+      auto j = nlohmann::json::parse(**stored, nullptr, false);
+      if (j.is_object() && j.contains("index") && j["index"].is_number_unsigned()) n.index = j["index"].get<uint32_t>();
+    }
+    if (n.index == 0) n.index = ++max_index_;
+    Persist(batch, n);
+    nodes_[e.node_id] = std::move(n);
+  }
+  for (auto it = nodes_.begin(); it != nodes_.end();) {
+    it = listed.count(it->first) ? std::next(it) : nodes_.erase(it);
+  }
 }
 
 }  // namespace ledgerkeep

@@ -75,7 +75,15 @@ class NodeRegistry {
 
   void Persist(KvStore::Batch& batch, const NodeEntry& n) const;
 
+  // After a live allowlist change (allowlist_reload.h): replica and client
+  // entries new to the registry become nodes (state unknown) with the next
+  // free index, persisted into `batch`; nodes no longer in the allowlist
+  // are dropped, as a restart would (their stored record stays, so a node
+  // added back keeps its index).
+  void SyncWithAllowlist(KvStore::Batch& batch);
+
  private:
+  uint32_t max_index_ = 0;  // highest index ever given, removed nodes' included
   const ClusterConfig& config_;
   KvStore* store_;
   int cf_;

@@ -86,7 +86,7 @@ Status WedgeWorkflow::Run(WorkflowContext& ctx, nlohmann::json& report) {
 
 Result<uint64_t> WedgeReplicas(WorkflowContext& ctx, nlohmann::json& report, int64_t timeout_ms,
                                int64_t reissue_ms) {
-  const int64_t deadline = MonotonicMs() + timeout_ms;
+  const int64_t deadline = ctx.clock().MonotonicNowMs() + timeout_ms;
   auto& state = ctx.state();
   for (int round = 0;; ++round) {
     LK_ASSIGN_OR_RETURN(const std::string lost, LostReplicas(ctx));
@@ -129,7 +129,7 @@ Result<uint64_t> WedgeReplicas(WorkflowContext& ctx, nlohmann::json& report, int
     int64_t next_issue = 0;
     while (true) {
       if (ctx.cancelled()) return Status::Aborted("broker stopping");
-      const int64_t now = MonotonicMs();
+      const int64_t now = ctx.clock().MonotonicNowMs();
       if (now >= next_issue) {
         LK_ASSIGN_OR_RETURN(const std::string lost_now, LostReplicas(ctx));
         if (!lost_now.empty()) {
@@ -186,7 +186,7 @@ Result<uint64_t> WedgeReplicas(WorkflowContext& ctx, nlohmann::json& report, int
           return Status::FailedPrecondition("replicas refused stop point " + std::to_string(stop_point) +
                                             ": " + names);
         }
-        next_issue = MonotonicMs() + reissue_ms;
+        next_issue = ctx.clock().MonotonicNowMs() + reissue_ms;
       }
       LK_ASSIGN_OR_RETURN(views, QueryWedgeStatus(ctx, 5'000));
       std::vector<std::string> not_wedged;
@@ -200,7 +200,7 @@ Result<uint64_t> WedgeReplicas(WorkflowContext& ctx, nlohmann::json& report, int
         report["not_wedged"] = nlohmann::json::array();
         return stop_point;
       }
-      if (MonotonicMs() >= deadline) {
+      if (ctx.clock().MonotonicNowMs() >= deadline) {
         std::string names;
         nlohmann::json why = nlohmann::json::object();
         for (const auto& n : not_wedged) {
@@ -213,7 +213,7 @@ Result<uint64_t> WedgeReplicas(WorkflowContext& ctx, nlohmann::json& report, int
                                std::to_string(timeout_ms / 1000) + " s: " + names +
                                " (run `ledgerkeep wedge stop` again once they are back)");
       }
-      std::this_thread::sleep_for(std::chrono::milliseconds(300));
+      ctx.clock().SleepMs(300);
     }
   }
 }

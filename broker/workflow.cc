@@ -43,6 +43,8 @@ WorkflowContext::WorkflowContext(WorkflowManager* manager, uint64_t run_id, Brok
 
 const ClusterConfig& WorkflowContext::config() const { return manager_->config(); }
 
+const Clock& WorkflowContext::clock() const { return manager_->clock(); }
+
 nlohmann::json WorkflowContext::params() const {
   auto r = manager_->Get(run_id_);
   return r ? r->params : nlohmann::json::object();
@@ -157,10 +159,10 @@ Result<wire::CommandStatusT> WorkflowContext::RunCommand(const wire::TargetT& ta
 
 Result<wire::CommandStatusT> WorkflowContext::WaitCommand(uint64_t id, int64_t max_wait_ms) {
   wire::CommandStatusT last;
-  const int64_t give_up = MonotonicMs() + max_wait_ms;
+  const int64_t give_up = clock().MonotonicNowMs() + max_wait_ms;
   while (!last.finished) {
     if (cancelled()) return Status::Aborted("broker stopping");
-    if (MonotonicMs() > give_up) {
+    if (clock().MonotonicNowMs() > give_up) {
       return Status::Timeout("command " + std::to_string(id) + " did not finish");
     }
     auto st = client_->Wait(id, 500, nullptr);

@@ -69,6 +69,10 @@ class WorkflowContext {
   BrokerClient& client() { return *client_; }
   // The broker's cluster config (e.g. the maintenance hooks it may run).
   const ClusterConfig& config() const;
+  // The broker's clock (BrokerOptions::clock): the times a workflow records
+  // (window start and end, archive names), its deadlines and its pauses
+  // between polls.
+  const Clock& clock() const;
   uint64_t run_id() const { return run_id_; }
   nlohmann::json params() const;
   // Resume state; persisted by SaveState().
@@ -165,6 +169,7 @@ class WorkflowManager {
   // For WorkflowContext.
   UnwedgeRetrier& unwedge_retrier() { return retrier_; }
   const ClusterConfig& config() const { return config_; }
+  const Clock& clock() const { return *clock_; }
   Status Save(const WorkflowRecord& r);
   void Update(uint64_t run_id, const std::function<void(WorkflowRecord&)>& fn);
 

@@ -11,6 +11,7 @@
 #include "cli/command_group.h"
 #include "cli/config_command.h"
 #include "cli/keygen_command.h"
+#include "cli/keys_command.h"
 #include "cli/ledger_commands.h"
 #include "cli/maintenance_commands.h"
 #include "cli/number_flags.h"
@@ -54,7 +55,7 @@ int RunCli(int argc, char** argv) {
   RegisterRestoreCommand(app, g, commands);       // restore
   RegisterMaintenanceCommands(app, g, commands);  // maintenance run|abort
   RegisterConfigCommand(app, g, commands);        // config init
-  // Each further group (keys, config) adds one Register...(app, g, commands) line here.
+  RegisterKeysCommand(app, g, commands);          // keys add|remove|list
 
   FallThroughEverywhere(&app);
   if (Status limits = ApplyNumberLimits(&app); !limits.ok()) return Fail(limits);

@@ -1,6 +1,7 @@
 #include "common/clock.h"
 
 #include <chrono>
+#include <thread>
 
 namespace ledgerkeep {
 namespace {
@@ -12,6 +13,8 @@ class SystemClock final : public Clock {
                std::chrono::system_clock::now().time_since_epoch())
         .count();
   }
+  int64_t MonotonicNowMs() const override { return MonotonicMs(); }
+  void SleepMs(int64_t ms) const override { std::this_thread::sleep_for(std::chrono::milliseconds(ms)); }
 };
 
 }  // namespace

@@ -4,6 +4,7 @@
 
 #include <filesystem>
 #include <set>
+#include <sstream>
 #include <toml++/toml.h>
 
 #include "common/curve_keys.h"
@@ -65,6 +66,68 @@ const AllowEntry* ClusterConfig::FindKey(const std::string& public_z85) const {
   for (const auto& e : allow)
     if (e.public_z85 == public_z85) return &e;
   return nullptr;
+}
+
+namespace {
+
+// The [[allow]] tables of `root` appended to `out`; `ids` and `keys` are
+// the node ids and keys seen so far (across files).
+Status ParseAllowEntries(TomlSection& root, const std::string& where, bool in_keys_file,
+                         std::set<std::string>& ids, std::set<std::string>& keys, std::vector<AllowEntry>* out) {
+  LK_ASSIGN_OR_RETURN(auto entries, root.TableArray("allow"));
+  for (TomlSection& t : entries) {
+    const std::string entry = where + ": " + t.prefix().substr(0, t.prefix().size() - 2);
+    AllowEntry e;
+    e.in_keys_file = in_keys_file;
+    std::string role;
+    LK_RETURN_IF_ERROR(t.String("node_id", &e.node_id));
+    LK_RETURN_IF_ERROR(t.String("role", &role));
+    LK_RETURN_IF_ERROR(t.String("public_key", &e.public_z85));
+    LK_RETURN_IF_ERROR(t.CheckNoUnknownKeys());
+    if (Status id = ValidateNodeId(e.node_id); !id.ok()) return id.WithContext(entry);
+    auto r = ParseRole(role);
+    if (!r.ok()) return r.status().WithContext(entry);
+    e.role = *r;
+    LK_RETURN_IF_ERROR(ValidateZ85Key(e.public_z85, entry + " public_key"));
+    if (!ids.insert(e.node_id).second) {
+      return Status::InvalidArgument(entry + ": node_id '" + e.node_id + "' is listed twice");
+    }
+    if (!keys.insert(e.public_z85).second) {
+      return Status::InvalidArgument(entry + ": the public key of '" + e.node_id +
+                                     "' is already bound to another node; every node needs its own key");
+    }
+    out->push_back(std::move(e));
+  }
+  return Status::OK();
+}
+
+}  // namespace
+
+Status ValidateNodeId(const std::string& node_id) {
+  if (node_id.empty()) return Status::InvalidArgument("no node_id");
+  for (char ch : node_id) {
+    if (!(std::isalnum(static_cast<unsigned char>(ch)) || ch == '-' || ch == '_')) {
+      return Status::InvalidArgument("node_id '" + node_id + "' may contain only letters, digits, '-' and '_'");
+    }
+  }
+  return Status::OK();
+}
+
+std::string KeysFilePath(const std::string& config_path) {
+  return (std::filesystem::path(config_path).parent_path() / "keys.toml").string();
+}
+
+std::string FormatKeysFile(const std::vector<AllowEntry>& entries) {
+  std::string out =
+      "# The keys added with `ledgerkeep keys add` (more [[allow]] entries for the\n"
+      "# cluster config beside this file). The broker picks up changes live.\n";
+  for (const auto& e : entries) {
+    toml::table t{{"node_id", e.node_id}, {"role", RoleName(e.role)}, {"public_key", e.public_z85}};
+    std::ostringstream os;
+    os << t;
+    out += "\n[[allow]]\n" + os.str() + "\n";
+  }
+  return out;
 }
 
 Result<ClusterConfig> LoadClusterConfig(const std::string& path) {
@@ -129,34 +192,23 @@ Result<ClusterConfig> LoadClusterConfig(const std::string& path) {
 
   std::set<std::string> ids;
   std::set<std::string> keys;
-  LK_ASSIGN_OR_RETURN(auto entries, root.TableArray("allow"));
-  for (TomlSection& t : entries) {
-    const std::string entry = where + ": " + t.prefix().substr(0, t.prefix().size() - 2);
-    AllowEntry e;
-    std::string role;
-    LK_RETURN_IF_ERROR(t.String("node_id", &e.node_id));
-    LK_RETURN_IF_ERROR(t.String("role", &role));
-    LK_RETURN_IF_ERROR(t.String("public_key", &e.public_z85));
-    LK_RETURN_IF_ERROR(t.CheckNoUnknownKeys());
-    if (e.node_id.empty()) return Status::InvalidArgument(entry + " has no node_id");
-    for (char ch : e.node_id) {
-      if (!(std::isalnum(static_cast<unsigned char>(ch)) || ch == '-' || ch == '_')) {
-        return Status::InvalidArgument(entry + ": node_id '" + e.node_id +
-                                       "' may contain only letters, digits, '-' and '_'");
+  LK_RETURN_IF_ERROR(ParseAllowEntries(root, where, /*in_keys_file=*/false, ids, keys, &c.allow));
+  {
+    const std::string keys_path = KeysFilePath(c.path);
+    if (std::filesystem::exists(keys_path, ec)) {
+      toml::table keys_tbl;
+      try {
+        keys_tbl = toml::parse_file(keys_path);
+      } catch (const toml::parse_error& e) {
+        return Status::InvalidArgument("keys file " + keys_path + " is not valid TOML: " +
+                                       std::string(e.description()) + " (line " +
+                                       std::to_string(e.source().begin.line) + ")");
       }
+      const std::string keys_where = "keys file " + keys_path;
+      TomlSection keys_root(&keys_tbl, keys_where, "");
+      LK_RETURN_IF_ERROR(ParseAllowEntries(keys_root, keys_where, /*in_keys_file=*/true, ids, keys, &c.allow));
+      LK_RETURN_IF_ERROR(keys_root.CheckNoUnknownKeys());
     }
-    auto r = ParseRole(role);
-    if (!r.ok()) return r.status().WithContext(entry);
-    e.role = *r;
-    LK_RETURN_IF_ERROR(ValidateZ85Key(e.public_z85, entry + " public_key"));
-    if (!ids.insert(e.node_id).second) {
-      return Status::InvalidArgument(entry + ": node_id '" + e.node_id + "' is listed twice");
-    }
-    if (!keys.insert(e.public_z85).second) {
-      return Status::InvalidArgument(entry + ": the public key of '" + e.node_id +
-                                     "' is already bound to another node; every node needs its own key");
-    }
-    c.allow.push_back(std::move(e));
   }
 
   std::set<std::string> hook_names;

@@ -18,6 +18,8 @@
 //   node_id = "r1"
 //   role = "replica"             # replica | client | operator | subscriber
 //   public_key = "<Z85>"
+//   # keys.toml beside this file (written by `ledgerkeep keys add/remove`)
+//   # holds more [[allow]] entries, same fields; loaded with this file.
 //   [[hook]]                     # a maintenance hook the broker may run, by name
 //   name = "stop-apps"           # `maintenance run --pre-hook stop-apps`
 //   exec = ["/usr/local/bin/stop-apps", "--all"]   # argv, no shell; absolute path
@@ -43,6 +45,9 @@ struct AllowEntry {
   std::string node_id;
   wire::Role role = wire::Role::Unknown;
   std::string public_z85;
+  // From the keys file (`ledgerkeep keys add`), not from the cluster config
+  // itself: only these can be removed with `ledgerkeep keys remove`.
+  bool in_keys_file = false;
 };
 
 // A command the broker runs as a maintenance hook (issue 13: an operator
@@ -83,6 +88,9 @@ struct ClusterConfig {
 // otherwise (a command line is not a name).
 Status ValidateHookName(const std::string& name);
 
+// Loads the cluster config and the keys file beside it (KeysFilePath; a
+// missing keys file is an empty one). A node id or key listed twice across
+// the two files is InvalidArgument naming the file.
 Result<ClusterConfig> LoadClusterConfig(const std::string& path);
 
 // The TOML text LoadClusterConfig reads back as `config` (path aside), keys
@@ -90,6 +98,13 @@ Result<ClusterConfig> LoadClusterConfig(const std::string& path);
 // stays relative to the file); [operator] only when it is set. `header`
 // becomes a comment at the top (may be empty).
 std::string ClusterConfigToml(const ClusterConfig& config, std::string_view header);
+// The keys file of the cluster config at `config_path`: keys.toml in the
+// same directory. The broker re-reads both files when either changes.
+std::string KeysFilePath(const std::string& config_path);
+// The keys file's text for `entries` (their [[allow]] tables, in order).
+std::string FormatKeysFile(const std::vector<AllowEntry>& entries);
+// A node id as the allowlist takes it: letters, digits, '-' and '_'.
+Status ValidateNodeId(const std::string& node_id);
 
 // "replica" <-> wire::Role::Replica, etc. Unknown strings are an error.
 Result<wire::Role> ParseRole(const std::string& s);

@@ -36,7 +36,7 @@ class CommandTrackerTest : public ::testing::Test {
 TEST_F(CommandTrackerTest, FinishesWhenEveryTargetIsDone) {
   CommandTracker t(store_.get(), 0, 1, {});
   KvStore::Batch b;
-  CommandEntry& c = t.Add(b, 1, "ping", Envelope(1), "cmd.all", 0, 5000, "op", {"r1", "r2"});
+  CommandEntry& c = t.Add(b, 1, wire::CommandBody::Ping, Envelope(1), "cmd.all", 0, 5000, "op", {"r1", "r2"});
   EXPECT_EQ(t.PendingFor("r1").size(), 1u);
   EXPECT_TRUE(t.OnAck(b, c, "r1", true, "", 10));
   EXPECT_TRUE(t.PendingFor("r1").empty());
@@ -58,7 +58,8 @@ TEST_F(CommandTrackerTest, PendingCommandsSurviveARestart) {
   {
     CommandTracker t(store_.get(), 0, 1, {});
     KvStore::Batch b;
-    CommandEntry& c = t.Add(b, 7, "ping", Envelope(7), "cmd.all", 0, 5000, "op", {"r1", "r2"});
+    CommandEntry& c =
+        t.Add(b, 7, wire::CommandBody::Ping, Envelope(7), "cmd.all", 0, 5000, "op", {"r1", "r2"});
     t.OnAck(b, c, "r1", true, "", 10);
     ASSERT_TRUE(store_->Write(b, true).ok());
   }

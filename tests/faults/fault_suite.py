@@ -49,21 +49,46 @@ ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)
 RUN = os.path.join(ROOT, "run")
 EXIT_SKIP = 77
 
-# Forward steps of the maintenance workflow (broker/maintenance_workflow.cc)
-# after which a process can be killed; "preflight" and "pre_hook" change
-# nothing, "post_hook" is instantaneous without a hook.
-KILL_STEPS = ["stop_clients", "wedge", "stop_replicas", "check_blocks", "client_backup",
-              "final_sync", "start_replicas", "unwedge", "verify_blocks", "start_clients"]
+# Forward steps of the maintenance workflow after which a process can be
+# killed: the steps that change the cluster (a failure rolls back) and are
+# not hooks ("preflight" and "pre_hook" change nothing, "post_hook" is
+# instantaneous without a hook). Read from the broker binary's own step
+# table by load_kill_steps() (`ledgerkeep-broker --print-maintenance-steps`),
+# never copied here.
+KILL_STEPS = []
 PROCESS_TYPES = ["broker", "replica-agent", "client-agent", "ledgerd"]
-# The steps during which each process type has something to do (ledgerd is
-# stopped from stop_replicas to start_replicas).
-KILL_STEPS_FOR = {
-    "broker": KILL_STEPS,
+# The steps during which each process type (other than the broker, which
+# takes part in every one) has something to do (ledgerd is stopped from
+# stop_replicas to start_replicas). Checked against the binary's steps: a
+# step renamed or removed there fails the suite at start.
+STEPS_WITH_WORK_FOR = {
     "replica-agent": ["wedge", "stop_replicas", "check_blocks", "final_sync", "start_replicas", "unwedge",
                       "verify_blocks"],
     "client-agent": ["stop_clients", "client_backup", "final_sync", "start_clients"],
     "ledgerd": ["stop_clients", "wedge", "start_replicas", "unwedge", "verify_blocks"],
 }
+KILL_STEPS_FOR = {}
+
+
+def load_kill_steps(bin_dir):
+    """Fills KILL_STEPS and KILL_STEPS_FOR from the broker's step table.
+    Returns an error text, or None."""
+    broker = os.path.join(bin_dir, "ledgerkeep-broker")
+    try:
+        p = subprocess.run([broker, "--print-maintenance-steps"], capture_output=True, text=True, timeout=30)
+        steps = json.loads(p.stdout)["steps"]
+    except (OSError, ValueError, KeyError, subprocess.SubprocessError) as e:
+        return "cannot read the maintenance steps from %s --print-maintenance-steps: %s" % (broker, e)
+    KILL_STEPS[:] = [s["name"] for s in steps if s["on_failure"] == "roll_back" and not s["hook"]]
+    KILL_STEPS_FOR.clear()
+    KILL_STEPS_FOR["broker"] = list(KILL_STEPS)
+    for kind, names in STEPS_WITH_WORK_FOR.items():
+        unknown = [n for n in names if n not in KILL_STEPS]
+        if unknown:
+            return "the broker has no maintenance step %s any more (steps: %s); update STEPS_WITH_WORK_FOR" % (
+                ", ".join(unknown), ", ".join(KILL_STEPS))
+        KILL_STEPS_FOR[kind] = list(names)
+    return None
 
 
 class Skipped(Exception):
@@ -1119,6 +1144,10 @@ def main():
         if not os.access(os.path.join(suite.bin_dir, tool), os.X_OK):
             print("fault suite: %s missing in %s (build first)" % (tool, suite.bin_dir))
             return 2
+    error = load_kill_steps(suite.bin_dir)
+    if error:
+        print("fault suite: %s" % error)
+        return 2
 
     rows = []
     stop = {"now": False}
