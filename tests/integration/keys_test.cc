@@ -214,5 +214,20 @@ TEST_F(KeysTest, KeygenBarePrintsWhatKeysAddTakes) {
   EXPECT_TRUE(e->in_keys_file);
 }
 
+// Regression: a bare key with '=' (a Z85 character) was taken for a key file
+// and refused, so `keygen --bare` output failed `keys add` about one time in
+// four.
+TEST_F(KeysTest, ABareKeyWithTomlPunctuationIsABareKey) {
+  const std::string z85 = "j0Dk=yc/NRiA^QHius7yvuAaplr(t8xF5O[!qWS=";
+  const std::string bare = cluster_->dir() + "/s8.z85";
+  std::ofstream(bare) << z85 << "\n";
+  RunResult add = cluster_->RunCli({"keys", "add", "s8", "--role", "subscriber", "--pub", bare});
+  ASSERT_EQ(add.exit_code, 0) << add.Describe();
+  LK_ASSERT_OK_AND_ASSIGN(auto config, LoadClusterConfig(cluster_->config_path()));
+  const AllowEntry* e = config.FindNode("s8");
+  ASSERT_NE(e, nullptr);
+  EXPECT_EQ(e->public_z85, z85);
+}
+
 }  // namespace
 }  // namespace ledgerkeep::test
