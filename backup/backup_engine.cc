@@ -88,10 +88,6 @@ DestinationContext DestinationContextOf(const BackupRunOptions& opts, ProcessRun
   return c;
 }
 
-RsyncOptions DestinationRsyncOptions(const BackupRunOptions& opts, const std::string& work, int connection) {
-  return DestinationRsyncOptions(opts.destination, DestinationContextOf(opts, nullptr, work), connection);
-}
-
 struct BackupEngine::Impl {
   const BackupRunOptions& o;
   const Clock* clock;

@@ -108,16 +108,6 @@ Result<std::vector<wire::SnapshotInfoT>> ListSnapshotInfos(Destination& dest,
 DestinationContext DestinationContextOf(const BackupRunOptions& options, ProcessRunner* runner,
                                         const std::string& work_dir);
 
-// rsync options for talking to `options.destination` (ssh command with the
-// node's ssh options, timeouts, retries, cancellation). Shared by backups,
-// restores and verification. On SSH destinations every `connection` number
-// is one SSH connection (a ControlMaster with its socket in `work_dir`)
-// that all calls with that number share. Connection 0 carries a run's small
-// calls; a parallel transfer stream k uses connection k, because one ssh
-// process encrypts everything sent over its connection on one core.
-RsyncOptions DestinationRsyncOptions(const BackupRunOptions& options, const std::string& work_dir,
-                                     int connection = 0);
-
 // "20261125T093012.123Z" for a Unix time in ms: sorts chronologically.
 std::string SnapshotIdFor(int64_t ms);
 bool IsSnapshotId(const std::string& name);
