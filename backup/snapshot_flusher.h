@@ -23,7 +23,7 @@
 // It is an optimisation: whatever it cannot do, the transfer does not
 // depend on. Durability before DONE is the publisher's job either way.
 //
-// Thread-safety: Start/Finish from one thread.
+// Thread-safety: start (Local / OverSsh / None) and Finish from one thread.
 #pragma once
 
 #include <cstdint>
