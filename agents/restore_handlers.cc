@@ -8,6 +8,7 @@
 
 #include "agents/client_backup.h"
 #include "backup/backup_destination.h"
+#include "backup/destination.h"
 #include "backup/client_archive.h"
 #include "backup/ledger_probe.h"
 #include "backup/rsync.h"
@@ -191,14 +192,15 @@ class RestoreClientArchiveHandler final : public CommandHandler {
     ro.max_attempts = o_.max_attempts;
     ro.backoff_base_ms = o_.backoff_base_ms;
     ro.cancelled = [&] { return ctx.cancelled(); };
-    RsyncRunner rsync(o_.runner, DestinationRsyncOptions(ro, work));
+    auto place = MakeDestination(*dest, DestinationContextOf(ro, o_.runner, work));
+    if (!place.ok()) return Fail(place.status());
     const std::string local = work + "/" + *file;
     wire::ProgressT p;
     p.phase = "fetch";
     ctx.ReportProgress(wire::ProgressT(p));
-    auto got = rsync.Copy({dest->RsyncPath(*file)}, local);
+    auto got = (*place)->Fetch(*file, local, {});
     if (!got.ok()) return Fail(got.status().WithContext("fetching " + dest->RsyncPath(*file)));
-    auto got_sum = rsync.Copy({dest->RsyncPath(*file + ".sha256")}, local + ".sha256");
+    auto got_sum = (*place)->Fetch(*file + ".sha256", local + ".sha256", {});
     if (!got_sum.ok()) {
       return Fail(got_sum.status().WithContext("fetching the checksum " + dest->RsyncPath(*file + ".sha256") +
                                                " (an archive without it is incomplete)"));

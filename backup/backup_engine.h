@@ -19,11 +19,14 @@
 
 #include <cstdint>
 #include <functional>
+#include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
 #include "backup/backup_destination.h"
 #include "backup/backup_manifest.h"
+#include "backup/destination.h"
 #include "backup/rsync.h"
 #include "backup/transfer_progress.h"
 #include "common/clock.h"
@@ -68,7 +71,10 @@ struct BackupRunOptions {
 class BackupEngine {
  public:
   // `work_dir`: the agent's scratch space (manifest cache, staging).
-  BackupEngine(ProcessRunner* runner, const Clock* clock, std::string work_dir);
+  // `destinations` opens a run's destination (default: MakeDestination;
+  // tests pass one that injects faults).
+  BackupEngine(ProcessRunner* runner, const Clock* clock, std::string work_dir,
+               DestinationFactory destinations = {});
 
   // Runs one backup. The result says ok or why not (never throws away an
   // earlier snapshot on failure).
@@ -83,20 +89,24 @@ class BackupEngine {
 
  private:
   struct Impl;
+  Result<std::unique_ptr<Destination>> Open(const BackupRunOptions& options) const;
+
   ProcessRunner* runner_;
   const Clock* clock_;
   std::string work_dir_;
+  DestinationFactory destinations_;
 };
 
-// rsync options for talking to `options.destination` (ssh command with the
-// node's ssh options, timeouts, retries, cancellation). Shared by backups,
-// restores and verification. On SSH destinations every `connection` number
-// is one SSH connection (a ControlMaster with its socket in `work_dir`)
-// that all calls with that number share. Connection 0 carries a run's small
-// calls; a parallel transfer stream k uses connection k, because one ssh
-// process encrypts everything sent over its connection on one core.
-RsyncOptions DestinationRsyncOptions(const BackupRunOptions& options, const std::string& work_dir,
-                                     int connection = 0);
+// The snapshots at `dest`, complete ones with what their manifests say
+// (`cached`: a manifest known already, e.g. the one this node published
+// last), oldest first.
+Result<std::vector<wire::SnapshotInfoT>> ListSnapshotInfos(Destination& dest,
+                                                           const std::optional<SnapshotManifest>& cached);
+
+// How a run reaches its destination: `runner`, `work_dir` and the run's
+// ssh options, rsync tuning and cancellation.
+DestinationContext DestinationContextOf(const BackupRunOptions& options, ProcessRunner* runner,
+                                        const std::string& work_dir);
 
 // "20261125T093012.123Z" for a Unix time in ms: sorts chronologically.
 std::string SnapshotIdFor(int64_t ms);

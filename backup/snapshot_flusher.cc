@@ -221,20 +221,21 @@ class RemoteFlusher final : public SnapshotFlusher {
 
 }  // namespace
 
-std::unique_ptr<SnapshotFlusher> SnapshotFlusher::Start(ProcessRunner* runner,
-                                                        const BackupDestination& destination,
-                                                        const std::vector<std::string>& ssh_argv,
-                                                        const std::string& data_dir, std::vector<File> files,
-                                                        const std::string& python) {
+std::unique_ptr<SnapshotFlusher> SnapshotFlusher::None(std::string why) {
+  return std::make_unique<NoFlusher>(std::move(why));
+}
+
+std::unique_ptr<SnapshotFlusher> SnapshotFlusher::Local(const std::string& data_dir, std::vector<File> files) {
   if (files.empty()) return std::make_unique<NoFlusher>("no new files");
-  switch (destination.kind) {
-    case BackupDestination::Kind::kLocal:
-      return std::make_unique<LocalFlusher>(data_dir, std::move(files));
-    case BackupDestination::Kind::kRsyncDaemon:
-      return std::make_unique<NoFlusher>("an rsync daemon runs no commands");
-    case BackupDestination::Kind::kSsh:
-      break;
-  }
+  return std::make_unique<LocalFlusher>(data_dir, std::move(files));
+}
+
+std::unique_ptr<SnapshotFlusher> SnapshotFlusher::OverSsh(ProcessRunner* runner,
+                                                          const std::vector<std::string>& ssh_argv,
+                                                          const std::string& user_host,
+                                                          const std::string& data_dir, std::vector<File> files,
+                                                          const std::string& python) {
+  if (files.empty()) return std::make_unique<NoFlusher>("no new files");
   std::string list;
   for (const auto& f : files) {
     if (f.path.find('\n') != std::string::npos)
@@ -247,7 +248,7 @@ std::unique_ptr<SnapshotFlusher> SnapshotFlusher::Start(ProcessRunner* runner,
   }
   int fds[2];
   if (::pipe2(fds, O_CLOEXEC) != 0) return std::make_unique<NoFlusher>("no pipe");
-  auto argv = RemoteCommandArgv(ssh_argv, destination.UserHost(),
+  auto argv = RemoteCommandArgv(ssh_argv, user_host,
                                 {"sh", "-c",
                                  "command -v \"$1\" >/dev/null 2>&1 || exit " +
                                      std::to_string(kNoInterpreter) + "; exec \"$1\" -c \"$2\" \"$3\" \"$4\"",
@@ -257,7 +258,7 @@ std::unique_ptr<SnapshotFlusher> SnapshotFlusher::Start(ProcessRunner* runner,
     ::close(fds[1]);
     return std::make_unique<NoFlusher>(argv.status().message());
   }
-  return std::make_unique<RemoteFlusher>(runner, std::move(*argv), destination.UserHost(), python, fds[0],
+  return std::make_unique<RemoteFlusher>(runner, std::move(*argv), user_host, python, fds[0],
                                          fds[1]);
 }
 

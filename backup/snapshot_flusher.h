@@ -23,7 +23,7 @@
 // It is an optimisation: whatever it cannot do, the transfer does not
 // depend on. Durability before DONE is the publisher's job either way.
 //
-// Thread-safety: Start/Finish from one thread.
+// Thread-safety: start (Local / OverSsh / None) and Finish from one thread.
 #pragma once
 
 #include <cstdint>
@@ -31,7 +31,6 @@
 #include <string>
 #include <vector>
 
-#include "backup/backup_destination.h"
 #include "common/process.h"
 
 namespace ledgerkeep {
@@ -49,17 +48,22 @@ class SnapshotFlusher {
     std::string note;      // why it did not run, or how it ended, for the log
   };
 
-  // Starts flushing `files` under `data_dir` (the path on the destination
-  // host). `ssh_argv` is the run's ssh (SSH destinations only). The
-  // remote program's interpreter is `python` (tests name a missing one).
-  // Returns a flusher that does nothing (Finish says why) when the
-  // destination kind has none or the file list is too long for one remote
+  // Starts flushing `files` under `data_dir`, a directory on this machine
+  // (a local destination), on a thread of this process.
+  static std::unique_ptr<SnapshotFlusher> Local(const std::string& data_dir, std::vector<File> files);
+
+  // Starts flushing `files` under `data_dir` (the path on the host) on
+  // `user_host` through `ssh_argv` (the run's ssh). The remote program's
+  // interpreter is `python` (tests name a missing one). A flusher that does
+  // nothing (Finish says why) when the file list is too long for one remote
   // command line.
-  static std::unique_ptr<SnapshotFlusher> Start(ProcessRunner* runner, const BackupDestination& destination,
-                                                const std::vector<std::string>& ssh_argv,
-                                                const std::string& data_dir,
-                                                std::vector<File> files,
-                                                const std::string& python = "python3");
+  static std::unique_ptr<SnapshotFlusher> OverSsh(ProcessRunner* runner, const std::vector<std::string>& ssh_argv,
+                                                  const std::string& user_host, const std::string& data_dir,
+                                                  std::vector<File> files, const std::string& python = "python3");
+
+  // A flusher that does nothing; Finish reports `why` (destinations without
+  // a way to flush).
+  static std::unique_ptr<SnapshotFlusher> None(std::string why);
 
   virtual ~SnapshotFlusher() = default;
 

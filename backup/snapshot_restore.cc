@@ -7,6 +7,7 @@
 #include <filesystem>
 #include <optional>
 
+#include "backup/destination.h"
 #include "backup/rsync.h"
 #include "backup/transfer_progress.h"
 #include "common/clock.h"
@@ -17,19 +18,19 @@ namespace {
 
 namespace fs = std::filesystem;
 
-BackupRunOptions RunOptionsOf(const SnapshotAccess& a) {
-  BackupRunOptions o;
-  o.destination = a.destination;
-  o.ssh_options = a.ssh_options;
-  o.io_timeout_s = a.io_timeout_s;
-  o.max_attempts = a.max_attempts;
-  o.backoff_base_ms = a.backoff_base_ms;
-  o.cancelled = a.cancelled;
-  return o;
-}
-
-RsyncOptions RsyncOptionsOf(const SnapshotAccess& a) {
-  return DestinationRsyncOptions(RunOptionsOf(a), a.work_dir);
+// The destination of `a`, reached with `a`'s ssh options and rsync tuning,
+// its scratch space in `work_dir`.
+Result<std::unique_ptr<Destination>> OpenPlace(ProcessRunner* runner, const SnapshotAccess& a,
+                                               const std::string& work_dir) {
+  DestinationContext c;
+  c.runner = runner;
+  c.work_dir = work_dir;
+  c.ssh_options = a.ssh_options;
+  c.io_timeout_s = a.io_timeout_s;
+  c.max_attempts = a.max_attempts;
+  c.backoff_base_ms = a.backoff_base_ms;
+  c.cancelled = a.cancelled;
+  return MakeDestination(a.destination, c);
 }
 
 void Emit(const SnapshotAccess& a, const std::string& phase, double percent) {
@@ -83,13 +84,13 @@ Result<RsyncResult> Fetch(ProcessRunner* runner, const SnapshotAccess& a, const 
   std::error_code ec;
   fs::remove_all(dir, ec);
   LK_RETURN_IF_ERROR(CreateDirectories(dir, 0750));
-  RsyncOptions ro = RsyncOptionsOf(a);
+  LK_ASSIGN_OR_RETURN(auto dest, OpenPlace(runner, a, a.work_dir));
+  TransferOptions ro;
   ro.extra_args = {"--whole-file"};
   ro.on_progress = [&](const RsyncProgress& p) {
     if (a.on_progress) a.on_progress(ToTransferProgress(p, "fetch"));
   };
-  RsyncRunner rsync(runner, ro);
-  auto r = rsync.Copy({a.destination.RsyncPath("snapshots/" + id + "/")}, dir + "/");
+  auto r = dest->Fetch("snapshots/" + id + "/", dir + "/", ro);
   if (!r.ok()) return r.status().WithContext("fetching snapshot " + id + " from " + a.destination.Display());
   return r;
 }
@@ -101,8 +102,9 @@ namespace {
 // The snapshots at one place, oldest first.
 Result<std::vector<wire::SnapshotInfoT>> ListPlace(ProcessRunner* runner, const SnapshotAccess& access) {
   LK_RETURN_IF_ERROR(CreateDirectories(access.work_dir, 0700));
-  BackupEngine engine(runner, Clock::System(), access.work_dir + "/list");
-  return engine.List(RunOptionsOf(access));
+  LK_RETURN_IF_ERROR(CheckSshFiles(access.destination));
+  LK_ASSIGN_OR_RETURN(auto dest, OpenPlace(runner, access, access.work_dir + "/list"));
+  return ListSnapshotInfos(*dest, std::nullopt);
 }
 
 }  // namespace
@@ -294,14 +296,16 @@ namespace {
 Status VerifyAt(ProcessRunner* runner, const SnapshotAccess& access, const std::vector<std::string>& ids,
                 wire::BackupVerifyResultT& out) {
 
-  const auto kind = access.destination.kind;
+  LK_ASSIGN_OR_RETURN(auto dest, OpenPlace(runner, access, access.work_dir));
+  // In place when the snapshots are on this machine; else on the host when
+  // it runs commands and has ledgerkeep-db; else a fetched copy.
+  const bool in_place = !dest->LocalPath("snapshots").empty();
   bool on_host = false;
-  RsyncRunner shell(runner, RsyncOptionsOf(access));
-  if (kind == BackupDestination::Kind::kSsh) {
-    auto probe = shell.RunOnHost(access.destination.UserHost(), {"sh", "-c", "command -v ledgerkeep-db"});
+  if (!in_place) {
+    auto probe = dest->RunOnHost({"sh", "-c", "command -v ledgerkeep-db"});
     on_host = probe.ok() && probe->exit_code == 0;
   }
-  if (kind == BackupDestination::Kind::kLocal) {
+  if (in_place) {
     out.method = "in place";
   } else if (on_host) {
     out.method = "on the backup host (ledgerkeep-db verifySnapshot)";
@@ -314,14 +318,13 @@ Status VerifyAt(ProcessRunner* runner, const SnapshotAccess& access, const std::
     const std::string& id = ids[i];
     Emit(access, "verify " + id, 100.0 * static_cast<double>(i) / static_cast<double>(ids.size()));
     wire::SnapshotVerificationT v;
-    if (kind == BackupDestination::Kind::kLocal) {
-      LK_ASSIGN_OR_RETURN(v, VerifySnapshotDir(access.destination.path + "/snapshots/" + id));
+    if (in_place) {
+      LK_ASSIGN_OR_RETURN(v, VerifySnapshotDir(dest->LocalPath("snapshots/" + id)));
     } else if (on_host) {
       std::string report;  // one line per file: more than a 64 KiB tail for a large DB
       LK_ASSIGN_OR_RETURN(
           auto r,
-          shell.RunOnHost(access.destination.UserHost(),
-                          {"ledgerkeep-db", access.destination.path + "/snapshots/" + id, "verifySnapshot"},
+          dest->RunOnHost({"ledgerkeep-db", access.destination.path + "/snapshots/" + id, "verifySnapshot"},
                           30 * 60 * 1000, &report));
       auto parsed = VerificationFromJson(report);
       if (!parsed.ok()) {

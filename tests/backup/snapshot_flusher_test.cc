@@ -3,6 +3,8 @@
 // never before, and the last pass takes what is left.
 #include "backup/snapshot_flusher.h"
 
+#include "backup/destination.h"
+
 #include <fcntl.h>
 #include <gtest/gtest.h>
 #include <sys/stat.h>
@@ -69,7 +71,7 @@ class SnapshotFlusherTest : public ::testing::Test {
     EXPECT_TRUE(dest.ok()) << dest.status().ToString();
     const std::vector<std::string> ssh = dest->SshArgv({"-o", "UserKnownHostsFile=" + sshd.dir() + "/known_hosts",
                                                         "-o", "StrictHostKeyChecking=no", "-o", "LogLevel=ERROR"});
-    return SnapshotFlusher::Start(ProcessRunner::Real(), *dest, ssh, dir_, Files(), python);
+    return SnapshotFlusher::OverSsh(ProcessRunner::Real(), ssh, dest->UserHost(), dir_, Files(), python);
   }
 
   void SetUp() override { std::filesystem::create_directories(dir_); }
@@ -79,9 +81,7 @@ class SnapshotFlusherTest : public ::testing::Test {
 };
 
 TEST_F(SnapshotFlusherTest, LocalDestinationFileIsFlushedAndDroppedOnlyOnceItHasItsListedSize) {
-  auto dest = ParseDestination(tmp_.path(), "", "", 0);
-  ASSERT_TRUE(dest.ok());
-  auto flusher = SnapshotFlusher::Start(ProcessRunner::Real(), *dest, {}, dir_, Files());
+  auto flusher = SnapshotFlusher::Local(dir_, Files());
   ExpectFlushedOnceComplete(*flusher);
 }
 
@@ -96,9 +96,7 @@ TEST_F(SnapshotFlusherTest, SshDestinationFileIsFlushedAndDroppedOnTheHostOnlyOn
 // The transfer is over (or failed): what rsync left, whatever its size,
 // is flushed by the last pass.
 TEST_F(SnapshotFlusherTest, FinishFlushesFilesThatNeverReachedTheirListedSize) {
-  auto dest = ParseDestination(tmp_.path(), "", "", 0);
-  ASSERT_TRUE(dest.ok());
-  auto flusher = SnapshotFlusher::Start(ProcessRunner::Real(), *dest, {}, dir_, Files());
+  auto flusher = SnapshotFlusher::Local(dir_, Files());
   Append(dir_ + "/a.sst", kFileBytes / 4);
   const auto report = flusher->Finish(30'000);
   EXPECT_TRUE(report.ran);
@@ -122,7 +120,12 @@ TEST_F(SnapshotFlusherTest, HostWithoutTheInterpreterIsReportedAndNothingIsTouch
 TEST_F(SnapshotFlusherTest, RsyncDaemonDestinationHasNoFlusher) {
   auto dest = ParseDestination("rsync://127.0.0.1/backup/r1", "", "", 0);
   ASSERT_TRUE(dest.ok());
-  auto flusher = SnapshotFlusher::Start(ProcessRunner::Real(), *dest, {}, "/backup/r1", Files());
+  DestinationContext context;
+  context.runner = ProcessRunner::Real();
+  context.work_dir = tmp_.path() + "/work";
+  auto destination = MakeDestination(*dest, context);
+  ASSERT_TRUE(destination.ok()) << destination.status().ToString();
+  auto flusher = (*destination)->StartFlusher("x", Files());
   const auto report = flusher->Finish(1000);
   EXPECT_FALSE(report.ran);
   EXPECT_NE(report.note.find("rsync daemon"), std::string::npos) << report.note;
