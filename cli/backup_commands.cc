@@ -155,9 +155,7 @@ int RunBackupSimple(const GlobalFlags& g, wire::TargetT target, wire::CommandBod
 
 // backup run-now: a live progress line per node until every target is done.
 int RunBackupNowCli(const GlobalFlags& g, const TargetFlags& tf, const BackupFlags& f) {
-  auto opts = LoadClientOptions(g);
-  if (!opts.ok()) return Fail(opts.status());
-  auto client = BrokerClient::Connect(*opts);
+  auto client = ConnectBroker(g);
   if (!client.ok()) return Fail(client.status());
   wire::RunBackupNowT r;
   if (!f.destination.empty()) r.target = MakeTarget(f);

@@ -16,9 +16,7 @@ namespace {
 
 // ---------------------------------------------------------------- nodes
 int RunNodes(const GlobalFlags& g) {
-  auto opts = LoadClientOptions(g);
-  if (!opts.ok()) return Fail(opts.status());
-  auto client = BrokerClient::Connect(*opts);
+  auto client = ConnectBroker(g);
   if (!client.ok()) return Fail(client.status());
   auto list = (*client)->ListNodes();
   if (!list.ok()) return Fail(list.status());
@@ -57,9 +55,7 @@ struct PingFlags {
 };
 
 int RunPing(const GlobalFlags& g, const PingFlags& f) {
-  auto opts = LoadClientOptions(g);
-  if (!opts.ok()) return Fail(opts.status());
-  auto client = BrokerClient::Connect(*opts);
+  auto client = ConnectBroker(g);
   if (!client.ok()) return Fail(client.status());
   wire::PingT ping;
   ping.delay_ms = f.delay_ms;

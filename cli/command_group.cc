@@ -74,10 +74,14 @@ Result<ClientOptions> LoadClientOptions(const GlobalFlags& g) {
   return o;
 }
 
+Result<std::unique_ptr<BrokerClient>> ConnectBroker(const GlobalFlags& g) {
+  LK_ASSIGN_OR_RETURN(auto opts, LoadClientOptions(g));
+  return BrokerClient::Connect(std::move(opts));
+}
+
 Result<wire::CommandStatusT> RunCommand(const GlobalFlags& g, const wire::TargetT& target,
                                         wire::CommandBodyUnion body, int64_t wait_s) {
-  LK_ASSIGN_OR_RETURN(auto opts, LoadClientOptions(g));
-  LK_ASSIGN_OR_RETURN(auto client, BrokerClient::Connect(opts));
+  LK_ASSIGN_OR_RETURN(auto client, ConnectBroker(g));
   LK_ASSIGN_OR_RETURN(auto issued,
                       client->Issue(target, std::move(body), static_cast<uint32_t>(wait_s * 1000)));
   return client->Wait(issued.cmd_id, wait_s * 1000 + 5000, nullptr);

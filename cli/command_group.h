@@ -11,6 +11,7 @@
 #pragma once
 
 #include <functional>
+#include <memory>
 #include <string>
 #include <utility>
 #include <vector>
@@ -59,6 +60,8 @@ int ExitWith(const Status& s);
 // The cluster config and operator key the global flags name (--key, else the
 // config's [operator] key_file), with --timeout-ms.
 Result<ClientOptions> LoadClientOptions(const GlobalFlags& g);
+// LoadClientOptions, then a connected BrokerClient.
+Result<std::unique_ptr<BrokerClient>> ConnectBroker(const GlobalFlags& g);
 
 // Issues `body` to the targets, waits for all of them (up to wait_s, plus 5 s
 // for the broker), and returns the final status (or the error to exit with).

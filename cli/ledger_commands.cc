@@ -160,9 +160,7 @@ int RunHealth(const GlobalFlags& g, const TargetFlags& tf, int64_t wait_s) {
 // ---------------------------------------------------------------- workflows
 // Starts a broker workflow, shows its steps as they happen, prints its report.
 int RunWorkflow(const GlobalFlags& g, const std::string& kind, const nlohmann::json& params) {
-  auto opts = LoadClientOptions(g);
-  if (!opts.ok()) return Fail(opts.status());
-  auto client = BrokerClient::Connect(*opts);
+  auto client = ConnectBroker(g);
   if (!client.ok()) return Fail(client.status());
   auto st = (*client)->StartWorkflow(kind, params.dump());
   if (!st.ok()) return Fail(st.status());
@@ -197,9 +195,7 @@ int RunWorkflow(const GlobalFlags& g, const std::string& kind, const nlohmann::j
 // `unwedge --node`: an unknown node is a usage error (exit 2) before any
 // workflow starts; the workflow checks the rest (broker/wedge_workflows.h).
 int RunUnwedgeNode(const GlobalFlags& g, const std::string& node) {
-  auto opts = LoadClientOptions(g);
-  if (!opts.ok()) return Fail(opts.status());
-  auto client = BrokerClient::Connect(*opts);
+  auto client = ConnectBroker(g);
   if (!client.ok()) return Fail(client.status());
   auto list = (*client)->ListNodes();
   if (!list.ok()) return Fail(list.status());

@@ -76,9 +76,7 @@ int RunMaintenance(const GlobalFlags& g, const nlohmann::json& params) {
 }
 
 int RunMaintenanceAbort(const GlobalFlags& g) {
-  auto opts = LoadClientOptions(g);
-  if (!opts.ok()) return Fail(opts.status());
-  auto client = BrokerClient::Connect(*opts);
+  auto client = ConnectBroker(g);
   if (!client.ok()) return Fail(client.status());
   auto st = (*client)->AbortWorkflow(0);
   if (!st.ok()) return Fail(st.status());

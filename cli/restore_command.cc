@@ -71,9 +71,7 @@ int PrintRestore(const GlobalFlags& g, const std::string& where, const wire::Res
 // restore --to-node: the clone agent fetches, verifies and serves it.
 int RunRestoreToNode(const GlobalFlags& g, const std::string& source, const std::string& snapshot,
                      const std::string& clone, int64_t wait_s) {
-  auto opts = LoadClientOptions(g);
-  if (!opts.ok()) return Fail(opts.status());
-  auto client = BrokerClient::Connect(*opts);
+  auto client = ConnectBroker(g);
   if (!client.ok()) return Fail(client.status());
   wire::RestoreSnapshotT r;
   r.source_node = source;
@@ -114,9 +112,7 @@ int RunRestoreToNode(const GlobalFlags& g, const std::string& source, const std:
 // destination as the broker recorded it (the source node may be down).
 int RunRestoreToDir(const GlobalFlags& g, const std::string& source, const std::string& snapshot,
                     const std::string& dir) {
-  auto opts = LoadClientOptions(g);
-  if (!opts.ok()) return Fail(opts.status());
-  auto client = BrokerClient::Connect(*opts);
+  auto client = ConnectBroker(g);
   if (!client.ok()) return Fail(client.status());
   auto list = (*client)->ListNodes();
   if (!list.ok()) return Fail(list.status());
