@@ -33,10 +33,23 @@ class NodeManagementHandler final : public CommandHandler {
       return out;
     }
     if (m->action() == wire::NodeAction::Start) {
-      out.status = WaitForTheLedgerDb(ctx);
-      if (!out.status.ok()) return out;
       ctx.Note("info", "starting components");
-      out.status = s_->supervisor->Start(names);
+      // A backup of the stopped DB on another lane may take its LOCK between
+      // the wait and ledgerd's open (fault suite: a thawed agent gets the
+      // rollback's start and its own final sync at once); ledgerd then exits
+      // at once. Wait for that copy and start again.
+      for (int attempt = 1;; ++attempt) {
+        out.status = WaitForTheLedgerDb(ctx);
+        if (!out.status.ok()) return out;
+        out.status = s_->supervisor->Start(names);
+        const std::string& db = s_->config.ledger_db;
+        if (out.status.ok() || attempt == 5 || db.empty() || !LedgerDbInUse(db) ||
+            LedgerdListening(s_->config.ledger_control)) {
+          break;
+        }
+        ctx.Note("info", "ledgerd could not open its DB: a backup of the stopped DB took it meanwhile; "
+                         "starting again once that backup is done");
+      }
       // Started means serving: wait for ledgerd's control socket, so the
       // next command (unwedge, block ids) finds it up.
       const std::string& control = s_->config.ledger_control;

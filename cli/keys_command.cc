@@ -39,8 +39,8 @@ Result<std::string> ReadPublicKey(const std::string& path) {
   if (!text.ok()) return Status::InvalidArgument("cannot read --pub " + path + ": " + text.status().message());
   const std::string bare = Trim(*text);
   // A key file is TOML (`public_key = "..."`: spaces and quotes); Z85 has
-  // neither, but it does have '=' and the other TOML punctuation.
-  if (bare.find_first_of(" \t\r\n\"'#") == std::string::npos) {
+  // neither, but it does have '=', '#' and the other TOML punctuation.
+  if (bare.find_first_of(" \t\r\n\"'") == std::string::npos) {
     LK_RETURN_IF_ERROR(ValidateZ85Key(bare, "the public key in --pub " + path));
     return bare;
   }

@@ -957,8 +957,14 @@ def scenario_freeze(suite, rng, outcome, kind):
                         else c.path("logs", where + ".log"))
             log_at = os.path.getsize(log_path) if os.path.exists(log_path) else 0
             # Short timeouts: the frozen process fails its step quickly. A
-            # final sync here copies a few MB in about a second.
-            proc = c.start_cli("freeze-%d" % i, "maintenance", "run", "--wedge-timeout-s", "15",
+            # final sync here copies a few MB in about a second. A freeze
+            # after the wedge needs the wedge to succeed first, and replicas
+            # unwedged by the previous run's rollback may still be catching
+            # up to the stop point: 15 s failed the wedge before final_sync
+            # (CI, 2026-12-07: "r2, r3 not wedged after 15 s"), so the run
+            # never reached the point to freeze.
+            wedge_timeout_s = 15 if step == "wedge" else 150
+            proc = c.start_cli("freeze-%d" % i, "maintenance", "run", "--wedge-timeout-s", str(wedge_timeout_s),
                                "--backup-timeout-s", "20")
 
             def reached():
