@@ -17,20 +17,20 @@
 namespace ledgerkeep {
 namespace {
 
-nlohmann::json ResultToJson(const wire::BackupResultT& r) {
+nlohmann::json ResultToJson(const BackupResult& r) {
   return {{"snapshot_id", r.snapshot_id}, {"destination", r.destination},
           {"bytes_transferred", r.bytes_transferred}, {"bytes_total", r.bytes_total},
           {"files_total", r.files_total}, {"duration_ms", r.duration_ms},
           {"consistent", r.consistent}, {"genesis", r.genesis},
           {"last_reachable", r.last_reachable}, {"last_block_id", r.last_block_id},
           {"manifest_digest", r.manifest_digest}, {"scheduled", r.scheduled},
-          {"ok", r.ok}, {"error", r.error}, {"error_code", r.error_code}, {"attempts", r.attempts},
+          {"ok", r.ok}, {"error", r.error}, {"error_code", static_cast<uint16_t>(r.error_code)}, {"attempts", r.attempts},
           {"finished_at_ms", 0}};
 }
 
-std::unique_ptr<wire::BackupResultT> ResultFromJson(const nlohmann::json& j) {
+std::unique_ptr<BackupResult> ResultFromJson(const nlohmann::json& j) {
   if (!j.is_object()) return nullptr;
-  auto r = std::make_unique<wire::BackupResultT>();
+  auto r = std::make_unique<BackupResult>();
   r->snapshot_id = j.value("snapshot_id", "");
   r->destination = j.value("destination", "");
   r->bytes_transferred = j.value("bytes_transferred", uint64_t{0});
@@ -45,20 +45,15 @@ std::unique_ptr<wire::BackupResultT> ResultFromJson(const nlohmann::json& j) {
   r->scheduled = j.value("scheduled", false);
   r->ok = j.value("ok", false);
   r->error = j.value("error", "");
-  r->error_code = j.value("error_code", uint16_t{0});
+  const auto code = j.value("error_code", uint16_t{0});
+  r->error_code = code <= kMaxStatusCode ? static_cast<StatusCode>(code) : StatusCode::kInternal;
   r->attempts = j.value("attempts", uint32_t{0});
   return r;
 }
 
-wire::BackupTargetT TargetOf(const wire::BackupTarget* t) {
-  wire::BackupTargetT out;
-  if (t != nullptr) t->UnPackTo(&out);
-  return out;
-}
-
 // The destination fields of a config as a target, {node} expanded.
-wire::BackupTargetT ExpandedTarget(const BackupConfig& c, const std::string& node_id) {
-  wire::BackupTargetT t;
+BackupTarget ExpandedTarget(const BackupConfig& c, const std::string& node_id) {
+  BackupTarget t;
   t.destination = ExpandNodePlaceholder(c.destination, node_id);
   t.rsync_user = c.rsync_user;
   t.ssh_key = c.ssh_key;
@@ -68,7 +63,7 @@ wire::BackupTargetT ExpandedTarget(const BackupConfig& c, const std::string& nod
   return t;
 }
 
-void SetDestination(BackupConfig& c, const wire::BackupTargetT& t) {
+void SetDestination(BackupConfig& c, const BackupTarget& t) {
   c.destination = t.destination;
   c.rsync_user = t.rsync_user;
   c.ssh_key = t.ssh_key;
@@ -263,7 +258,7 @@ Result<BackupRunOptions> BackupService::RunOptionsFor(const BackupConfig& c, boo
 SnapshotPlaces BackupService::PlacesOf(const BackupConfig& c, const std::string& node_id) {
   SnapshotPlaces places = c.places;
   if (!c.destination.empty() && c.mode != "checkpoint") {
-    const wire::BackupTargetT home = ExpandedTarget(c, node_id);
+    const BackupTarget home = ExpandedTarget(c, node_id);
     const SnapshotPlace* h = HomePlace(places);
     if (h == nullptr || !SamePlace(h->target, home)) SetHomePlace(places, home);
   }
@@ -300,7 +295,7 @@ Status BackupService::CheckpointDirAllowed(const std::string& dir) const {
 
 // ---------------------------------------------------------------- runs
 
-wire::BackupResultT BackupService::RunLocked(const BackupConfig& c, bool scheduled,
+BackupResult BackupService::RunLocked(const BackupConfig& c, bool scheduled,
                                              const std::function<void(const TransferProgress&)>& progress,
                                              const std::function<bool()>& cancelled) {
   std::lock_guard<std::mutex> run(run_mu_);
@@ -316,7 +311,7 @@ wire::BackupResultT BackupService::RunLocked(const BackupConfig& c, bool schedul
       s->running_ = false;
     }
   } clear_running{this};
-  wire::BackupResultT res;
+  BackupResult res;
   if (c.mode == "checkpoint") {
     res = RunCheckpoint(c, scheduled);
   } else {
@@ -324,7 +319,7 @@ wire::BackupResultT BackupService::RunLocked(const BackupConfig& c, bool schedul
     if (!o.ok()) {
       res.ok = false;
       res.error = o.status().ToString();
-      res.error_code = static_cast<uint16_t>(o.status().code());
+      res.error_code = o.status().code();
       res.destination = c.destination;
       res.scheduled = scheduled;
     } else {
@@ -335,8 +330,8 @@ wire::BackupResultT BackupService::RunLocked(const BackupConfig& c, bool schedul
   }
   std::lock_guard<std::mutex> lock(mu_);
   running_ = false;
-  last_ = std::make_unique<wire::BackupResultT>(res);
-  if (res.ok) last_ok_ = std::make_unique<wire::BackupResultT>(res);
+  last_ = std::make_unique<BackupResult>(res);
+  if (res.ok) last_ok_ = std::make_unique<BackupResult>(res);
   Status s = SaveState();
   if (!s.ok()) spdlog::error("cannot save backup state: {}", s.ToString());
   if (res.ok && c.mode != "checkpoint" && !res.snapshot_id.empty()) {
@@ -355,8 +350,8 @@ wire::BackupResultT BackupService::RunLocked(const BackupConfig& c, bool schedul
   return res;
 }
 
-wire::BackupResultT BackupService::RunCheckpoint(const BackupConfig& c, bool scheduled) {
-  wire::BackupResultT res;
+BackupResult BackupService::RunCheckpoint(const BackupConfig& c, bool scheduled) {
+  BackupResult res;
   res.scheduled = scheduled;
   const int64_t started = opt_.clock->NowMs();
   std::string dir = c.destination.empty()
@@ -366,7 +361,7 @@ wire::BackupResultT BackupService::RunCheckpoint(const BackupConfig& c, bool sch
   auto fail = [&](Status s) {
     res.ok = false;
     res.error = s.ToString();
-    res.error_code = static_cast<uint16_t>(s.code());
+    res.error_code = s.code();
     res.duration_ms = opt_.clock->NowMs() - started;
     return res;
   };
@@ -490,7 +485,7 @@ void BackupService::ScheduleTurns() {
     auto res = RunLocked(c, /*scheduled=*/true, progress, [this] { return stopping_.load(); });
     if (reporter) {
       wire::ReportBodyUnion b;
-      b.Set(std::move(res));
+      b.Set(ToWire(res));
       reporter(std::move(b));
     }
   }
@@ -500,7 +495,7 @@ void BackupService::ScheduleTurns() {
 
 CommandOutcome BackupService::Schedule(const wire::ScheduleBackup& cmd) {
   const std::string mode = cmd.mode() == wire::BackupMode::Checkpoint ? "checkpoint" : "rsync";
-  wire::BackupTargetT target = TargetOf(cmd.target());
+  BackupTarget target = FromWire(cmd.target());
   const std::string freq = cmd.frequency() ? cmd.frequency()->str() : "";
   const std::string tz = cmd.time_zone() && cmd.time_zone()->size() ? cmd.time_zone()->str() : "UTC";
   auto sched = ParseSchedule(freq, tz);
@@ -537,7 +532,7 @@ CommandOutcome BackupService::Schedule(const wire::ScheduleBackup& cmd) {
   if (mode == "rsync") {
     SetDestination(c, target);
   } else {
-    SetDestination(c, wire::BackupTargetT{});
+    SetDestination(c, BackupTarget{});
     c.destination = target.destination;
   }
   if (mode == "rsync") {
@@ -577,7 +572,7 @@ CommandOutcome BackupService::Unschedule() {
 }
 
 CommandOutcome BackupService::Configure(const wire::ConfigureBackup& cmd) {
-  wire::BackupTargetT target = TargetOf(cmd.target());
+  BackupTarget target = FromWire(cmd.target());
   BackupConfig c;
   {
     std::lock_guard<std::mutex> lock(mu_);
@@ -610,7 +605,7 @@ CommandOutcome BackupService::RunNow(const CommandContext& ctx, const wire::RunB
     std::lock_guard<std::mutex> lock(mu_);
     c = config_;
   }
-  wire::BackupTargetT target = TargetOf(cmd.target());
+  BackupTarget target = FromWire(cmd.target());
   if (!target.destination.empty()) {
     // A one-off destination: this run only. It never replaces the home
     // destination; its snapshot is recorded as a place (RunLocked).
@@ -627,7 +622,7 @@ CommandOutcome BackupService::RunNow(const CommandContext& ctx, const wire::RunB
       [&] { return ctx.cancelled(); });
   CommandOutcome out;
   if (!res.ok) out.status = Status(StatusCode::kAborted, res.error);
-  out.detail.Set(std::move(res));
+  out.detail.Set(ToWire(res));
   return out;
 }
 
@@ -647,8 +642,8 @@ CommandOutcome BackupService::GetStatusLocked() {
     auto next = NextRun(config_);
     if (next.ok()) st.next_run_ms = *next;
   }
-  if (last_) st.last = std::make_unique<wire::BackupResultT>(*last_);
-  if (last_ok_) st.last_ok = std::make_unique<wire::BackupResultT>(*last_ok_);
+  if (last_) st.last = std::make_unique<wire::BackupResultT>(ToWire(*last_));
+  if (last_ok_) st.last_ok = std::make_unique<wire::BackupResultT>(ToWire(*last_ok_));
   st.places = PlacesToWire(PlacesOf(config_, opt_.node_id));
   CommandOutcome out;
   out.detail.Set(std::move(st));
@@ -674,7 +669,7 @@ CommandOutcome BackupService::List() {
   PlacesListing listing = ListPlaces(opt_.runner, access);
   wire::SnapshotListT sl;
   sl.destination = access[0].destination.Display();
-  for (auto& s : listing.snapshots) sl.snapshots.push_back(std::make_unique<wire::SnapshotInfoT>(std::move(s)));
+  for (auto& s : listing.snapshots) sl.snapshots.push_back(std::make_unique<wire::SnapshotInfoT>(ToWire(s)));
   sl.unreachable = std::move(listing.unreachable);
   CommandOutcome out;
   if (!sl.unreachable.empty() && sl.unreachable.size() == access.size()) {
@@ -706,23 +701,23 @@ CommandOutcome BackupService::Verify(const CommandContext& ctx, const wire::Veri
   if (!res.ok()) return Fail(res.status());
   std::string bad;
   for (const auto& v : res->snapshots) {
-    if (v->ok) continue;
-    bad += "\nsnapshot " + v->snapshot_id + " at " + v->destination + ":\n" + DescribeProblems(*v);
+    if (v.ok) continue;
+    bad += "\nsnapshot " + v.snapshot_id + " at " + v.destination + ":\n" + DescribeProblems(v);
   }
   CommandOutcome out;
   if (!bad.empty()) {
     out.status = Status::Corruption("backup verification failed" + bad);
   }
-  out.detail.Set(std::move(*res));
+  out.detail.Set(ToWire(*res));
   return out;
 }
 
-Result<wire::BackupTargetT> BackupService::ConfiguredTarget() {
+Result<BackupTarget> BackupService::ConfiguredTarget() {
   std::lock_guard<std::mutex> lock(mu_);
   if (config_.destination.empty() || config_.mode == "checkpoint") {
     return Status::NotFound("no backup destination configured on " + opt_.node_id);
   }
-  wire::BackupTargetT t = ExpandedTarget(config_, opt_.node_id);
+  BackupTarget t = ExpandedTarget(config_, opt_.node_id);
   t.destination = config_.destination;  // as configured ({node} kept)
   return t;
 }

@@ -30,6 +30,7 @@
 #include "backup/backup_schedule.h"
 #include "backup/snapshot_places.h"
 #include "backup/snapshot_restore.h"
+#include "wire/backup_wire.h"
 
 namespace ledgerkeep {
 
@@ -93,7 +94,7 @@ class BackupService {
   // (snapshot_restore.h VerifyBackup); fails naming every bad file/block.
   CommandOutcome Verify(const CommandContext& ctx, const wire::VerifyBackup& cmd);
   // The configured destination (what `backup configure` set); NotFound if none.
-  Result<wire::BackupTargetT> ConfiguredTarget();
+  Result<BackupTarget> ConfiguredTarget();
 
  private:
   CommandOutcome GetStatusLocked();  // mu_ held
@@ -105,10 +106,10 @@ class BackupService {
   // The places to look at: the recorded ones, or the home alone for a
   // config written before places were recorded.
   static SnapshotPlaces PlacesOf(const BackupConfig& c, const std::string& node_id);
-  wire::BackupResultT RunLocked(const BackupConfig& c, bool scheduled,
+  BackupResult RunLocked(const BackupConfig& c, bool scheduled,
                                 const std::function<void(const TransferProgress&)>& progress,
                                 const std::function<bool()>& cancelled);
-  wire::BackupResultT RunCheckpoint(const BackupConfig& c, bool scheduled);
+  BackupResult RunCheckpoint(const BackupConfig& c, bool scheduled);
   Status CheckpointDirAllowed(const std::string& dir) const;
   // A Note event through the reporter, if one is set (mu_ not held).
   void ReportNote(const std::string& level, const std::string& text);
@@ -122,8 +123,8 @@ class BackupService {
   std::mutex run_mu_;  // one run at a time
   std::mutex mu_;      // guards the fields below
   BackupConfig config_;
-  std::unique_ptr<wire::BackupResultT> last_;
-  std::unique_ptr<wire::BackupResultT> last_ok_;
+  std::unique_ptr<BackupResult> last_;
+  std::unique_ptr<BackupResult> last_ok_;
   bool running_ = false;
   std::function<void(wire::ReportBodyUnion)> reporter_;
   std::condition_variable cv_;

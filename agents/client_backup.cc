@@ -12,6 +12,7 @@
 
 #include "backup/backup_destination.h"
 #include "backup/client_archive.h"
+#include "wire/backup_wire.h"
 #include "backup/rsync.h"
 #include "backup/transfer_progress.h"
 #include "common/clock.h"
@@ -375,14 +376,14 @@ CommandOutcome ClientBackupHandler::Execute(const CommandContext& ctx) {
   const std::string configure_hint = "run `ledgerkeep backup configure --node " + node_id_ +
                                      " --destination <dir | user@host:/dir | rsync://host/module/dir>`, "
                                      "or give a destination with the command";
-  wire::BackupTargetT target;
+  BackupTarget target;
   if (cmd->target() != nullptr && cmd->target()->destination() != nullptr &&
       !cmd->target()->destination()->str().empty()) {
-    cmd->target()->UnPackTo(&target);
+    target = FromWire(cmd->target());
   } else {
-    Result<wire::BackupTargetT> configured = configured_destination_
+    Result<BackupTarget> configured = configured_destination_
                                                  ? configured_destination_()
-                                                 : Result<wire::BackupTargetT>(Status::NotFound("none"));
+                                                 : Result<BackupTarget>(Status::NotFound("none"));
     if (!configured.ok() && configured.status().code() != StatusCode::kNotFound) {
       return fail(configured.status().WithContext("cannot read the configured backup destination"));
     }

@@ -47,6 +47,7 @@
 
 #include "agents/command_handler.h"
 #include "backup/client_archive.h"
+#include "backup/backup_types.h"
 #include "common/process.h"
 
 namespace ledgerkeep {
@@ -69,7 +70,7 @@ class ClientBackupHandler final : public CommandHandler {
  public:
   // The configured destination: a target with an empty destination, or
   // NotFound, means "none configured". `runner` must outlive the handler.
-  using DestinationSource = std::function<Result<wire::BackupTargetT>()>;
+  using DestinationSource = std::function<Result<BackupTarget>()>;
 
   // `paths`: the node config's `[client] paths` (absolute; may be empty).
   // `work_dir`: where archives are staged before shipping (created if

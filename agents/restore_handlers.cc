@@ -1,5 +1,7 @@
 #include "agents/restore_handlers.h"
 
+#include "wire/backup_wire.h"
+
 #include <spdlog/spdlog.h>
 
 #include <algorithm>
@@ -24,12 +26,6 @@ namespace fs = std::filesystem;
 CommandOutcome Fail(Status s) {
   CommandOutcome out;
   out.status = std::move(s);
-  return out;
-}
-
-wire::BackupTargetT TargetOf(const wire::BackupTarget* t) {
-  wire::BackupTargetT out;
-  if (t != nullptr) t->UnPackTo(&out);
   return out;
 }
 
@@ -72,7 +68,7 @@ class RestoreSnapshotHandler final : public CommandHandler {
     // Where to look: the destination the command names, else every place
     // the broker recorded for the source node ("latest" = newest over all).
     SnapshotPlaces places;
-    const wire::BackupTargetT target = TargetOf(cmd->source());
+    const BackupTarget target = FromWire(cmd->source());
     if (!target.destination.empty()) {
       SnapshotPlace only;
       only.target = target;
@@ -115,7 +111,7 @@ class RestoreSnapshotHandler final : public CommandHandler {
       Status stopped = sup->Stop({});
       if (!stopped.ok()) return Fail(stopped.WithContext("cannot stop the clone's components"));
     }
-    wire::RestoreResultT res;
+    RestoreResult res;
     Status restored = RestoreSnapshot(o_.runner, access, req, &res);
     CommandOutcome out;
     if (std::error_code ec; sup != nullptr && !sup->empty() && fs::exists(nc.ledger_db, ec)) {
@@ -135,7 +131,7 @@ class RestoreSnapshotHandler final : public CommandHandler {
       if (restored.ok() && !started.ok()) restored = started.WithContext("restored, but");
     }
     out.status = restored;
-    out.detail.Set(std::move(res));
+    out.detail.Set(ToWire(res));
     return out;
   }
 
@@ -166,7 +162,7 @@ class RestoreClientArchiveHandler final : public CommandHandler {
           Status::FailedPrecondition(to_dir + " exists and is not empty: restore into a new directory"));
     }
     auto target = o_.configured_destination ? o_.configured_destination()
-                                            : Result<wire::BackupTargetT>(Status::NotFound("none"));
+                                            : Result<BackupTarget>(Status::NotFound("none"));
     if (!target.ok() || target->destination.empty()) {
       return Fail(Status::FailedPrecondition("no backup destination configured on " + o_.node_id +
                                              ": set it with `ledgerkeep backup configure`"));

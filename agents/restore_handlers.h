@@ -26,6 +26,7 @@
 
 #include "agents/command_handler.h"
 #include "agents/node_handlers.h"
+#include "backup/backup_types.h"
 #include "common/process.h"
 
 namespace ledgerkeep {
@@ -37,7 +38,7 @@ struct RestoreHandlerOptions {
   std::shared_ptr<NodeServices> services;
   std::string work_dir;  // the handlers' scratch space (fetched archives, ssh sockets)
   // The configured backup destination (client restore). NotFound = none.
-  std::function<Result<wire::BackupTargetT>()> configured_destination;
+  std::function<Result<BackupTarget>()> configured_destination;
   ProcessRunner* runner = ProcessRunner::Real();
   // rsync tuning. Defaults: 60 s, 4, 1000 ms.
   int io_timeout_s = 60;

@@ -217,7 +217,7 @@ Result<BackupDestination> ParseDestination(const std::string& destination, const
   return d;
 }
 
-Result<BackupDestination> ParseDestination(const wire::BackupTargetT& target, const std::string& node_id) {
+Result<BackupDestination> ParseDestination(const BackupTarget& target, const std::string& node_id) {
   LK_ASSIGN_OR_RETURN(auto d, ParseDestination(ExpandNodePlaceholder(target.destination, node_id),
                                                target.rsync_user, target.ssh_key, target.ssh_port));
   if (!target.known_hosts.empty()) LK_RETURN_IF_ERROR(ValidateSshFilePath(target.known_hosts, "--known-hosts"));

@@ -22,7 +22,7 @@
 #include <string_view>
 #include <vector>
 
-#include "common/codec.h"
+#include "backup/backup_types.h"
 #include "common/status.h"
 
 namespace ledgerkeep {
@@ -77,7 +77,7 @@ Result<BackupDestination> ParseDestination(const std::string& destination, const
                                            const std::string& ssh_key, uint16_t ssh_port);
 // The same from a command's target (its known_hosts and accept_new_host_key
 // included), with {node} replaced by node_id.
-Result<BackupDestination> ParseDestination(const wire::BackupTargetT& target, const std::string& node_id);
+Result<BackupDestination> ParseDestination(const BackupTarget& target, const std::string& node_id);
 
 // Syntax of a file path given for ssh (`what`: "--ssh-key", "--known-hosts"):
 // absolute, at most 4095 bytes, no control characters and no "${" (ssh

@@ -390,7 +390,7 @@ struct BackupEngine::Impl {
     return d;
   }
 
-  Status RunInto(wire::BackupResultT& res) {
+  Status RunInto(BackupResult& res) {
     const int64_t started = clock->NowMs();
     LK_RETURN_IF_ERROR(CheckSshFiles(o.destination));
     LK_RETURN_IF_ERROR(CreateDirectories(work, 0700));
@@ -570,8 +570,8 @@ Result<std::unique_ptr<Destination>> BackupEngine::Open(const BackupRunOptions& 
   return destinations_(options.destination, DestinationContextOf(options, runner_, work_dir_));
 }
 
-wire::BackupResultT BackupEngine::Run(const BackupRunOptions& options) {
-  wire::BackupResultT res;
+BackupResult BackupEngine::Run(const BackupRunOptions& options) {
+  BackupResult res;
   res.destination = options.destination.Display();
   res.scheduled = options.scheduled;
   const int64_t started = clock_->NowMs();
@@ -588,7 +588,7 @@ wire::BackupResultT BackupEngine::Run(const BackupRunOptions& options) {
   res.ok = s.ok();
   if (!s.ok()) {
     res.error = s.ToString();
-    res.error_code = static_cast<uint16_t>(s.code());
+    res.error_code = s.code();
     res.duration_ms = clock_->NowMs() - started;
     spdlog::error("backup to {} failed: {}", res.destination, s.ToString());
   } else {
@@ -605,19 +605,19 @@ Status BackupEngine::Claim(const BackupRunOptions& options) {
   return impl.Claim("");
 }
 
-Result<std::vector<wire::SnapshotInfoT>> BackupEngine::List(const BackupRunOptions& options) {
+Result<std::vector<SnapshotInfo>> BackupEngine::List(const BackupRunOptions& options) {
   LK_RETURN_IF_ERROR(CheckSshFiles(options.destination));
   LK_ASSIGN_OR_RETURN(auto dest, Open(options));
   Impl impl(options, clock_, work_dir_, std::move(dest));
   return ListSnapshotInfos(*impl.dest, impl.CachedManifest());  // the cache read once, not per snapshot
 }
 
-Result<std::vector<wire::SnapshotInfoT>> ListSnapshotInfos(Destination& dest,
+Result<std::vector<SnapshotInfo>> ListSnapshotInfos(Destination& dest,
                                                            const std::optional<SnapshotManifest>& cached) {
   LK_ASSIGN_OR_RETURN(auto listing, dest.ListSnapshots());
-  std::vector<wire::SnapshotInfoT> out;
+  std::vector<SnapshotInfo> out;
   for (const auto& id : listing.complete) {
-    wire::SnapshotInfoT s;
+    SnapshotInfo s;
     s.snapshot_id = id;
     s.complete = true;
     auto m = LoadManifest(dest, id, cached);
@@ -633,7 +633,7 @@ Result<std::vector<wire::SnapshotInfoT>> ListSnapshotInfos(Destination& dest,
     out.push_back(std::move(s));
   }
   for (const auto& id : listing.incomplete) {
-    wire::SnapshotInfoT s;
+    SnapshotInfo s;
     s.snapshot_id = id;
     s.complete = false;
     out.push_back(std::move(s));

@@ -78,10 +78,10 @@ class BackupEngine {
 
   // Runs one backup. The result says ok or why not (never throws away an
   // earlier snapshot on failure).
-  wire::BackupResultT Run(const BackupRunOptions& options);
+  BackupResult Run(const BackupRunOptions& options);
 
   // Complete and incomplete snapshots at the destination, oldest first.
-  Result<std::vector<wire::SnapshotInfoT>> List(const BackupRunOptions& options);
+  Result<std::vector<SnapshotInfo>> List(const BackupRunOptions& options);
 
   // Checks the ownership marker; creates it if the destination is new.
   // FailedPrecondition naming the owner if another node owns it.
@@ -100,7 +100,7 @@ class BackupEngine {
 // The snapshots at `dest`, complete ones with what their manifests say
 // (`cached`: a manifest known already, e.g. the one this node published
 // last), oldest first.
-Result<std::vector<wire::SnapshotInfoT>> ListSnapshotInfos(Destination& dest,
+Result<std::vector<SnapshotInfo>> ListSnapshotInfos(Destination& dest,
                                                            const std::optional<SnapshotManifest>& cached);
 
 // How a run reaches its destination: `runner`, `work_dir` and the run's

@@ -9,7 +9,7 @@ namespace {
 
 // The place a target names; the raw text when it does not parse (it was
 // validated when it was accepted, so this is only a fallback).
-std::string PlaceKey(const wire::BackupTargetT& t) {
+std::string PlaceKey(const BackupTarget& t) {
   auto d = ParseDestination(t, "");
   return d.ok() ? d->Normalized() : "raw:" + t.destination;
 }
@@ -21,13 +21,13 @@ std::string StringField(const nlohmann::json& j, const char* key) {
 
 }  // namespace
 
-bool SamePlace(const wire::BackupTargetT& a, const wire::BackupTargetT& b) { return PlaceKey(a) == PlaceKey(b); }
+bool SamePlace(const BackupTarget& a, const BackupTarget& b) { return PlaceKey(a) == PlaceKey(b); }
 
 const SnapshotPlace* HomePlace(const SnapshotPlaces& places) {
   return !places.empty() && places.front().home ? &places.front() : nullptr;
 }
 
-void SetHomePlace(SnapshotPlaces& places, const wire::BackupTargetT& target) {
+void SetHomePlace(SnapshotPlaces& places, const BackupTarget& target) {
   SnapshotPlace home;
   home.target = target;
   home.home = true;
@@ -45,7 +45,7 @@ void SetHomePlace(SnapshotPlaces& places, const wire::BackupTargetT& target) {
   places = std::move(out);
 }
 
-const SnapshotPlace& RecordSnapshotAt(SnapshotPlaces& places, const wire::BackupTargetT& target,
+const SnapshotPlace& RecordSnapshotAt(SnapshotPlaces& places, const BackupTarget& target,
                                       const std::string& snapshot_id) {
   auto it = std::find_if(places.begin(), places.end(),
                          [&](const SnapshotPlace& p) { return SamePlace(p.target, target); });
@@ -72,14 +72,14 @@ SnapshotPlace* FindPlaceByDisplay(SnapshotPlaces& places, const std::string& dis
   return nullptr;
 }
 
-nlohmann::json TargetToJson(const wire::BackupTargetT& t) {
+nlohmann::json TargetToJson(const BackupTarget& t) {
   return {{"destination", t.destination}, {"rsync_user", t.rsync_user},
           {"ssh_key", t.ssh_key},         {"ssh_port", t.ssh_port},
           {"known_hosts", t.known_hosts}, {"accept_new_host_key", t.accept_new_host_key}};
 }
 
-wire::BackupTargetT TargetFromJson(const nlohmann::json& j) {
-  wire::BackupTargetT t;
+BackupTarget TargetFromJson(const nlohmann::json& j) {
+  BackupTarget t;
   if (!j.is_object()) return t;
   t.destination = StringField(j, "destination");
   t.rsync_user = StringField(j, "rsync_user");
@@ -112,31 +112,6 @@ SnapshotPlaces PlacesFromJson(const nlohmann::json& j) {
     if (p.target.destination.empty()) continue;
     p.newest_snapshot_id = StringField(e, "newest_snapshot_id");
     if (auto it = e.find("home"); it != e.end() && it->is_boolean()) p.home = it->get<bool>() && out.empty();
-    out.push_back(std::move(p));
-  }
-  return out;
-}
-
-std::vector<std::unique_ptr<wire::SnapshotPlaceT>> PlacesToWire(const SnapshotPlaces& places) {
-  std::vector<std::unique_ptr<wire::SnapshotPlaceT>> out;
-  for (const auto& p : places) {
-    auto w = std::make_unique<wire::SnapshotPlaceT>();
-    w->target = std::make_unique<wire::BackupTargetT>(p.target);
-    w->newest_snapshot_id = p.newest_snapshot_id;
-    w->home = p.home;
-    out.push_back(std::move(w));
-  }
-  return out;
-}
-
-SnapshotPlaces PlacesFromWire(const std::vector<std::unique_ptr<wire::SnapshotPlaceT>>& places) {
-  SnapshotPlaces out;
-  for (const auto& w : places) {
-    if (!w || !w->target || w->target->destination.empty()) continue;
-    SnapshotPlace p;
-    p.target = *w->target;
-    p.newest_snapshot_id = w->newest_snapshot_id;
-    p.home = w->home && out.empty();
     out.push_back(std::move(p));
   }
   return out;

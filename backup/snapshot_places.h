@@ -20,12 +20,12 @@
 #include <string>
 #include <vector>
 
-#include "common/codec.h"
+#include "backup/backup_types.h"
 
 namespace ledgerkeep {
 
 struct SnapshotPlace {
-  wire::BackupTargetT target;      // {node} expanded
+  BackupTarget target;      // {node} expanded
   std::string newest_snapshot_id;  // newest snapshot completed there ("" = unknown)
   bool home = false;
 };
@@ -35,17 +35,17 @@ struct SnapshotPlace {
 using SnapshotPlaces = std::vector<SnapshotPlace>;
 
 // Whether two targets name the same place (kind, host, port, path).
-bool SamePlace(const wire::BackupTargetT& a, const wire::BackupTargetT& b);
+bool SamePlace(const BackupTarget& a, const BackupTarget& b);
 
 // `target` becomes the home. The earlier home stays a place when a snapshot
 // was recorded there, else it is forgotten; a place equal to `target` is
 // promoted (its newest snapshot kept).
-void SetHomePlace(SnapshotPlaces& places, const wire::BackupTargetT& target);
+void SetHomePlace(SnapshotPlaces& places, const BackupTarget& target);
 
 // Snapshot `snapshot_id` completed at `target`: recorded at its place,
 // which is added (after the home) if new; a node without a home adopts it as
 // home. Returns the place.
-const SnapshotPlace& RecordSnapshotAt(SnapshotPlaces& places, const wire::BackupTargetT& target,
+const SnapshotPlace& RecordSnapshotAt(SnapshotPlaces& places, const BackupTarget& target,
                                       const std::string& snapshot_id);
 
 const SnapshotPlace* HomePlace(const SnapshotPlaces& places);
@@ -53,13 +53,12 @@ const SnapshotPlace* HomePlace(const SnapshotPlaces& places);
 // The place whose destination displays as `display` (BackupResult.destination).
 SnapshotPlace* FindPlaceByDisplay(SnapshotPlaces& places, const std::string& display);
 
-// Persistence (agent config.json, broker node records) and the wire form.
+// Persistence (agent config.json, broker node records); the wire form is in
+// wire/backup_wire.h.
 nlohmann::json PlacesToJson(const SnapshotPlaces& places);
 SnapshotPlaces PlacesFromJson(const nlohmann::json& j);  // malformed entries are skipped
-std::vector<std::unique_ptr<wire::SnapshotPlaceT>> PlacesToWire(const SnapshotPlaces& places);
-SnapshotPlaces PlacesFromWire(const std::vector<std::unique_ptr<wire::SnapshotPlaceT>>& places);
 
-nlohmann::json TargetToJson(const wire::BackupTargetT& t);
-wire::BackupTargetT TargetFromJson(const nlohmann::json& j);  // missing/mistyped fields: defaults
+nlohmann::json TargetToJson(const BackupTarget& t);
+BackupTarget TargetFromJson(const nlohmann::json& j);  // missing/mistyped fields: defaults
 
 }  // namespace ledgerkeep

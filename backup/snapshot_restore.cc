@@ -100,7 +100,7 @@ Result<RsyncResult> Fetch(ProcessRunner* runner, const SnapshotAccess& a, const 
 namespace {
 
 // The snapshots at one place, oldest first.
-Result<std::vector<wire::SnapshotInfoT>> ListPlace(ProcessRunner* runner, const SnapshotAccess& access) {
+Result<std::vector<SnapshotInfo>> ListPlace(ProcessRunner* runner, const SnapshotAccess& access) {
   LK_RETURN_IF_ERROR(CreateDirectories(access.work_dir, 0700));
   LK_RETURN_IF_ERROR(CheckSshFiles(access.destination));
   LK_ASSIGN_OR_RETURN(auto dest, OpenPlace(runner, access, access.work_dir + "/list"));
@@ -211,9 +211,9 @@ PlacesListing ListPlaces(ProcessRunner* runner, const std::vector<SnapshotAccess
 }
 
 Status RestoreSnapshot(ProcessRunner* runner, const std::vector<SnapshotAccess>& places,
-                       const RestoreRequest& request, wire::RestoreResultT* result) {
-  wire::RestoreResultT local;
-  wire::RestoreResultT& res = result != nullptr ? *result : local;
+                       const RestoreRequest& request, RestoreResult* result) {
+  RestoreResult local;
+  RestoreResult& res = result != nullptr ? *result : local;
   const int64_t started = MonotonicMs();
   res.source_node = request.source_node;
   res.db = request.db_dir;
@@ -250,7 +250,7 @@ Status RestoreSnapshot(ProcessRunner* runner, const std::vector<SnapshotAccess>&
   res.files = v.files_checked;
   const bool ok = v.ok;
   const std::string problems = DescribeProblems(v);
-  res.verification = std::make_unique<wire::SnapshotVerificationT>(std::move(v));
+  res.verification = std::move(v);
   if (!ok) {
     fs::remove_all(tmp, ec);
     res.duration_ms = MonotonicMs() - started;
@@ -294,7 +294,7 @@ namespace {
 
 // Verifies `ids` at one place into `out` (its method; each snapshot's result).
 Status VerifyAt(ProcessRunner* runner, const SnapshotAccess& access, const std::vector<std::string>& ids,
-                wire::BackupVerifyResultT& out) {
+                BackupVerifyResult& out) {
 
   LK_ASSIGN_OR_RETURN(auto dest, OpenPlace(runner, access, access.work_dir));
   // In place when the snapshots are on this machine; else on the host when
@@ -317,7 +317,7 @@ Status VerifyAt(ProcessRunner* runner, const SnapshotAccess& access, const std::
   for (size_t i = 0; i < ids.size(); ++i) {
     const std::string& id = ids[i];
     Emit(access, "verify " + id, 100.0 * static_cast<double>(i) / static_cast<double>(ids.size()));
-    wire::SnapshotVerificationT v;
+    SnapshotVerification v;
     if (in_place) {
       LK_ASSIGN_OR_RETURN(v, VerifySnapshotDir(dest->LocalPath("snapshots/" + id)));
     } else if (on_host) {
@@ -343,17 +343,17 @@ Status VerifyAt(ProcessRunner* runner, const SnapshotAccess& access, const std::
     }
     v.snapshot_id = id;
     v.destination = access.destination.Display();
-    out.snapshots.push_back(std::make_unique<wire::SnapshotVerificationT>(std::move(v)));
+    out.snapshots.push_back(std::move(v));
   }
   return Status::OK();
 }
 
 }  // namespace
 
-Result<wire::BackupVerifyResultT> VerifyBackup(ProcessRunner* runner, const std::vector<SnapshotAccess>& places,
+Result<BackupVerifyResult> VerifyBackup(ProcessRunner* runner, const std::vector<SnapshotAccess>& places,
                                                const std::string& snapshot_id, bool all) {
   if (places.empty()) return Status::NotFound("no backup destination to verify");
-  wire::BackupVerifyResultT out;
+  BackupVerifyResult out;
   out.destination = places[0].destination.Display();
   if (!all) {
     LK_ASSIGN_OR_RETURN(auto found, FindSnapshot(runner, places, snapshot_id));

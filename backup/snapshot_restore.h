@@ -72,7 +72,7 @@ Result<std::string> ResolveSnapshot(ProcessRunner* runner, const SnapshotAccess&
 // destination, oldest first. Places that cannot be listed are named in
 // `unreachable` ("<place>: <why>"); the others are still listed.
 struct PlacesListing {
-  std::vector<wire::SnapshotInfoT> snapshots;
+  std::vector<SnapshotInfo> snapshots;
   std::vector<std::string> unreachable;
 };
 PlacesListing ListPlaces(ProcessRunner* runner, const std::vector<SnapshotAccess>& places);
@@ -88,9 +88,9 @@ struct RestoreRequest {
 // Corruption naming every problem, with `*result` filled (verification
 // included) when result is not null.
 Status RestoreSnapshot(ProcessRunner* runner, const std::vector<SnapshotAccess>& places,
-                       const RestoreRequest& request, wire::RestoreResultT* result);
+                       const RestoreRequest& request, RestoreResult* result);
 inline Status RestoreSnapshot(ProcessRunner* runner, const SnapshotAccess& access, const RestoreRequest& request,
-                              wire::RestoreResultT* result) {
+                              RestoreResult* result) {
   return RestoreSnapshot(runner, std::vector<SnapshotAccess>{access}, request, result);
 }
 
@@ -99,9 +99,9 @@ inline Status RestoreSnapshot(ProcessRunner* runner, const SnapshotAccess& acces
 // Status is an error only when the destination cannot be read.
 // Over several places: `all` verifies every complete snapshot of every
 // place; otherwise the one FindSnapshot names.
-Result<wire::BackupVerifyResultT> VerifyBackup(ProcessRunner* runner, const std::vector<SnapshotAccess>& places,
+Result<BackupVerifyResult> VerifyBackup(ProcessRunner* runner, const std::vector<SnapshotAccess>& places,
                                                const std::string& snapshot_id, bool all);
-inline Result<wire::BackupVerifyResultT> VerifyBackup(ProcessRunner* runner, const SnapshotAccess& access,
+inline Result<BackupVerifyResult> VerifyBackup(ProcessRunner* runner, const SnapshotAccess& access,
                                                       const std::string& snapshot_id, bool all) {
   return VerifyBackup(runner, std::vector<SnapshotAccess>{access}, snapshot_id, all);
 }

@@ -24,12 +24,8 @@ namespace {
 
 namespace fs = std::filesystem;
 
-void AddProblem(wire::SnapshotVerificationT& v, std::string file, uint64_t block, std::string what) {
-  auto p = std::make_unique<wire::SnapshotProblemT>();
-  p->file = std::move(file);
-  p->block = block;
-  p->what = std::move(what);
-  v.problems.push_back(std::move(p));
+void AddProblem(SnapshotVerification& v, std::string file, uint64_t block, std::string what) {
+  v.problems.push_back(SnapshotProblem{std::move(file), block, std::move(what)});
   v.ok = false;
 }
 
@@ -50,7 +46,7 @@ std::string SstNamedIn(const std::string& message) {
 // Step 3: every manifest file present, right size, right checksum; no
 // stray files. Hashing runs on `threads` workers over a shared index.
 void CheckFiles(const std::string& data, const SnapshotManifest& m, int threads,
-                wire::SnapshotVerificationT& v) {
+                SnapshotVerification& v) {
   struct Finding {
     size_t index;
     std::string what;
@@ -102,7 +98,7 @@ void CheckFiles(const std::string& data, const SnapshotManifest& m, int threads,
 
 // Steps 4-6 on the RocksDB itself.
 void CheckLedger(const std::string& data, const SnapshotManifest& m, int threads,
-                 wire::SnapshotVerificationT& v) {
+                 SnapshotVerification& v) {
   auto store = ledger::LedgerStore::OpenReadOnly(data);
   if (!store.ok()) {
     AddProblem(v, SstNamedIn(store.status().message()), 0,
@@ -155,17 +151,17 @@ void CheckLedger(const std::string& data, const SnapshotManifest& m, int threads
 
 }  // namespace
 
-Result<wire::SnapshotVerificationT> VerifySnapshotDir(const std::string& dir,
+Result<SnapshotVerification> VerifySnapshotDir(const std::string& dir,
                                                       const SnapshotVerifyOptions& options) {
   const int64_t started = MonotonicMs();
   std::error_code ec;
   if (!fs::is_directory(dir, ec)) return Status::NotFound("snapshot directory " + dir + " does not exist");
-  wire::SnapshotVerificationT v;
+  SnapshotVerification v;
   v.snapshot_id = fs::path(dir).lexically_normal().filename().string();
   if (v.snapshot_id.empty())
     v.snapshot_id = fs::path(dir).lexically_normal().parent_path().filename().string();
   v.ok = true;
-  auto finish = [&]() -> Result<wire::SnapshotVerificationT> {
+  auto finish = [&]() -> Result<SnapshotVerification> {
     v.duration_ms = MonotonicMs() - started;
     return std::move(v);
   };
@@ -206,22 +202,22 @@ Result<wire::SnapshotVerificationT> VerifySnapshotDir(const std::string& dir,
   return finish();
 }
 
-std::string DescribeProblems(const wire::SnapshotVerificationT& v) {
+std::string DescribeProblems(const SnapshotVerification& v) {
   std::string out;
   for (const auto& p : v.problems) {
     if (!out.empty()) out += "\n";
-    out += (p->file.empty() ? std::string("snapshot") : p->file) + ": " + p->what;
-    if (p->block != 0 && p->what.find("block " + std::to_string(p->block)) == std::string::npos) {
-      out += " (block " + std::to_string(p->block) + ")";
+    out += (p.file.empty() ? std::string("snapshot") : p.file) + ": " + p.what;
+    if (p.block != 0 && p.what.find("block " + std::to_string(p.block)) == std::string::npos) {
+      out += " (block " + std::to_string(p.block) + ")";
     }
   }
   return out;
 }
 
-nlohmann::json VerificationToJson(const wire::SnapshotVerificationT& v) {
+nlohmann::json VerificationToJson(const SnapshotVerification& v) {
   nlohmann::json problems = nlohmann::json::array();
   for (const auto& p : v.problems) {
-    problems.push_back({{"file", p->file}, {"block", std::to_string(p->block)}, {"what", p->what}});
+    problems.push_back({{"file", p.file}, {"block", std::to_string(p.block)}, {"what", p.what}});
   }
   return {{"snapshotID", v.snapshot_id},
           {"result", v.ok ? "ok" : "failed"},
@@ -235,7 +231,7 @@ nlohmann::json VerificationToJson(const wire::SnapshotVerificationT& v) {
           {"problems", problems}};
 }
 
-Result<wire::SnapshotVerificationT> VerificationFromJson(const std::string& text) {
+Result<SnapshotVerification> VerificationFromJson(const std::string& text) {
   auto j = nlohmann::json::parse(text, nullptr, false);
   if (j.is_discarded() || !j.is_object() || !j.contains("result")) {
     return Status::Corruption("not a verifySnapshot report: " + text.substr(0, 200));
@@ -244,7 +240,7 @@ Result<wire::SnapshotVerificationT> VerificationFromJson(const std::string& text
     const std::string s = j.value(key, "0");
     return std::strtoull(s.c_str(), nullptr, 10);
   };
-  wire::SnapshotVerificationT v;
+  SnapshotVerification v;
   v.snapshot_id = j.value("snapshotID", "");
   v.ok = j.value("result", "") == "ok";
   v.files_checked = u64("filesChecked");
@@ -257,11 +253,9 @@ Result<wire::SnapshotVerificationT> VerificationFromJson(const std::string& text
   if (const auto p = j.find("problems"); p != j.end() && p->is_array()) {
     for (const auto& e : *p) {
       if (!e.is_object()) continue;
-      auto x = std::make_unique<wire::SnapshotProblemT>();
-      x->file = e.value("file", "");
-      x->block = std::strtoull(e.value("block", "0").c_str(), nullptr, 10);
-      x->what = e.value("what", "");
-      v.problems.push_back(std::move(x));
+      v.problems.push_back(SnapshotProblem{e.value("file", ""),
+                                           std::strtoull(e.value("block", "0").c_str(), nullptr, 10),
+                                           e.value("what", "")});
     }
   }
   return v;

@@ -21,7 +21,7 @@
 #include <nlohmann/json_fwd.hpp>
 #include <string>
 
-#include "common/codec.h"
+#include "backup/backup_types.h"
 #include "common/status.h"
 
 namespace ledgerkeep {
@@ -36,14 +36,14 @@ struct SnapshotVerifyOptions {
 
 // Verifies the snapshot at `dir`. Problems are in the returned report (ok =
 // false); the Status is an error only when `dir` is not a directory.
-Result<wire::SnapshotVerificationT> VerifySnapshotDir(const std::string& dir,
+Result<SnapshotVerification> VerifySnapshotDir(const std::string& dir,
                                                       const SnapshotVerifyOptions& options = {});
 
 // One line per problem: "data/000012.sst: checksum mismatch ... (block 412)".
-std::string DescribeProblems(const wire::SnapshotVerificationT& v);
+std::string DescribeProblems(const SnapshotVerification& v);
 
 // The report as JSON (ledgerkeep-db verifySnapshot) and back.
-nlohmann::json VerificationToJson(const wire::SnapshotVerificationT& v);
-Result<wire::SnapshotVerificationT> VerificationFromJson(const std::string& text);
+nlohmann::json VerificationToJson(const SnapshotVerification& v);
+Result<SnapshotVerification> VerificationFromJson(const std::string& text);
 
 }  // namespace ledgerkeep

@@ -2,6 +2,7 @@
 // commands, workflows, events); the dispatch and its role checks are
 // HandleCtl in broker.cc (broker_impl.h).
 #include "broker/broker_impl.h"
+#include "wire/backup_wire.h"
 
 namespace ledgerkeep {
 
@@ -42,7 +43,7 @@ void Broker::Impl::HandleListNodes(const std::string& rid, const wire::Envelope&
     info->pending_commands = pending[n->node_id];
     info->clone = n->clone;
     if (!n->backup_target.destination.empty()) {
-      info->backup_target = std::make_unique<wire::BackupTargetT>(n->backup_target);
+      info->backup_target = std::make_unique<wire::BackupTargetT>(::ledgerkeep::ToWire(n->backup_target));
     }
     info->backup_places = PlacesToWire(n->backup_places);
     list.nodes.push_back(std::move(info));

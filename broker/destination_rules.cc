@@ -4,6 +4,7 @@
 
 #include "backup/backup_destination.h"
 #include "backup/snapshot_places.h"
+#include "wire/backup_wire.h"
 
 namespace ledgerkeep {
 
@@ -19,7 +20,7 @@ Result<std::string> DestinationRules::DestinationFor(const wire::CommandBodyUnio
     t = r->target.get();
   }
   if (t == nullptr || t->destination.empty()) return std::string();
-  LK_ASSIGN_OR_RETURN(auto d, ParseDestination(*t, node));
+  LK_ASSIGN_OR_RETURN(auto d, ParseDestination(FromWire(*t), node));
   return d.Normalized();
 }
 
@@ -119,9 +120,9 @@ bool DestinationRules::RememberAccepted(const wire::CommandBodyUnion& command, N
       return false;
   }
   const bool run = command.type == wire::CommandBody::RunBackupNow;
-  wire::BackupTargetT target;
+  BackupTarget target;
   if (t != nullptr && !t->destination.empty()) {
-    target = *t;
+    target = FromWire(*t);
     target.destination = ExpandNodePlaceholder(t->destination, n.node_id);
   } else if (run && !n.backup_target.destination.empty()) {
     target = n.backup_target;  // a run to the home destination

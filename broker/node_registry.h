@@ -34,7 +34,7 @@ struct NodeEntry {
   std::string backup_destination;  // normalized (BackupDestination::Normalized), "" = none
   // The target of its last accepted backup command ({node} expanded), so a
   // clone can restore this node's snapshots while the node itself is down.
-  wire::BackupTargetT backup_target;
+  BackupTarget backup_target;
   // Every place of its snapshots, the home (backup_target) first, with the
   // newest snapshot completed at each (backup/snapshot_places.h).
   SnapshotPlaces backup_places;

@@ -11,19 +11,21 @@
 #include <vector>
 
 #include "backup/backup_schedule.h"
-#include "agents/client_backup.h"
+#include "backup/client_archive.h"
 #include "cli/cli_app.h"
 #include "cli/event_format.h"
 #include "cli/output.h"
 #include "backup/backup_destination.h"
+#include "backup/snapshot_verifier.h"
 #include "common/clock.h"
+#include "wire/backup_wire.h"
 
 namespace ledgerkeep {
 
-nlohmann::json VerificationJson(const wire::SnapshotVerificationT& v) {
+nlohmann::json VerificationJson(const SnapshotVerification& v) {
   nlohmann::json problems = nlohmann::json::array();
   for (const auto& p : v.problems)
-    problems.push_back({{"file", p->file}, {"block", p->block}, {"what", p->what}});
+    problems.push_back({{"file", p.file}, {"block", p.block}, {"what", p.what}});
   return {{"snapshot_id", v.snapshot_id},         {"ok", v.ok},
           {"files_checked", v.files_checked},     {"bytes_checked", v.bytes_checked},
           {"blocks_verified", v.blocks_verified}, {"genesis", v.genesis},
@@ -80,12 +82,12 @@ Status CheckDestinationFlags(const BackupFlags& f) {
       .status();
 }
 
-nlohmann::json BackupResultJson(const wire::BackupResultT& r) {
+nlohmann::json BackupResultJson(const BackupResult& r) {
   return {{"snapshot_id", r.snapshot_id},
           {"destination", r.destination},
           {"ok", r.ok},
           {"error", r.error},
-          {"error_code", r.error_code == 0 ? std::string() : std::string(StatusCodeName(StatusCode(r.error_code)))},
+          {"error_code", r.error_code == StatusCode::kOk ? std::string() : std::string(StatusCodeName(r.error_code))},
           {"consistent", r.consistent},
           {"bytes_total", r.bytes_total},
           {"bytes_transferred", r.bytes_transferred},
@@ -206,7 +208,7 @@ int RunBackupNowCli(const GlobalFlags& g, const TargetFlags& tf, const BackupFla
   for (const auto& t : st->targets) {
     all_ok = all_ok && TargetOk(*t);
     if (t->result && t->result->detail.type == wire::ResultDetail::BackupResult) {
-      j[t->node_id] = BackupResultJson(*t->result->detail.AsBackupResult());
+      j[t->node_id] = BackupResultJson(FromWire(*t->result->detail.AsBackupResult()));
     } else {
       j[t->node_id] = {{"ok", false}, {"error", TargetResult(*t) + ": " + TargetMessage(*t)}};
     }
@@ -292,12 +294,12 @@ int RunBackupStatus(const GlobalFlags& g, const TargetFlags& tf) {
       age = HumanAge(now - taken_ms);
       bytes = HumanBytes(static_cast<double>(b->last_ok->bytes_total));
       consistent = b->last_ok->consistent ? "yes" : "NO";
-      jn["last_snapshot"] = BackupResultJson(*b->last_ok);
+      jn["last_snapshot"] = BackupResultJson(FromWire(*b->last_ok));
       jn["last_snapshot_age_s"] = (now - taken_ms) / 1000;
     }
     if (b->last) {
       last_run = b->last->ok ? "ok" : "FAILED: " + b->last->error;
-      jn["last_run"] = BackupResultJson(*b->last);
+      jn["last_run"] = BackupResultJson(FromWire(*b->last));
     }
     if (b->running) last_run = "running";
     j[target->node_id] = jn;
@@ -354,12 +356,13 @@ int RunBackupList(const GlobalFlags& g, const std::string& node, bool incomplete
   return l->unreachable.empty() ? kExitOk : kExitFailed;
 }
 
-void PrintProblems(const wire::SnapshotVerificationT& v) {
-  for (const auto& p : v.problems) {
-    std::printf("  %s: %s%s\n", p->file.empty() ? "snapshot" : p->file.c_str(), p->what.c_str(),
-                p->block != 0 && p->what.find("block " + std::to_string(p->block)) == std::string::npos
-                    ? (" (block " + std::to_string(p->block) + ")").c_str()
-                    : "");
+// One indented line per problem.
+void PrintProblems(const SnapshotVerification& v) {
+  std::string text = DescribeProblems(v);
+  for (size_t at = 0; at < text.size();) {
+    const size_t nl = std::min(text.find('\n', at), text.size());
+    std::printf("  %s\n", text.substr(at, nl - at).c_str());
+    at = nl + 1;
   }
 }
 
@@ -374,15 +377,17 @@ int RunBackupVerify(const GlobalFlags& g, const std::string& node, const std::st
   auto st = RunOnNode(g, node, std::move(body), wait_s);
   if (!st.ok()) return Fail(st.status());
   const auto& t = st->targets[0];
-  const auto* r = t->result ? t->result->detail.AsBackupVerifyResult() : nullptr;
-  if (r == nullptr) {
+  const auto* w = t->result ? t->result->detail.AsBackupVerifyResult() : nullptr;
+  if (w == nullptr) {
     return Fail(TargetFailure(node, *t));
   }
+  const BackupVerifyResult verified = FromWire(*w);
+  const BackupVerifyResult* r = &verified;
   bool all_ok = true;
   nlohmann::json arr = nlohmann::json::array();
   for (const auto& s : r->snapshots) {
-    all_ok = all_ok && s->ok;
-    arr.push_back(VerificationJson(*s));
+    all_ok = all_ok && s.ok;
+    arr.push_back(VerificationJson(s));
   }
   if (g.json) {
     PrintJson({{"node", node},
@@ -395,15 +400,15 @@ int RunBackupVerify(const GlobalFlags& g, const std::string& node, const std::st
   std::printf("%s: %s (verified %s)\n", node.c_str(), r->destination.c_str(), r->method.c_str());
   Table tab({"SNAPSHOT", "RESULT", "FILES", "BYTES", "BLOCKS VERIFIED", "LAST BLOCK", "TIME"});
   for (const auto& s : r->snapshots) {
-    tab.Add({s->snapshot_id, s->ok ? "ok" : "CORRUPT", std::to_string(s->files_checked),
-             HumanBytes(static_cast<double>(s->bytes_checked)), std::to_string(s->blocks_verified),
-             std::to_string(s->last_block_id), std::to_string(s->duration_ms) + " ms"});
+    tab.Add({s.snapshot_id, s.ok ? "ok" : "CORRUPT", std::to_string(s.files_checked),
+             HumanBytes(static_cast<double>(s.bytes_checked)), std::to_string(s.blocks_verified),
+             std::to_string(s.last_block_id), std::to_string(s.duration_ms) + " ms"});
   }
   tab.Print(stdout);
   for (const auto& s : r->snapshots) {
-    if (s->ok) continue;
-    std::printf("snapshot %s:\n", s->snapshot_id.c_str());
-    PrintProblems(*s);
+    if (s.ok) continue;
+    std::printf("snapshot %s:\n", s.snapshot_id.c_str());
+    PrintProblems(s);
   }
   return all_ok ? kExitOk : kExitFailed;
 }

@@ -6,6 +6,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "backup/backup_types.h"
 #include "cli/command_group.h"
 
 namespace ledgerkeep {
@@ -13,6 +14,6 @@ namespace ledgerkeep {
 void RegisterBackupCommands(CLI::App& app, const GlobalFlags& g, CommandTable& commands);
 
 // One snapshot's verification as JSON (backup verify, restore).
-nlohmann::json VerificationJson(const wire::SnapshotVerificationT& v);
+nlohmann::json VerificationJson(const SnapshotVerification& v);
 
 }  // namespace ledgerkeep

@@ -7,7 +7,7 @@
 #include <nlohmann/json.hpp>
 #include <string>
 
-#include "agents/client_backup.h"
+#include "backup/client_archive.h"
 #include "cli/cli_app.h"
 #include "cli/event_format.h"
 #include "cli/output.h"

@@ -5,7 +5,7 @@
 #include <limits>
 #include <string>
 
-#include "agents/backup_service.h"
+#include "backup/backup_schedule.h"
 #include "backup/retention.h"
 
 namespace ledgerkeep {

@@ -17,11 +17,12 @@
 #include "common/file_util.h"
 #include "common/process.h"
 #include "backup/snapshot_places.h"
+#include "wire/backup_wire.h"
 
 namespace ledgerkeep {
 namespace {
 
-nlohmann::json RestoreJson(const wire::RestoreResultT& r) {
+nlohmann::json RestoreJson(const RestoreResult& r) {
   nlohmann::json j = {{"source_node", r.source_node},
                       {"source", r.source},
                       {"snapshot_id", r.snapshot_id},
@@ -36,7 +37,7 @@ nlohmann::json RestoreJson(const wire::RestoreResultT& r) {
   return j;
 }
 
-int PrintRestore(const GlobalFlags& g, const std::string& where, const wire::RestoreResultT& r,
+int PrintRestore(const GlobalFlags& g, const std::string& where, const RestoreResult& r,
                  const Status& s) {
   if (g.json) {
     auto j = RestoreJson(r);
@@ -50,7 +51,7 @@ int PrintRestore(const GlobalFlags& g, const std::string& where, const wire::Res
     std::fprintf(stderr, "ledgerkeep: restore onto %s failed: %s\n", where.c_str(), s.message().c_str());
     return kExitFailed;
   }
-  const auto* v = r.verification.get();
+  const SnapshotVerification* v = r.verification ? &*r.verification : nullptr;
   std::printf("restored %s snapshot %s from %s onto %s (%s)\n", r.source_node.c_str(), r.snapshot_id.c_str(),
               r.source.c_str(), where.c_str(), r.db.c_str());
   std::printf("  fetched %s in %lld ms; verified %llu files, %llu blocks in %lld ms: %s\n",
@@ -101,11 +102,11 @@ int RunRestoreToNode(const GlobalFlags& g, const std::string& source, const std:
   Status s =
       TargetOk(*t) ? Status::OK() : Status(StatusCode::kAborted, TargetResult(*t) + ": " + TargetMessage(*t));
   if (res == nullptr) {
-    wire::RestoreResultT empty;
+    RestoreResult empty;
     empty.source_node = source;
     return PrintRestore(g, clone, empty, s.ok() ? Status::Internal("no restore result") : s);
   }
-  return PrintRestore(g, clone, *res, s);
+  return PrintRestore(g, clone, FromWire(*res), s);
 }
 
 // restore --to-dir: on this machine, straight from the source node's
@@ -123,7 +124,7 @@ int RunRestoreToDir(const GlobalFlags& g, const std::string& source, const std::
   // Every place of its snapshots: "latest" is the newest over all of them.
   SnapshotPlaces places = PlacesFromWire(n->backup_places);
   if (places.empty() && n->backup_target && !n->backup_target->destination.empty()) {
-    SetHomePlace(places, *n->backup_target);
+    SetHomePlace(places, FromWire(*n->backup_target));
   }
   if (places.empty())
     return Fail(Status::FailedPrecondition("no backup destination is recorded for " + source));
@@ -153,7 +154,7 @@ int RunRestoreToDir(const GlobalFlags& g, const std::string& source, const std::
   req.source_node = source;
   req.snapshot_id = snapshot;
   req.db_dir = dir;
-  wire::RestoreResultT res;
+  RestoreResult res;
   Status s = RestoreSnapshot(ProcessRunner::Real(), access, req, &res);
   std::error_code ec;
   std::filesystem::remove_all(work_dir, ec);

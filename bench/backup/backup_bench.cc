@@ -116,7 +116,7 @@ int main(int argc, char** argv) {
   // best time of each method (the least disturbed by anything else running).
   double runbook_full_s = 1e9, ours_full_s = 1e9;
   std::vector<double> pair_ratios;  // runbook / ledgerkeep of each pair
-  wire::BackupResultT full;
+  BackupResult full;
   for (int rep = 0; rep < reps; ++rep) {
     const std::string rb = root + "/runbook-" + std::to_string(rep);
     const double rb_s = Timed({"rsync", "-a", "-e", runbook_ssh, db + "/", "root@127.0.0.1:" + rb + "/"});

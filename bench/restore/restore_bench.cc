@@ -84,7 +84,7 @@ int main(int argc, char** argv) {
   req.source_node = "r1";
   req.snapshot_id = "latest";
   req.db_dir = root + "/restored/db";
-  wire::RestoreResultT res;
+  RestoreResult res;
   double t0 = Now();
   Status s = RestoreSnapshot(ProcessRunner::Real(), access, req, &res);
   const double ours_s = Now() - t0;

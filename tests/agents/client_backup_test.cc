@@ -109,8 +109,8 @@ TEST_F(ClientBackupTest, ShipsArchiveAndChecksumThatSha256sumAccepts) {
   const std::string dest = dir_ / "backups/{node}";
   ClientBackupHandler h(
       "client1", tree.paths, dir_ / "work",
-      [&]() -> Result<wire::BackupTargetT> {
-        wire::BackupTargetT t;
+      [&]() -> Result<BackupTarget> {
+        BackupTarget t;
         t.destination = dest;
         return t;
       },
@@ -155,8 +155,8 @@ TEST_F(ClientBackupTest, ShipsOverSshAndRefusesTheSameNameThere) {
   tuning.ssh_options = {"-o", "UserKnownHostsFile=" + sshd.pinned_known_hosts(), "-o", "LogLevel=ERROR"};
   ClientBackupHandler h(
       "client1", tree.paths, dir_ / "work",
-      [&]() -> Result<wire::BackupTargetT> {
-        wire::BackupTargetT t;
+      [&]() -> Result<BackupTarget> {
+        BackupTarget t;
         t.destination = "root@127.0.0.1:" + (dir_ / "remote/{node}");
         t.ssh_key = sshd.client_key();
         t.ssh_port = static_cast<uint16_t>(sshd.port());
@@ -177,8 +177,8 @@ TEST_F(ClientBackupTest, SecondBackupWithTheSameNameIsRefused) {
   ClientTree tree(dir_ / "node");
   ClientBackupHandler h(
       "client1", tree.paths, dir_ / "work",
-      [&]() -> Result<wire::BackupTargetT> {
-        wire::BackupTargetT t;
+      [&]() -> Result<BackupTarget> {
+        BackupTarget t;
         t.destination = dir_ / "backups";
         return t;
       },
@@ -200,7 +200,7 @@ TEST_F(ClientBackupTest, NoDestinationConfiguredSaysHowToConfigureOne) {
   ClientTree tree(dir_ / "node");
   ClientBackupHandler none(
       "client1", tree.paths, dir_ / "work",
-      []() -> Result<wire::BackupTargetT> { return Status::NotFound("no backup config"); },
+      []() -> Result<BackupTarget> { return Status::NotFound("no backup config"); },
       ProcessRunner::Real(), Fast());
   CommandOutcome out = Run(none, Named("x"));
   EXPECT_EQ(out.status.code(), StatusCode::kFailedPrecondition) << out.status.ToString();
@@ -210,7 +210,7 @@ TEST_F(ClientBackupTest, NoDestinationConfiguredSaysHowToConfigureOne) {
 
   ClientBackupHandler empty(
       "client1", tree.paths, dir_ / "work",
-      []() -> Result<wire::BackupTargetT> { return wire::BackupTargetT{}; }, ProcessRunner::Real(), Fast());
+      []() -> Result<BackupTarget> { return BackupTarget{}; }, ProcessRunner::Real(), Fast());
   EXPECT_EQ(Run(empty, Named("x")).status.code(), StatusCode::kFailedPrecondition);
 
   // The command's own destination needs no configuration.
@@ -224,8 +224,8 @@ TEST_F(ClientBackupTest, NoDestinationConfiguredSaysHowToConfigureOne) {
 TEST_F(ClientBackupTest, NoPathsConfiguredSaysToSetClientPaths) {
   ClientBackupHandler h(
       "client1", {}, dir_ / "work",
-      [&]() -> Result<wire::BackupTargetT> {
-        wire::BackupTargetT t;
+      [&]() -> Result<BackupTarget> {
+        BackupTarget t;
         t.destination = dir_ / "backups";
         return t;
       },
@@ -254,8 +254,8 @@ TEST_F(ClientBackupTest, PathsOutsideTheConfiguredOnesAreRefusedAndInsideOnesNar
   fs::create_directory_symlink(dir_ / "secret", dir_ / "cfg/innocent-link");
   ClientBackupHandler h(
       "client1", {dir_ / "cfg"}, dir_ / "work",
-      [&]() -> Result<wire::BackupTargetT> {
-        wire::BackupTargetT t;
+      [&]() -> Result<BackupTarget> {
+        BackupTarget t;
         t.destination = dir_ / "backups";
         return t;
       },
@@ -278,8 +278,8 @@ TEST_F(ClientBackupTest, PathsOutsideTheConfiguredOnesAreRefusedAndInsideOnesNar
 TEST_F(ClientBackupTest, BadArchiveNamesAreRefused) {
   ClientBackupHandler h(
       "client1", {dir_.path()}, dir_ / "work",
-      [&]() -> Result<wire::BackupTargetT> {
-        wire::BackupTargetT t;
+      [&]() -> Result<BackupTarget> {
+        BackupTarget t;
         t.destination = dir_ / "backups";
         return t;
       },
@@ -297,8 +297,8 @@ TEST_F(ClientBackupTest, UnicodeAndOtherUnsafeNamesAreRefusedAndNothingIsWritten
   // (rsync lists it escaped), and a second run overwrote it.
   ClientBackupHandler h(
       "client1", {dir_.path()}, dir_ / "work",
-      [&]() -> Result<wire::BackupTargetT> {
-        wire::BackupTargetT t;
+      [&]() -> Result<BackupTarget> {
+        BackupTarget t;
         t.destination = dir_ / "backups";
         return t;
       },
@@ -348,7 +348,7 @@ class ClientBackupRaceTest : public ClientBackupTest {
   // Runs a backup named "race" to `target` while "another run" writes
   // race.tar.gz (and, with `sidecar`, its .sha256) into `dir`; expects this
   // run refused and the other archive untouched.
-  void ExpectOtherRunKept(wire::BackupTargetT target, const std::string& dir, bool sidecar,
+  void ExpectOtherRunKept(BackupTarget target, const std::string& dir, bool sidecar,
                           ClientBackupTuning tuning) {
     ClientTree tree(dir_ / "node");
     const std::string theirs = PseudoRandom(4096, 7);
@@ -357,7 +357,7 @@ class ClientBackupRaceTest : public ClientBackupTest {
       if (sidecar) WriteFile(dir + "/race.tar.gz.sha256", "0000  race.tar.gz\n");
     });
     ClientBackupHandler h(
-        "client1", tree.paths, dir_ / "work", [&]() -> Result<wire::BackupTargetT> { return target; },
+        "client1", tree.paths, dir_ / "work", [&]() -> Result<BackupTarget> { return target; },
         &runner, tuning);
     CommandOutcome out = Run(h, Named("race"));
     EXPECT_EQ(out.status.code(), StatusCode::kAlreadyExists) << out.status.ToString();
@@ -372,7 +372,7 @@ class ClientBackupRaceTest : public ClientBackupTest {
 };
 
 TEST_F(ClientBackupRaceTest, ArchiveThatAppearsWhileShippingIsNeverReplacedLocally) {
-  wire::BackupTargetT t;
+  BackupTarget t;
   t.destination = dir_ / "backups";
   ExpectOtherRunKept(t, dir_ / "backups", /*sidecar=*/false, Fast());
   // Nothing of ours is left in the incoming directory.
@@ -392,7 +392,7 @@ TEST_F(ClientBackupRaceTest, ArchiveThatAppearsWhileShippingIsNeverReplacedOverS
   ClientBackupTuning tuning = Fast();
   tuning.ssh_options = {
       "-o", "UserKnownHostsFile=" + known_hosts, "-o", "StrictHostKeyChecking=yes", "-o", "LogLevel=ERROR"};
-  wire::BackupTargetT t;
+  BackupTarget t;
   t.destination = "root@127.0.0.1:" + (dir_ / "remote");
   t.ssh_key = sshd.client_key();
   t.ssh_port = static_cast<uint16_t>(sshd.port());
@@ -403,7 +403,7 @@ TEST_F(ClientBackupRaceTest, ArchiveThatAppearsWhileShippingIsNeverReplacedOverS
 TEST_F(ClientBackupRaceTest, ArchiveThatAppearsBeforeShippingToAnRsyncDaemonIsNeverReplaced) {
   test::RsyncDaemon daemon;
   LK_ASSERT_OK(daemon.Start(dir_ / "daemon"));
-  wire::BackupTargetT t;
+  BackupTarget t;
   t.destination = "rsync://127.0.0.1:" + std::to_string(daemon.port()) + "/backup/c";
   fs::create_directories(daemon.module_dir() + "/c");
   ExpectOtherRunKept(t, daemon.module_dir() + "/c", /*sidecar=*/true, Fast());
@@ -413,8 +413,8 @@ TEST_F(ClientBackupTest, CheckOnlyReportsATakenNameAndWritesNothing) {
   ClientTree tree(dir_ / "node");
   ClientBackupHandler h(
       "client1", tree.paths, dir_ / "work",
-      [&]() -> Result<wire::BackupTargetT> {
-        wire::BackupTargetT t;
+      [&]() -> Result<BackupTarget> {
+        BackupTarget t;
         t.destination = dir_ / "backups";
         return t;
       },
@@ -439,8 +439,8 @@ TEST_F(ClientBackupTest, CheckOnlyReportsATakenNameAndWritesNothing) {
 TEST_F(ClientBackupTest, MissingPathFailsBeforeAnythingIsShipped) {
   ClientBackupHandler h(
       "client1", {dir_ / "config/nope.conf"}, dir_ / "work",
-      [&]() -> Result<wire::BackupTargetT> {
-        wire::BackupTargetT t;
+      [&]() -> Result<BackupTarget> {
+        BackupTarget t;
         t.destination = dir_ / "backups";
         return t;
       },

@@ -106,7 +106,7 @@ TEST(BackupDestinationTest, HostKeysAreCheckedStrictlyByDefault) {
 }
 
 TEST(BackupDestinationTest, KnownHostsAndTrustOnFirstUseComeBeforeNodeOptionsAndDefaults) {
-  wire::BackupTargetT t;
+  BackupTarget t;
   t.destination = "root@backup:/b/{node}";
   t.known_hosts = "/etc/ledgerkeep/known hosts%1";
   t.accept_new_host_key = true;
@@ -122,7 +122,7 @@ TEST(BackupDestinationTest, KnownHostsAndTrustOnFirstUseComeBeforeNodeOptionsAnd
 }
 
 TEST(BackupDestinationTest, TrustOnFirstUseWithoutAFileRecordsInTheGivenOneNeverTheUsersOwn) {
-  wire::BackupTargetT t;
+  BackupTarget t;
   t.destination = "backup:/b/r1";
   t.accept_new_host_key = true;
   auto d = ParseDestination(t, "r1");

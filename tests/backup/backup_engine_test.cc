@@ -19,6 +19,7 @@
 #include <atomic>
 #include <cctype>
 #include <cerrno>
+#include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <map>
@@ -850,7 +851,7 @@ TEST_F(BackupEngineTest, FullDestinationDiskFailsWithNoSpaceAndKeepsEarlierSnaps
   ::umount2(mnt.c_str(), MNT_DETACH);
   ASSERT_FALSE(res.ok);
   EXPECT_NE(res.error.find("NoSpace"), std::string::npos) << res.error;
-  EXPECT_EQ(res.error_code, static_cast<uint16_t>(StatusCode::kNoSpace)) << res.error;
+  EXPECT_EQ(res.error_code, StatusCode::kNoSpace) << res.error;
   EXPECT_TRUE(first_kept) << "the earlier snapshot was damaged by the failed run";
 }
 
@@ -873,7 +874,7 @@ TEST_F(BackupEngineTest, ParallelStreamHittingAFullDiskFailsTheRunWithNoSpace) {
   auto res = engine_.Run(o);
   ASSERT_FALSE(res.ok);
   EXPECT_NE(res.error.find("NoSpace"), std::string::npos) << res.error;
-  EXPECT_EQ(res.error_code, static_cast<uint16_t>(StatusCode::kNoSpace)) << res.error;
+  EXPECT_EQ(res.error_code, StatusCode::kNoSpace) << res.error;
   if (first.ok) ExpectSnapshotVerifies(dest + "/snapshots/" + first.snapshot_id);
 }
 

@@ -111,7 +111,7 @@ TEST_F(DestinationFaultTest, FullDiskMidTransferFailsWithNoSpaceAndPublishesNoth
   const int published_before = plan_->Calls(DestinationOp::kPublish);
   auto res = engine_.Run(Options());
   ASSERT_FALSE(res.ok);
-  EXPECT_EQ(res.error_code, static_cast<uint16_t>(StatusCode::kNoSpace)) << res.error;
+  EXPECT_EQ(res.error_code, StatusCode::kNoSpace) << res.error;
   EXPECT_EQ(plan_->Calls(DestinationOp::kPublish), published_before)
       << "a failed transfer must never reach publishing";
   ExpectOnlyIntact(kept);
@@ -122,7 +122,7 @@ TEST_F(DestinationFaultTest, FullDiskWhilePublishingLeavesNoDone) {
   plan_->Fail(DestinationOp::kPublish, Status::NoSpace("printf: write error: No space left on device"));
   auto res = engine_.Run(Options());
   ASSERT_FALSE(res.ok);
-  EXPECT_EQ(res.error_code, static_cast<uint16_t>(StatusCode::kNoSpace)) << res.error;
+  EXPECT_EQ(res.error_code, StatusCode::kNoSpace) << res.error;
   ExpectOnlyIntact(kept);
 }
 
@@ -132,7 +132,7 @@ TEST_F(DestinationFaultTest, UnreachableHostFailsWithUnavailableAndTouchesNothin
   plan_->Unreachable();
   auto res = engine_.Run(Options());
   ASSERT_FALSE(res.ok);
-  EXPECT_EQ(res.error_code, static_cast<uint16_t>(StatusCode::kUnavailable)) << res.error;
+  EXPECT_EQ(res.error_code, StatusCode::kUnavailable) << res.error;
   EXPECT_EQ(TreeOf(dest_), before);
   ExpectOnlyIntact(kept);
 }
@@ -142,7 +142,7 @@ TEST_F(DestinationFaultTest, StalledLinkTimesOutAndPublishesNothing) {
   plan_->StalledLink(300);
   auto res = engine_.Run(Options());
   ASSERT_FALSE(res.ok);
-  EXPECT_EQ(res.error_code, static_cast<uint16_t>(StatusCode::kTimeout)) << res.error;
+  EXPECT_EQ(res.error_code, StatusCode::kTimeout) << res.error;
   ExpectOnlyIntact(kept);
 }
 
@@ -158,7 +158,7 @@ TEST_F(DestinationFaultTest, CancellingARunOnAStalledLinkAbortsItPromptly) {
   const auto t0 = std::chrono::steady_clock::now();
   auto res = engine_.Run(o);
   ASSERT_FALSE(res.ok);
-  EXPECT_EQ(res.error_code, static_cast<uint16_t>(StatusCode::kAborted)) << res.error;
+  EXPECT_EQ(res.error_code, StatusCode::kAborted) << res.error;
   EXPECT_LT(std::chrono::steady_clock::now() - t0, 60s);
   ExpectOnlyIntact(kept);
 }
@@ -167,7 +167,7 @@ TEST_F(DestinationFaultTest, PermissionDeniedOnANewDestinationFailsTheClaimAndWr
   plan_->ReadOnly();
   auto res = engine_.Run(Options());
   ASSERT_FALSE(res.ok);
-  EXPECT_EQ(res.error_code, static_cast<uint16_t>(StatusCode::kPermissionDenied)) << res.error;
+  EXPECT_EQ(res.error_code, StatusCode::kPermissionDenied) << res.error;
   EXPECT_EQ(plan_->Calls(DestinationOp::kShip), 0);
   EXPECT_FALSE(std::filesystem::exists(dest_));
 }
@@ -178,7 +178,7 @@ TEST_F(DestinationFaultTest, PermissionDeniedMidTransferKeepsThePreviousSnapshot
               /*after_inner=*/true);
   auto res = engine_.Run(Options());
   ASSERT_FALSE(res.ok);
-  EXPECT_EQ(res.error_code, static_cast<uint16_t>(StatusCode::kPermissionDenied)) << res.error;
+  EXPECT_EQ(res.error_code, StatusCode::kPermissionDenied) << res.error;
   ExpectOnlyIntact(kept);
 }
 

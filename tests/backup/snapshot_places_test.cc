@@ -3,11 +3,13 @@
 
 #include <gtest/gtest.h>
 
+#include "wire/backup_wire.h"
+
 namespace ledgerkeep {
 namespace {
 
-wire::BackupTargetT Target(const std::string& destination) {
-  wire::BackupTargetT t;
+BackupTarget Target(const std::string& destination) {
+  BackupTarget t;
   t.destination = destination;
   return t;
 }
@@ -59,7 +61,7 @@ TEST(SnapshotPlacesTest, ANewestRecordNeverGoesBack) {
 
 TEST(SnapshotPlacesTest, RoundTripsThroughJsonAndTheWireAndSkipsMalformedEntries) {
   SnapshotPlaces places;
-  wire::BackupTargetT ssh = Target("root@backup:/b/r1");
+  BackupTarget ssh = Target("root@backup:/b/r1");
   ssh.ssh_key = "/k/id";
   ssh.ssh_port = 2222;
   ssh.known_hosts = "/k/known_hosts";

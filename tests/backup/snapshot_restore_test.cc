@@ -93,9 +93,9 @@ class SnapshotRestoreTest : public ::testing::Test {
     return a;
   }
 
-  static bool Names(const wire::SnapshotVerificationT& v, const std::string& file, const std::string& what) {
+  static bool Names(const SnapshotVerification& v, const std::string& file, const std::string& what) {
     for (const auto& p : v.problems)
-      if (p->file == file && p->what.find(what) != std::string::npos) return true;
+      if (p.file == file && p.what.find(what) != std::string::npos) return true;
     return false;
   }
 
@@ -144,8 +144,8 @@ TEST_F(SnapshotRestoreTest, ChainBreakThatChecksumsCannotSeeIsNamedByBlock) {
   ASSERT_TRUE(v.ok());
   EXPECT_FALSE(v->ok);
   ASSERT_EQ(v->problems.size(), 1u) << DescribeProblems(*v);
-  EXPECT_TRUE(v->problems[0]->block == 1700 || v->problems[0]->block == 1701) << DescribeProblems(*v);
-  EXPECT_NE(v->problems[0]->what.find("digest chain broken"), std::string::npos) << DescribeProblems(*v);
+  EXPECT_TRUE(v->problems[0].block == 1700 || v->problems[0].block == 1701) << DescribeProblems(*v);
+  EXPECT_NE(v->problems[0].what.find("digest chain broken"), std::string::npos) << DescribeProblems(*v);
   EXPECT_EQ(v->last_reachable, 2100u);
 }
 
@@ -183,7 +183,7 @@ TEST_F(SnapshotRestoreTest, CorruptedSstByteIsReportedWithTheFileName) {
   EXPECT_TRUE(Names(*v, sst, "checksum mismatch")) << DescribeProblems(*v);
   // The damaged block is named too when RocksDB reads it.
   bool block_named = false;
-  for (const auto& p : v->problems) block_named = block_named || p->block != 0;
+  for (const auto& p : v->problems) block_named = block_named || p.block != 0;
   EXPECT_TRUE(block_named) << DescribeProblems(*v);
 }
 
@@ -237,7 +237,7 @@ TEST_F(SnapshotRestoreTest, RestorePublishesAVerifiedCopyThatMatchesTheSource) {
   req.source_node = "r1";
   req.snapshot_id = "latest";
   req.db_dir = dir_ / "restored";
-  wire::RestoreResultT res;
+  RestoreResult res;
   Status s = RestoreSnapshot(ProcessRunner::Real(), Access(), req, &res);
   ASSERT_TRUE(s.ok()) << s.ToString();
   EXPECT_EQ(res.snapshot_id, id_);
@@ -297,7 +297,7 @@ TEST_F(SnapshotRestoreTest, CorruptSnapshotIsNotRestoredAndTheEarlierDbStays) {
 
   const std::string sst = LargestSst(id_);
   FlipByte(SnapDir(id_) + "/" + sst, 4096);
-  wire::RestoreResultT res;
+  RestoreResult res;
   Status s = RestoreSnapshot(ProcessRunner::Real(), Access(), req, &res);
   EXPECT_EQ(s.code(), StatusCode::kCorruption);
   EXPECT_NE(s.message().find(sst), std::string::npos) << s.ToString();
@@ -321,17 +321,17 @@ TEST_F(SnapshotRestoreTest, VerifyBackupInPlaceChecksEveryCompleteSnapshot) {
   ASSERT_TRUE(r.ok()) << r.status().ToString();
   EXPECT_EQ(r->method, "in place");
   ASSERT_EQ(r->snapshots.size(), 2u);
-  EXPECT_TRUE(r->snapshots[0]->ok && r->snapshots[1]->ok);
+  EXPECT_TRUE(r->snapshots[0].ok && r->snapshots[1].ok);
 
   // Damage the first: --all finds it, latest does not look at it.
   FlipByte(SnapDir(id_) + "/" + LargestSst(id_), 100);
   auto again = VerifyBackup(ProcessRunner::Real(), Access(), "", true);
   ASSERT_TRUE(again.ok());
-  EXPECT_FALSE(again->snapshots[0]->ok);
+  EXPECT_FALSE(again->snapshots[0].ok);
   auto latest = VerifyBackup(ProcessRunner::Real(), Access(), "latest", false);
   ASSERT_TRUE(latest.ok());
   ASSERT_EQ(latest->snapshots.size(), 1u);
-  EXPECT_EQ(latest->snapshots[0]->snapshot_id, second);
+  EXPECT_EQ(latest->snapshots[0].snapshot_id, second);
 }
 
 TEST_F(SnapshotRestoreTest, DbToolVerifySnapshotExitsOneNamingTheFile) {
@@ -380,12 +380,12 @@ TEST_F(SnapshotRestoreTest, SshDestinationIsVerifiedAndRestoredOverSsh) {
   EXPECT_TRUE(good->method.rfind("fetched to", 0) == 0 || good->method.rfind("on the backup host", 0) == 0)
       << good->method;
   ASSERT_EQ(good->snapshots.size(), 1u);
-  EXPECT_TRUE(good->snapshots[0]->ok) << DescribeProblems(*good->snapshots[0]);
+  EXPECT_TRUE(good->snapshots[0].ok) << DescribeProblems(good->snapshots[0]);
 
   RestoreRequest req;
   req.source_node = "r1";
   req.db_dir = dir_ / "over-ssh";
-  wire::RestoreResultT res;
+  RestoreResult res;
   Status s = RestoreSnapshot(ProcessRunner::Real(), a, req, &res);
   ASSERT_TRUE(s.ok()) << s.ToString();
   EXPECT_EQ(res.verification->last_block_id, 600u);
@@ -394,8 +394,8 @@ TEST_F(SnapshotRestoreTest, SshDestinationIsVerifiedAndRestoredOverSsh) {
   FlipByte(SnapDir(id_) + "/" + sst, 300);
   auto bad = VerifyBackup(ProcessRunner::Real(), a, "latest", false);
   ASSERT_TRUE(bad.ok()) << bad.status().ToString();
-  EXPECT_FALSE(bad->snapshots[0]->ok);
-  EXPECT_TRUE(Names(*bad->snapshots[0], sst, "checksum mismatch")) << DescribeProblems(*bad->snapshots[0]);
+  EXPECT_FALSE(bad->snapshots[0].ok);
+  EXPECT_TRUE(Names(bad->snapshots[0], sst, "checksum mismatch")) << DescribeProblems(bad->snapshots[0]);
   EXPECT_FALSE(fs::exists(dir_ / "w/verify/" + id_)) << "the fetched copy was left behind";
 }
 
