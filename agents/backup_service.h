@@ -55,6 +55,11 @@ struct BackupConfig {
   SnapshotPlaces places;
 };
 
+// The destination fields of `c` as a target, {node} expanded.
+BackupTarget ExpandedTarget(const BackupConfig& c, const std::string& node_id);
+// Sets `c`'s destination fields from `t`.
+void SetDestination(BackupConfig& c, const BackupTarget& t);
+
 struct BackupServiceOptions {
   std::string cluster_id;
   std::string node_id;

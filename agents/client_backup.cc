@@ -12,6 +12,7 @@
 
 #include "backup/backup_destination.h"
 #include "backup/client_archive.h"
+#include "backup/destination.h"
 #include "wire/backup_wire.h"
 #include "backup/rsync.h"
 #include "backup/transfer_progress.h"
@@ -25,43 +26,10 @@ namespace {
 namespace fs = std::filesystem;
 
 constexpr char kChecksumSuffix[] = ".sha256";
-constexpr char kPartialDir[] = ".ledgerkeep-partial";
-// Where a node's run ships its two files before publishing them:
-// <dest>/.ledgerkeep-incoming/<node>/ (one node runs one backup at a time).
+// Where a node's run stages its two files before the destination publishes
+// them: <dest>/.ledgerkeep-incoming/<node>/ (one node runs one backup at a
+// time).
 constexpr char kIncomingDir[] = ".ledgerkeep-incoming";
-// Exit code of kPublishScript when a final name is taken.
-constexpr int kNameTakenExit = 17;
-// Publishes $1 as $2, then $3 as $4, never replacing a file: a hard link
-// (atomic; fails if the name exists), or where the filesystem has none
-// `mv -n`. The archive goes first, its .sha256 (what makes it complete)
-// last; if that is taken, the archive just published is taken back. Then
-// the staged files go, and their directory $5 and its parent $6 if empty.
-// Exit 17: a name was taken; nothing of ours stays under the final names.
-constexpr char kPublishScript[] =
-    "publish() { "
-    "if ln -- \"$1\" \"$2\" 2>/dev/null; then rm -f -- \"$1\"; return 0; fi; "
-    "if [ -e \"$2\" ] || [ -L \"$2\" ]; then return 17; fi; "
-    "mv -n -- \"$1\" \"$2\" || return 1; "
-    "if [ -e \"$1\" ]; then return 17; fi; return 0; }; "
-    "s=0; "
-    "if publish \"$1\" \"$2\"; then publish \"$3\" \"$4\" || { s=$?; rm -f -- \"$2\"; }; else s=$?; fi; "
-    "rm -f -- \"$1\" \"$3\"; rmdir -- \"$5\" \"$6\" 2>/dev/null; exit $s";
-
-// Publishes `from` as `to` unless `to` exists (AlreadyExists): a hard link,
-// or where the filesystem has none, a rename that does not replace.
-Status PublishLocalFile(const std::string& from, const std::string& to) {
-  if (::link(from.c_str(), to.c_str()) == 0) {
-    ::unlink(from.c_str());
-    return Status::OK();
-  }
-  int err = errno;
-  if (err == EPERM || err == EOPNOTSUPP || err == EMLINK || err == ENOSYS) {
-    if (::renameat2(AT_FDCWD, from.c_str(), AT_FDCWD, to.c_str(), RENAME_NOREPLACE) == 0) return Status::OK();
-    err = errno;
-  }
-  if (err == EEXIST) return Status::AlreadyExists(to);
-  return Status::FromErrno(err, "cannot publish " + to);
-}
 
 bool EndsWith(const std::string& s, std::string_view suffix) {
   return s.size() >= suffix.size() && s.compare(s.size() - suffix.size(), suffix.size(), suffix) == 0;
@@ -118,23 +86,18 @@ class ClientBackupRun {
   ClientBackupRun(const CommandContext& ctx, const ClientBackupTuning& tuning, ProcessRunner* runner)
       : ctx_(ctx), tuning_(tuning), runner_(runner), started_ms_(MonotonicMs()) {}
 
-  // Only checks that `file_name` is free at `dest` (writes nothing).
-  Status CheckNameFree(const std::string& file_name, const BackupDestination& dest) {
-    dest_ = dest;
-    file_name_ = file_name;
-    RsyncRunner lister(runner_, RsyncOpts({}));
-    return RefuseExisting(lister);
+  // Only checks that `file_name` is free at `dest` (writes nothing there).
+  Status CheckNameFree(const std::string& file_name, const BackupDestination& dest, const std::string& work_dir) {
+    LK_RETURN_IF_ERROR(Open(file_name, dest, work_dir));
+    return RefuseExisting();
   }
 
   Result<wire::ClientBackupResultT> Run(const std::string& file_name, const std::vector<std::string>& paths,
                                         const BackupDestination& dest, const std::string& work_dir,
                                         const std::string& node_id) {
-    dest_ = dest;
-    file_name_ = file_name;
-    work_dir_ = work_dir;
     LK_RETURN_IF_ERROR(CheckSshFiles(dest));
-    RsyncRunner lister(runner_, RsyncOpts({}));
-    LK_RETURN_IF_ERROR(RefuseExisting(lister));
+    LK_RETURN_IF_ERROR(Open(file_name, dest, work_dir));
+    LK_RETURN_IF_ERROR(RefuseExisting());
 
     LK_RETURN_IF_ERROR(CreateDirectories(work_dir, 0700));
     RemoveStaleStaging(work_dir);
@@ -177,32 +140,19 @@ class ClientBackupRun {
     LK_RETURN_IF_ERROR(WriteFileAtomically(local_sum, stats.sha256 + "  " + file_name + "\n", 0600));
 
     // Someone may have taken the name while we archived.
-    LK_RETURN_IF_ERROR(RefuseExisting(lister));
-    // Never over an existing archive, even one that appears while we ship:
-    // local and SSH destinations get both files in this node's incoming
-    // directory, then PublishStaged() gives them their names without
-    // replacing anything. An rsync daemon runs no commands: there rsync
-    // writes the final names itself, leaving alone any that exist when it
-    // starts (--ignore-existing), and the .sha256 read back must be ours.
-    const bool daemon = dest.kind == BackupDestination::Kind::kRsyncDaemon;
-    const std::string incoming = std::string(kIncomingDir) + "/" + node_id;
-    std::vector<std::string> extra = {"--mkpath", std::string("--partial-dir=") + kPartialDir};
-    if (daemon) extra.push_back("--ignore-existing");
-    RsyncOptions ro = RsyncOpts(std::move(extra));
-    ro.on_progress = [this](const RsyncProgress& p) { ctx_.ReportProgress(ToTransferProgress(p, "transfer")); };
-    RsyncRunner shipper(runner_, ro);
-    auto copied = shipper.Copy({local, local_sum}, dest.RsyncPath(daemon ? "" : incoming) + "/");
-    if (!copied.ok()) return copied.status().WithContext("client backup " + file_name);
-    if (daemon) {
-      LK_RETURN_IF_ERROR(CheckShippedChecksumIsOurs(lister, local_sum));
-    } else {
-      LK_RETURN_IF_ERROR(PublishStaged(lister, incoming));
-    }
+    LK_RETURN_IF_ERROR(RefuseExisting());
+    // Never over an existing archive, even one that appears while we ship
+    // (Destination::ShipNewFileWithChecksum says how each kind does it).
+    TransferOptions t;
+    t.on_progress = [this](const RsyncProgress& p) { ctx_.ReportProgress(ToTransferProgress(p, "transfer")); };
+    Status shipped = dest_->ShipNewFileWithChecksum(local, local_sum, std::string(kIncomingDir) + "/" + node_id, t);
+    if (shipped.code() == StatusCode::kAlreadyExists) return NameTaken(shipped.message());
+    if (!shipped.ok()) return shipped.WithContext("client backup " + file_name);
 
-    LK_RETURN_IF_ERROR(CheckArrived(lister, stats.archive_bytes));
+    LK_RETURN_IF_ERROR(CheckArrived(stats.archive_bytes));
 
     wire::ClientBackupResultT r;
-    r.archive = dest.RsyncPath(file_name);
+    r.archive = where_.RsyncPath(file_name);
     r.sha256 = stats.sha256;
     r.bytes = stats.archive_bytes;
     r.entries = stats.entries;
@@ -212,25 +162,25 @@ class ClientBackupRun {
   }
 
  private:
-  RsyncOptions RsyncOpts(std::vector<std::string> extra) const {
-    RsyncOptions o;
-    std::vector<std::string> ssh = dest_.SshArgv(tuning_.ssh_options, work_dir_ + "/known_hosts");
-    if (!ssh.empty()) o.ssh_argv = std::move(ssh);
-    o.io_timeout_s = tuning_.io_timeout_s;
-    o.max_attempts = tuning_.max_attempts;
-    o.backoff_base_ms = tuning_.backoff_base_ms;
-    o.cancelled = [this] { return ctx_.cancelled(); };
-    o.extra_args = std::move(extra);
-    return o;
+  Status Open(const std::string& file_name, const BackupDestination& where, const std::string& work_dir) {
+    file_name_ = file_name;
+    where_ = where;
+    DestinationContext c;
+    c.runner = runner_;
+    c.work_dir = work_dir;
+    c.ssh_options = tuning_.ssh_options;
+    c.io_timeout_s = tuning_.io_timeout_s;
+    c.max_attempts = tuning_.max_attempts;
+    c.backoff_base_ms = tuning_.backoff_base_ms;
+    c.cancelled = [this] { return ctx_.cancelled(); };
+    LK_ASSIGN_OR_RETURN(dest_, MakeDestination(where, c));
+    return Status::OK();
   }
 
-  // The destination's entries of our name (empty when the directory does not exist yet).
-  Result<std::vector<RemoteEntry>> Ours(RsyncRunner& lister) {
-    auto listing = lister.ListRemote(dest_.RsyncPath(""));
-    if (!listing.ok()) {
-      if (listing.status().code() == StatusCode::kNotFound) return std::vector<RemoteEntry>{};
-      return listing.status().WithContext("cannot list the backup destination " + dest_.Display());
-    }
+  // The destination's entries of our name.
+  Result<std::vector<RemoteEntry>> Ours() {
+    auto listing = dest_->ListDir("");
+    if (!listing.ok()) return listing.status().WithContext("cannot list the backup destination " + where_.Display());
     std::vector<RemoteEntry> ours;
     for (auto& e : *listing) {
       if (e.name == file_name_ || e.name == file_name_ + kChecksumSuffix) ours.push_back(std::move(e));
@@ -238,62 +188,20 @@ class ClientBackupRun {
     return ours;
   }
 
-  Status RefuseExisting(RsyncRunner& lister) {
-    LK_ASSIGN_OR_RETURN(auto ours, Ours(lister));
+  Status RefuseExisting() {
+    LK_ASSIGN_OR_RETURN(auto ours, Ours());
     if (ours.empty()) return Status::OK();
     return NameTaken(ours.front().name);
   }
 
   Status NameTaken(const std::string& which) const {
-    return Status::AlreadyExists("an archive named " + file_name_ + " already exists at " + dest_.Display() +
-                                 " (" + dest_.RsyncPath(which) +
+    return Status::AlreadyExists("an archive named " + file_name_ + " already exists at " + where_.Display() +
+                                 " (" + where_.RsyncPath(which) +
                                  "); client backups are never overwritten: pick another --name");
   }
 
-  // Local and SSH destinations: the shipped files from `incoming` to their
-  // final names, never replacing a file (kPublishScript).
-  Status PublishStaged(RsyncRunner& runner, const std::string& incoming) {
-    const std::string sum = file_name_ + kChecksumSuffix;
-    const std::string from = dest_.path + "/" + incoming + "/";
-    const std::string to = dest_.path + "/";
-    if (dest_.kind == BackupDestination::Kind::kLocal) {
-      Status s = PublishLocalFile(from + file_name_, to + file_name_);
-      if (s.ok()) {
-        s = PublishLocalFile(from + sum, to + sum);
-        if (!s.ok()) ::unlink((to + file_name_).c_str());  // ours: nothing could replace it
-      }
-      ::unlink((from + file_name_).c_str());
-      ::unlink((from + sum).c_str());
-      ::rmdir(from.c_str());
-      ::rmdir((to + kIncomingDir).c_str());  // if no other node stages there
-      if (s.code() == StatusCode::kAlreadyExists) return NameTaken(file_name_);
-      return s.WithContext("client backup " + file_name_);
-    }
-    LK_ASSIGN_OR_RETURN(
-        auto r,
-        runner.RunOnHost(dest_.UserHost(), {"sh", "-c", kPublishScript, "sh", from + file_name_,
-                                            to + file_name_, from + sum, to + sum, from, to + kIncomingDir}));
-    if (r.exit_code == 0) return Status::OK();
-    if (r.exit_code == kNameTakenExit) return NameTaken(file_name_);
-    return Status::IOError("cannot publish " + dest_.RsyncPath(file_name_) + " (exit " +
-                           std::to_string(r.exit_code) + "): " + r.output.substr(0, 500) +
-                           "; check the destination filesystem");
-  }
-
-  // rsync daemons: the .sha256 at the destination is the one we shipped
-  // (else another run wrote the name while we shipped and kept it).
-  Status CheckShippedChecksumIsOurs(RsyncRunner& runner, const std::string& local_sum) {
-    const std::string back = local_sum + ".shipped.tar.gz.sha256";  // removed with the other staging files
-    StagedFiles cleanup({back});
-    LK_RETURN_IF_ERROR(runner.Copy({dest_.RsyncPath(file_name_ + kChecksumSuffix)}, back).status());
-    LK_ASSIGN_OR_RETURN(auto theirs, ReadFileToString(back));
-    LK_ASSIGN_OR_RETURN(auto ours, ReadFileToString(local_sum));
-    if (theirs != ours) return NameTaken(file_name_ + kChecksumSuffix);
-    return Status::OK();
-  }
-
-  Status CheckArrived(RsyncRunner& lister, uint64_t bytes) {
-    LK_ASSIGN_OR_RETURN(auto ours, Ours(lister));
+  Status CheckArrived(uint64_t bytes) {
+    LK_ASSIGN_OR_RETURN(auto ours, Ours());
     bool archive = false;
     bool sum = false;
     for (const auto& e : ours) {
@@ -301,7 +209,7 @@ class ClientBackupRun {
       if (e.name == file_name_ + kChecksumSuffix && e.type == RemoteEntry::Type::kFile) sum = true;
     }
     if (archive && sum) return Status::OK();
-    return Status::IOError("rsync reported success, but " + dest_.RsyncPath(file_name_) +
+    return Status::IOError("rsync reported success, but " + where_.RsyncPath(file_name_) +
                            (archive ? "" : " (" + std::to_string(bytes) + " bytes)") +
                            (sum ? "" : " and its .sha256") +
                            " is not at the destination; check the destination filesystem");
@@ -309,10 +217,10 @@ class ClientBackupRun {
 
   const CommandContext& ctx_;
   const ClientBackupTuning& tuning_;
-  std::string work_dir_;
   ProcessRunner* runner_;
   const int64_t started_ms_;
-  BackupDestination dest_;
+  BackupDestination where_;
+  std::unique_ptr<Destination> dest_;
   std::string file_name_;
 };
 
@@ -398,7 +306,7 @@ CommandOutcome ClientBackupHandler::Execute(const CommandContext& ctx) {
 
   ClientBackupRun run(ctx, tuning_, runner_);
   if (cmd->check_only()) {
-    Status free = run.CheckNameFree(*file_name, *dest);
+    Status free = run.CheckNameFree(*file_name, *dest, work_dir_);
     if (!free.ok()) return fail(free);
     wire::ClientBackupResultT r;
     r.archive = dest->RsyncPath(*file_name);

@@ -274,6 +274,8 @@ std::string BackupDestination::Normalized() const {
   return path;
 }
 
+std::string BackupDestination::LocalDirectory() const { return kind == Kind::kLocal ? path : std::string(); }
+
 std::string BackupDestination::RsyncPath(const std::string& sub) const {
   std::string p = sub.empty() ? path : path + "/" + sub;
   switch (kind) {

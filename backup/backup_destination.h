@@ -51,6 +51,9 @@ struct BackupDestination {
   // A canonical form for "is this the same place": kind, lower-case host,
   // port, and the lexically normal path without a trailing slash.
   std::string Normalized() const;
+  // The destination's directory when it is on this machine (a local path),
+  // "" when it is on another host.
+  std::string LocalDirectory() const;
   // rsync's syntax for `<destination>/<sub>` (sub may be empty).
   std::string RsyncPath(const std::string& sub) const;
   // The ssh argv (program first, no host) for SSH destinations; empty for

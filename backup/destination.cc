@@ -193,6 +193,26 @@ Status RsyncReachedDestination::Publish(const std::string& id, const std::string
   return WriteSmallFile(dir + "/DONE", digest + "\n");
 }
 
+Result<std::vector<RemoteEntry>> RsyncReachedDestination::ListDir(const std::string& sub) {
+  auto listing = rsync_.ListRemote(Remote(sub));
+  if (!listing.ok() && listing.status().code() == StatusCode::kNotFound) return std::vector<RemoteEntry>{};
+  return listing;
+}
+
+Status RsyncReachedDestination::ShipNewFileWithChecksum(const std::string& file, const std::string& checksum,
+                                                        const std::string& staging_sub,
+                                                        const TransferOptions& options) {
+  TransferOptions t = options;
+  t.extra_args.insert(t.extra_args.end(), {"--mkpath", std::string("--partial-dir=") + kPartialDirName});
+  LK_RETURN_IF_ERROR(Ship({file, checksum}, staging_sub + "/", t).status());
+  return PublishStaged(std::filesystem::path(file).filename().string(),
+                       std::filesystem::path(checksum).filename().string(), staging_sub);
+}
+
+Status RsyncReachedDestination::PublishStaged(const std::string&, const std::string&, const std::string&) {
+  return Status::FailedPrecondition(Display() + " cannot publish files without replacing them");
+}
+
 Result<ProcessResult> RsyncReachedDestination::RunOnHost(const std::vector<std::string>&, int64_t,
                                                          std::string*) {
   return Status::FailedPrecondition(Display() + " runs no commands (only SSH destinations do)");

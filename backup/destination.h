@@ -152,6 +152,22 @@ class Destination {
   // `sub` as a path readable in place on this machine, "" when the
   // destination is remote.
   virtual std::string LocalPath(const std::string& sub) const = 0;
+
+  // The entries directly in `sub` ("" = the destination's directory); none
+  // when it does not exist.
+  virtual Result<std::vector<RemoteEntry>> ListDir(const std::string& sub) = 0;
+
+  // Ships the local `file` and then its `checksum` file into the
+  // destination's directory under their base names, never replacing a file
+  // there, not even one that appears while they ship (client archives).
+  // A taken name is AlreadyExists naming it, and nothing of this call's
+  // stays under a final name. Local and SSH kinds ship into `staging_sub`
+  // and publish with a hard link (or a rename that does not replace); an
+  // rsync daemon runs no commands, so there rsync writes the final names
+  // itself, leaving existing ones alone (--ignore-existing), and the
+  // checksum file read back must be this call's.
+  virtual Status ShipNewFileWithChecksum(const std::string& file, const std::string& checksum,
+                                         const std::string& staging_sub, const TransferOptions& options) = 0;
 };
 
 using DestinationFactory = std::function<Result<std::unique_ptr<Destination>>(const BackupDestination&,

@@ -17,6 +17,8 @@ namespace ledgerkeep {
 inline constexpr int kPrivateDirMode = 0700;
 inline constexpr int kPrivateFileMode = 0600;
 inline constexpr const char* kPrivateChmod = "--chmod=D0700,F0600";
+// rsync's --partial-dir for files shipped whole (client archives).
+inline constexpr const char* kPartialDirName = ".ledgerkeep-partial";
 
 class RsyncReachedDestination : public Destination {
  public:
@@ -41,10 +43,23 @@ class RsyncReachedDestination : public Destination {
   std::string LocalPath(const std::string&) const override { return ""; }
   Result<ProcessResult> RunOnHost(const std::vector<std::string>& argv, int64_t timeout_ms,
                                   std::string* whole_stdout) override;
+  // rsync --list-only of `sub`.
+  Result<std::vector<RemoteEntry>> ListDir(const std::string& sub) override;
+  // Ships both files into `staging_sub`, then PublishStaged(). The rsync
+  // daemon replaces the whole of it.
+  Status ShipNewFileWithChecksum(const std::string& file, const std::string& checksum,
+                                 const std::string& staging_sub, const TransferOptions& options) override;
 
  protected:
   // rsync options for `connection` with `options` applied.
   RsyncOptions OptionsFor(const TransferOptions& options) const;
+  // Gives the staged `file` and then `checksum` (base names, in
+  // `staging_sub`) their final names without replacing anything, removes
+  // the staged copies and `staging_sub` (and its parent) when empty.
+  // AlreadyExists(name) when a final name is taken.
+  virtual Status PublishStaged(const std::string& file, const std::string& checksum,
+                               const std::string& staging_sub);
+
   // The destination's rsync path of `sub`.
   std::string Remote(const std::string& sub) const { return where_.RsyncPath(sub); }
 

@@ -25,6 +25,11 @@ class LocalDestination final : public RsyncReachedDestination {
   std::unique_ptr<SnapshotFlusher> StartFlusher(const std::string& id, std::vector<SnapshotFlusher::File> files,
                                                 const std::string& python) override;
   std::string LocalPath(const std::string& sub) const override { return where_.path + "/" + sub; }
+
+ protected:
+  // link(2), or renameat2(RENAME_NOREPLACE) where there are no hard links.
+  Status PublishStaged(const std::string& file, const std::string& checksum,
+                       const std::string& staging_sub) override;
 };
 
 }  // namespace ledgerkeep

@@ -1,5 +1,7 @@
 #include "backup/rsync_daemon_destination.h"
 
+#include <filesystem>
+
 #include "backup/backup_engine.h"
 #include "common/file_util.h"
 
@@ -26,6 +28,25 @@ std::unique_ptr<SnapshotFlusher> RsyncDaemonDestination::StartFlusher(const std:
                                                                       const std::string&) {
   if (files.empty()) return SnapshotFlusher::None("no new files");
   return SnapshotFlusher::None("an rsync daemon runs no commands");
+}
+
+Status RsyncDaemonDestination::ShipNewFileWithChecksum(const std::string& file, const std::string& checksum,
+                                                       const std::string&, const TransferOptions& options) {
+  TransferOptions t = options;
+  t.extra_args.insert(t.extra_args.end(),
+                      {"--mkpath", std::string("--partial-dir=") + kPartialDirName, "--ignore-existing"});
+  RsyncRunner copier(context_.runner, OptionsFor(t));
+  LK_RETURN_IF_ERROR(copier.Copy({file, checksum}, Remote("") + "/").status());
+  // Another run may have written the names while we shipped: the checksum
+  // there must be ours.
+  const std::string name = std::filesystem::path(checksum).filename().string();
+  auto theirs = ReadSmallFile(name);
+  std::error_code ec;
+  std::filesystem::remove(context_.work_dir + "/fetch/" + name, ec);  // ReadSmallFile's copy
+  LK_RETURN_IF_ERROR(theirs.status());
+  LK_ASSIGN_OR_RETURN(auto ours, ReadFileToString(checksum));
+  if (*theirs != ours) return Status::AlreadyExists(name);
+  return Status::OK();
 }
 
 }  // namespace ledgerkeep

@@ -18,6 +18,10 @@ class RsyncDaemonDestination final : public RsyncReachedDestination {
   Status DeleteSnapshot(const std::string& id) override;
   Status MakeSnapshotDir(const std::string& id) override;
   Status SyncSnapshot(const std::string&) override { return Status::OK(); }
+  // rsync --ignore-existing into the final names, then the checksum read
+  // back must be ours (a daemon runs no commands to publish with).
+  Status ShipNewFileWithChecksum(const std::string& file, const std::string& checksum,
+                                 const std::string& staging_sub, const TransferOptions& options) override;
   std::unique_ptr<SnapshotFlusher> StartFlusher(const std::string& id, std::vector<SnapshotFlusher::File> files,
                                                 const std::string& python) override;
 };

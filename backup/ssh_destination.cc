@@ -2,6 +2,7 @@
 
 #include <spdlog/spdlog.h>
 
+#include <filesystem>
 #include <sstream>
 
 #include "backup/backup_engine.h"
@@ -21,6 +22,24 @@ constexpr char kSyncDataScript[] =
     "if sync -d -- \"$1/data\" 2>/dev/null; then "
     "find \"$1/data\" \\( -type f -o -type d \\) -exec sync -d -- {} + || exit 5; "
     "else sync || exit 5; fi; ";
+
+// Exit code of kPublishScript when a final name is taken.
+constexpr int kNameTakenExit = 17;
+// Publishes $1 as $2, then $3 as $4, never replacing a file: a hard link
+// (atomic; fails if the name exists), or where the filesystem has none
+// `mv -n`. The file goes first, its checksum (what makes it complete)
+// last; if that is taken, the file just published is taken back. Then
+// the staged files go, and their directory $5 and its parent $6 if empty.
+// Exit 17: a name was taken; nothing of ours stays under the final names.
+constexpr char kPublishScript[] =
+    "publish() { "
+    "if ln -- \"$1\" \"$2\" 2>/dev/null; then rm -f -- \"$1\"; return 0; fi; "
+    "if [ -e \"$2\" ] || [ -L \"$2\" ]; then return 17; fi; "
+    "mv -n -- \"$1\" \"$2\" || return 1; "
+    "if [ -e \"$1\" ]; then return 17; fi; return 0; }; "
+    "s=0; "
+    "if publish \"$1\" \"$2\"; then publish \"$3\" \"$4\" || { s=$?; rm -f -- \"$2\"; }; else s=$?; fi; "
+    "rm -f -- \"$1\" \"$3\"; rmdir -- \"$5\" \"$6\" 2>/dev/null; exit $s";
 
 // `find -printf '%y %P\n'` output of snapshots/, two levels deep.
 SnapshotListing ParseFindListing(const std::string& text) {
@@ -155,6 +174,20 @@ void SshDestination::WarmUp(int connection) {
   RsyncRunner r(context_.runner, DestinationRsyncOptions(where_, context_, connection));
   auto res = r.RunOnHost(where_.UserHost(), {"true"});
   if (!res.ok()) spdlog::debug("ssh connection {} not opened ahead: {}", connection, res.status().ToString());
+}
+
+Status SshDestination::PublishStaged(const std::string& file, const std::string& checksum,
+                                     const std::string& staging_sub) {
+  const std::string from = HostPath(staging_sub) + "/";
+  const std::string to = where_.path + "/";
+  const std::string staging_parent = std::filesystem::path(HostPath(staging_sub)).parent_path().string();
+  LK_ASSIGN_OR_RETURN(auto r, RunOnHost({"sh", "-c", kPublishScript, "sh", from + file, to + file, from + checksum,
+                                         to + checksum, from, staging_parent},
+                                        60'000, nullptr));
+  if (r.exit_code == 0) return Status::OK();
+  if (r.exit_code == kNameTakenExit) return Status::AlreadyExists(file);
+  return Status::IOError("cannot publish " + Remote(file) + " (exit " + std::to_string(r.exit_code) +
+                         "): " + r.output.substr(0, 500) + "; check the destination filesystem");
 }
 
 }  // namespace ledgerkeep

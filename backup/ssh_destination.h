@@ -38,6 +38,11 @@ class SshDestination final : public RsyncReachedDestination {
                                                 const std::string& python) override;
   void WarmUp(int connection) override;
 
+ protected:
+  // One command: ln (or mv -n where there are no hard links), file first.
+  Status PublishStaged(const std::string& file, const std::string& checksum,
+                       const std::string& staging_sub) override;
+
  private:
   std::string HostPath(const std::string& sub) const { return where_.path + "/" + sub; }
 

@@ -15,6 +15,7 @@
 
 #include "backup/backup_engine.h"
 #include "tests/common/sshd_fixture.h"
+#include "tests/support/status_macros.h"
 #include "tests/support/child_process.h"
 #include "tests/support/temp_dir.h"
 #include "tests/support/transfer_fakes.h"
@@ -232,6 +233,39 @@ TEST_P(DestinationContractTest, FlusherRunsWhereTheKindHasOne) {
   std::ofstream(view_ + "/snapshots/" + kId1 + "/data/a.sst") << "abcd";
   const auto report = flusher->Finish(30'000);
   EXPECT_EQ(report.ran, GetParam() != Place::kRsyncDaemon) << report.note;
+}
+
+TEST_P(DestinationContractTest, ANewFileAndItsChecksumArriveAndATakenNameIsNeverReplaced) {
+  auto none = dest_->ListDir("");
+  ASSERT_TRUE(none.ok()) << none.status().ToString();
+  EXPECT_TRUE(none->empty()) << "a destination that does not exist yet lists nothing";
+
+  const std::string src = tmp_.path() + "/archives";
+  std::filesystem::create_directories(src);
+  std::ofstream(src + "/c1.tar.gz") << std::string(64 * 1024, 'z');
+  std::ofstream(src + "/c1.tar.gz.sha256") << "ours  c1.tar.gz\n";
+  LK_ASSERT_OK(dest_->ShipNewFileWithChecksum(src + "/c1.tar.gz", src + "/c1.tar.gz.sha256",
+                                              ".ledgerkeep-incoming/c1", {}));
+  EXPECT_EQ(test::ReadFile(view_ + "/c1.tar.gz.sha256"), "ours  c1.tar.gz\n");
+  EXPECT_EQ(std::filesystem::file_size(view_ + "/c1.tar.gz"), 64u * 1024);
+  EXPECT_FALSE(std::filesystem::exists(view_ + "/.ledgerkeep-incoming")) << "staging left behind";
+  auto listed = dest_->ListDir("");
+  ASSERT_TRUE(listed.ok()) << listed.status().ToString();
+  bool archive = false, sum = false;
+  for (const auto& e : *listed) {
+    archive = archive || (e.name == "c1.tar.gz" && e.size == 64u * 1024);
+    sum = sum || e.name == "c1.tar.gz.sha256";
+  }
+  EXPECT_TRUE(archive && sum);
+
+  // The same names again, with other content: refused, the first kept.
+  std::ofstream(src + "/c1.tar.gz", std::ios::trunc) << "other";
+  std::ofstream(src + "/c1.tar.gz.sha256", std::ios::trunc) << "theirs  c1.tar.gz\n";
+  Status again = dest_->ShipNewFileWithChecksum(src + "/c1.tar.gz", src + "/c1.tar.gz.sha256",
+                                                ".ledgerkeep-incoming/c1", {});
+  EXPECT_EQ(again.code(), StatusCode::kAlreadyExists) << again.ToString();
+  EXPECT_EQ(test::ReadFile(view_ + "/c1.tar.gz.sha256"), "ours  c1.tar.gz\n") << "replaced";
+  EXPECT_EQ(std::filesystem::file_size(view_ + "/c1.tar.gz"), 64u * 1024) << "replaced";
 }
 
 INSTANTIATE_TEST_SUITE_P(EveryKind, DestinationContractTest,

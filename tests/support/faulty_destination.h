@@ -146,6 +146,14 @@ class FaultyDestination final : public Destination {
   }
   void WarmUp(int connection) override { inner_->WarmUp(connection); }
   std::string LocalPath(const std::string& sub) const override { return inner_->LocalPath(sub); }
+  Result<std::vector<RemoteEntry>> ListDir(const std::string& sub) override {
+    return Do(DestinationOp::kList, [&] { return inner_->ListDir(sub); });
+  }
+  Status ShipNewFileWithChecksum(const std::string& file, const std::string& checksum, const std::string& staging_sub,
+                                 const TransferOptions& options) override {
+    return DoStatus(DestinationOp::kShip,
+                    [&] { return inner_->ShipNewFileWithChecksum(file, checksum, staging_sub, options); });
+  }
 
  private:
   // Runs `real` unless the plan fails `op`; a stall waits first (ending

@@ -1,0 +1,293 @@
+// BackupService's command handlers (backup_service.h): wire commands in,
+// library calls, wire results out.
+#include <spdlog/spdlog.h>
+
+#include "agents/backup_service.h"
+#include "backup/backup_schedule.h"
+#include "backup/retention.h"
+#include "backup/snapshot_verifier.h"
+
+namespace ledgerkeep {
+namespace {
+
+CommandOutcome Fail(Status s) {
+  CommandOutcome out;
+  out.status = std::move(s);
+  return out;
+}
+
+class BackupHandler final : public CommandHandler {
+ public:
+  BackupHandler(BackupService* s, std::function<CommandOutcome(BackupService*, const CommandContext&)> fn,
+                std::string lane)
+      : s_(s), fn_(std::move(fn)), lane_(std::move(lane)) {}
+  std::string Lane(const wire::Command&) const override { return lane_; }
+  CommandOutcome Execute(const CommandContext& ctx) override { return fn_(s_, ctx); }
+
+ private:
+  BackupService* s_;
+  std::function<CommandOutcome(BackupService*, const CommandContext&)> fn_;
+  std::string lane_;
+};
+
+}  // namespace
+
+// ---------------------------------------------------------------- commands
+
+CommandOutcome BackupService::Schedule(const wire::ScheduleBackup& cmd) {
+  const std::string mode = cmd.mode() == wire::BackupMode::Checkpoint ? "checkpoint" : "rsync";
+  BackupTarget target = FromWire(cmd.target());
+  const std::string freq = cmd.frequency() ? cmd.frequency()->str() : "";
+  const std::string tz = cmd.time_zone() && cmd.time_zone()->size() ? cmd.time_zone()->str() : "UTC";
+  auto sched = ParseSchedule(freq, tz);
+  if (!sched.ok()) return Fail(sched.status());
+  // The CLI checks these ranges too; a command from elsewhere is checked here.
+  Status retention = ValidateRetention({cmd.retention() ? cmd.retention()->keep_last() : 0u,
+                                        cmd.retention() ? cmd.retention()->max_age_s() : 0u});
+  if (!retention.ok()) return Fail(retention);
+  if (cmd.min_free_bytes() > kMaxMinFreeBytes) {
+    return Fail(Status::InvalidArgument("min_free_bytes " + std::to_string(cmd.min_free_bytes()) +
+                                        " is out of range: give 0 to " + std::to_string(kMaxMinFreeBytes) +
+                                        " (1 PiB)"));
+  }
+  BackupConfig c;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (config_.scheduled && config_.mode != mode) {
+      return Fail(Status::FailedPrecondition(
+          "this node already runs " + config_.mode + " backups (" + config_.frequency + "); a node runs " +
+          "one backup mode, never both. To switch, run `ledgerkeep backup unschedule --node " +
+          opt_.node_id + "`, then schedule the " + mode + " mode"));
+    }
+    c = config_;
+  }
+  c.mode = mode;
+  c.scheduled = true;
+  c.frequency = freq;
+  c.time_zone = tz;
+  c.keep_last = cmd.retention() ? cmd.retention()->keep_last() : 0;
+  c.max_age_s = cmd.retention() ? cmd.retention()->max_age_s() : 0;
+  if (cmd.min_free_bytes() > 0) c.min_free_bytes = cmd.min_free_bytes();
+  // Checkpoint mode keeps its own local directory (empty = next to the DB);
+  // an earlier rsync destination must not leak into it.
+  if (mode == "rsync") {
+    SetDestination(c, target);
+  } else {
+    SetDestination(c, BackupTarget{});
+    c.destination = target.destination;
+  }
+  if (mode == "rsync") {
+    // Validate the destination and claim it now, so a shared or unreachable
+    // directory is refused when scheduling, not an hour later.
+    auto o = RunOptionsFor(c, true);
+    if (!o.ok()) return Fail(o.status());
+    Status claim = engine_.Claim(*o);
+    if (!claim.ok()) return Fail(claim);
+  } else if (Status where = CheckpointDirAllowed(ExpandNodePlaceholder(c.destination, opt_.node_id));
+             !where.ok()) {
+    return Fail(where);
+  }
+  c.scheduled_since_ms = opt_.clock->NowMs();
+  c.last_scheduled_run_ms = 0;
+  if (mode == "rsync") {
+    c.places = PlacesOf(c, opt_.node_id);  // the new home first; the old one stays if it holds snapshots
+  }
+  std::lock_guard<std::mutex> lock(mu_);
+  config_ = c;
+  Status s = SaveConfig();
+  if (!s.ok()) return Fail(s);
+  cv_.notify_all();
+  spdlog::info("backups scheduled: {} ({}), {}", DescribeSchedule(*sched), mode, c.destination);
+  return GetStatusLocked();
+}
+
+CommandOutcome BackupService::Unschedule() {
+  std::lock_guard<std::mutex> lock(mu_);
+  config_.scheduled = false;
+  config_.frequency.clear();
+  if (config_.mode == "checkpoint") config_.mode = "none";
+  if (config_.mode == "rsync" && config_.destination.empty()) config_.mode = "none";
+  Status s = SaveConfig();
+  if (!s.ok()) return Fail(s);
+  return GetStatusLocked();
+}
+
+CommandOutcome BackupService::Configure(const wire::ConfigureBackup& cmd) {
+  BackupTarget target = FromWire(cmd.target());
+  BackupConfig c;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (config_.scheduled && config_.mode == "checkpoint") {
+      return Fail(Status::FailedPrecondition(
+          "this node runs checkpoint-mode backups; a node runs one backup mode. Run `ledgerkeep "
+          "backup unschedule --node " + opt_.node_id + "` first"));
+    }
+    c = config_;
+  }
+  SetDestination(c, target);
+  if (c.mode == "none") c.mode = "rsync";
+  auto o = RunOptionsFor(c, false);
+  if (!o.ok()) return Fail(o.status());
+  if (!opt_.node.ledger_db.empty()) {  // replicas claim now; clients claim when they ship
+    Status claim = engine_.Claim(*o);
+    if (!claim.ok()) return Fail(claim);
+  }
+  c.places = PlacesOf(c, opt_.node_id);
+  std::lock_guard<std::mutex> lock(mu_);
+  config_ = c;
+  Status s = SaveConfig();
+  if (!s.ok()) return Fail(s);
+  return GetStatusLocked();
+}
+
+CommandOutcome BackupService::RunNow(const CommandContext& ctx, const wire::RunBackupNow& cmd) {
+  BackupConfig c;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    c = config_;
+  }
+  BackupTarget target = FromWire(cmd.target());
+  if (!target.destination.empty()) {
+    // A one-off destination: this run only. It never replaces the home
+    // destination; its snapshot is recorded as a place (RunLocked).
+    SetDestination(c, target);
+    if (c.mode == "none") c.mode = "rsync";
+  }
+  if (c.mode == "none" || (c.mode == "rsync" && c.destination.empty())) {
+    return Fail(Status::FailedPrecondition(
+        "no backup destination for " + opt_.node_id +
+        ": pass --destination, or set one with `ledgerkeep backup configure` or `backup schedule`"));
+  }
+  auto res = RunLocked(
+      c, false, [&](const TransferProgress& p) { ctx.ReportProgress(p); },
+      [&] { return ctx.cancelled(); });
+  CommandOutcome out;
+  if (!res.ok) out.status = Status(StatusCode::kAborted, res.error);
+  out.detail.Set(ToWire(res));
+  return out;
+}
+
+CommandOutcome BackupService::GetStatus() {
+  std::lock_guard<std::mutex> lock(mu_);
+  return GetStatusLocked();
+}
+
+CommandOutcome BackupService::GetStatusLocked() {
+  wire::BackupStatusT st;
+  st.mode = config_.mode;
+  st.destination = ExpandNodePlaceholder(config_.destination, opt_.node_id);
+  st.running = running_;
+  if (config_.scheduled) {
+    auto sched = ParseSchedule(config_.frequency, config_.time_zone);
+    if (sched.ok()) st.schedule = DescribeSchedule(*sched);
+    auto next = NextRun(config_);
+    if (next.ok()) st.next_run_ms = *next;
+  }
+  if (last_) st.last = std::make_unique<wire::BackupResultT>(ToWire(*last_));
+  if (last_ok_) st.last_ok = std::make_unique<wire::BackupResultT>(ToWire(*last_ok_));
+  st.places = PlacesToWire(PlacesOf(config_, opt_.node_id));
+  CommandOutcome out;
+  out.detail.Set(std::move(st));
+  return out;
+}
+
+CommandOutcome BackupService::List() {
+  BackupConfig c;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    c = config_;
+  }
+  const SnapshotPlaces places = PlacesOf(c, opt_.node_id);
+  if (places.empty()) {
+    return Fail(Status::FailedPrecondition("no backup destination configured on " + opt_.node_id));
+  }
+  std::vector<SnapshotAccess> access;
+  for (const auto& p : places) {
+    auto a = AccessFor(p, opt_.data_dir + "/backup/work");
+    if (!a.ok()) return Fail(a.status());
+    access.push_back(std::move(*a));
+  }
+  PlacesListing listing = ListPlaces(opt_.runner, access);
+  wire::SnapshotListT sl;
+  sl.destination = access[0].destination.Display();
+  for (auto& s : listing.snapshots) sl.snapshots.push_back(std::make_unique<wire::SnapshotInfoT>(ToWire(s)));
+  sl.unreachable = std::move(listing.unreachable);
+  CommandOutcome out;
+  if (!sl.unreachable.empty() && sl.unreachable.size() == access.size()) {
+    out.status = Status::Unavailable("cannot list the snapshots of " + opt_.node_id + ": " + sl.unreachable[0]);
+  }
+  out.detail.Set(std::move(sl));
+  return out;
+}
+
+CommandOutcome BackupService::Verify(const CommandContext& ctx, const wire::VerifyBackup& cmd) {
+  BackupConfig c;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    c = config_;
+  }
+  const SnapshotPlaces places = PlacesOf(c, opt_.node_id);
+  if (places.empty()) {
+    return Fail(Status::FailedPrecondition("no backup destination configured on " + opt_.node_id));
+  }
+  std::vector<SnapshotAccess> access;
+  for (const auto& p : places) {
+    auto a = AccessFor(p, opt_.data_dir + "/backup/verify-work");
+    if (!a.ok()) return Fail(a.status());
+    a->on_progress = [&](const TransferProgress& pr) { ctx.ReportProgress(pr); };
+    a->cancelled = [&] { return ctx.cancelled(); };
+    access.push_back(std::move(*a));
+  }
+  auto res = VerifyBackup(opt_.runner, access, cmd.snapshot_id() ? cmd.snapshot_id()->str() : "", cmd.all());
+  if (!res.ok()) return Fail(res.status());
+  std::string bad;
+  for (const auto& v : res->snapshots) {
+    if (v.ok) continue;
+    bad += "\nsnapshot " + v.snapshot_id + " at " + v.destination + ":\n" + DescribeProblems(v);
+  }
+  CommandOutcome out;
+  if (!bad.empty()) {
+    out.status = Status::Corruption("backup verification failed" + bad);
+  }
+  out.detail.Set(ToWire(*res));
+  return out;
+}
+
+Result<BackupTarget> BackupService::ConfiguredTarget() {
+  std::lock_guard<std::mutex> lock(mu_);
+  if (config_.destination.empty() || config_.mode == "checkpoint") {
+    return Status::NotFound("no backup destination configured on " + opt_.node_id);
+  }
+  BackupTarget t = ExpandedTarget(config_, opt_.node_id);
+  t.destination = config_.destination;  // as configured ({node} kept)
+  return t;
+}
+
+HandlerMap BackupService::Handlers() {
+  HandlerMap m;
+  auto add = [&](wire::CommandBody type, std::string lane,
+                 std::function<CommandOutcome(BackupService*, const CommandContext&)> fn) {
+    m[type] = std::make_shared<BackupHandler>(this, std::move(fn), std::move(lane));
+  };
+  add(wire::CommandBody::ScheduleBackup, "backup-config", [](BackupService* s, const CommandContext& c) {
+    return s->Schedule(*c.command().body_as_ScheduleBackup());
+  });
+  add(wire::CommandBody::UnscheduleBackup, "backup-config",
+      [](BackupService* s, const CommandContext&) { return s->Unschedule(); });
+  add(wire::CommandBody::ConfigureBackup, "backup-config", [](BackupService* s, const CommandContext& c) {
+    return s->Configure(*c.command().body_as_ConfigureBackup());
+  });
+  add(wire::CommandBody::RunBackupNow, "backup", [](BackupService* s, const CommandContext& c) {
+    return s->RunNow(c, *c.command().body_as_RunBackupNow());
+  });
+  add(wire::CommandBody::GetBackupStatus, "control",
+      [](BackupService* s, const CommandContext&) { return s->GetStatus(); });
+  add(wire::CommandBody::ListSnapshots, "backup-list",
+      [](BackupService* s, const CommandContext&) { return s->List(); });
+  add(wire::CommandBody::VerifyBackup, "backup-verify", [](BackupService* s, const CommandContext& c) {
+    return s->Verify(c, *c.command().body_as_VerifyBackup());
+  });
+  return m;
+}
+
+}  // namespace ledgerkeep
