@@ -124,6 +124,16 @@ OutboxEntry Agent::Impl::MakeReport(wire::ReportBodyUnion body) {
   return {seq, BuildEnvelope(h, std::move(b))};
 }
 
+OutboxEntry Agent::Impl::MakeAck(uint64_t id, bool accepted, const std::string& reason) {
+  wire::AckT ack;
+  ack.cmd_id = id;
+  ack.accepted = accepted;
+  ack.reason = reason;
+  wire::ReportBodyUnion b;
+  b.Set(std::move(ack));
+  return MakeReport(std::move(b));
+}
+
 void Agent::Impl::SendReport(const OutboxEntry& e) {
   if (!welcomed || !dealer) return;  // resent after the next Welcome
   SendFramesNoWait(*dealer, {e.envelope});
@@ -186,13 +196,7 @@ void Agent::Impl::HandleCommand(DecodedEnvelope env, bool direct) {
   }
   const std::string kind(CommandKindName(cmd.body_type()));
   auto refuse = [&](bool expired, const std::string& why) {
-    wire::AckT ack;
-    ack.cmd_id = id;
-    ack.accepted = false;
-    ack.reason = why;
-    wire::ReportBodyUnion b;
-    b.Set(std::move(ack));
-    OutboxEntry e = MakeReport(std::move(b));
+    OutboxEntry e = MakeAck(id, false, why);
     Status s = opt.journal->Accept(id, e);
     if (!s.ok()) spdlog::error("journal: {}", s.ToString());
     SendReport(e);
@@ -220,12 +224,7 @@ void Agent::Impl::HandleCommand(DecodedEnvelope env, bool direct) {
     ExecuteInline(*handler, std::move(env), id);
     return;
   }
-  wire::AckT ack;
-  ack.cmd_id = id;
-  ack.accepted = true;
-  wire::ReportBodyUnion b;
-  b.Set(std::move(ack));
-  OutboxEntry e = MakeReport(std::move(b));
+  OutboxEntry e = MakeAck(id, true, "");
   Status s = opt.journal->Accept(id, e);
   if (!s.ok()) {
     spdlog::error("cannot journal command {}: {}; not acking it", id, s.ToString());

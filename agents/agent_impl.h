@@ -106,6 +106,8 @@ struct Agent::Impl {
 
   // ------------------------------------------------------------ reports
   OutboxEntry MakeReport(wire::ReportBodyUnion body);
+  // The Ack report of command `id` (refused: `reason` says why).
+  OutboxEntry MakeAck(uint64_t id, bool accepted, const std::string& reason);
   void SendReport(const OutboxEntry& e);
   void EmitAppend(wire::ReportBodyUnion body);
   void CompleteCommand(const wire::CommandResultT& r);

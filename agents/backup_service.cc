@@ -244,17 +244,28 @@ SnapshotPlaces BackupService::PlacesOf(const BackupConfig& c, const std::string&
   return places;
 }
 
-Result<SnapshotAccess> BackupService::AccessFor(const SnapshotPlace& place, const std::string& work_dir) {
-  LK_ASSIGN_OR_RETURN(auto dest, ParseDestination(place.target, opt_.node_id));
-  SnapshotAccess a;
-  a.destination = std::move(dest);
-  a.ssh_options = opt_.node.backup_ssh_options;
-  a.work_dir = work_dir;
-  a.io_timeout_s = opt_.io_timeout_s;
-  a.max_attempts = opt_.max_attempts;
-  a.backoff_base_ms = opt_.backoff_base_ms;
-  a.newest_recorded = place.newest_snapshot_id;
-  return a;
+Result<std::vector<SnapshotAccess>> BackupService::AccessToEveryPlace(const std::string& work_dir) {
+  BackupConfig c;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    c = config_;
+  }
+  const SnapshotPlaces places = PlacesOf(c, opt_.node_id);
+  if (places.empty()) return Status::FailedPrecondition("no backup destination configured on " + opt_.node_id);
+  std::vector<SnapshotAccess> access;
+  for (const auto& place : places) {
+    LK_ASSIGN_OR_RETURN(auto dest, ParseDestination(place.target, opt_.node_id));
+    SnapshotAccess a;
+    a.destination = std::move(dest);
+    a.ssh_options = opt_.node.backup_ssh_options;
+    a.work_dir = work_dir;
+    a.io_timeout_s = opt_.io_timeout_s;
+    a.max_attempts = opt_.max_attempts;
+    a.backoff_base_ms = opt_.backoff_base_ms;
+    a.newest_recorded = place.newest_snapshot_id;
+    access.push_back(std::move(a));
+  }
+  return access;
 }
 
 // Checkpoint mode's directory ("" = next to the DB): a local absolute path,

@@ -106,8 +106,9 @@ class BackupService {
   Status SaveConfig();
   Status SaveState();
   Result<BackupRunOptions> RunOptionsFor(const BackupConfig& c, bool scheduled);
-  // How to reach one place of this node's snapshots (list, verify).
-  Result<SnapshotAccess> AccessFor(const SnapshotPlace& place, const std::string& work_dir);
+  // How to reach every place of this node's snapshots (list, verify),
+  // home first; FailedPrecondition when it has none.
+  Result<std::vector<SnapshotAccess>> AccessToEveryPlace(const std::string& work_dir);
   // The places to look at: the recorded ones, or the home alone for a
   // config written before places were recorded.
   static SnapshotPlaces PlacesOf(const BackupConfig& c, const std::string& node_id);

@@ -10,12 +10,6 @@
 namespace ledgerkeep {
 namespace {
 
-CommandOutcome Fail(Status s) {
-  CommandOutcome out;
-  out.status = std::move(s);
-  return out;
-}
-
 class BackupHandler final : public CommandHandler {
  public:
   BackupHandler(BackupService* s, std::function<CommandOutcome(BackupService*, const CommandContext&)> fn,
@@ -192,21 +186,9 @@ CommandOutcome BackupService::GetStatusLocked() {
 }
 
 CommandOutcome BackupService::List() {
-  BackupConfig c;
-  {
-    std::lock_guard<std::mutex> lock(mu_);
-    c = config_;
-  }
-  const SnapshotPlaces places = PlacesOf(c, opt_.node_id);
-  if (places.empty()) {
-    return Fail(Status::FailedPrecondition("no backup destination configured on " + opt_.node_id));
-  }
-  std::vector<SnapshotAccess> access;
-  for (const auto& p : places) {
-    auto a = AccessFor(p, opt_.data_dir + "/backup/work");
-    if (!a.ok()) return Fail(a.status());
-    access.push_back(std::move(*a));
-  }
+  auto every = AccessToEveryPlace(opt_.data_dir + "/backup/work");
+  if (!every.ok()) return Fail(every.status());
+  const std::vector<SnapshotAccess>& access = *every;
   PlacesListing listing = ListPlaces(opt_.runner, access);
   wire::SnapshotListT sl;
   sl.destination = access[0].destination.Display();
@@ -221,22 +203,12 @@ CommandOutcome BackupService::List() {
 }
 
 CommandOutcome BackupService::Verify(const CommandContext& ctx, const wire::VerifyBackup& cmd) {
-  BackupConfig c;
-  {
-    std::lock_guard<std::mutex> lock(mu_);
-    c = config_;
-  }
-  const SnapshotPlaces places = PlacesOf(c, opt_.node_id);
-  if (places.empty()) {
-    return Fail(Status::FailedPrecondition("no backup destination configured on " + opt_.node_id));
-  }
-  std::vector<SnapshotAccess> access;
-  for (const auto& p : places) {
-    auto a = AccessFor(p, opt_.data_dir + "/backup/verify-work");
-    if (!a.ok()) return Fail(a.status());
-    a->on_progress = [&](const TransferProgress& pr) { ctx.ReportProgress(pr); };
-    a->cancelled = [&] { return ctx.cancelled(); };
-    access.push_back(std::move(*a));
+  auto every = AccessToEveryPlace(opt_.data_dir + "/backup/verify-work");
+  if (!every.ok()) return Fail(every.status());
+  std::vector<SnapshotAccess>& access = *every;
+  for (auto& a : access) {
+    a.on_progress = [&](const TransferProgress& pr) { ctx.ReportProgress(pr); };
+    a.cancelled = [&] { return ctx.cancelled(); };
   }
   auto res = VerifyBackup(opt_.runner, access, cmd.snapshot_id() ? cmd.snapshot_id()->str() : "", cmd.all());
   if (!res.ok()) return Fail(res.status());

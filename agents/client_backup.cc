@@ -165,13 +165,7 @@ class ClientBackupRun {
   Status Open(const std::string& file_name, const BackupDestination& where, const std::string& work_dir) {
     file_name_ = file_name;
     where_ = where;
-    DestinationContext c;
-    c.runner = runner_;
-    c.work_dir = work_dir;
-    c.ssh_options = tuning_.ssh_options;
-    c.io_timeout_s = tuning_.io_timeout_s;
-    c.max_attempts = tuning_.max_attempts;
-    c.backoff_base_ms = tuning_.backoff_base_ms;
+    DestinationContext c = DestinationContextOf(tuning_, runner_, work_dir);
     c.cancelled = [this] { return ctx_.cancelled(); };
     LK_ASSIGN_OR_RETURN(dest_, MakeDestination(where, c));
     return Status::OK();
@@ -248,15 +242,14 @@ bool ClientBackupHandler::InsideConfiguredPaths(const std::string& path) const {
 }
 
 CommandOutcome ClientBackupHandler::Execute(const CommandContext& ctx) {
-  auto fail = [](Status s) { return CommandOutcome{std::move(s), {}}; };
   const wire::ClientBackup* cmd = ctx.command().body_as_ClientBackup();
-  if (cmd == nullptr) return fail(Status::InvalidArgument("not a ClientBackup command"));
+  if (cmd == nullptr) return Fail(Status::InvalidArgument("not a ClientBackup command"));
 
   auto file_name = NewClientArchiveFileName(cmd->archive_name() ? cmd->archive_name()->str() : "");
-  if (!file_name.ok()) return fail(file_name.status());
+  if (!file_name.ok()) return Fail(file_name.status());
 
   if (paths_.empty()) {
-    return fail(Status::FailedPrecondition("client node " + node_id_ +
+    return Fail(Status::FailedPrecondition("client node " + node_id_ +
                                            " has no paths to back up: set `[client] paths = "
                                            "[\"/config/...\", \"/mnt/data/db\"]` in its node config "
                                            "(and restart its agent)"));
@@ -269,13 +262,13 @@ CommandOutcome ClientBackupHandler::Execute(const CommandContext& ctx) {
   }
   for (const auto& p : paths) {
     if (p.empty() || p.front() != '/') {
-      return fail(Status::InvalidArgument("path '" + p.substr(0, 200) + "' to back up is not absolute"));
+      return Fail(Status::InvalidArgument("path '" + p.substr(0, 200) + "' to back up is not absolute"));
     }
     // Issue 13: `--path` narrows what is archived, it never widens it. The
     // node config's [client] paths say what may leave this node (an
     // operator key must not read /etc/shadow off a client).
     if (!InsideConfiguredPaths(p)) {
-      return fail(Status::PermissionDenied("path '" + p.substr(0, 200) + "' is not inside the [client] paths of " +
+      return Fail(Status::PermissionDenied("path '" + p.substr(0, 200) + "' is not inside the [client] paths of " +
                                            node_id_ + "'s node config; only those (or paths inside them) are "
                                            "archived"));
     }
@@ -293,21 +286,21 @@ CommandOutcome ClientBackupHandler::Execute(const CommandContext& ctx) {
                                                  ? configured_destination_()
                                                  : Result<BackupTarget>(Status::NotFound("none"));
     if (!configured.ok() && configured.status().code() != StatusCode::kNotFound) {
-      return fail(configured.status().WithContext("cannot read the configured backup destination"));
+      return Fail(configured.status().WithContext("cannot read the configured backup destination"));
     }
     if (!configured.ok() || configured->destination.empty()) {
-      return fail(Status::FailedPrecondition("no backup destination configured for client node " + node_id_ +
+      return Fail(Status::FailedPrecondition("no backup destination configured for client node " + node_id_ +
                                              ": " + configure_hint));
     }
     target = std::move(configured).value();
   }
   auto dest = ParseDestination(target, node_id_);
-  if (!dest.ok()) return fail(dest.status());
+  if (!dest.ok()) return Fail(dest.status());
 
   ClientBackupRun run(ctx, tuning_, runner_);
   if (cmd->check_only()) {
     Status free = run.CheckNameFree(*file_name, *dest, work_dir_);
-    if (!free.ok()) return fail(free);
+    if (!free.ok()) return Fail(free);
     wire::ClientBackupResultT r;
     r.archive = dest->RsyncPath(*file_name);
     CommandOutcome out;
@@ -315,7 +308,7 @@ CommandOutcome ClientBackupHandler::Execute(const CommandContext& ctx) {
     return out;
   }
   auto result = run.Run(*file_name, paths, *dest, work_dir_, node_id_);
-  if (!result.ok()) return fail(result.status());
+  if (!result.ok()) return Fail(result.status());
   CommandOutcome out;
   out.detail.Set(std::move(result).value());
   return out;

@@ -28,6 +28,9 @@ struct CommandOutcome {
   wire::ResultDetailUnion detail;
 };
 
+// A failed outcome without a detail.
+inline CommandOutcome Fail(Status s) { return CommandOutcome{std::move(s), {}}; }
+
 // A transfer's progress (backup library) as the wire's Progress body.
 inline wire::ProgressT ProgressToWire(const TransferProgress& p) {
   wire::ProgressT w;

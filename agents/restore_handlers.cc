@@ -23,12 +23,6 @@ namespace {
 
 namespace fs = std::filesystem;
 
-CommandOutcome Fail(Status s) {
-  CommandOutcome out;
-  out.status = std::move(s);
-  return out;
-}
-
 // A live member of the cluster never takes a restore (DESIGN §8).
 class RefuseRestoreHandler final : public CommandHandler {
  public:

@@ -75,18 +75,6 @@ struct ThreadJoiner {
 
 }  // namespace
 
-DestinationContext DestinationContextOf(const BackupRunOptions& opts, ProcessRunner* runner,
-                                        const std::string& work_dir) {
-  DestinationContext c;
-  c.runner = runner;
-  c.work_dir = work_dir;
-  c.ssh_options = opts.ssh_options;
-  c.io_timeout_s = opts.io_timeout_s;
-  c.max_attempts = opts.max_attempts;
-  c.backoff_base_ms = opts.backoff_base_ms;
-  c.cancelled = opts.cancelled;
-  return c;
-}
 
 struct BackupEngine::Impl {
   const BackupRunOptions& o;

@@ -103,11 +103,6 @@ class BackupEngine {
 Result<std::vector<SnapshotInfo>> ListSnapshotInfos(Destination& dest,
                                                            const std::optional<SnapshotManifest>& cached);
 
-// How a run reaches its destination: `runner`, `work_dir` and the run's
-// ssh options, rsync tuning and cancellation.
-DestinationContext DestinationContextOf(const BackupRunOptions& options, ProcessRunner* runner,
-                                        const std::string& work_dir);
-
 // "20261125T093012.123Z" for a Unix time in ms: sorts chronologically.
 std::string SnapshotIdFor(int64_t ms);
 bool IsSnapshotId(const std::string& name);

@@ -67,6 +67,22 @@ struct DestinationContext {
   std::function<bool()> cancelled;
 };
 
+// A context from any options that carry the ssh options and rsync tuning
+// under these names (BackupRunOptions, SnapshotAccess, the client backup's
+// tuning), and `cancelled` when they have it.
+template <class Tuning>
+DestinationContext DestinationContextOf(const Tuning& t, ProcessRunner* runner, std::string work_dir) {
+  DestinationContext c;
+  c.runner = runner;
+  c.work_dir = std::move(work_dir);
+  c.ssh_options = t.ssh_options;
+  c.io_timeout_s = t.io_timeout_s;
+  c.max_attempts = t.max_attempts;
+  c.backoff_base_ms = t.backoff_base_ms;
+  if constexpr (requires { t.cancelled; }) c.cancelled = t.cancelled;
+  return c;
+}
+
 // One Ship() or Fetch().
 struct TransferOptions {
   // rsync arguments besides the fixed ones (e.g. --link-dest, --files-from).

@@ -22,15 +22,7 @@ namespace fs = std::filesystem;
 // its scratch space in `work_dir`.
 Result<std::unique_ptr<Destination>> OpenPlace(ProcessRunner* runner, const SnapshotAccess& a,
                                                const std::string& work_dir) {
-  DestinationContext c;
-  c.runner = runner;
-  c.work_dir = work_dir;
-  c.ssh_options = a.ssh_options;
-  c.io_timeout_s = a.io_timeout_s;
-  c.max_attempts = a.max_attempts;
-  c.backoff_base_ms = a.backoff_base_ms;
-  c.cancelled = a.cancelled;
-  return MakeDestination(a.destination, c);
+  return MakeDestination(a.destination, DestinationContextOf(a, runner, work_dir));
 }
 
 void Emit(const SnapshotAccess& a, const std::string& phase, double percent) {
