@@ -270,7 +270,11 @@ class MaintenanceRun {
     for (const auto& [node, h] : second) {
       const auto& before = first[node];
       if (!h.running) add(node + ": ledgerd is not running");
-      else if (h.blocks_per_sec <= 0) add(node + ": produces no blocks");
+      else if (h.catching_up)
+        add(node + ": catching up, " + std::to_string(h.lag_blocks) +
+            " blocks behind (`ledgerkeep health` shows its progress; if the gap never closes, the cluster's "
+            "--blocks-per-sec is above what this host sustains)");
+      else if (h.blocks_per_sec <= 0) add(node + ": not producing blocks (no progress)");
       else if (h.slow_path_fault || h.slow_paths > before.slow_paths) add(node + ": on the slow path");
       else if (h.state_transfer_active) add(node + ": in state transfer");
       report_["health"][node] = {{"blocks_per_sec", h.blocks_per_sec}, {"slow_paths", h.slow_paths}};
