@@ -15,7 +15,7 @@ ReplicaHealthState ClassifyReplicaHealth(const wire::NodeHealthT& h) {
     s.text = "slow path forced (fault flag)";
   } else if (h.catching_up) {
     char line[160];
-    std::snprintf(line, sizeof line, "catching up: %llu blocks behind, state transfer at %.0f blocks/s",
+    std::snprintf(line, sizeof line, "catching up: %llu blocks behind, state transfer fetching %.0f blocks/s",
                   static_cast<unsigned long long>(h.lag_blocks), h.catch_up_blocks_per_sec);
     s.id = "catching_up";
     s.text = line;

@@ -51,10 +51,12 @@ struct LedgerNodeOptions {
 };
 
 // True when `s` is behind the cluster (state transfer active, or more than
-// `threshold` blocks below the clock's target) and still progressing (state
-// transfer or production advanced over the last few seconds). False for a
-// replica that is current, wedged, or behind and stuck ("not producing").
-bool IsCatchingUp(const LedgerStatus& s, uint64_t threshold);
+// `threshold` blocks below the clock's target) and still progressing: state
+// transfer did work over the last few seconds (`st_work_per_sec`: block
+// digests learned, blocks fetched and linked, per second) or blocks were
+// produced. False for a replica that is current, wedged, or behind and
+// stuck ("not producing").
+bool IsCatchingUp(const LedgerStatus& s, double st_work_per_sec, uint64_t threshold);
 
 class LedgerNode {
  public:

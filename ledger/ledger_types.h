@@ -28,8 +28,8 @@ struct LedgerStatus {
   // How far the chain is below the cluster clock's target (capped at the
   // stop point): a producing replica is within a few blocks.
   uint64_t lag_blocks = 0;
-  // State transfer's progress, last few seconds: blocks whose digest it
-  // learned, blocks it fetched and blocks it linked, per second.
+  // Blocks state transfer fetched per second, last few seconds (it closes
+  // the gap only when this exceeds the cluster's rate).
   double catch_up_blocks_per_sec = 0;
   // Behind the cluster (state transfer running, or further behind than the
   // state transfer threshold) and moving: catching up, not stuck. See

@@ -151,6 +151,7 @@ Result<int64_t> StateTransfer::Step(std::mutex& write_mu, const std::function<ui
   LK_RETURN_IF_ERROR(store_.AddStateTransferBlocks(fetched));
   next_fetch_ -= batch;
   progress_ += batch;
+  fetched_ += batch;
   if (rate_ > 0) next_due_ms_ = std::max(next_due_ms_, now) + static_cast<double>(batch) * 1000.0 / rate_;
   if (next_fetch_ <= base_) {
     spdlog::info("state transfer: fetched [{}, {}], linking", base_ + 1, top_);

@@ -56,6 +56,8 @@ class StateTransfer {
   // Work done so far, for a rate: blocks whose digest was learned, blocks
   // fetched and blocks linked (a block counts in each phase).
   uint64_t progress() const { return progress_.load(); }
+  // Blocks fetched so far (the phase the fetch rate limits).
+  uint64_t fetched() const { return fetched_.load(); }
   // Starts a round up to `target` (> last reachable), or resumes the round
   // whose blocks are already in st_chain (target is then the st_chain top).
   void Begin(BlockId target);
@@ -75,6 +77,7 @@ class StateTransfer {
   std::function<int64_t()> clock_;
   std::atomic<bool> active_{false};
   std::atomic<uint64_t> progress_{0};
+  std::atomic<uint64_t> fetched_{0};
   Phase phase_ = Phase::kIdle;
   BlockId base_ = 0;        // last reachable when the round began
   BlockId top_ = 0;         // round target

@@ -32,7 +32,7 @@ TEST(ReplicaHealthTest, ReplicaInStateTransferThatProgressesIsCatchingUpNotStall
   h.catch_up_blocks_per_sec = 1800;
   const auto s = ClassifyReplicaHealth(h);
   EXPECT_EQ(s.id, "catching_up");
-  EXPECT_EQ(s.text, "catching up: 48000 blocks behind, state transfer at 1800 blocks/s");
+  EXPECT_EQ(s.text, "catching up: 48000 blocks behind, state transfer fetching 1800 blocks/s");
   EXPECT_FALSE(s.healthy) << "exit code as before: only a producing replica counts healthy";
 }
 

@@ -154,22 +154,20 @@ TEST(LedgerHealthTest, CatchingUpNeedsBeingBehindAndProgress) {
   LedgerStatus s;
   s.lag_blocks = 2;
   s.blocks_per_sec = 50;
-  EXPECT_FALSE(IsCatchingUp(s, 150)) << "a producing replica a block or two behind is current";
+  EXPECT_FALSE(IsCatchingUp(s, 0, 150)) << "a producing replica a block or two behind is current";
   s.lag_blocks = 5000;
   s.blocks_per_sec = 0;
   s.state_transfer_active = true;
-  s.catch_up_blocks_per_sec = 900;
-  EXPECT_TRUE(IsCatchingUp(s, 150)) << "in state transfer and moving";
-  s.catch_up_blocks_per_sec = 0;
-  EXPECT_FALSE(IsCatchingUp(s, 150)) << "in state transfer, no progress: stuck";
+  EXPECT_TRUE(IsCatchingUp(s, 900, 150)) << "in state transfer and moving";
+  EXPECT_FALSE(IsCatchingUp(s, 0, 150)) << "in state transfer, no progress: stuck";
   s.state_transfer_active = false;
   s.blocks_per_sec = 120;
-  EXPECT_TRUE(IsCatchingUp(s, 150)) << "behind and producing";
+  EXPECT_TRUE(IsCatchingUp(s, 0, 150)) << "behind and producing";
   s.blocks_per_sec = 0;
-  EXPECT_FALSE(IsCatchingUp(s, 150)) << "behind, producing nothing: not producing";
+  EXPECT_FALSE(IsCatchingUp(s, 0, 150)) << "behind, producing nothing: not producing";
   s.blocks_per_sec = 120;
   s.wedged = true;
-  EXPECT_FALSE(IsCatchingUp(s, 150));
+  EXPECT_FALSE(IsCatchingUp(s, 0, 150));
 }
 
 TEST_F(LedgerNodeTest, WedgeDuringStateTransferCapsTheTransfer) {
