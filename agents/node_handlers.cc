@@ -257,6 +257,9 @@ class HealthHandler final : public LedgerHandler {
       h.running = true;
       h.state_transfer_active = st->state_transfer_active;
       h.slow_path_fault = st->slow_path_fault;
+      h.lag_blocks = st->lag_blocks;
+      h.catch_up_blocks_per_sec = st->catch_up_blocks_per_sec;
+      h.catching_up = st->catching_up;
     }
     out.detail.Set(std::move(h));
     return out;

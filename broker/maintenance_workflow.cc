@@ -267,13 +267,20 @@ class MaintenanceRun {
     LK_ASSIGN_OR_RETURN(auto first, sample());
     ctx_.clock().SleepMs(1000);
     LK_ASSIGN_OR_RETURN(auto second, sample());
+    bool catching_up = false;
     for (const auto& [node, h] : second) {
       const auto& before = first[node];
+      catching_up = catching_up || (h.running && h.catching_up);
       if (!h.running) add(node + ": ledgerd is not running");
-      else if (h.blocks_per_sec <= 0) add(node + ": produces no blocks");
+      else if (h.catching_up) add(node + ": catching up, " + std::to_string(h.lag_blocks) + " blocks behind");
+      else if (h.blocks_per_sec <= 0) add(node + ": not producing blocks (no progress)");
       else if (h.slow_path_fault || h.slow_paths > before.slow_paths) add(node + ": on the slow path");
       else if (h.state_transfer_active) add(node + ": in state transfer");
       report_["health"][node] = {{"blocks_per_sec", h.blocks_per_sec}, {"slow_paths", h.slow_paths}};
+    }
+    if (catching_up) {
+      add("run again once they have caught up (`ledgerkeep health` shows the gap); if it never closes, the "
+          "cluster's --blocks-per-sec is above what the host or state transfer sustains");
     }
     if (!problems.empty()) {
       for (const auto& e : ctx_.NeedsUnwedgeList()) {

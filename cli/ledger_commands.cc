@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "cli/cli_app.h"
+#include "cli/health_state.h"
 #include "cli/output.h"
 
 namespace ledgerkeep {
@@ -136,17 +137,19 @@ int RunHealth(const GlobalFlags& g, const TargetFlags& tf, int64_t wait_s) {
     if (TargetOk(*target_st) && target_st->result->detail.type == wire::ResultDetail::NodeHealth) {
       const auto* h = target_st->result->detail.AsNodeHealth();
       std::snprintf(rate, sizeof rate, "%.1f", h->blocks_per_sec);
-      const bool ok = h->running && h->blocks_per_sec > 0 && !h->slow_path_fault;
-      std::string state = !h->running                ? "ledgerd not running"
-                          : h->slow_path_fault       ? "slow path forced (fault flag)"
-                          : h->blocks_per_sec <= 0   ? "not producing blocks"
-                          : h->state_transfer_active ? "state transfer"
-                                                     : "healthy";
-      healthy = healthy && ok;
-      j[target_st->node_id] = {{"blocks_per_sec", h->blocks_per_sec},   {"fast_paths", h->fast_paths},
-                               {"slow_paths", h->slow_paths},           {"running", h->running},
-                               {"slow_path_fault", h->slow_path_fault}, {"healthy", ok}};
-      t.Add({target_st->node_id, rate, std::to_string(h->fast_paths), std::to_string(h->slow_paths), state});
+      const ReplicaHealthState state = ClassifyReplicaHealth(*h);
+      healthy = healthy && state.healthy;
+      j[target_st->node_id] = {{"blocks_per_sec", h->blocks_per_sec},
+                               {"fast_paths", h->fast_paths},
+                               {"slow_paths", h->slow_paths},
+                               {"running", h->running},
+                               {"slow_path_fault", h->slow_path_fault},
+                               {"healthy", state.healthy},
+                               {"state", state.id},
+                               {"catching_up", h->catching_up},
+                               {"lag_blocks", h->lag_blocks},
+                               {"catch_up_blocks_per_sec", h->catch_up_blocks_per_sec}};
+      t.Add({target_st->node_id, rate, std::to_string(h->fast_paths), std::to_string(h->slow_paths), state.text});
     } else {
       healthy = false;
       j[target_st->node_id] = {{"error", TargetResult(*target_st) + ": " + TargetMessage(*target_st)}};
@@ -268,7 +271,10 @@ void RegisterLedgerCommands(CLI::App& app, const GlobalFlags& g, CommandTable& c
     return RunWorkflow(g, "unwedge", nlohmann::json::object());
   });
 
-  auto* health = app.add_subcommand("health", "blocks per second and fast/slow path counters per replica");
+  auto* health = app.add_subcommand(
+      "health",
+      "blocks per second, fast/slow path counters and state per replica (healthy, catching up, not producing, "
+      "...)");
   AddTargetFlags(health, f->health_target);
   health->add_option("--wait-s", f->short_wait_s, "how long to wait for every replica")
       ->capture_default_str();

@@ -166,7 +166,8 @@ std::string EncodeControlReply(const ControlReplyMsg& r) {
     type = fb::ReplyBody::StatusResult;
     body = fb::CreateStatusResult(fbb, s->genesis, s->last_reachable, s->last, s->wedged, s->stop_point,
                                   s->state_transfer_active, s->blocks_per_sec, s->fast_paths, s->slow_paths,
-                                  s->read_only, s->pid, s->slow_path_fault)
+                                  s->read_only, s->pid, s->slow_path_fault, s->lag_blocks,
+                                  s->catch_up_blocks_per_sec, s->catching_up)
                .Union();
   } else if (const auto* c = std::get_if<CheckpointInfo>(&r.result)) {
     type = fb::ReplyBody::CheckpointResult;
@@ -229,6 +230,9 @@ Result<ControlReplyMsg> DecodeControlReply(std::string_view bytes) {
       st.read_only = s->read_only();
       st.pid = s->pid();
       st.slow_path_fault = s->slow_path_fault();
+      st.lag_blocks = s->lag_blocks();
+      st.catch_up_blocks_per_sec = s->catch_up_blocks_per_sec();
+      st.catching_up = s->catching_up();
       msg.result = st;
       break;
     }

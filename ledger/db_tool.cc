@@ -12,6 +12,7 @@
 #include "ledger/block.h"
 #include "ledger/ledger_store.h"
 #include "ledger/db_tool.h"
+#include "ledger/db_tool_generate.h"
 
 namespace {
 
@@ -197,7 +198,8 @@ void Usage(std::ostream& os, const std::map<std::string, Command>& commands,
            const std::vector<lg::DbToolDirCommand>& dir_commands) {
   os << "Usage: ledgerkeep-db <db> COMMAND [ARGS]\n\n"
         "Offline tool for a ledgerkeep ledger DB (stopped, copied or restored). Opens the\n"
-        "DB read-only and never modifies it. Prints one JSON object; block ids are strings.\n"
+        "DB read-only and never modifies it (generate only creates a new one). Prints one\n"
+        "JSON object; block ids are strings.\n"
         "Exit codes: 0 ok; 1 negative answer or error (verification failed, mismatch,\n"
         "not found); 2 usage error, missing directory, or not a ledgerkeep ledger.\n\nCommands:\n";
   for (const auto& dc : dir_commands) os << dc.usage;
@@ -212,8 +214,10 @@ void Usage(std::ostream& os, const std::map<std::string, Command>& commands,
 
 namespace ledgerkeep::ledger {
 
-int RunDbTool(const std::vector<std::string>& args, const std::vector<DbToolDirCommand>& dir_commands) {
+int RunDbTool(const std::vector<std::string>& args, const std::vector<DbToolDirCommand>& extra_dir_commands) {
   const auto commands = Commands();
+  std::vector<DbToolDirCommand> dir_commands = extra_dir_commands;
+  dir_commands.push_back(GenerateCommand());
   for (const auto& a : args) {
     if (a == "--help" || a == "-h") {
       Usage(std::cout, commands, dir_commands);

@@ -1,6 +1,7 @@
 // ledgerkeep-db <db> COMMAND [ARGS]: offline inspection of a ledger DB, like
 // Concord's kv_blockchain_db_editor. Opens the DB read-only and never writes
-// to it. Output: one JSON object on stdout (ids as decimal strings).
+// to it; `generate` (db_tool_generate.h) only creates a new DB. Output: one
+// JSON object on stdout (ids as decimal strings).
 // Exit codes: 0 success; 1 negative answer or error (verification failed,
 // mismatch found, block/key not found, unreadable DB); 2 usage error, missing
 // directory, or a directory that is not a ledgerkeep ledger.

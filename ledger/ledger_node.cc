@@ -70,6 +70,8 @@ class LedgerNode::Impl {
   std::atomic<bool> fault;
   std::atomic<uint64_t> produced{0};
   RateMeter meter;
+  RateMeter st_work_meter;   // state transfer's progress()
+  RateMeter st_fetch_meter;  // state transfer's fetched()
   StateTransfer st;
 
   // Serializes "may this block be added?" decisions (producer, state
@@ -124,6 +126,8 @@ class LedgerNode::Impl {
     while (WaitFor(0)) {
       const int64_t now = opt.clock();
       meter.Sample(now, produced.load());
+      st_work_meter.Sample(now, st.progress());
+      st_fetch_meter.Sample(now, st.fetched());
       const LedgerMeta meta = store->GetMeta();
       const BlockIds ids = store->GetBlockIds();
       const uint64_t cap = meta.stop_point == 0 ? kNoCap : meta.stop_point;
@@ -165,6 +169,12 @@ class LedgerNode::Impl {
     }
   }
 };
+
+bool IsCatchingUp(const LedgerStatus& s, double st_work_per_sec, uint64_t threshold) {
+  if (s.read_only || s.wedged) return false;
+  const bool behind = s.state_transfer_active || s.lag_blocks > threshold;
+  return behind && (st_work_per_sec > 0 || s.blocks_per_sec > 0);
+}
 
 LedgerNode::LedgerNode(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
 
@@ -231,6 +241,14 @@ LedgerStatus LedgerNode::GetStatus() const {
   s.wedged = meta.stop_point != 0 && ids.last_reachable == meta.stop_point && ids.last == meta.stop_point;
   s.state_transfer_active = impl_->st.active() || ids.last_state_transfer != 0;
   s.blocks_per_sec = impl_->opt.read_only ? 0 : impl_->meter.Rate(now, impl_->produced.load());
+  if (!impl_->opt.read_only) {
+    const uint64_t cap = meta.stop_point == 0 ? kNoCap : meta.stop_point;
+    const uint64_t target = std::min(impl_->ClockTarget(meta.epoch, now, ids.last_reachable), cap);
+    s.lag_blocks = target > ids.last_reachable ? target - ids.last_reachable : 0;
+    s.catch_up_blocks_per_sec = impl_->st_fetch_meter.Rate(now, impl_->st.fetched());
+    const double st_work = impl_->st_work_meter.Rate(now, impl_->st.progress());
+    s.catching_up = IsCatchingUp(s, st_work, impl_->opt.state_transfer_threshold);
+  }
   s.fast_paths = meta.fast_paths;
   s.slow_paths = meta.slow_paths;
   s.read_only = impl_->opt.read_only;

@@ -50,6 +50,14 @@ struct LedgerNodeOptions {
   std::function<int64_t()> clock;
 };
 
+// True when `s` is behind the cluster (state transfer active, or more than
+// `threshold` blocks below the clock's target) and still progressing: state
+// transfer did work over the last few seconds (`st_work_per_sec`: block
+// digests learned, blocks fetched and linked, per second) or blocks were
+// produced. False for a replica that is current, wedged, or behind and
+// stuck ("not producing").
+bool IsCatchingUp(const LedgerStatus& s, double st_work_per_sec, uint64_t threshold);
+
 class LedgerNode {
  public:
   // Opens (creating if needed, unless read-only) the DB. Does not start

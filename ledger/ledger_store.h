@@ -13,6 +13,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <optional>
 #include <string>
@@ -140,6 +141,23 @@ class LedgerStore {
   Status SetStopPoint(uint64_t stop_point);
   // Clears the stop point and sets the epoch in one atomic write.
   Status ResumeFromStopPoint(const ClusterEpoch& epoch);
+  // Fills an empty ledger with blocks 1..`count` of its own chain (the
+  // params in meta), written as SST files in a staging directory inside the
+  // DB and ingested in one atomic step with the key index and meta: the
+  // fast-path counter is `count` and the cluster clock continues from
+  // `count` once the next read-write Open starts it (at that open's
+  // StoreOptions::epoch time; replicas given the same time agree). Every
+  // ingested SST passes VerifySstFile, as a produced one does. The same
+  // params and count give the same blocks on every replica. Returns the
+  // serialized bytes of the blocks. `progress` (may be empty) gets the
+  // blocks done so far. InvalidArgument for 0 blocks; FailedPrecondition
+  // unless the ledger is writable and holds no blocks. Memory: the key
+  // index is sorted in memory, ~50 bytes per block. Crash: before the
+  // ingestion the ledger stays empty; between it and the meta write (one
+  // synced batch right after) the blocks are there but the clock is not
+  // set: delete the DB and load again. Staging files are removed by the
+  // next BulkLoad or by this one on failure.
+  Result<uint64_t> BulkLoad(uint64_t count, const std::function<void(uint64_t)>& progress);
   // Flushes all memtables to SSTs (and the WAL to disk).
   Status Flush();
   // RocksDB checkpoint (hard links where possible) at `dir`, which must not

@@ -25,6 +25,16 @@ struct LedgerStatus {
   uint64_t stop_point = 0;       // 0 = no wedge requested
   bool state_transfer_active = false;
   double blocks_per_sec = 0;     // blocks produced by consensus, last few seconds
+  // How far the chain is below the cluster clock's target (capped at the
+  // stop point): a producing replica is within a few blocks.
+  uint64_t lag_blocks = 0;
+  // Blocks state transfer fetched per second, last few seconds (it closes
+  // the gap only when this exceeds the cluster's rate).
+  double catch_up_blocks_per_sec = 0;
+  // Behind the cluster (state transfer running, or further behind than the
+  // state transfer threshold) and moving: catching up, not stuck. See
+  // IsCatchingUp (ledger_node.h).
+  bool catching_up = false;
   uint64_t fast_paths = 0;
   uint64_t slow_paths = 0;
   bool read_only = false;

@@ -12,13 +12,14 @@ void ChainSource::Reset(BlockId base, const Digest& base_digest) {
   digests_.assign(1, base_digest);
 }
 
-bool ChainSource::PrepareUpTo(BlockId top, uint64_t max_blocks) {
-  for (uint64_t n = 0; n < max_blocks && prepared_top() < top; ++n) {
+uint64_t ChainSource::PrepareUpTo(BlockId top, uint64_t max_blocks) {
+  uint64_t n = 0;
+  for (; n < max_blocks && prepared_top() < top; ++n) {
     const BlockId id = prepared_top() + 1;
     const Block block = GenerateBlock(params_, id, digests_.back());
     digests_.push_back(ComputeBlockDigest(id, SerializeBlock(block)));
   }
-  return prepared_top() >= top;
+  return n;
 }
 
 StateTransfer::StateTransfer(LedgerStore& store, ChainParams params, double fetch_blocks_per_sec,
@@ -104,6 +105,7 @@ Result<int64_t> StateTransfer::Step(std::mutex& write_mu, const std::function<ui
         LK_RETURN_IF_ERROR(drop);
         return linked.status();
       }
+      progress_ += *linked;
       if (store_.GetBlockIds().last_state_transfer == 0) Finish();
       return int64_t{0};
     }
@@ -112,7 +114,8 @@ Result<int64_t> StateTransfer::Step(std::mutex& write_mu, const std::function<ui
   if (phase_ == Phase::kPreparing) {
     // Learning the target's digest stands in for agreeing on a checkpoint
     // with the peers; it needs the digest chain up to the target.
-    if (!source_.PrepareUpTo(next_fetch_, 512)) return int64_t{0};
+    progress_ += source_.PrepareUpTo(next_fetch_, 512);
+    if (source_.prepared_top() < next_fetch_) return int64_t{0};
     if (!have_expected_) {
       expected_ = source_.DigestOf(next_fetch_);
       have_expected_ = true;
@@ -147,6 +150,8 @@ Result<int64_t> StateTransfer::Step(std::mutex& write_mu, const std::function<ui
   }
   LK_RETURN_IF_ERROR(store_.AddStateTransferBlocks(fetched));
   next_fetch_ -= batch;
+  progress_ += batch;
+  fetched_ += batch;
   if (rate_ > 0) next_due_ms_ = std::max(next_due_ms_, now) + static_cast<double>(batch) * 1000.0 / rate_;
   if (next_fetch_ <= base_) {
     spdlog::info("state transfer: fetched [{}, {}], linking", base_ + 1, top_);

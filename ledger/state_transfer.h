@@ -30,8 +30,9 @@ class ChainSource {
   explicit ChainSource(ChainParams params) : params_(params) {}
   // Forget everything; digests are chained from block `base`.
   void Reset(BlockId base, const Digest& base_digest);
-  // Computes up to `max_blocks` more digests; true once block `top` has one.
-  bool PrepareUpTo(BlockId top, uint64_t max_blocks);
+  // Computes up to `max_blocks` more digests toward block `top`; returns how
+  // many it computed (block `top` has one once prepared_top() >= top).
+  uint64_t PrepareUpTo(BlockId top, uint64_t max_blocks);
   BlockId base() const { return base_; }
   BlockId prepared_top() const { return base_ + digests_.size() - 1; }
   // Digest of block id, base <= id <= prepared_top().
@@ -52,6 +53,11 @@ class StateTransfer {
                 std::function<int64_t()> clock);
 
   bool active() const { return active_.load(); }
+  // Work done so far, for a rate: blocks whose digest was learned, blocks
+  // fetched and blocks linked (a block counts in each phase).
+  uint64_t progress() const { return progress_.load(); }
+  // Blocks fetched so far (the phase the fetch rate limits).
+  uint64_t fetched() const { return fetched_.load(); }
   // Starts a round up to `target` (> last reachable), or resumes the round
   // whose blocks are already in st_chain (target is then the st_chain top).
   void Begin(BlockId target);
@@ -70,6 +76,8 @@ class StateTransfer {
   double rate_;
   std::function<int64_t()> clock_;
   std::atomic<bool> active_{false};
+  std::atomic<uint64_t> progress_{0};
+  std::atomic<uint64_t> fetched_{0};
   Phase phase_ = Phase::kIdle;
   BlockId base_ = 0;        // last reachable when the round began
   BlockId top_ = 0;         // round target

@@ -113,6 +113,63 @@ TEST_F(LedgerNodeTest, FarBehindReplicaCatchesUpByStateTransfer) {
   EXPECT_TRUE(report->ok()) << report->error;
 }
 
+// Issue 15: `health` showed a replica looping in state transfer as "0
+// blocks/s" like a dead one; its status now says it is catching up.
+TEST_F(LedgerNodeTest, FarBehindReplicaReportsCatchingUpWhileItTransfers) {
+  {
+    auto node = OpenNode();
+    ASSERT_TRUE(node);
+    now_ = 40;
+    ASSERT_TRUE(WaitForHeight(*node, 40));
+    const LedgerStatus current = node->GetStatus();
+    EXPECT_FALSE(current.catching_up);
+    EXPECT_EQ(current.lag_blocks, 0u);
+  }
+  now_ = 100000;  // ~100k blocks behind
+  LedgerNodeOptions o;
+  o.db_path = dir_ / "db";
+  o.params = ChainParams{99, 256, 64};
+  o.blocks_per_sec = 1000;
+  o.st_blocks_per_sec = 2000;  // paced on the manual clock: it moves only when the clock does
+  o.clock = [this] { return now_.load(); };
+  auto node = LedgerNode::Open(o);
+  ASSERT_TRUE(node.ok());
+  ASSERT_TRUE((*node)->Start().ok());
+  LedgerStatus s;
+  ASSERT_TRUE(WaitUntil(
+      [&] {
+        now_ += 20;
+        s = (*node)->GetStatus();
+        return s.state_transfer_active && s.catch_up_blocks_per_sec > 0;
+      },
+      20s));
+  EXPECT_TRUE(s.catching_up);
+  EXPECT_EQ(s.blocks_per_sec, 0);  // nothing produced: what health used to show alone
+  EXPECT_GT(s.lag_blocks, kCheckpointWindow);
+  EXPECT_EQ(s.lag_blocks, (now_.load() - 0) - s.last_reachable);
+  ASSERT_TRUE((*node)->Stop().ok());
+}
+
+TEST(LedgerHealthTest, CatchingUpNeedsBeingBehindAndProgress) {
+  LedgerStatus s;
+  s.lag_blocks = 2;
+  s.blocks_per_sec = 50;
+  EXPECT_FALSE(IsCatchingUp(s, 0, 150)) << "a producing replica a block or two behind is current";
+  s.lag_blocks = 5000;
+  s.blocks_per_sec = 0;
+  s.state_transfer_active = true;
+  EXPECT_TRUE(IsCatchingUp(s, 900, 150)) << "in state transfer and moving";
+  EXPECT_FALSE(IsCatchingUp(s, 0, 150)) << "in state transfer, no progress: stuck";
+  s.state_transfer_active = false;
+  s.blocks_per_sec = 120;
+  EXPECT_TRUE(IsCatchingUp(s, 0, 150)) << "behind and producing";
+  s.blocks_per_sec = 0;
+  EXPECT_FALSE(IsCatchingUp(s, 0, 150)) << "behind, producing nothing: not producing";
+  s.blocks_per_sec = 120;
+  s.wedged = true;
+  EXPECT_FALSE(IsCatchingUp(s, 0, 150));
+}
+
 TEST_F(LedgerNodeTest, WedgeDuringStateTransferCapsTheTransfer) {
   {
     auto node = OpenNode();

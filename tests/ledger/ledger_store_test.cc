@@ -141,7 +141,8 @@ TEST(LedgerStoreTest, StateTransferBlocksAreFetchedTopDownThenLinked) {
   Produce(*store, 50);
   ChainSource source(kParams);
   source.Reset(50, store->LastReachableDigest());
-  ASSERT_TRUE(source.PrepareUpTo(100, 1000));
+  ASSERT_EQ(source.PrepareUpTo(100, 1000), 50u);  // digests of blocks 51..100
+  ASSERT_EQ(source.prepared_top(), 100u);
   for (uint64_t top = 100; top > 50; top -= 10) {
     std::vector<Block> batch;
     for (uint64_t id = top; id > top - 10; --id) batch.push_back(source.Fetch(id));
