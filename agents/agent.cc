@@ -180,6 +180,9 @@ void Agent::Impl::HandleCommand(DecodedEnvelope env, bool direct) {
   // PUB too, and must not run them. The broker sends what is pending for
   // the node right after the Welcome, so nothing is lost by waiting.
   if (!welcomed) return;
+  // The data directory is gone: nothing more is journaled, so nothing is
+  // run (the broker redelivers to the restarted agent).
+  if (data_dir_lost) return;
   const wire::Command& cmd = *env->body_as_Command();
   if (!IsTarget(cmd, direct)) return;
   const uint64_t id = cmd.cmd_id();

@@ -234,21 +234,37 @@ void Agent::Impl::CheckDataDir() {
     note.text = why;
     wire::ReportBodyUnion b;
     b.Set(std::move(note));
-    SendReport(MakeReport(std::move(b)));
-    if (dealer) dealer->set(zmq::sockopt::linger, 1000);  // let the note leave before the socket closes
+    lost_note = MakeReport(std::move(b));
     data_dir_lost = true;
     exit_status = Status::FailedPrecondition(why);
-    stop_requested = true;
+    // Not welcomed yet (the directory went while connecting): the note can
+    // only leave after the Welcome, so wait for it a little.
+    lost_deadline = Now() + std::max<int64_t>(10 * hb(), 10'000);
+    FinishDataDirLoss();
     return;
+  }
+}
+
+void Agent::Impl::FinishDataDirLoss() {
+  if (welcomed && dealer) {
+    SendReport(*lost_note);
+    dealer->set(zmq::sockopt::linger, 1000);  // let the note leave before the socket closes
+    stop_requested = true;
+  } else if (Now() >= lost_deadline) {
+    spdlog::warn("stopping without telling the broker: no connection to it");
+    stop_requested = true;
   }
 }
 
 void Agent::Impl::Timers() {
   const int64_t now = Now();
-  if (!watched_dirs.empty() && now >= next_data_dir_check) {
+  if (data_dir_lost) {
+    FinishDataDirLoss();
+    if (stop_requested) return;
+  } else if (!watched_dirs.empty() && now >= next_data_dir_check) {
     next_data_dir_check = now + hb();
     CheckDataDir();
-    if (data_dir_lost) return;
+    if (stop_requested) return;
   }
   if (!dealer) {
     if (now >= reconnect_at) {

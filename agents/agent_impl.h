@@ -16,6 +16,7 @@
 #include <deque>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <random>
 #include <string>
 #include <thread>
@@ -88,7 +89,9 @@ struct Agent::Impl {
   };
   std::vector<WatchedDir> watched_dirs;
   int64_t next_data_dir_check = 0;
-  bool data_dir_lost = false;
+  bool data_dir_lost = false;       // nothing is executed or journaled from then on
+  std::optional<OutboxEntry> lost_note;  // the broker is told this before the agent stops
+  int64_t lost_deadline = 0;             // stop then even if the note could not leave
   int64_t refused_since = 0;  // first refusal as a second process since the last Welcome (0: none)
   ExponentialBackoff backoff{200, 10'000, std::random_device{}()};
   explicit Impl(AgentOptions o) : opt(std::move(o)) {}
@@ -158,6 +161,9 @@ struct Agent::Impl {
   // directory is still the one it opened (same device and inode, reachable
   // by its path) and stops the moment it is not.
   void CheckDataDir();
+  // Sends the note once welcomed, then stops; stops without it at
+  // lost_deadline.
+  void FinishDataDirLoss();
 
   // ------------------------------------------------------------ loop
   void Run();

@@ -7,6 +7,7 @@
 #include <signal.h>
 
 #include <filesystem>
+#include <thread>
 
 #include "tests/support/status_macros.h"
 #include "tests/support/test_cluster.h"
@@ -195,6 +196,42 @@ TEST_F(AgentProcessTest, AnAgentWhoseDataDirectoryIsDeletedStopsAndSaysWhy) {
   // The others are not affected.
   LK_ASSERT_OK_AND_ASSIGN(auto r2, cluster_->Ping(Node("r2")));
   LK_EXPECT_OK(AllTargetsOk(r2));
+}
+
+// Regression (CI of 2026-12-07): a data directory deleted while the agent
+// was not welcomed (connecting, or the broker away) stopped the agent at
+// once; the note could not leave before the Welcome, so the broker was never
+// told. The agent now waits for the Welcome (up to 10 heartbeats, at least
+// 10 s), runs nothing meanwhile, sends the note, then stops.
+TEST_F(AgentProcessTest, ADataDirectoryDeletedWhileTheBrokerIsAwayIsReportedWhenItReturns) {
+  LK_ASSERT_OK(cluster_->StartAll());
+  ChildProcess* r1 = cluster_->agent_process("r1");
+  LK_ASSERT_OK(cluster_->KillBroker());
+  std::this_thread::sleep_for(1500ms);  // r1 notices the broker is gone (10 heartbeats) and reconnects
+  const std::string dir = cluster_->DataDir("r1");
+  std::error_code ec;
+  std::filesystem::remove_all(dir, ec);
+  ASSERT_FALSE(ec) << ec.message();
+  std::this_thread::sleep_for(500ms);  // noticed (each heartbeat), nobody to tell
+  LK_ASSERT_OK(cluster_->StartBroker());
+  auto code = r1->WaitExit(20s);
+  ASSERT_TRUE(code.has_value()) << "the agent runs on without its data directory:\n" << r1->StdoutTail(30);
+  EXPECT_NE(*code, 0);
+  LK_ASSERT_OK_AND_ASSIGN(auto client, cluster_->ConnectOperator());
+  bool told = WaitUntil(
+      [&] {
+        auto dump = FetchAllEvents(*client, "note.r1");
+        if (!dump.ok()) return false;
+        for (const auto& env : dump->events) {
+          const auto* note = EventOf(env).body_as_Note();
+          if (note != nullptr && note->text() != nullptr &&
+              note->text()->str().find("was deleted") != std::string::npos)
+            return true;
+        }
+        return false;
+      },
+      5s, 50ms);
+  EXPECT_TRUE(told) << "the broker was not told:\n" << r1->StdoutTail(30);
 }
 
 TEST_F(AgentProcessTest, AnAgentWhoseDataDirectoryIsReplacedStopsAndSaysWhy) {
