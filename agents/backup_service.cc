@@ -161,6 +161,7 @@ Status BackupService::LoadUnguarded() {
     c.keep_last = j.value("keep_last", uint32_t{0});
     c.max_age_s = j.value("max_age_s", uint64_t{0});
     c.min_free_bytes = j.value("min_free_bytes", uint64_t{1} << 30);
+    c.bwlimit_bytes_per_s = std::min(j.value("bwlimit_bytes_per_s", uint64_t{0}), kMaxBwlimitBytesPerS);
     c.scheduled_since_ms = j.value("scheduled_since_ms", int64_t{0});
     c.last_scheduled_run_ms = j.value("last_scheduled_run_ms", int64_t{0});
     std::lock_guard<std::mutex> lock(mu_);
@@ -190,6 +191,7 @@ Status BackupService::SaveConfig() {
                       {"frequency", config_.frequency}, {"time_zone", config_.time_zone},
                       {"keep_last", config_.keep_last}, {"max_age_s", config_.max_age_s},
                       {"min_free_bytes", config_.min_free_bytes},
+                      {"bwlimit_bytes_per_s", config_.bwlimit_bytes_per_s},
                       {"scheduled_since_ms", config_.scheduled_since_ms},
                       {"last_scheduled_run_ms", config_.last_scheduled_run_ms}};
   return WriteFileAtomically(opt_.data_dir + "/backup/config.json", j.dump(1) + "\n", 0600);
@@ -231,6 +233,8 @@ Result<BackupRunOptions> BackupService::RunOptionsFor(const BackupConfig& c, boo
   o.ssh_options = opt_.node.backup_ssh_options;
   o.transfer_streams = opt_.node.backup_transfer_streams;
   o.flush_as_written = opt_.node.backup_flush_as_written;
+  o.bwlimit_bytes_per_s = c.bwlimit_bytes_per_s != 0 ? c.bwlimit_bytes_per_s : opt_.node.backup_bwlimit_bytes_per_s;
+  o.background = opt_.node.backup_background;
   return o;
 }
 

@@ -48,6 +48,8 @@ struct BackupConfig {
   uint32_t keep_last = 0;
   uint64_t max_age_s = 0;
   uint64_t min_free_bytes = 1ULL << 30;
+  // Transfers at most this fast; 0 = the node's [backup] bwlimit.
+  uint64_t bwlimit_bytes_per_s = 0;
   int64_t scheduled_since_ms = 0;    // when the schedule was set
   int64_t last_scheduled_run_ms = 0;  // start of the last scheduled run
   // Every place of this node's snapshots, the home (`destination`) first

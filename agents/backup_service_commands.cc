@@ -5,10 +5,16 @@
 #include "agents/backup_service.h"
 #include "backup/backup_schedule.h"
 #include "backup/retention.h"
+#include "backup/rsync.h"
 #include "backup/snapshot_verifier.h"
 
 namespace ledgerkeep {
 namespace {
+
+Status BwlimitOutOfRange(uint64_t v) {
+  return Status::InvalidArgument("bwlimit " + std::to_string(v) + " bytes/s is out of range: give 0 (no limit) to " +
+                                 std::to_string(kMaxBwlimitBytesPerS) + " (1 TiB/s)");
+}
 
 class BackupHandler final : public CommandHandler {
  public:
@@ -44,6 +50,7 @@ CommandOutcome BackupService::Schedule(const wire::ScheduleBackup& cmd) {
                                         " is out of range: give 0 to " + std::to_string(kMaxMinFreeBytes) +
                                         " (1 PiB)"));
   }
+  if (cmd.bwlimit_bytes_per_s() > kMaxBwlimitBytesPerS) return Fail(BwlimitOutOfRange(cmd.bwlimit_bytes_per_s()));
   BackupConfig c;
   {
     std::lock_guard<std::mutex> lock(mu_);
@@ -62,6 +69,7 @@ CommandOutcome BackupService::Schedule(const wire::ScheduleBackup& cmd) {
   c.keep_last = cmd.retention() ? cmd.retention()->keep_last() : 0;
   c.max_age_s = cmd.retention() ? cmd.retention()->max_age_s() : 0;
   if (cmd.min_free_bytes() > 0) c.min_free_bytes = cmd.min_free_bytes();
+  c.bwlimit_bytes_per_s = cmd.bwlimit_bytes_per_s();
   // Checkpoint mode keeps its own local directory (empty = next to the DB);
   // an earlier rsync destination must not leak into it.
   if (mode == "rsync") {
@@ -140,6 +148,8 @@ CommandOutcome BackupService::RunNow(const CommandContext& ctx, const wire::RunB
     std::lock_guard<std::mutex> lock(mu_);
     c = config_;
   }
+  if (cmd.bwlimit_bytes_per_s() > kMaxBwlimitBytesPerS) return Fail(BwlimitOutOfRange(cmd.bwlimit_bytes_per_s()));
+  if (cmd.bwlimit_bytes_per_s() != 0) c.bwlimit_bytes_per_s = cmd.bwlimit_bytes_per_s();
   BackupTarget target = FromWire(cmd.target());
   if (!target.destination.empty()) {
     // A one-off destination: this run only. It never replaces the home

@@ -23,6 +23,7 @@
 #include "backup/snapshot_flusher.h"
 #include "backup/transfer_progress.h"
 #include "common/file_util.h"
+#include "common/background_priority.h"
 #include "common/parallel_for.h"
 #include "ledger/ledger_store.h"
 
@@ -172,7 +173,7 @@ struct BackupEngine::Impl {
   // files, which rsync only hard-links, are dealt round-robin. Returns a
   // single stream when parallelism cannot pay: a live source (rsync must see
   // the whole tree to tolerate vanishing files), fewer than two new files,
-  // or under o.min_stream_bytes to send per stream.
+  // under o.min_stream_bytes to send per stream, or a bandwidth limit.
   std::vector<Stream> PlanStreams(const std::vector<ManifestFile>& files, const SnapshotManifest* previous,
                                   bool consistent) const {
     std::vector<const ManifestFile*> fresh, unchanged;
@@ -182,7 +183,9 @@ struct BackupEngine::Impl {
     size_t n = static_cast<size_t>(std::clamp(o.transfer_streams, 1, 8));
     n = std::min<size_t>(
         {n, fresh.size(), static_cast<size_t>(fresh_bytes / std::max<uint64_t>(1, o.min_stream_bytes))});
-    if (!consistent || n < 2) return {Stream{}};
+    // A bandwidth limit bounds the transfer, not the cores: one stream
+    // (rsync's --bwlimit is per rsync).
+    if (!consistent || n < 2 || o.bwlimit_bytes_per_s > 0) return {Stream{}};
     std::vector<Stream> out(n);
     std::sort(fresh.begin(), fresh.end(), [](auto* a, auto* b) { return a->size > b->size; });
     for (const ManifestFile* f : fresh) {
@@ -379,6 +382,9 @@ struct BackupEngine::Impl {
   }
 
   Status RunInto(BackupResult& res) {
+    // Checksums on this thread and the ones it starts, rsync and ssh: at the
+    // lowest priority when the node asks for it (they inherit it).
+    ScopedBackgroundPriority low(o.background);
     const int64_t started = clock->NowMs();
     LK_RETURN_IF_ERROR(CheckSshFiles(o.destination));
     LK_RETURN_IF_ERROR(CreateDirectories(work, 0700));

@@ -62,6 +62,13 @@ struct BackupRunOptions {
   // the backup host). The snapshot is synced before DONE either way.
   // Default: true.
   bool flush_as_written = true;
+  // At most this many bytes per second over the whole transfer (rsync
+  // --bwlimit); a limited transfer runs as one stream. Default: 0 (none).
+  uint64_t bwlimit_bytes_per_s = 0;
+  // Checksums, rsync and ssh at nice 19 in the idle I/O class, so a backup
+  // beside a running ledger takes what the ledger leaves. Default: false
+  // (the node's [backup] background).
+  bool background = false;
   // Extra ssh arguments for SSH destinations (e.g. -o UserKnownHostsFile=...).
   std::vector<std::string> ssh_options;
   std::function<void(const TransferProgress&)> on_progress;

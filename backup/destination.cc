@@ -63,6 +63,8 @@ RsyncOptions DestinationRsyncOptions(const BackupDestination& destination, const
   r.max_attempts = context.max_attempts;
   r.backoff_base_ms = context.backoff_base_ms;
   r.cancelled = context.cancelled;
+  r.bwlimit_bytes_per_s = context.bwlimit_bytes_per_s;
+  r.background = context.background;
   return r;
 }
 

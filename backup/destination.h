@@ -65,11 +65,16 @@ struct DestinationContext {
   int64_t backoff_base_ms = 1000;
   // Polled while rsync runs; true stops it (Aborted). Default: none.
   std::function<bool()> cancelled;
+  // Every rsync at most this many bytes per second. Default: 0 (no limit).
+  uint64_t bwlimit_bytes_per_s = 0;
+  // rsync and ssh at nice 19 in the idle I/O class. Default: false.
+  bool background = false;
 };
 
 // A context from any options that carry the ssh options and rsync tuning
 // under these names (BackupRunOptions, SnapshotAccess, the client backup's
-// tuning), and `cancelled` when they have it.
+// tuning), and `cancelled`, `bwlimit_bytes_per_s` and `background` when
+// they have them.
 template <class Tuning>
 DestinationContext DestinationContextOf(const Tuning& t, ProcessRunner* runner, std::string work_dir) {
   DestinationContext c;
@@ -80,6 +85,8 @@ DestinationContext DestinationContextOf(const Tuning& t, ProcessRunner* runner, 
   c.max_attempts = t.max_attempts;
   c.backoff_base_ms = t.backoff_base_ms;
   if constexpr (requires { t.cancelled; }) c.cancelled = t.cancelled;
+  if constexpr (requires { t.bwlimit_bytes_per_s; }) c.bwlimit_bytes_per_s = t.bwlimit_bytes_per_s;
+  if constexpr (requires { t.background; }) c.background = t.background;
   return c;
 }
 

@@ -245,6 +245,7 @@ Result<RetryOutcome> RunWithRetries(ProcessRunner* runner, const RsyncOptions& o
   for (attempt = 1; attempt <= max_attempts; ++attempt) {
     if (hooks.on_attempt) hooks.on_attempt(attempt);
     RunOptions ro;
+    ro.background = options.background;
     ro.env = options.env;
     ro.env.emplace_back("LC_ALL", "C");  // messages and numbers we parse
     ro.env.emplace_back("LANG", "C");
@@ -518,6 +519,11 @@ std::string RsyncRemoteShellArg(const std::vector<std::string>& argv) {
 RsyncRunner::RsyncRunner(ProcessRunner* runner, RsyncOptions options)
     : runner_(runner), options_(std::move(options)) {}
 
+std::string RsyncBwlimitArg(uint64_t bytes_per_s) {
+  if (bytes_per_s == 0) return "";
+  return "--bwlimit=" + std::to_string(std::max<uint64_t>(1, (bytes_per_s + 1023) / 1024));
+}
+
 Result<RsyncResult> RsyncRunner::Copy(const std::vector<std::string>& sources, const std::string& dest) {
   if (sources.empty()) return Status::InvalidArgument("rsync: no sources to copy to " + dest);
   if (dest.empty()) return Status::InvalidArgument("rsync: empty destination");
@@ -525,6 +531,7 @@ Result<RsyncResult> RsyncRunner::Copy(const std::vector<std::string>& sources, c
   std::vector<std::string> argv = {"rsync", "-a", "--info=progress2", "--no-inc-recursive", "--stats",
                                    "--no-human-readable", "--timeout=" + std::to_string(options_.io_timeout_s)};
   if (options_.partial) argv.push_back("--partial");
+  if (options_.bwlimit_bytes_per_s > 0) argv.push_back(RsyncBwlimitArg(options_.bwlimit_bytes_per_s));
   std::vector<std::string> endpoints = sources;
   endpoints.push_back(dest);
   AddRemoteShell(options_, endpoints, argv);

@@ -117,7 +117,20 @@ struct RsyncOptions {
   // Added to rsync's environment (e.g. RSYNC_PASSWORD for a daemon).
   // Default: none.
   std::vector<std::pair<std::string, std::string>> env;
+  // Copy(): at most this many bytes per second (rsync --bwlimit, in whole
+  // KiB, at least 1). Default: 0 (no limit).
+  uint64_t bwlimit_bytes_per_s = 0;
+  // rsync and ssh at nice 19 in the idle I/O class (RunOptions::background).
+  // Default: false.
+  bool background = false;
 };
+
+// The largest bandwidth limit taken (1 TiB/s): more is a typo, not a limit.
+inline constexpr uint64_t kMaxBwlimitBytesPerS = 1ULL << 40;
+
+// rsync's --bwlimit argument for a limit in bytes per second ("" for none):
+// KiB per second, rounded up, at least 1.
+std::string RsyncBwlimitArg(uint64_t bytes_per_s);
 
 struct RsyncResult {
   RsyncStats stats;              // of the last (successful) attempt

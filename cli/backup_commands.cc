@@ -16,7 +16,9 @@
 #include "cli/event_format.h"
 #include "cli/output.h"
 #include "backup/backup_destination.h"
+#include "backup/rsync.h"
 #include "backup/snapshot_verifier.h"
+#include "common/byte_size.h"
 #include "common/clock.h"
 #include "wire/backup_wire.h"
 
@@ -48,6 +50,7 @@ struct BackupFlags {
   uint32_t keep = 0;
   uint64_t max_age_days = 0;
   uint64_t min_free_mb = 1024;
+  std::string bwlimit;  // "" = none given
   int64_t wait_s = 3600;
 };
 
@@ -126,6 +129,16 @@ int PrintConfigResults(const GlobalFlags& g, const wire::CommandStatusT& st) {
   return all_ok ? kExitOk : kExitFailed;
 }
 
+// --bwlimit SIZE as bytes per second; 0 when not given.
+Result<uint64_t> BwlimitFlag(const BackupFlags& f) {
+  if (f.bwlimit.empty()) return uint64_t{0};
+  LK_ASSIGN_OR_RETURN(uint64_t v, ParseByteSize("--bwlimit (bytes per second)", f.bwlimit));
+  if (v > kMaxBwlimitBytesPerS) {
+    return Status::InvalidArgument("--bwlimit " + f.bwlimit + " is more than 1T (bytes per second); is it a typo?");
+  }
+  return v;
+}
+
 int RunBackupSchedule(const GlobalFlags& g, const TargetFlags& tf, const BackupFlags& f) {
   // Checked here too (usage error, nothing sent); the agent checks again.
   if (auto sched = ParseSchedule(f.frequency, f.time_zone); !sched.ok()) return Fail(sched.status());
@@ -138,6 +151,9 @@ int RunBackupSchedule(const GlobalFlags& g, const TargetFlags& tf, const BackupF
   s.retention->keep_last = f.keep;
   s.retention->max_age_s = f.max_age_days * 86400;
   s.min_free_bytes = f.min_free_mb << 20;
+  auto bwlimit = BwlimitFlag(f);
+  if (!bwlimit.ok()) return Fail(bwlimit.status());
+  s.bwlimit_bytes_per_s = *bwlimit;
   if (s.mode == wire::BackupMode::Rsync && f.destination.empty()) {
     return Fail(Status::InvalidArgument(
         "backup schedule needs --destination (use {node} for one directory per node)"));
@@ -157,9 +173,12 @@ int RunBackupSimple(const GlobalFlags& g, wire::TargetT target, wire::CommandBod
 
 // backup run-now: a live progress line per node until every target is done.
 int RunBackupNowCli(const GlobalFlags& g, const TargetFlags& tf, const BackupFlags& f) {
+  auto bwlimit = BwlimitFlag(f);
+  if (!bwlimit.ok()) return Fail(bwlimit.status());
   auto client = ConnectBroker(g);
   if (!client.ok()) return Fail(client.status());
   wire::RunBackupNowT r;
+  r.bwlimit_bytes_per_s = *bwlimit;
   if (!f.destination.empty()) r.target = MakeTarget(f);
   r.reason = "operator";
   wire::CommandBodyUnion body;
@@ -477,6 +496,8 @@ void RegisterBackupCommands(CLI::App& app, const GlobalFlags& g, CommandTable& c
   b_schedule
       ->add_option("--min-free-mb", bf.min_free_mb, "checkpoint mode: skip when free disk is below this")
       ->capture_default_str();
+  b_schedule->add_option("--bwlimit", bf.bwlimit,
+                   "scheduled transfers at most this many bytes per second (e.g. 20M; default: the node's [backup] bwlimit)");
   AddTargetFlags(b_schedule, f->target);
   commands.Add(b_schedule, checked([&g, f] { return RunBackupSchedule(g, f->target, f->bf); }));
 
@@ -492,6 +513,8 @@ void RegisterBackupCommands(CLI::App& app, const GlobalFlags& g, CommandTable& c
       backup->add_subcommand("run-now", "back up now and show live progress per node; waits for all");
   AddDestinationFlags(b_run, bf, false);
   b_run->add_option("--wait-s", bf.wait_s, "give up waiting after this long")->capture_default_str();
+  b_run->add_option("--bwlimit", bf.bwlimit,
+                   "transfer at most this many bytes per second (e.g. 20M; default: the node's [backup] bwlimit)");
   AddTargetFlags(b_run, f->target);
   commands.Add(b_run, checked([&g, f] { return RunBackupNowCli(g, f->target, f->bf); }));
 

@@ -5,6 +5,7 @@
 #include <filesystem>
 #include <set>
 
+#include "common/byte_size.h"
 #include "common/toml_section.h"
 #include "common/toml_writer.h"
 
@@ -46,6 +47,15 @@ Result<NodeConfig> LoadNodeConfig(const std::string& path) {
                                 "parallel rsync streams; 1 = a single rsync"));
   LK_RETURN_IF_ERROR(backup.Bool("flush_as_written", &c.backup_flush_as_written,
                                  "flush each new snapshot file to disk on the destination as it arrives"));
+  std::string bwlimit;
+  LK_RETURN_IF_ERROR(backup.String("bwlimit", &bwlimit));
+  if (!bwlimit.empty()) {
+    auto limit = ParseByteSize("[backup] bwlimit (bytes per second)", bwlimit);
+    if (!limit.ok()) return limit.status().WithContext(path);
+    c.backup_bwlimit_bytes_per_s = *limit;
+  }
+  LK_RETURN_IF_ERROR(backup.Bool("background", &c.backup_background,
+                                 "run backup checksums and transfers at the lowest CPU and I/O priority"));
   LK_RETURN_IF_ERROR(backup.CheckNoUnknownKeys());
 
   LK_ASSIGN_OR_RETURN(TomlSection client, root.Table("client"));
@@ -106,7 +116,9 @@ std::string NodeConfigToml(const NodeConfig& config, std::string_view header) {
   }
   const NodeConfig defaults;
   if (!config.backup_ssh_options.empty() || config.backup_transfer_streams != defaults.backup_transfer_streams ||
-      config.backup_flush_as_written != defaults.backup_flush_as_written) {
+      config.backup_flush_as_written != defaults.backup_flush_as_written ||
+      config.backup_bwlimit_bytes_per_s != defaults.backup_bwlimit_bytes_per_s ||
+      config.backup_background != defaults.backup_background) {
     w.Table("backup");
     if (!config.backup_ssh_options.empty()) w.StringArray("ssh_options", config.backup_ssh_options);
     if (config.backup_transfer_streams != defaults.backup_transfer_streams) {
@@ -115,6 +127,8 @@ std::string NodeConfigToml(const NodeConfig& config, std::string_view header) {
     if (config.backup_flush_as_written != defaults.backup_flush_as_written) {
       w.Bool("flush_as_written", config.backup_flush_as_written);
     }
+    if (config.backup_bwlimit_bytes_per_s != 0) w.String("bwlimit", std::to_string(config.backup_bwlimit_bytes_per_s));
+    if (config.backup_background != defaults.backup_background) w.Bool("background", config.backup_background);
   }
   if (!config.client_paths.empty()) {
     w.Table("client");

@@ -60,6 +60,11 @@ struct NodeConfig {
   std::vector<std::string> backup_ssh_options;
   int backup_transfer_streams = 2;        // [backup] transfer_streams, 1..8. Default: 2
   bool backup_flush_as_written = true;    // [backup] flush_as_written. Default: true
+  // [backup] bwlimit ("50M": bytes per second, powers of 1024). Default: 0, none.
+  uint64_t backup_bwlimit_bytes_per_s = 0;
+  // [backup] background: checksums, rsync and ssh at nice 19 in the idle
+  // I/O class. Default: false.
+  bool backup_background = false;
   std::vector<std::string> client_paths;  // absolute
 };
 

@@ -16,6 +16,7 @@
 #include <sstream>
 #include <string_view>
 
+#include "common/background_priority.h"
 #include "common/clock.h"
 
 namespace ledgerkeep {
@@ -100,6 +101,7 @@ class RealRunner final : public ProcessRunner {
       // would go on writing into a snapshot the restarted agent discards.
       ::prctl(PR_SET_PDEATHSIG, SIGKILL);
       if (::getppid() != parent) ::_exit(127);
+      if (opts.background) LowerPriorityOfThisTask();
       ::dup2(opts.stdin_fd >= 0 ? opts.stdin_fd : devnull, 0);
       ::dup2(out_pipe[1], 1);
       ::dup2(err_pipe[1], 2);

@@ -64,6 +64,10 @@ struct RunOptions {
   // it); the command reads EOF when the caller closes the write end.
   // Default: -1, /dev/null.
   int stdin_fd = -1;
+  // Run at the lowest CPU priority (nice 19) and in the idle I/O class, so
+  // the command gets only what the rest of the machine leaves (backup
+  // transfers beside a running ledger). Default: false.
+  bool background = false;
 };
 
 class ProcessRunner {

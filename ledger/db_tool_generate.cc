@@ -10,6 +10,7 @@
 #include <nlohmann/json.hpp>
 #include <optional>
 
+#include "common/byte_size.h"
 #include "ledger/ledger_store.h"
 
 namespace ledgerkeep::ledger {
@@ -30,31 +31,6 @@ Result<uint64_t> ParseCount(const std::string& flag, const std::string& text, ui
   return v;
 }
 
-// "1073741824", "1G", "512M", "64K" (powers of 1024).
-Result<uint64_t> ParseSize(const std::string& flag, const std::string& text) {
-  const Status bad = Status::InvalidArgument(
-      flag + " must be a positive size such as 1073741824, 512M or 1G, got '" + text + "'");
-  uint64_t v = 0;
-  const auto [ptr, ec] = std::from_chars(text.data(), text.data() + text.size(), v);
-  if (ec != std::errc() || ptr == text.data() || v == 0) return bad;
-  const std::string suffix(ptr, text.data() + text.size());
-  int shift = 0;
-  if (suffix.empty()) {
-    shift = 0;
-  } else if (suffix == "K" || suffix == "k") {
-    shift = 10;
-  } else if (suffix == "M" || suffix == "m") {
-    shift = 20;
-  } else if (suffix == "G" || suffix == "g") {
-    shift = 30;
-  } else if (suffix == "T" || suffix == "t") {
-    shift = 40;
-  } else {
-    return bad;
-  }
-  if (v > (std::numeric_limits<uint64_t>::max() >> shift)) return bad;
-  return v << shift;
-}
 
 int Usage(const Status& s) {
   std::cerr
@@ -121,7 +97,7 @@ Result<GenerateArgs> ParseGenerateArgs(const std::vector<std::string>& args) {
     if (flag == "--blocks") {
       LK_ASSIGN_OR_RETURN(blocks, ParseCount(flag, value, 1, kMaxBlocks));
     } else if (flag == "--bytes") {
-      LK_ASSIGN_OR_RETURN(bytes, ParseSize(flag, value));
+      LK_ASSIGN_OR_RETURN(bytes, ParseByteSize(flag, value));
     } else if (flag == "--payload-bytes") {
       LK_ASSIGN_OR_RETURN(uint64_t p, ParseCount(flag, value, 1, kMaxPayloadBytes));
       out.params.payload_bytes = static_cast<uint32_t>(p);

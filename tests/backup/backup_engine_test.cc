@@ -287,6 +287,19 @@ TEST_F(BackupEngineTest, IncrementalRunResendsNoUnchangedSstFile) {
 // connection each for SSH) must give the same snapshot as one rsync: every
 // file present with its manifest checksum, the ledger restorable, and the
 // next run still hard-linking the unchanged SSTs.
+// A bandwidth limit is per rsync: a limited transfer runs as one stream so
+// the limit holds for the node (issue 15 point 5).
+TEST_F(BackupEngineTest, ABandwidthLimitedRunUsesOneStream) {
+  WaitForBlocks(400);
+  auto o = Options(tmp_.path() + "/backups/limited");
+  o.transfer_streams = 3;
+  o.min_stream_bytes = 1;  // three streams without the limit
+  o.bwlimit_bytes_per_s = 1ULL << 30;
+  auto res = engine_.Run(o);
+  ASSERT_TRUE(res.ok) << res.error;
+  EXPECT_EQ(res.streams, 1u);
+}
+
 TEST_F(BackupEngineTest, ParallelStreamsGiveACompleteSnapshotAndIncrementalsStillLink) {
   WaitForBlocks(800);
   const std::string dest = tmp_.path() + "/backups/r1";

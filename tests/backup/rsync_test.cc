@@ -322,7 +322,9 @@ class ReplayRunner final : public ProcessRunner {
   Result<ProcessResult> Run(const std::vector<std::string>&, int64_t) override {
     return Status::Internal("unused");
   }
-  Result<ProcessResult> RunStreaming(const std::vector<std::string>&, const RunOptions& opts) override {
+  Result<ProcessResult> RunStreaming(const std::vector<std::string>& argv, const RunOptions& opts) override {
+    last_argv = argv;
+    last_background = opts.background;
     ProcessResult r;
     r.exit_code = exit_codes.at(static_cast<size_t>(runs++));
     r.stderr_tail = r.exit_code == 0 ? "" : "[sender] io timeout after 20 seconds -- exiting\n";
@@ -342,7 +344,34 @@ class ReplayRunner final : public ProcessRunner {
   std::string stream;
   std::vector<int> exit_codes;
   int runs = 0;
+  std::vector<std::string> last_argv;
+  bool last_background = false;
 };
+
+TEST(RsyncReplayTest, ABandwidthLimitIsBwlimitInWholeKiBAndBackgroundReachesTheRunner) {
+  EXPECT_EQ(RsyncBwlimitArg(0), "");
+  EXPECT_EQ(RsyncBwlimitArg(1), "--bwlimit=1");
+  EXPECT_EQ(RsyncBwlimitArg(1024), "--bwlimit=1");
+  EXPECT_EQ(RsyncBwlimitArg(1025), "--bwlimit=2");
+  EXPECT_EQ(RsyncBwlimitArg(20u << 20), "--bwlimit=20480");
+  EXPECT_EQ(RsyncBwlimitArg(kMaxBwlimitBytesPerS), "--bwlimit=1073741824");
+
+  ReplayRunner fake;
+  fake.stream = "Total file size: 0 bytes\n";
+  fake.exit_codes = {0, 0};
+  RsyncOptions o = FastRetryOptions();
+  o.bwlimit_bytes_per_s = 20u << 20;
+  o.background = true;
+  RsyncRunner limited(&fake, o);
+  ASSERT_TRUE(limited.Copy({"/src/"}, "/dst").ok());
+  EXPECT_NE(std::find(fake.last_argv.begin(), fake.last_argv.end(), "--bwlimit=20480"), fake.last_argv.end());
+  EXPECT_TRUE(fake.last_background);
+
+  RsyncRunner plain(&fake, FastRetryOptions());
+  ASSERT_TRUE(plain.Copy({"/src/"}, "/dst").ok());
+  for (const auto& a : fake.last_argv) EXPECT_EQ(a.rfind("--bwlimit", 0), std::string::npos) << a;
+  EXPECT_FALSE(fake.last_background);
+}
 
 TEST(RsyncReplayTest, RecordsSplitAcrossChunksAndATimeoutRetryKeepProgressMonotonic) {
   ReplayRunner fake;
@@ -450,6 +479,19 @@ TEST_F(RsyncLocalTest, ProgressArrivesAtLeastOncePerSecondOnASlowTransfer) {
   EXPECT_GE(log.events.size(), 3u);
   EXPECT_LT(log.MaxGapMs(), 1000) << "events: " << log.events.size();
   log.ExpectMonotonicEndingAt100();
+}
+
+TEST_F(RsyncLocalTest, ABandwidthLimitHoldsARealCopyToIt) {
+  const std::string src = dir_ + "/limited-src";
+  WriteTree(src, 0, 3, 1'000'000, 11);  // 3 MB at 1 MiB/s: about three seconds
+  RsyncOptions o = FastRetryOptions();
+  o.bwlimit_bytes_per_s = 1 << 20;
+  RsyncRunner rsync(ProcessRunner::Real(), o);
+  const int64_t start = MonotonicMs();
+  auto r = rsync.Copy({src + "/"}, dir_ + "/limited-dst/");
+  ASSERT_TRUE(r.ok()) << r.status().ToString();
+  EXPECT_GE(MonotonicMs() - start, 2000) << "3 MB went faster than 1 MiB/s";
+  EXPECT_EQ(TreeDiff(src, dir_ + "/limited-dst"), "");
 }
 
 TEST_F(RsyncLocalTest, LinkDestSecondSnapshotResendsNothingForUnchangedFiles) {

@@ -88,6 +88,22 @@ TEST_F(NodeConfigTest, BackupFlushAsWrittenDefaultsToOnAndRefusesANonBoolean) {
   }
 }
 
+TEST_F(NodeConfigTest, BackupBwlimitIsASizePerSecondAndBackgroundIsOffByDefault) {
+  auto none = LoadNodeConfig(Write("[ledger]\ndb = 'db'\n"));
+  ASSERT_TRUE(none.ok()) << none.status().ToString();
+  EXPECT_EQ(none->backup_bwlimit_bytes_per_s, 0u);
+  EXPECT_FALSE(none->backup_background);
+  auto set = LoadNodeConfig(Write("[backup]\nbwlimit = '20M'\nbackground = true\n"));
+  ASSERT_TRUE(set.ok()) << set.status().ToString();
+  EXPECT_EQ(set->backup_bwlimit_bytes_per_s, 20u << 20);
+  EXPECT_TRUE(set->backup_background);
+  for (const char* bad : {"'20MB'", "'-1'", "'0'", "' 20M'", "20"}) {
+    auto c = LoadNodeConfig(Write(std::string("[backup]\nbwlimit = ") + bad + "\n"));
+    ASSERT_FALSE(c.ok()) << bad;
+    EXPECT_NE(c.status().message().find("bwlimit"), std::string::npos) << c.status().ToString();
+  }
+}
+
 TEST_F(NodeConfigTest, WrongTypesAreConfigErrorsNamingTheFileTheKeyAndTheExpectedType) {
   struct Case {
     std::string text, want;
@@ -163,6 +179,8 @@ TEST_F(NodeConfigTest, WrittenConfigsLoadBackAsWritten) {
   replica.backup_ssh_options = {"-o", "UserKnownHostsFile=/etc/ledgerkeep/known_hosts"};
   replica.backup_transfer_streams = 4;
   replica.backup_flush_as_written = false;
+  replica.backup_bwlimit_bytes_per_s = 20 << 20;
+  replica.backup_background = true;
 
   NodeConfig client;
   ComponentSpec api;
@@ -192,6 +210,8 @@ TEST_F(NodeConfigTest, WrittenConfigsLoadBackAsWritten) {
     EXPECT_EQ(got->backup_ssh_options, want->backup_ssh_options);
     EXPECT_EQ(got->backup_transfer_streams, want->backup_transfer_streams);
     EXPECT_EQ(got->backup_flush_as_written, want->backup_flush_as_written);
+    EXPECT_EQ(got->backup_bwlimit_bytes_per_s, want->backup_bwlimit_bytes_per_s);
+    EXPECT_EQ(got->backup_background, want->backup_background);
     EXPECT_EQ(got->client_paths, want->client_paths);
   }
   // Defaults are left out: a file says what differs.

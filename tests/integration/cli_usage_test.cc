@@ -10,6 +10,7 @@
 
 #include "backup/backup_schedule.h"
 #include "backup/retention.h"
+#include "backup/rsync.h"
 #include "tests/support/status_macros.h"
 #include "tests/support/test_cluster.h"
 
@@ -217,6 +218,48 @@ TEST_F(CliUsageTest, AgentRefusesOutOfRangeScheduleNumbersSentPastTheCli) {
   ASSERT_EQ(status.exit_code, 0) << status.Describe();
   auto j = nlohmann::json::parse(status.out, nullptr, false);
   EXPECT_EQ(j["r1"].value("schedule", ""), "") << status.out;
+  EXPECT_FALSE(fs::exists(cluster_->dir() + "/backups"));
+}
+
+// Issue 15 point 5: --bwlimit takes a size per second; anything else is a
+// usage error before anything is sent, and the agent refuses an absurd
+// limit sent past the CLI.
+TEST_F(CliUsageTest, BandwidthLimitsThatAreNoSizeAreUsageErrorsAndNothingIsSent) {
+  const std::string dest = cluster_->dir() + "/backups/{node}";
+  const std::vector<std::string> schedule = {"backup", "schedule", "--destination", dest, "--frequency", "hourly"};
+  auto with = [](std::vector<std::string> base, std::vector<std::string> more) {
+    base.insert(base.end(), more.begin(), more.end());
+    return base;
+  };
+  for (const auto& args : {with(schedule, {"--bwlimit", "20MB"}), with(schedule, {"--bwlimit", "0"}),
+                           with(schedule, {"--bwlimit", "-5M"}), with(schedule, {"--bwlimit", "2T"}),
+                           std::vector<std::string>{"backup", "run-now", "--bwlimit", "1.5M"},
+                           std::vector<std::string>{"backup", "run-now", "--bwlimit", "20M; rm -rf /"}}) {
+    ExpectUsageError(args, "--bwlimit");
+  }
+  ExpectNothingSent();
+  EXPECT_FALSE(fs::exists(cluster_->dir() + "/backups")) << "a refused schedule claimed its destination";
+}
+
+TEST_F(CliUsageTest, AgentRefusesABandwidthLimitOverOneTiBPerSecondSentPastTheCli) {
+  wire::ScheduleBackupT s;
+  s.target = std::make_unique<wire::BackupTargetT>();
+  s.target->destination = cluster_->dir() + "/backups/{node}";
+  s.frequency = "hourly";
+  s.time_zone = "UTC";
+  s.bwlimit_bytes_per_s = kMaxBwlimitBytesPerS + 1;
+  wire::CommandBodyUnion body;
+  body.Set(std::move(s));
+  wire::TargetT r1;
+  r1.node_id = "r1";
+  LK_ASSERT_OK_AND_ASSIGN(auto issued, client_->Issue(r1, std::move(body), 20'000));
+  LK_ASSERT_OK_AND_ASSIGN(auto st, client_->Wait(issued.cmd_id, 20'000, nullptr));
+  ASSERT_EQ(st.targets.size(), 1u);
+  const auto& t = *st.targets[0];
+  ASSERT_TRUE(t.result) << DescribeCommandStatus(st);
+  EXPECT_EQ(t.result->status, wire::ResultStatus::Failed) << DescribeCommandStatus(st);
+  EXPECT_EQ(t.result->error_code, static_cast<uint16_t>(StatusCode::kInvalidArgument));
+  EXPECT_NE(t.result->message.find("bwlimit"), std::string::npos) << t.result->message;
   EXPECT_FALSE(fs::exists(cluster_->dir() + "/backups"));
 }
 
