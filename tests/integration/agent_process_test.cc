@@ -161,6 +161,24 @@ TEST_F(AgentProcessTest, AFrozenAgentThatANewProcessReplacedIsFencedWhenItResume
   LK_EXPECT_OK(AllTargetsOk(after));
 }
 
+// Whether, within 5 s, the broker's event log holds a Note on `topic` whose
+// text contains `text`.
+template <class Client>
+bool BrokerHeardNote(Client& client, const std::string& topic, const std::string& text) {
+  return WaitUntil(
+      [&] {
+        auto dump = FetchAllEvents(client, topic);
+        if (!dump.ok()) return false;
+        for (const auto& env : dump->events) {
+          const auto* note = EventOf(env).body_as_Note();
+          if (note != nullptr && note->text() != nullptr && note->text()->str().find(text) != std::string::npos)
+            return true;
+        }
+        return false;
+      },
+      5s, 50ms);
+}
+
 // A data directory deleted (or swapped) under a running agent: RocksDB would
 // go on writing into deleted files, and every command state and report it
 // journals would be gone at the next start. The agent notices within a
@@ -179,19 +197,7 @@ TEST_F(AgentProcessTest, AnAgentWhoseDataDirectoryIsDeletedStopsAndSaysWhy) {
             std::string::npos)
       << r1->StdoutTail(30);
   LK_ASSERT_OK_AND_ASSIGN(auto client, cluster_->ConnectOperator());
-  bool told = WaitUntil(
-      [&] {
-        auto dump = FetchAllEvents(*client, "note.r1");
-        if (!dump.ok()) return false;
-        for (const auto& env : dump->events) {
-          const auto* note = EventOf(env).body_as_Note();
-          if (note != nullptr && note->text() != nullptr &&
-              note->text()->str().find("was deleted") != std::string::npos)
-            return true;
-        }
-        return false;
-      },
-      5s, 50ms);
+  bool told = BrokerHeardNote(*client, "note.r1", "was deleted");
   EXPECT_TRUE(told) << "the broker was not told";
   // The others are not affected.
   LK_ASSERT_OK_AND_ASSIGN(auto r2, cluster_->Ping(Node("r2")));
@@ -218,19 +224,7 @@ TEST_F(AgentProcessTest, ADataDirectoryDeletedWhileTheBrokerIsAwayIsReportedWhen
   ASSERT_TRUE(code.has_value()) << "the agent runs on without its data directory:\n" << r1->StdoutTail(30);
   EXPECT_NE(*code, 0);
   LK_ASSERT_OK_AND_ASSIGN(auto client, cluster_->ConnectOperator());
-  bool told = WaitUntil(
-      [&] {
-        auto dump = FetchAllEvents(*client, "note.r1");
-        if (!dump.ok()) return false;
-        for (const auto& env : dump->events) {
-          const auto* note = EventOf(env).body_as_Note();
-          if (note != nullptr && note->text() != nullptr &&
-              note->text()->str().find("was deleted") != std::string::npos)
-            return true;
-        }
-        return false;
-      },
-      5s, 50ms);
+  bool told = BrokerHeardNote(*client, "note.r1", "was deleted");
   EXPECT_TRUE(told) << "the broker was not told:\n" << r1->StdoutTail(30);
 }
 
