@@ -121,7 +121,8 @@ void SetDestination(BackupConfig& c, const BackupTarget& t) {
 
 BackupService::BackupService(BackupServiceOptions options)
     : opt_(std::move(options)),
-      engine_(opt_.runner, opt_.clock, opt_.data_dir + "/backup/work") {}
+      engine_(opt_.runner, opt_.clock, opt_.data_dir + "/backup/work"),
+      checkpoints_(opt_.node.ledger_db, opt_.node.ledger_control, opt_.clock) {}
 
 BackupService::~BackupService() { Stop(); }
 
@@ -291,7 +292,8 @@ Status BackupService::CheckpointDirAllowed(const std::string& dir) const {
 
 BackupResult BackupService::RunLocked(const BackupConfig& c, bool scheduled,
                                              const std::function<void(const TransferProgress&)>& progress,
-                                             const std::function<bool()>& cancelled) {
+                                             const std::function<bool()>& cancelled,
+                                             const MaintenanceCheckpointInfo* ship) {
   std::lock_guard<std::mutex> run(run_mu_);
   {
     std::lock_guard<std::mutex> lock(mu_);
@@ -319,6 +321,12 @@ BackupResult BackupService::RunLocked(const BackupConfig& c, bool scheduled,
     } else {
       o->on_progress = progress;
       o->cancelled = cancelled;
+      if (ship != nullptr) {
+        o->prepared = ship->checkpoint;
+        o->snapshot_id = ship->snapshot_id;
+        o->set_run = ship->run;
+        o->set_block = ship->stop_point;
+      }
       res = engine_.Run(*o);
     }
   }

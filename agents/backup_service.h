@@ -28,6 +28,7 @@
 #include "common/node_config.h"
 #include "backup/backup_engine.h"
 #include "backup/backup_schedule.h"
+#include "backup/maintenance_checkpoint.h"
 #include "backup/snapshot_places.h"
 #include "backup/snapshot_restore.h"
 #include "wire/backup_wire.h"
@@ -95,6 +96,9 @@ class BackupService {
   CommandOutcome Unschedule();
   CommandOutcome Configure(const wire::ConfigureBackup& cmd);
   CommandOutcome RunNow(const CommandContext& ctx, const wire::RunBackupNow& cmd);
+  // The online maintenance window's checkpoint (issue 15): check the space
+  // for one, take one at the stop point, or release one (rollback).
+  CommandOutcome Checkpoint(const wire::MaintenanceCheckpoint& cmd);
   CommandOutcome GetStatus();
   CommandOutcome List();
   // Verifies the destination's copy of this node's snapshots
@@ -114,9 +118,13 @@ class BackupService {
   // The places to look at: the recorded ones, or the home alone for a
   // config written before places were recorded.
   static SnapshotPlaces PlacesOf(const BackupConfig& c, const std::string& node_id);
+  // `ship`: a maintenance checkpoint to ship as its set's snapshot instead
+  // of taking a new source (null = a normal run).
   BackupResult RunLocked(const BackupConfig& c, bool scheduled,
-                                const std::function<void(const TransferProgress&)>& progress,
-                                const std::function<bool()>& cancelled);
+                         const std::function<void(const TransferProgress&)>& progress,
+                         const std::function<bool()>& cancelled, const MaintenanceCheckpointInfo* ship = nullptr);
+  // RunNow for a maintenance run's checkpoint.
+  CommandOutcome ShipCheckpoint(const CommandContext& ctx, const BackupConfig& c, uint64_t run);
   BackupResult RunCheckpoint(const BackupConfig& c, bool scheduled);
   Status CheckpointDirAllowed(const std::string& dir) const;
   // A Note event through the reporter, if one is set (mu_ not held).
@@ -128,6 +136,7 @@ class BackupService {
 
   BackupServiceOptions opt_;
   BackupEngine engine_;
+  MaintenanceCheckpoints checkpoints_;
   std::mutex run_mu_;  // one run at a time
   std::mutex mu_;      // guards the fields below
   BackupConfig config_;

@@ -162,12 +162,85 @@ CommandOutcome BackupService::RunNow(const CommandContext& ctx, const wire::RunB
         "no backup destination for " + opt_.node_id +
         ": pass --destination, or set one with `ledgerkeep backup configure` or `backup schedule`"));
   }
+  if (cmd.maintenance_run() != 0) return ShipCheckpoint(ctx, c, cmd.maintenance_run());
   auto res = RunLocked(
       c, false, [&](const TransferProgress& p) { ctx.ReportProgress(p); },
       [&] { return ctx.cancelled(); });
   CommandOutcome out;
   if (!res.ok) out.status = Status(StatusCode::kAborted, res.error);
   out.detail.Set(ToWire(res));
+  return out;
+}
+
+CommandOutcome BackupService::ShipCheckpoint(const CommandContext& ctx, const BackupConfig& c, uint64_t run) {
+  auto cp = checkpoints_.Find(run);
+  if (!cp.ok()) {
+    return Fail(cp.status().code() == StatusCode::kNotFound
+                    ? Status::FailedPrecondition("no checkpoint of maintenance run " + std::to_string(run) + " on " +
+                                                 opt_.node_id + " (it was released, or never taken)")
+                    : cp.status());
+  }
+  BackupResult res;
+  if (cp->shipped) {  // a repeated request: complete already
+    res.ok = true;
+    res.snapshot_id = cp->snapshot_id;
+    res.destination = ExpandedTarget(c, opt_.node_id).destination;
+    res.consistent = true;
+    res.genesis = cp->checkpoint.genesis;
+    res.last_reachable = cp->checkpoint.last_reachable;
+    res.last_block_id = cp->checkpoint.last;
+    res.set_run = run;
+    res.set_block = cp->stop_point;
+  } else {
+    res = RunLocked(
+        c, false, [&](const TransferProgress& p) { ctx.ReportProgress(p); }, [&] { return ctx.cancelled(); },
+        &*cp);
+    if (res.ok) {
+      Status s = checkpoints_.MarkShipped(run);
+      if (!s.ok()) spdlog::warn("maintenance run {}: snapshot complete, checkpoint not deleted: {}", run, s.ToString());
+    }
+  }
+  CommandOutcome out;
+  if (!res.ok) out.status = Status(res.error_code == StatusCode::kOk ? StatusCode::kAborted : res.error_code, res.error);
+  out.detail.Set(ToWire(res));
+  return out;
+}
+
+CommandOutcome BackupService::Checkpoint(const wire::MaintenanceCheckpoint& cmd) {
+  wire::MaintenanceCheckpointResultT r;
+  r.run_id = cmd.run_id();
+  CommandOutcome out;
+  switch (cmd.action()) {
+    case wire::CheckpointAction::Check: {
+      Status s = checkpoints_.CheckSpace(cmd.min_free_bytes());
+      if (!s.ok()) return Fail(s);
+      break;
+    }
+    case wire::CheckpointAction::Take: {
+      auto t = checkpoints_.Take(cmd.run_id(), cmd.stop_point(), cmd.min_free_bytes());
+      if (!t.ok()) return Fail(t.status());
+      r.last_reachable = t->checkpoint.last_reachable;
+      r.last = t->checkpoint.last;
+      r.stop_digest = t->stop_digest;
+      r.wedged_since_ms = t->wedged_since_ms;
+      r.path = t->checkpoint.dir;
+      r.took_ms = t->took_ms;
+      break;
+    }
+    case wire::CheckpointAction::Release: {
+      Status s = checkpoints_.Release(cmd.run_id());
+      if (!s.ok()) return Fail(s);
+      break;
+    }
+    default:
+      return Fail(Status::InvalidArgument("unknown checkpoint action"));
+  }
+  if (auto space = checkpoints_.Space(); space.ok()) {
+    r.db_bytes = space->db_bytes;
+    r.free_bytes = space->free_bytes;
+    r.held_bytes = space->held_bytes;
+  }
+  out.detail.Set(std::move(r));
   return out;
 }
 
@@ -261,6 +334,10 @@ HandlerMap BackupService::Handlers() {
   });
   add(wire::CommandBody::RunBackupNow, "backup", [](BackupService* s, const CommandContext& c) {
     return s->RunNow(c, *c.command().body_as_RunBackupNow());
+  });
+  // Its own lane: the window's checkpoint must not wait behind an hourly run.
+  add(wire::CommandBody::MaintenanceCheckpoint, "maintenance", [](BackupService* s, const CommandContext& c) {
+    return s->Checkpoint(*c.command().body_as_MaintenanceCheckpoint());
   });
   add(wire::CommandBody::GetBackupStatus, "control",
       [](BackupService* s, const CommandContext&) { return s->GetStatus(); });

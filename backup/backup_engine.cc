@@ -359,6 +359,7 @@ struct BackupEngine::Impl {
   struct DestinationState {
     SnapshotListing listing;
     std::optional<SnapshotManifest> previous;  // the newest complete snapshot's manifest
+    std::optional<SnapshotManifest> done;      // the run's own snapshot, when complete already
   };
 
   Result<DestinationState> ClaimAndList(const std::string& id,
@@ -366,9 +367,16 @@ struct BackupEngine::Impl {
     LK_RETURN_IF_ERROR(Claim(id));
     DestinationState d;
     LK_ASSIGN_OR_RETURN(d.listing, ListSnapshots());
-    if (!d.listing.complete.empty() && id <= d.listing.complete.back()) {
+    // A given id (a resumed snapshot) may be older than the newest: it is
+    // named for when its checkpoint was taken.
+    if (o.snapshot_id.empty() && !d.listing.complete.empty() && id <= d.listing.complete.back()) {
       return Status::FailedPrecondition("the newest snapshot " + d.listing.complete.back() +
                                         " is from the future; is this node's clock right?");
+    }
+    if (std::find(d.listing.complete.begin(), d.listing.complete.end(), id) != d.listing.complete.end()) {
+      // Complete already (a repeated request): nothing to send.
+      LK_ASSIGN_OR_RETURN(d.done, LoadManifest(*dest, id, cached));
+      return d;
     }
     if (!d.listing.complete.empty()) {
       auto m = LoadManifest(*dest, d.listing.complete.back(), cached);
@@ -388,7 +396,8 @@ struct BackupEngine::Impl {
     const int64_t started = clock->NowMs();
     LK_RETURN_IF_ERROR(CheckSshFiles(o.destination));
     LK_RETURN_IF_ERROR(CreateDirectories(work, 0700));
-    const std::string id = SnapshotIdFor(started);
+    const std::string id = o.snapshot_id.empty() ? SnapshotIdFor(started) : o.snapshot_id;
+    if (!IsSnapshotId(id)) return Status::InvalidArgument("'" + id + "' is not a snapshot id");
     // Checksums of unchanged SSTs are carried over from the manifest this
     // node published last (cached locally). Without the cache (a new work
     // dir) everything is checksummed, without waiting for the claim.
@@ -407,7 +416,8 @@ struct BackupEngine::Impl {
       claim_ms = MonotonicMs() - t0;
     });
     Emit("checkpoint", 0);
-    LK_ASSIGN_OR_RETURN(auto src, TakeBackupSource(o.ledger_db, o.ledger_control, id));
+    LK_ASSIGN_OR_RETURN(auto src, o.prepared.dir.empty() ? TakeBackupSource(o.ledger_db, o.ledger_control, id)
+                                                          : UsePreparedCheckpoint(o.prepared));
     res.consistent = src->consistent;
     res.genesis = src->genesis;
     res.last_reachable = src->last_reachable;
@@ -436,7 +446,20 @@ struct BackupEngine::Impl {
     const SnapshotListing& listing = state.listing;
     const std::optional<SnapshotManifest>& previous = state.previous;
     res.snapshot_id = id;
+    res.set_run = o.set_run;
+    res.set_block = o.set_block;
     warmers.JoinAll();
+    if (state.done) {
+      if (state.done->last != src->last || state.done->set_run != o.set_run) {
+        return Status::FailedPrecondition("snapshot " + id + " exists already with other contents (block " +
+                                          std::to_string(state.done->last) + ")");
+      }
+      spdlog::info("snapshot {} is complete already; nothing to send", id);
+      res.bytes_total = state.done->bytes_total;
+      res.manifest_digest = Sha256Hex(state.done->Serialize());
+      res.duration_ms = clock->NowMs() - started;
+      return Status::OK();
+    }
 
     // Transfer.
     // --modify-window=-1: mtimes compared to the nanosecond. With --link-dest
@@ -523,6 +546,8 @@ struct BackupEngine::Impl {
     m.previous = previous ? previous->snapshot_id : "";
     m.bytes_total = total;
     m.bytes_transferred = res.bytes_transferred;
+    m.set_run = o.set_run;
+    m.set_block = o.set_block;
     m.files = std::move(files);
     const std::string text = m.Serialize();
     res.manifest_digest = Sha256Hex(text);
@@ -536,6 +561,7 @@ struct BackupEngine::Impl {
     std::vector<std::string> complete = listing.complete;
     complete.push_back(id);
     for (const auto& dead : listing.incomplete) {
+      if (dead == id) continue;  // this run's own, resumed
       Status s = dest->DeleteSnapshot(dead);
       if (!s.ok()) spdlog::warn("cannot delete incomplete snapshot {}: {}", dead, s.ToString());
     }
@@ -623,6 +649,8 @@ Result<std::vector<SnapshotInfo>> ListSnapshotInfos(Destination& dest,
       s.last_reachable = m->last_reachable;
       s.last_block_id = m->last;
       s.finished_at_ms = m->finished_at_ms;
+      s.set_run = m->set_run;
+      s.set_block = m->set_block;
     }
     out.push_back(std::move(s));
   }

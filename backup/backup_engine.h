@@ -26,6 +26,7 @@
 
 #include "backup/backup_destination.h"
 #include "backup/backup_manifest.h"
+#include "backup/backup_source.h"
 #include "backup/destination.h"
 #include "backup/rsync.h"
 #include "backup/transfer_progress.h"
@@ -69,6 +70,18 @@ struct BackupRunOptions {
   // beside a running ledger takes what the ledger leaves. Default: false
   // (the node's [backup] background).
   bool background = false;
+  // Ship this RocksDB checkpoint, taken earlier (a maintenance window's,
+  // issue 15), instead of taking a source; the engine never deletes it.
+  // Empty dir = take a source (backup_source.h).
+  PreparedCheckpoint prepared;
+  // The snapshot's id; "" = one from the clock. Running again with the same
+  // id resumes an interrupted snapshot: its files at the destination are kept
+  // and only what is missing is sent. When that snapshot is complete already,
+  // the run sends nothing and answers with what its manifest says.
+  std::string snapshot_id;
+  // The snapshot set it belongs to (manifest "set"); 0 = none.
+  uint64_t set_run = 0;
+  uint64_t set_block = 0;
   // Extra ssh arguments for SSH destinations (e.g. -o UserKnownHostsFile=...).
   std::vector<std::string> ssh_options;
   std::function<void(const TransferProgress&)> on_progress;

@@ -61,6 +61,7 @@ std::string SnapshotManifest::Serialize() const {
       {"bytes_total", bytes_total},
       {"bytes_transferred", bytes_transferred},
       {"files", files_json}};
+  if (set_run != 0) j["set"] = {{"run", set_run}, {"block", set_block}};
   return j.dump() + "\n";
 }
 
@@ -86,6 +87,10 @@ Result<SnapshotManifest> SnapshotManifest::Parse(const std::string& text) {
     m.previous = j.value("previous", "");
     m.bytes_total = j.value("bytes_total", uint64_t{0});
     m.bytes_transferred = j.value("bytes_transferred", uint64_t{0});
+    if (const auto set = j.find("set"); set != j.end()) {
+      m.set_run = set->at("run").get<uint64_t>();
+      m.set_block = set->at("block").get<uint64_t>();
+    }
     for (const auto& f : j.at("files")) {
       ManifestFile mf;
       mf.path = f.at("path").get<std::string>();

@@ -6,6 +6,7 @@
 //    "block_ids": {"genesis": 1, "last_reachable": 300, "last": 300},
 //    "started_at_ms": ..., "finished_at_ms": ..., "previous": "<id>" | "",
 //    "bytes_total": N, "bytes_transferred": N,
+//    "set": {"run": 7, "block": 450},   (a maintenance run's snapshot set; absent otherwise)
 //    "files": [{"path": "000012.sst", "size": 123, "mtime": 1700000000,
 //               "xxh128": "<32 hex>"}, ...]}
 // DONE holds "<sha256 of MANIFEST.json>\n" and is written after it: a
@@ -45,6 +46,10 @@ struct SnapshotManifest {
   std::string previous;
   uint64_t bytes_total = 0;
   uint64_t bytes_transferred = 0;
+  // The snapshot set (issue 15): every replica's snapshot of one maintenance
+  // run carries the run and the block all of them stopped at. 0 = none.
+  uint64_t set_run = 0;
+  uint64_t set_block = 0;
   std::vector<ManifestFile> files;
 
   std::string Serialize() const;

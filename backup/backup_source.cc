@@ -20,6 +20,21 @@ BackupSource::~BackupSource() {
   }
 }
 
+Result<std::unique_ptr<BackupSource>> UsePreparedCheckpoint(const PreparedCheckpoint& checkpoint) {
+  std::error_code ec;
+  if (checkpoint.dir.empty() || !std::filesystem::is_directory(checkpoint.dir, ec)) {
+    return Status::NotFound("checkpoint " + checkpoint.dir + " does not exist");
+  }
+  auto src = std::make_unique<BackupSource>();
+  src->dir = checkpoint.dir;
+  src->kind = "checkpoint";
+  src->consistent = true;
+  src->genesis = checkpoint.genesis;
+  src->last_reachable = checkpoint.last_reachable;
+  src->last = checkpoint.last;
+  return src;
+}
+
 Result<std::unique_ptr<BackupSource>> TakeBackupSource(const std::string& ledger_db,
                                                        const std::string& ledger_control, const std::string& id) {
   auto src = std::make_unique<BackupSource>();

@@ -28,6 +28,17 @@ struct BackupSource {
   ~BackupSource();
 };
 
+// A checkpoint taken earlier, and the blocks it holds (what ledgerd said
+// when it took it).
+struct PreparedCheckpoint {
+  std::string dir;  // "" = none
+  uint64_t genesis = 0, last_reachable = 0, last = 0;
+};
+
+// The source for a prepared checkpoint: consistent, never deleted by the
+// release. NotFound when its directory is gone.
+Result<std::unique_ptr<BackupSource>> UsePreparedCheckpoint(const PreparedCheckpoint& checkpoint);
+
 // Takes the source for snapshot `id` of the ledger DB `ledger_db`, whose
 // ledgerd listens on `ledger_control` ("" = none). FailedPrecondition
 // without a DB configured, NotFound if it does not exist.

@@ -50,6 +50,8 @@ struct BackupResult {
   uint32_t attempts = 0;
   uint32_t streams = 0;  // parallel rsync streams (1 = one rsync)
   StatusCode error_code = StatusCode::kOk;
+  uint64_t set_run = 0;    // the maintenance run whose snapshot set it belongs to (0 = none)
+  uint64_t set_block = 0;  // that set's common block
 };
 
 // One snapshot at a destination.
@@ -64,6 +66,8 @@ struct SnapshotInfo {
   uint64_t last_block_id = 0;
   int64_t finished_at_ms = 0;
   std::string destination;  // the place it is at
+  uint64_t set_run = 0;     // the maintenance run of its snapshot set (0 = none)
+  uint64_t set_block = 0;   // the set's common block
 };
 
 // One thing wrong with a snapshot.

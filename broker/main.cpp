@@ -49,10 +49,17 @@ int main(int argc, char** argv) {
   app.add_flag_callback(
       "--print-maintenance-steps",
       [] {
-        std::printf("%s\n", MaintenanceStepsJson().dump(2).c_str());
+        std::printf("%s\n", MaintenanceStepsJson(MaintenanceMode::kOnline).dump(2).c_str());
         throw CLI::Success();
       },
-      "print the maintenance run's steps in order (JSON: name, what a failure does, hook) and exit");
+      "print the (online) maintenance run's steps in order (JSON: name, what a failure does, hook) and exit");
+  app.add_flag_callback(
+      "--print-offline-maintenance-steps",
+      [] {
+        std::printf("%s\n", MaintenanceStepsJson(MaintenanceMode::kOffline).dump(2).c_str());
+        throw CLI::Success();
+      },
+      "the same for `maintenance run --offline`");
   CLI11_PARSE(app, argc, argv);
 
   if (Status s = InitLogging("broker", log_level); !s.ok()) {

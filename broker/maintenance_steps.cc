@@ -2,6 +2,7 @@
 // (broker/maintenance_workflow.h); the table itself is declared with the
 // run's step functions in maintenance_workflow.cc.
 #include <ctime>
+#include <map>
 
 #include "broker/maintenance_workflow.h"
 
@@ -13,6 +14,7 @@ std::string_view StepFailureName(StepFailure f) {
     case StepFailure::kNothingChanged: return "nothing_changed";
     case StepFailure::kRollBackIfAborted: return "roll_back_if_aborted";
     case StepFailure::kRollBack: return "roll_back";
+    case StepFailure::kIncomplete: return "incomplete";
   }
   return "roll_back";
 }
@@ -33,17 +35,17 @@ Status ReadKey(const nlohmann::json& state, const char* key, T* out) {
 
 }  // namespace
 
-nlohmann::json MaintenanceStepsJson() {
+nlohmann::json MaintenanceStepsJson(MaintenanceMode mode) {
   nlohmann::json steps = nlohmann::json::array();
   size_t index = 0;
-  for (const auto& s : MaintenanceSteps()) {
+  for (const auto& s : MaintenanceSteps(mode)) {
     steps.push_back({{"index", index++},
                      {"name", s.name},
                      {"on_failure", StepFailureName(s.on_failure)},
                      {"hook", s.hook},
                      {"does", s.does}});
   }
-  return {{"steps", steps}};
+  return {{"mode", mode == MaintenanceMode::kOnline ? "online" : "offline"}, {"steps", steps}};
 }
 
 void MaintenanceState::WriteTo(nlohmann::json& state) const {
@@ -60,6 +62,13 @@ void MaintenanceState::WriteTo(nlohmann::json& state) const {
   state["archive"] = archive;
   state["client_backup_cmd"] = client_backup_cmd;
   state["final_sync_cmd"] = final_sync_cmd;
+  state["checkpoints_taken"] = checkpoints_taken;
+  state["pause_start_ms"] = pause_start_ms;
+  state["pause_end_ms"] = pause_end_ms;
+  state["ship_start_ms"] = ship_start_ms;
+  state["ship_end_ms"] = ship_end_ms;
+  state["ship_cmds"] = ship_cmds;
+  state["shipped"] = shipped;
 }
 
 Result<MaintenanceState> MaintenanceState::ReadFrom(const nlohmann::json& state) {
@@ -78,7 +87,43 @@ Result<MaintenanceState> MaintenanceState::ReadFrom(const nlohmann::json& state)
   LK_RETURN_IF_ERROR(ReadKey(state, "archive", &s.archive));
   LK_RETURN_IF_ERROR(ReadKey(state, "client_backup_cmd", &s.client_backup_cmd));
   LK_RETURN_IF_ERROR(ReadKey(state, "final_sync_cmd", &s.final_sync_cmd));
+  LK_RETURN_IF_ERROR(ReadKey(state, "checkpoints_taken", &s.checkpoints_taken));
+  LK_RETURN_IF_ERROR(ReadKey(state, "pause_start_ms", &s.pause_start_ms));
+  LK_RETURN_IF_ERROR(ReadKey(state, "pause_end_ms", &s.pause_end_ms));
+  LK_RETURN_IF_ERROR(ReadKey(state, "ship_start_ms", &s.ship_start_ms));
+  LK_RETURN_IF_ERROR(ReadKey(state, "ship_end_ms", &s.ship_end_ms));
+  LK_RETURN_IF_ERROR(ReadKey(state, "ship_cmds", &s.ship_cmds));
+  LK_RETURN_IF_ERROR(ReadKey(state, "shipped", &s.shipped));
   return s;
+}
+
+Status CrossCheckCheckpoints(uint64_t stop_point, const std::vector<ReplicaCheckpoint>& checkpoints) {
+  if (checkpoints.empty()) return Status::FailedPrecondition("no replica took a checkpoint");
+  std::string problems;
+  auto add = [&](const std::string& p) { problems += (problems.empty() ? "" : "; ") + p; };
+  std::map<std::string, size_t> votes;
+  for (const auto& c : checkpoints) {
+    if (c.last_reachable != stop_point || c.last != stop_point) {
+      add(c.node + "'s checkpoint ends at block " + std::to_string(c.last_reachable) + "/" + std::to_string(c.last) +
+          ", not at the stop point " + std::to_string(stop_point));
+    }
+    ++votes[c.stop_digest];
+  }
+  if (votes.size() > 1) {
+    std::string common;
+    size_t most = 0;
+    for (const auto& [digest, n] : votes) {
+      if (n > most) most = n, common = digest;
+    }
+    for (const auto& c : checkpoints) {
+      if (c.stop_digest == common) continue;
+      add(c.node + "'s block " + std::to_string(stop_point) + " has digest " + c.stop_digest.substr(0, 16) +
+          "..., the others' " + common.substr(0, 16) + "... (" + std::to_string(most) + " of " +
+          std::to_string(checkpoints.size()) + ")");
+    }
+  }
+  if (problems.empty()) return Status::OK();
+  return Status::FailedPrecondition("replicas disagree at the stop point: " + problems);
 }
 
 std::string DefaultArchiveName(uint64_t run_id, int64_t now_ms) {

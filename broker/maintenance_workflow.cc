@@ -24,20 +24,28 @@ constexpr int64_t kHookGraceMs = 2'000;
 class MaintenanceRun {
  public:
   MaintenanceRun(WorkflowContext& ctx, nlohmann::json& report)
-      : ctx_(ctx), report_(report), params_(ctx.params()) {}
+      : ctx_(ctx),
+        report_(report),
+        params_(ctx.params()),
+        online_(params_.value("mode", std::string("online")) != "offline") {}
 
   // A row of the step table: the declaration and the function that runs it.
   struct StepDef {
     MaintenanceStep step;
     Status (MaintenanceRun::*forward)();
   };
-  static const std::vector<StepDef>& Table();
+  static const std::vector<StepDef>& Table(MaintenanceMode mode);
 
   Status Execute() {
+    if (const auto m = params_.find("mode");
+        m != params_.end() && !(m->is_string() && (*m == "online" || *m == "offline"))) {
+      return Status::InvalidArgument("mode must be \"online\" or \"offline\"");
+    }
     LK_ASSIGN_OR_RETURN(state_, MaintenanceState::ReadFrom(ctx_.state()));
+    report_["mode"] = online_ ? "online" : "offline";
     if (params_.value("dry_run", false)) return DryRun();
     if (state_.rolling_back) return Rollback(state_.failure.empty() ? "resumed rollback" : state_.failure);
-    const auto& table = Table();
+    const auto& table = Table(online_ ? MaintenanceMode::kOnline : MaintenanceMode::kOffline);
     // After a broker restart the report starts empty: carry over what the
     // saved state knows from the steps already done.
     if (ctx_.state().contains("stop_point")) report_["stop_point"] = ctx_.state()["stop_point"];
@@ -49,6 +57,7 @@ class MaintenanceRun {
       const std::string name(def.name);
       if (ctx_.abort_requested()) {
         if (def.on_failure == StepFailure::kRollBack) return Rollback("aborted by the operator");
+        if (def.on_failure == StepFailure::kIncomplete) return Incomplete("aborted by the operator");
         // Not even the pre hook runs after an abort.
         report_["failed_step"] = name;
         return Status::Aborted("aborted by the operator before " + name + "; nothing was changed");
@@ -75,15 +84,71 @@ class MaintenanceRun {
             return s.WithContext(name + " failed; nothing was changed");
           case StepFailure::kRollBack:
             return Rollback(name + " failed: " + s.message());
+          case StepFailure::kIncomplete:
+            return Incomplete(s.message());
         }
       }
-      ctx_.Step(name, "done", std::to_string(ms) + " ms");
+      ctx_.Step(name, "done", StepDoneDetail(name, ms));
     }
-    report_["window_s"] = static_cast<double>(state_.window_end_ms - state_.window_start_ms) / 1000.0;
+    Figures();
+    if (online_) report_["complete"] = true;
     return Status::OK();
   }
 
  private:
+  // The run's figures (issue 15): window_s (offline: clients stopped ..
+  // started), client_downtime_s (the same interval, both modes), and online
+  // pause_s (first replica at the stop point .. every replica past it) and
+  // shipping_s.
+  void Figures() {
+    if (state_.window_end_ms > state_.window_start_ms) {
+      const double window = static_cast<double>(state_.window_end_ms - state_.window_start_ms) / 1000.0;
+      report_["window_s"] = window;
+      report_["client_downtime_s"] = window;
+    }
+    if (state_.pause_end_ms > 0 && state_.pause_start_ms > 0) {
+      report_["pause_s"] = static_cast<double>(std::max<int64_t>(state_.pause_end_ms - state_.pause_start_ms, 0)) / 1000.0;
+    }
+    if (state_.ship_start_ms > 0) {
+      const int64_t end = state_.ship_end_ms > 0 ? state_.ship_end_ms : ctx_.clock().NowMs();
+      report_["shipping_s"] = static_cast<double>(end - state_.ship_start_ms) / 1000.0;
+    }
+  }
+
+  // The "done" event's detail: the step's time, and the figure it fixed.
+  std::string StepDoneDetail(const std::string& name, int64_t ms) {
+    std::string d = std::to_string(ms) + " ms";
+    Figures();
+    char buf[96];
+    if (name == "verify_blocks" && online_ && report_.contains("pause_s")) {
+      std::snprintf(buf, sizeof buf, "; ledger paused %.2f s", report_["pause_s"].get<double>());
+      d += buf;
+    } else if (name == "start_clients" && report_.contains("client_downtime_s")) {
+      std::snprintf(buf, sizeof buf, "; clients were down %.2f s", report_["client_downtime_s"].get<double>());
+      d += buf;
+    } else if (name == "ship" && report_.contains("shipping_s")) {
+      std::snprintf(buf, sizeof buf, "; shipping took %.2f s", report_["shipping_s"].get<double>());
+      d += buf;
+    }
+    return d;
+  }
+
+  // Ends an online run whose cluster serves again but whose shipping did not
+  // finish: nothing is rolled back, the checkpoints stay.
+  Status Incomplete(const std::string& why) {
+    Figures();
+    report_["complete"] = false;
+    std::string waiting;
+    for (const auto& n : NodesWithRole(wire::Role::Replica).value_or(std::vector<std::string>{})) {
+      if (state_.shipped.count(n) == 0) waiting += (waiting.empty() ? "" : ", ") + n;
+    }
+    report_["not_shipped"] = waiting;
+    ctx_.Step("ship", "incomplete", why);
+    return Status::Aborted("the cluster serves again, but the snapshot set of run " + std::to_string(ctx_.run_id()) +
+                           " is incomplete (" + why + "); not shipped: " + waiting +
+                           "; their checkpoints are kept beside their DBs until the next maintenance run");
+  }
+
   Status SaveState() {
     state_.WriteTo(ctx_.state());
     return ctx_.SaveState();
@@ -252,6 +317,7 @@ class MaintenanceRun {
     }
     if (!problems.empty()) return Status::FailedPrecondition(problems);
     LK_RETURN_IF_ERROR(CheckClientArchiveName());
+    if (online_) LK_RETURN_IF_ERROR(CheckCheckpointSpace());
 
     // Replicas healthy: producing blocks, fast path only (no slow path
     // between two samples, no forced slow path).
@@ -386,8 +452,14 @@ class MaintenanceRun {
         const auto* b = t->result->detail.AsBlockIds();
         if (b == nullptr || b->last_reachable <= common) lagging += (lagging.empty() ? "" : ", ") + t->node_id;
       }
-      if (lagging.empty()) return Status::OK();
-      ctx_.clock().SleepMs(50);
+      if (lagging.empty()) {
+        if (online_ && state_.pause_end_ms == 0) {
+          state_.pause_end_ms = ctx_.clock().NowMs();
+          return SaveState();
+        }
+        return Status::OK();
+      }
+      ctx_.clock().SleepMs(20);
     }
     return Status::Timeout("blocks do not advance on " + lagging + " after unwedge");
   }
@@ -490,6 +562,144 @@ class MaintenanceRun {
     return Status::OK();
   }
 
+  // -------------------------------------------------------------- online
+  wire::CommandBodyUnion CheckpointBody(wire::CheckpointAction action, uint64_t stop_point = 0) const {
+    wire::MaintenanceCheckpointT c;
+    c.run_id = ctx_.run_id();
+    c.stop_point = stop_point;
+    c.action = action;
+    c.min_free_bytes = params_.value("min_free_bytes", uint64_t{0});
+    wire::CommandBodyUnion body;
+    body.Set(std::move(c));
+    return body;
+  }
+
+  // Preflight: every replica has room for a checkpoint (it pins SSTs that
+  // compaction would delete: up to its DB's size while it ships).
+  Status CheckCheckpointSpace() {
+    auto st = OnAll(wire::Role::Replica, CheckpointBody(wire::CheckpointAction::Check), 30'000);
+    if (!st.ok()) return Status::FailedPrecondition("not enough disk for a checkpoint: " + st.status().message());
+    for (const auto& t : st->targets) {
+      if (const auto* r = t->result->detail.AsMaintenanceCheckpointResult()) {
+        report_["disk"][t->node_id] = {{"db_bytes", r->db_bytes}, {"free_bytes", r->free_bytes},
+                                       {"held_bytes", r->held_bytes}};
+      }
+    }
+    return Status::OK();
+  }
+
+  // Every replica, wedged, checkpoints at the stop point; the checkpoints
+  // must agree (CrossCheckCheckpoints) before anything is unwedged.
+  Status TakeCheckpoints() {
+    const uint64_t stop = report_.value("stop_point", uint64_t{0});
+    if (stop == 0) return Status::Internal("no stop point");
+    state_.checkpoints_taken = true;
+    LK_RETURN_IF_ERROR(SaveState());
+    LK_ASSIGN_OR_RETURN(auto st, OnAll(wire::Role::Replica, CheckpointBody(wire::CheckpointAction::Take, stop),
+                                       static_cast<uint32_t>(params_.value("stop_timeout_s", int64_t{120}) * 1000)));
+    std::vector<ReplicaCheckpoint> cps;
+    int64_t first_wedged = 0;
+    for (const auto& t : st.targets) {
+      const auto* r = t->result->detail.AsMaintenanceCheckpointResult();
+      if (r == nullptr) return Status::Internal(t->node_id + " answered without a checkpoint");
+      cps.push_back({t->node_id, r->last_reachable, r->last, r->stop_digest});
+      if (r->wedged_since_ms > 0 && (first_wedged == 0 || r->wedged_since_ms < first_wedged)) {
+        first_wedged = r->wedged_since_ms;
+      }
+      report_["checkpoints"][t->node_id] = {{"last_block_id", r->last},   {"stop_digest", r->stop_digest},
+                                            {"took_ms", r->took_ms},      {"db_bytes", r->db_bytes},
+                                            {"free_bytes", r->free_bytes}, {"path", r->path}};
+    }
+    LK_RETURN_IF_ERROR(CrossCheckCheckpoints(stop, cps));
+    state_.common_block = stop;
+    state_.pause_start_ms = first_wedged;
+    report_["common_block"] = stop;
+    return SaveState();
+  }
+
+  Status ClientBackups() {
+    LK_RETURN_IF_ERROR(IssueClientBackups());
+    return WaitClientBackups();
+  }
+
+  // Ships every replica's checkpoint as its snapshot of this run's set, in
+  // parallel (one command per replica). A failed shipment is issued again
+  // after a pause (growing to 30 s) until ship_timeout_s; each success is
+  // saved, so a broker restart resumes with the ones still missing.
+  Status Ship() {
+    if (state_.ship_start_ms == 0) {
+      state_.ship_start_ms = ctx_.clock().NowMs();
+      LK_RETURN_IF_ERROR(SaveState());
+    }
+    LK_ASSIGN_OR_RETURN(auto replicas, NodesWithRole(wire::Role::Replica));
+    const int64_t deadline =
+        ctx_.clock().MonotonicNowMs() + params_.value("ship_timeout_s", int64_t{86'400}) * 1000;
+    const uint32_t attempt_ms = static_cast<uint32_t>(params_.value("backup_timeout_s", int64_t{3600}) * 1000);
+    int64_t pause_ms = 1000;
+    for (int round = 1;; ++round) {
+      // Issue what is missing.
+      for (const auto& n : replicas) {
+        if (state_.shipped.count(n) != 0 || state_.ship_cmds.count(n) != 0) continue;
+        wire::RunBackupNowT r;
+        r.reason = "maintenance";
+        r.maintenance_run = ctx_.run_id();
+        wire::CommandBodyUnion body;
+        body.Set(std::move(r));
+        LK_ASSIGN_OR_RETURN(uint64_t id, ctx_.IssueCommand(TargetNode(n), std::move(body), attempt_ms));
+        state_.ship_cmds[n] = id;
+        report_["shipping"][n] = {{"state", "shipping"}, {"attempt", round}, {"cmd_id", id}};
+        LK_RETURN_IF_ERROR(SaveState());
+      }
+      ctx_.SaveReport(report_).IgnoreError();
+      // Wait for each (they run in parallel on their nodes).
+      for (auto it = state_.ship_cmds.begin(); it != state_.ship_cmds.end();) {
+        const std::string node = it->first;
+        auto st = ctx_.WaitCommand(it->second, attempt_ms + 60'000);
+        if (ctx_.cancelled()) return Status::Aborted("broker stopping");  // resumes on restart
+        std::string error;
+        const wire::BackupResultT* b = nullptr;
+        if (!st.ok()) {
+          error = st.status().ToString();
+        } else {
+          for (const auto& t : st->targets) {
+            b = t->result ? t->result->detail.AsBackupResult() : nullptr;
+            if (!ResultOk(*t) || b == nullptr) error = ResultText(*t);
+          }
+        }
+        if (error.empty() && b != nullptr) {
+          state_.shipped[node] = b->snapshot_id;
+          report_["replicas"][node] = {{"snapshot_id", b->snapshot_id}, {"bytes_transferred", b->bytes_transferred},
+                                       {"bytes_total", b->bytes_total}, {"duration_ms", b->duration_ms},
+                                       {"consistent", b->consistent}, {"last_block_id", b->last_block_id},
+                                       {"destination", b->destination}, {"set_run", b->set_run}};
+          report_["shipping"][node] = {{"state", "done"}, {"snapshot_id", b->snapshot_id}};
+          ctx_.Step("ship", "progress", node + ": snapshot " + b->snapshot_id + " complete");
+        } else {
+          report_["shipping"][node] = {{"state", "retrying"}, {"attempt", round}, {"error", error}};
+          ctx_.Note("maintenance", node, "warn",
+                    "run " + std::to_string(ctx_.run_id()) + ": shipping the checkpoint failed (" + error +
+                        "); the checkpoint is kept and the shipment is issued again");
+        }
+        it = state_.ship_cmds.erase(it);
+        LK_RETURN_IF_ERROR(SaveState());
+        ctx_.SaveReport(report_).IgnoreError();
+      }
+      if (state_.shipped.size() >= replicas.size()) break;
+      if (ctx_.abort_requested()) return Status::Aborted("aborted by the operator while shipping");
+      if (ctx_.clock().MonotonicNowMs() >= deadline) {
+        return Status::Timeout("shipping did not finish within ship_timeout_s");
+      }
+      for (int64_t waited = 0; waited < pause_ms; waited += 200) {
+        if (ctx_.cancelled()) return Status::Aborted("broker stopping");
+        if (ctx_.abort_requested()) return Status::Aborted("aborted by the operator while shipping");
+        ctx_.clock().SleepMs(200);
+      }
+      pause_ms = std::min<int64_t>(pause_ms * 2, 30'000);
+    }
+    state_.ship_end_ms = ctx_.clock().NowMs();
+    return SaveState();
+  }
+
   // -------------------------------------------------------------- rollback
   // Brings the cluster back to serving whatever state it is in. Each action
   // is idempotent; failures are collected, not fatal, so every step runs.
@@ -518,6 +728,18 @@ class MaintenanceRun {
     if (unwedge_report.contains("needs_unwedge")) report_["needs_unwedge"] = unwedge_report["needs_unwedge"];
     note("start clients", Components(wire::Role::Client, wire::NodeAction::Start, lost));
     note("post hook", Hook("post_hook"));
+    if (state_.checkpoints_taken) {
+      // Nothing of a rolled-back run is shipped: its checkpoints only hold disk.
+      auto released = ctx_.RunCommand(TargetRole(wire::Role::Replica),
+                                      CheckpointBody(wire::CheckpointAction::Release), 30'000);
+      if (!released.ok()) {
+        note("release checkpoints", released.status());
+      } else {
+        for (const auto& t : released->targets) {
+          if (!ResultOk(*t)) note("release the checkpoint on " + t->node_id, Status::Aborted(ResultText(*t)));
+        }
+      }
+    }
     auto replicas = NodesWithRole(wire::Role::Replica);
     const uint32_t redeliver_ms =
         static_cast<uint32_t>(params_.value("rollback_redeliver_s", int64_t{600}) * 1000);
@@ -557,7 +779,9 @@ class MaintenanceRun {
   // -------------------------------------------------------------- dry run
   Status DryRun() {
     report_["plan"] = nlohmann::json::array();
-    for (const auto& row : Table()) report_["plan"].push_back(row.step.name);
+    for (const auto& row : Table(online_ ? MaintenanceMode::kOnline : MaintenanceMode::kOffline)) {
+      report_["plan"].push_back(row.step.name);
+    }
     for (const char* which : {"pre_hook", "post_hook"}) {
       LK_ASSIGN_OR_RETURN(const HookSpec* hook, NamedHook(which));
       if (hook != nullptr) report_["hooks"][which] = {{"name", hook->name}, {"command", hook->exec}};
@@ -569,7 +793,8 @@ class MaintenanceRun {
     for (const auto& t : st.targets) {
       const auto* b = t->result ? t->result->detail.AsBackupStatus() : nullptr;
       if (b == nullptr || !b->last_ok || b->last_ok->duration_ms <= 0) {
-        report_["estimate"][t->node_id] = "no earlier snapshot: the final sync is a full copy";
+        report_["estimate"][t->node_id] = online_ ? "no earlier snapshot: shipping is a full copy"
+                                                  : "no earlier snapshot: the final sync is a full copy";
         continue;
       }
       // The final sync sends about one incremental delta at the measured rate.
@@ -579,11 +804,23 @@ class MaintenanceRun {
       slowest = std::max(slowest, secs);
       report_["estimate"][t->node_id] = {{"delta_bytes", b->last_ok->bytes_transferred},
                                          {"rate_bytes_per_s", rate},
-                                         {"final_sync_s", secs}};
+                                         {online_ ? "shipping_s" : "final_sync_s", secs}};
     }
-    // Fixed parts: wedge (up to two checkpoints of blocks), stops and starts.
-    const double fixed_s = 15.0;
-    report_["estimated_window_s"] = slowest + fixed_s;
+    if (online_) {
+      // The ledger pauses for the checkpoints (hard links) and the unwedge,
+      // whatever the data; the clients are down for the wedge (the chain
+      // reaching the stop point, at most two checkpoint windows of blocks)
+      // and their archives; shipping follows while the ledger runs.
+      Status space = CheckCheckpointSpace();
+      if (!space.ok()) report_["refused"] = space.message();
+      report_["estimated_pause_s"] = 1.0;
+      report_["estimated_client_downtime_s"] = 5.0;
+      report_["estimated_shipping_s"] = slowest;
+    } else {
+      // Fixed parts: wedge (up to two checkpoints of blocks), stops and starts.
+      const double fixed_s = 15.0;
+      report_["estimated_window_s"] = slowest + fixed_s;
+    }
     report_["dry_run"] = true;
     return Status::OK();
   }
@@ -592,52 +829,78 @@ class MaintenanceRun {
   nlohmann::json& report_;
   nlohmann::json params_;
   MaintenanceState state_;
+  bool online_;
 };
 
 // The maintenance run: the steps in order, what each does and what its
 // failure does (see MaintenanceStep). From stop_clients on the cluster is
 // changed, so a failure rolls it back; the pre hook only when an abort
 // killed it.
-const std::vector<MaintenanceRun::StepDef>& MaintenanceRun::Table() {
+const std::vector<MaintenanceRun::StepDef>& MaintenanceRun::Table(MaintenanceMode mode) {
   using F = StepFailure;
-  static const std::vector<StepDef> table = {
+  using R = MaintenanceRun;
+  static const std::vector<StepDef> offline = {
       {{"preflight", F::kNothingChanged, false,
         "every node alive, one destination per node, replicas healthy, hooks and archive name valid"},
-       &MaintenanceRun::Preflight},
+       &R::Preflight},
       {{"pre_hook", F::kRollBackIfAborted, true, "run the --pre-hook named in the broker's config, if any"},
-       &MaintenanceRun::PreHook},
-      {{"stop_clients", F::kRollBack, false, "stop the client components (the window starts)"},
-       &MaintenanceRun::StopClients},
-      {{"wedge", F::kRollBack, false, "wedge every replica at one stop point"}, &MaintenanceRun::Wedge},
-      {{"stop_replicas", F::kRollBack, false, "stop ledgerd on every replica"}, &MaintenanceRun::StopReplicas},
+       &R::PreHook},
+      {{"stop_clients", F::kRollBack, false, "stop the client components (the window starts)"}, &R::StopClients},
+      {{"wedge", F::kRollBack, false, "wedge every replica at one stop point"}, &R::Wedge},
+      {{"stop_replicas", F::kRollBack, false, "stop ledgerd on every replica"}, &R::StopReplicas},
       {{"check_blocks", F::kRollBack, false, "offline block ids: every replica at the same block, no gap"},
-       &MaintenanceRun::CheckBlocks},
+       &R::CheckBlocks},
       {{"client_backup", F::kRollBack, false, "issue the client archives (waited for with the final sync)"},
-       &MaintenanceRun::IssueClientBackups},
+       &R::IssueClientBackups},
       {{"final_sync", F::kRollBack, false,
         "final backup run on every stopped replica, consistent at the common block; the client archives"},
-       &MaintenanceRun::FinalSyncAndClientBackups},
-      {{"start_replicas", F::kRollBack, false, "start ledgerd on every replica"}, &MaintenanceRun::StartReplicas},
-      {{"unwedge", F::kRollBack, false, "unwedge every replica"}, &MaintenanceRun::Unwedge},
+       &R::FinalSyncAndClientBackups},
+      {{"start_replicas", F::kRollBack, false, "start ledgerd on every replica"}, &R::StartReplicas},
+      {{"unwedge", F::kRollBack, false, "unwedge every replica"}, &R::Unwedge},
       {{"verify_blocks", F::kRollBack, false, "blocks advance past the common block on every replica"},
-       &MaintenanceRun::VerifyBlocksAdvance},
-      {{"start_clients", F::kRollBack, false, "start the client components (the window ends)"},
-       &MaintenanceRun::StartClients},
-      {{"post_hook", F::kRollBack, true, "run the --post-hook named in the broker's config, if any"},
-       &MaintenanceRun::PostHook},
+       &R::VerifyBlocksAdvance},
+      {{"start_clients", F::kRollBack, false, "start the client components (the window ends)"}, &R::StartClients},
+      {{"post_hook", F::kRollBack, true, "run the --post-hook named in the broker's config, if any"}, &R::PostHook},
   };
-  return table;
+  static const std::vector<StepDef> online = {
+      {{"preflight", F::kNothingChanged, false,
+        "every node alive, one destination per node, replicas healthy, hooks and archive name valid, "
+        "free disk for a checkpoint on every replica"},
+       &R::Preflight},
+      {{"pre_hook", F::kRollBackIfAborted, true, "run the --pre-hook named in the broker's config, if any"},
+       &R::PreHook},
+      {{"stop_clients", F::kRollBack, false, "stop the client components (client downtime starts)"},
+       &R::StopClients},
+      {{"wedge", F::kRollBack, false, "wedge every replica at one stop point (the pause starts)"}, &R::Wedge},
+      {{"checkpoint", F::kRollBack, false,
+        "every replica checkpoints at the stop point; last block id and the stop block's digest equal on all"},
+       &R::TakeCheckpoints},
+      {{"unwedge", F::kRollBack, false, "unwedge every replica"}, &R::Unwedge},
+      {{"verify_blocks", F::kRollBack, false, "blocks advance past the stop point on every replica (the pause ends)"},
+       &R::VerifyBlocksAdvance},
+      {{"client_backup", F::kRollBack, false, "the client archives"}, &R::ClientBackups},
+      {{"start_clients", F::kRollBack, false, "start the client components (client downtime ends)"},
+       &R::StartClients},
+      {{"post_hook", F::kRollBack, true, "run the --post-hook named in the broker's config, if any"}, &R::PostHook},
+      {{"ship", F::kIncomplete, false,
+        "ship every checkpoint as its snapshot of the run's set, in parallel, retrying until complete; "
+        "the ledger runs meanwhile"},
+       &R::Ship},
+  };
+  return mode == MaintenanceMode::kOnline ? online : offline;
 }
 
 }  // namespace
 
-const std::vector<MaintenanceStep>& MaintenanceSteps() {
-  static const std::vector<MaintenanceStep> steps = [] {
+const std::vector<MaintenanceStep>& MaintenanceSteps(MaintenanceMode mode) {
+  static const auto steps_of = [](MaintenanceMode m) {
     std::vector<MaintenanceStep> out;
-    for (const auto& row : MaintenanceRun::Table()) out.push_back(row.step);
+    for (const auto& row : MaintenanceRun::Table(m)) out.push_back(row.step);
     return out;
-  }();
-  return steps;
+  };
+  static const std::vector<MaintenanceStep> online = steps_of(MaintenanceMode::kOnline);
+  static const std::vector<MaintenanceStep> offline = steps_of(MaintenanceMode::kOffline);
+  return mode == MaintenanceMode::kOnline ? online : offline;
 }
 
 Status MaintenanceWorkflow::Run(WorkflowContext& ctx, nlohmann::json& report) {

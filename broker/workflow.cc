@@ -59,6 +59,15 @@ Status WorkflowContext::SaveState() {
   return s;
 }
 
+Status WorkflowContext::SaveReport(const nlohmann::json& report) {
+  Status s;
+  manager_->Update(run_id_, [&](WorkflowRecord& r) {
+    r.report = report;
+    s = manager_->Save(r);
+  });
+  return s;
+}
+
 void WorkflowContext::Step(const std::string& step, const std::string& state,
                            const std::string& detail) {
   std::string kind;

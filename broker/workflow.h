@@ -78,6 +78,9 @@ class WorkflowContext {
   // Resume state; persisted by SaveState().
   nlohmann::json& state() { return state_; }
   Status SaveState();
+  // Makes `report` the run's report now (persisted), so a status query sees
+  // a long step's progress before the run ends.
+  Status SaveReport(const nlohmann::json& report);
   // Records the step in the workflow record and logs a RunbookStep event.
   void Step(const std::string& step, const std::string& state, const std::string& detail);
   bool cancelled() const { return cancelled_->load(); }

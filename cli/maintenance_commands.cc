@@ -11,11 +11,34 @@
 #include "cli/cli_app.h"
 #include "cli/event_format.h"
 #include "cli/output.h"
+#include "common/byte_size.h"
 #include "common/clock.h"
 #include "common/config.h"
 
 namespace ledgerkeep {
 namespace {
+
+// The run's figures on one line: pause, client downtime, shipping, bytes.
+void PrintFigures(const nlohmann::json& r) {
+  std::string line;
+  char buf[96];
+  auto add = [&](const char* key, const char* label) {
+    if (!r.contains(key) || !r[key].is_number()) return;
+    std::snprintf(buf, sizeof buf, "%s %.2f s", label, r[key].get<double>());
+    line += (line.empty() ? "" : "; ") + std::string(buf);
+  };
+  add("pause_s", "ledger paused");
+  add("client_downtime_s", "clients down");
+  if (!r.contains("pause_s")) add("window_s", "window");
+  add("shipping_s", "shipping");
+  uint64_t bytes = 0;
+  if (const auto it = r.find("replicas"); it != r.end() && it->is_object()) {
+    for (const auto& v : *it) bytes += v.value("bytes_transferred", uint64_t{0});
+  }
+  if (bytes > 0) line += "; sent " + HumanBytes(static_cast<double>(bytes));
+  if (r.contains("complete")) line += r.value("complete", false) ? "; snapshot set complete" : "; snapshot set INCOMPLETE";
+  if (!line.empty()) std::printf("%s\n", line.c_str());
+}
 
 // Runs the maintenance workflow, printing each step and per-node transfer
 // progress as they happen (from the event log), then the report.
@@ -70,9 +93,42 @@ int RunMaintenance(const GlobalFlags& g, const nlohmann::json& params) {
   } else {
     std::printf("\nmaintenance run %llu %s%s\n", static_cast<unsigned long long>(id),
                 ok ? "succeeded" : "FAILED: ", ok ? "" : st->error.c_str());
-    if (!report.is_discarded()) std::printf("%s\n", report.dump(2).c_str());
+    if (!report.is_discarded()) {
+      std::printf("%s\n", report.dump(2).c_str());
+      PrintFigures(report);
+    }
   }
   return ok ? kExitOk : kExitFailed;
+}
+
+// `maintenance status`: a run's state, its figures and what is still shipping.
+int RunMaintenanceStatus(const GlobalFlags& g, uint64_t run_id) {
+  auto client = ConnectBroker(g);
+  if (!client.ok()) return Fail(client.status());
+  auto st = (*client)->GetWorkflowStatus(run_id);
+  if (!st.ok()) return Fail(st.status());
+  if (st->kind != "maintenance") {
+    return Fail(Status::NotFound("the latest workflow is run " + std::to_string(st->run_id) + " (" + st->kind +
+                                 "), not a maintenance run; pass --run ID"));
+  }
+  auto report = nlohmann::json::parse(st->report_json, nullptr, false);
+  if (report.is_discarded()) report = nlohmann::json::object();
+  nlohmann::json shipping = nlohmann::json::object();
+  if (const auto it = report.find("shipping"); it != report.end() && it->is_object()) shipping = *it;
+  if (g.json) {
+    PrintJson({{"run_id", st->run_id}, {"state", st->state}, {"step", st->step}, {"error", st->error},
+               {"complete", report.value("complete", false)}, {"shipping", shipping}, {"report", report}});
+    return kExitOk;
+  }
+  std::printf("maintenance run %llu (%s): %s, step %s\n", static_cast<unsigned long long>(st->run_id),
+              report.value("mode", "offline").c_str(), st->state.c_str(), st->step.c_str());
+  if (!st->error.empty()) std::printf("  %s\n", st->error.c_str());
+  for (const auto& [node, s] : shipping.items()) {
+    std::printf("  %-8s %-9s %s\n", node.c_str(), s.value("state", "").c_str(),
+                s.contains("snapshot_id") ? s.value("snapshot_id", "").c_str() : s.value("error", "").c_str());
+  }
+  PrintFigures(report);
+  return kExitOk;
 }
 
 int RunMaintenanceAbort(const GlobalFlags& g) {
@@ -91,8 +147,10 @@ int RunMaintenanceAbort(const GlobalFlags& g) {
 
 struct MaintenanceFlags {
   bool dry_run = false;
-  std::string pre_hook, post_hook, archive;
-  int64_t wedge_timeout_s = 120, backup_timeout_s = 3600;
+  bool offline = false;
+  std::string pre_hook, post_hook, archive, min_free;
+  int64_t wedge_timeout_s = 120, backup_timeout_s = 3600, ship_timeout_s = 86400;
+  uint64_t status_run = 0;
 };
 
 // The hook and archive names are checked here (a usage error starts nothing);
@@ -107,12 +165,22 @@ int RunMaintenanceChecked(const GlobalFlags& g, const MaintenanceFlags& f) {
   if (!f.archive.empty()) {
     if (auto file = NewClientArchiveFileName(f.archive); !file.ok()) return Fail(file.status());
   }
-  return RunMaintenance(g, {{"dry_run", f.dry_run},
+  uint64_t min_free = 0;
+  if (!f.min_free.empty()) {
+    if (f.offline) return Fail(Status::InvalidArgument("--min-free is for the online window (no --offline)"));
+    auto m = ParseByteSize("--min-free", f.min_free);
+    if (!m.ok()) return Fail(m.status());
+    min_free = *m;
+  }
+  return RunMaintenance(g, {{"mode", f.offline ? "offline" : "online"},
+                            {"dry_run", f.dry_run},
                             {"pre_hook", f.pre_hook},
                             {"post_hook", f.post_hook},
                             {"archive", f.archive},
                             {"wedge_timeout_s", f.wedge_timeout_s},
-                            {"backup_timeout_s", f.backup_timeout_s}});
+                            {"backup_timeout_s", f.backup_timeout_s},
+                            {"ship_timeout_s", f.ship_timeout_s},
+                            {"min_free_bytes", min_free}});
 }
 
 }  // namespace
@@ -123,8 +191,23 @@ void RegisterMaintenanceCommands(CLI::App& app, const GlobalFlags& g, CommandTab
   maintenance->require_subcommand(1);
   auto* m_run = maintenance->add_subcommand(
       "run",
-      "stop clients, wedge, stop replicas, check block ids, back up clients and replicas, restart, unwedge");
-  m_run->add_flag("--dry-run", f->dry_run, "print the plan and an estimate of the window; change nothing");
+      "the maintenance backup. Online (default): stop clients, wedge, checkpoint every replica at the stop "
+      "point, unwedge (the ledger pauses about a second), client archives, start clients, then ship the "
+      "checkpoints as one snapshot set while the ledger runs. --offline: the runbook as written (replicas "
+      "stopped for the whole final sync)");
+  m_run->add_flag("--dry-run", f->dry_run,
+                  "print the plan and the estimate (pause, client downtime, shipping) for the chosen mode; "
+                  "change nothing");
+  m_run->add_flag("--offline", f->offline,
+                  "stop the replicas and run the final sync while they are stopped (the runbook's procedure; "
+                  "the window grows with the data)");
+  m_run->add_option("--min-free", f->min_free,
+                    "online: free disk each replica needs for its checkpoint, e.g. 20G (default: the size of its "
+                    "DB, which a checkpoint can pin while it ships); checked before anything is touched");
+  m_run->add_option("--ship-timeout-s", f->ship_timeout_s,
+                    "online: how long failed shipments are retried before the run ends incomplete "
+                    "(checkpoints kept)")
+      ->capture_default_str();
   m_run->add_option("--pre-hook", f->pre_hook,
                     "name of a hook the broker runs first (e.g. stop the applications): a [[hook]] of the "
                     "broker's cluster config (name + exec list); never a command line");
@@ -138,8 +221,14 @@ void RegisterMaintenanceCommands(CLI::App& app, const GlobalFlags& g, CommandTab
   m_run->add_option("--backup-timeout-s", f->backup_timeout_s, "how long the backups may take")
       ->capture_default_str();
   commands.Add(m_run, [&g, f] { return RunMaintenanceChecked(g, *f); });
+  auto* m_status = maintenance->add_subcommand(
+      "status", "a maintenance run's state, figures and what is still shipping (default: the latest run)");
+  m_status->add_option("--run", f->status_run, "the run id (default: the latest workflow)");
+  commands.Add(m_status, [&g, f] { return RunMaintenanceStatus(g, f->status_run); });
   auto* m_abort = maintenance->add_subcommand(
-      "abort", "stop the running maintenance and roll the cluster back to serving");
+      "abort",
+      "stop the running maintenance and roll the cluster back to serving (while shipping: end the run "
+      "incomplete, checkpoints kept)");
   commands.Add(m_abort, [&g] { return RunMaintenanceAbort(g); });
 }
 

@@ -39,6 +39,8 @@ constexpr NumberLimit kNumberLimits[] = {
     {"--timeout-s", 1, 86'400},
     {"--wedge-timeout-s", 1, 86'400},
     {"--backup-timeout-s", 1, 604'800},
+    {"--ship-timeout-s", 1, 2'592'000},  // 30 days
+    {"--run", 1, UINT64_MAX},
     {"--ssh-port", 1, 65'535},
     {"--keep", 0, kMaxKeepLast},
     {"--max-age-days", 0, kMaxRetentionDays},

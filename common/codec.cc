@@ -192,6 +192,7 @@ std::string_view CommandKindName(wire::CommandBody type) {
     case wire::CommandBody::RestoreSnapshot: return "restore";
     case wire::CommandBody::VerifyBackup: return "backup-verify";
     case wire::CommandBody::RestoreClientArchive: return "restore-client";
+    case wire::CommandBody::MaintenanceCheckpoint: return "maintenance-checkpoint";
     case wire::CommandBody::NONE: return "none";
   }
   return "unknown";

@@ -167,7 +167,7 @@ std::string EncodeControlReply(const ControlReplyMsg& r) {
     body = fb::CreateStatusResult(fbb, s->genesis, s->last_reachable, s->last, s->wedged, s->stop_point,
                                   s->state_transfer_active, s->blocks_per_sec, s->fast_paths, s->slow_paths,
                                   s->read_only, s->pid, s->slow_path_fault, s->lag_blocks,
-                                  s->catch_up_blocks_per_sec, s->catching_up)
+                                  s->catch_up_blocks_per_sec, s->catching_up, s->wedged_since_ms)
                .Union();
   } else if (const auto* c = std::get_if<CheckpointInfo>(&r.result)) {
     type = fb::ReplyBody::CheckpointResult;
@@ -233,6 +233,7 @@ Result<ControlReplyMsg> DecodeControlReply(std::string_view bytes) {
       st.lag_blocks = s->lag_blocks();
       st.catch_up_blocks_per_sec = s->catch_up_blocks_per_sec();
       st.catching_up = s->catching_up();
+      st.wedged_since_ms = s->wedged_since_ms();
       msg.result = st;
       break;
     }

@@ -69,6 +69,9 @@ class LedgerNode::Impl {
   ChainParams params;
   std::atomic<bool> fault;
   std::atomic<uint64_t> produced{0};
+  // opt.clock() when the chain reached the stop point (0 = not wedged):
+  // where a maintenance window's pause starts (issue 15).
+  std::atomic<int64_t> wedged_since_ms{0};
   RateMeter meter;
   RateMeter st_work_meter;   // state transfer's progress()
   RateMeter st_fetch_meter;  // state transfer's fetched()
@@ -118,6 +121,7 @@ class LedgerNode::Impl {
     if (id > Cap()) return Status::OK();  // a wedge arrived meanwhile
     LK_RETURN_IF_ERROR(store->AppendBlock(block, fault.load()));
     produced.fetch_add(1);
+    if (id == Cap()) wedged_since_ms.store(opt.clock());
     return Status::OK();
   }
 
@@ -135,6 +139,8 @@ class LedgerNode::Impl {
       const uint64_t target = std::min(clock_target, cap);
 
       if (meta.stop_point != 0 && ids.last_reachable == meta.stop_point && ids.last == meta.stop_point) {
+        int64_t unknown = 0;  // reached by state transfer, or wedged before a restart
+        wedged_since_ms.compare_exchange_strong(unknown, now);
         if (logged_wedge != meta.stop_point) {
           spdlog::info("wedged: reached stop point {}, block production stopped", meta.stop_point);
           logged_wedge = meta.stop_point;
@@ -239,6 +245,7 @@ LedgerStatus LedgerNode::GetStatus() const {
   s.last = ids.last;
   s.stop_point = meta.stop_point;
   s.wedged = meta.stop_point != 0 && ids.last_reachable == meta.stop_point && ids.last == meta.stop_point;
+  s.wedged_since_ms = s.wedged ? impl_->wedged_since_ms.load() : 0;
   s.state_transfer_active = impl_->st.active() || ids.last_state_transfer != 0;
   s.blocks_per_sec = impl_->opt.read_only ? 0 : impl_->meter.Rate(now, impl_->produced.load());
   if (!impl_->opt.read_only) {
@@ -289,6 +296,7 @@ Result<LedgerStatus> LedgerNode::Unwedge() {
     }
     const ClusterEpoch epoch{stop_point, impl_->opt.clock()};
     LK_RETURN_IF_ERROR(impl_->store->ResumeFromStopPoint(epoch));
+    impl_->wedged_since_ms.store(0);
     spdlog::info("unwedged: resuming from stop point {} at {} blocks/s", stop_point, impl_->opt.blocks_per_sec);
   }
   impl_->wake.notify_all();

@@ -22,6 +22,7 @@ struct LedgerStatus {
   uint64_t last_reachable = 0;
   uint64_t last = 0;
   bool wedged = false;           // true only when last_reachable == last == stop_point
+  int64_t wedged_since_ms = 0;   // node clock when it reached the stop point (wedged only)
   uint64_t stop_point = 0;       // 0 = no wedge requested
   bool state_transfer_active = false;
   double blocks_per_sec = 0;     // blocks produced by consensus, last few seconds

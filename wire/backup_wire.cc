@@ -50,6 +50,8 @@ wire::BackupResultT ToWire(const BackupResult& r) {
   w.attempts = r.attempts;
   w.streams = r.streams;
   w.error_code = static_cast<uint16_t>(r.error_code);
+  w.set_run = r.set_run;
+  w.set_block = r.set_block;
   return w;
 }
 
@@ -72,6 +74,8 @@ BackupResult FromWire(const wire::BackupResultT& w) {
   r.attempts = w.attempts;
   r.streams = w.streams;
   r.error_code = w.error_code <= kMaxStatusCode ? static_cast<StatusCode>(w.error_code) : StatusCode::kInternal;
+  r.set_run = w.set_run;
+  r.set_block = w.set_block;
   return r;
 }
 
@@ -86,6 +90,8 @@ wire::SnapshotInfoT ToWire(const SnapshotInfo& s) {
   w.last_reachable = s.last_reachable;
   w.last_block_id = s.last_block_id;
   w.finished_at_ms = s.finished_at_ms;
+  w.set_run = s.set_run;
+  w.set_block = s.set_block;
   w.destination = s.destination;
   return w;
 }
@@ -101,6 +107,8 @@ SnapshotInfo FromWire(const wire::SnapshotInfoT& w) {
   s.last_reachable = w.last_reachable;
   s.last_block_id = w.last_block_id;
   s.finished_at_ms = w.finished_at_ms;
+  s.set_run = w.set_run;
+  s.set_block = w.set_block;
   s.destination = w.destination;
   return s;
 }
