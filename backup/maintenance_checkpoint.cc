@@ -27,14 +27,16 @@ std::string Gib(uint64_t bytes) {
   return buf;
 }
 
-// Sum of the regular files under `dir`; with only_unshared, of those no
-// other directory links (st_nlink == 1: the DB has deleted its copy).
-uint64_t TreeBytes(const std::string& dir, bool only_unshared) {
+// Sum of the regular files under `dir`: with only_sst, of the SST files (what
+// a checkpoint pins: compaction deletes them); with only_unshared, of those
+// no other directory links (st_nlink == 1: the DB has deleted its copy).
+uint64_t TreeBytes(const std::string& dir, bool only_sst, bool only_unshared) {
   uint64_t total = 0;
   std::error_code ec;
   for (fs::recursive_directory_iterator it(dir, ec), end; !ec && it != end; it.increment(ec)) {
     struct stat st {};
     if (::lstat(it->path().c_str(), &st) != 0 || !S_ISREG(st.st_mode)) continue;
+    if (only_sst && it->path().extension() != ".sst") continue;
     if (only_unshared && st.st_nlink > 1) continue;
     total += static_cast<uint64_t>(st.st_size);
   }
@@ -70,14 +72,15 @@ Result<CheckpointSpace> MaintenanceCheckpoints::Space() const {
     return Status::FailedPrecondition("this agent has no [ledger] db in its node config");
   }
   CheckpointSpace s;
+  // The DB's own file system: where the pinned SSTs stay.
   struct statvfs vfs {};
-  if (::statvfs(parent_.c_str(), &vfs) != 0) return Status::FromErrno(errno, "statvfs " + parent_);
+  if (::statvfs(ledger_db_.c_str(), &vfs) != 0) return Status::FromErrno(errno, "statvfs " + ledger_db_);
   s.free_bytes = static_cast<uint64_t>(vfs.f_bavail) * vfs.f_frsize;
-  s.db_bytes = TreeBytes(ledger_db_, false);
+  s.db_bytes = TreeBytes(ledger_db_, true, false);
   std::error_code ec;
   for (fs::directory_iterator it(parent_, ec), end; !ec && it != end; it.increment(ec)) {
     if (RunOfEntry(it->path().filename().string()) != 0 && it->is_directory()) {
-      s.held_bytes += TreeBytes(it->path().string(), true);
+      s.held_bytes += TreeBytes(it->path().string(), false, true);
     }
   }
   return s;
@@ -89,7 +92,7 @@ Status MaintenanceCheckpoints::CheckSpace(uint64_t min_free_bytes) const {
   if (s.free_bytes >= need) return Status::OK();
   return Status::NoSpace(Gib(s.free_bytes) + " free on the file system of " + ledger_db_ + ", but a maintenance "
                          "checkpoint can hold up to " + Gib(need) +
-                         (min_free_bytes != 0 ? " (--min-free)" : " (the DB's size)") +
+                         (min_free_bytes != 0 ? " (--min-free)" : " (the DB's SST files)") +
                          " while it ships: free space there, or run `ledgerkeep maintenance run --offline`");
 }
 

@@ -11,9 +11,9 @@
 // "shipped"}. A checkpoint without its JSON is a torn take and is deleted.
 // Shipping marks the JSON shipped and deletes the checkpoint; the JSON stays
 // so a repeated ship answers at once, until the next run's take removes it.
-// A checkpoint pins SST files compaction would delete: up to the DB's size
-// while it waits, so a take (and the preflight's check) refuses when the file
-// system has less free space than that.
+// A checkpoint pins SST files compaction would delete: up to the size of the
+// DB's SSTs while it waits, so a take (and the preflight's check) refuses
+// when the DB's file system has less free space than that.
 // Thread-safety: calls for one DB are serialised by the caller (the agent's
 // maintenance lane and its backup lane touch different runs' files only
 // through Find/MarkShipped, which tolerate each other).
@@ -41,7 +41,7 @@ struct MaintenanceCheckpointInfo {
 };
 
 struct CheckpointSpace {
-  uint64_t db_bytes = 0;    // the ledger DB's files: what a checkpoint can pin
+  uint64_t db_bytes = 0;    // the ledger DB's SST files: what a checkpoint can pin
   uint64_t free_bytes = 0;  // available to this process on the DB's file system
   uint64_t held_bytes = 0;  // files only kept maintenance checkpoints still hold
 };
@@ -53,8 +53,8 @@ class MaintenanceCheckpoints {
   MaintenanceCheckpoints(std::string ledger_db, std::string ledger_control, const Clock* clock);
 
   Result<CheckpointSpace> Space() const;
-  // ResourceExhausted, saying how much is free and needed, when the free
-  // space is below `min_free_bytes` (0 = the DB's size).
+  // NoSpace, saying how much is free and needed, when the free space is
+  // below `min_free_bytes` (0 = the size of the DB's SST files).
   Status CheckSpace(uint64_t min_free_bytes) const;
 
   // Takes run `run`'s checkpoint: ledgerd must be wedged at `stop_point`

@@ -624,8 +624,9 @@ class MaintenanceRun {
 
   // Ships every replica's checkpoint as its snapshot of this run's set, in
   // parallel (one command per replica). A failed shipment is issued again
-  // after a pause (growing to 30 s) until ship_timeout_s; each success is
-  // saved, so a broker restart resumes with the ones still missing.
+  // for that replica alone after a pause (1 s, doubling to 30 s) until
+  // ship_timeout_s; the others go on meanwhile. Each success is saved, so a
+  // broker restart resumes with the shipments in flight and the ones missing.
   Status Ship() {
     if (state_.ship_start_ms == 0) {
       state_.ship_start_ms = ctx_.clock().NowMs();
@@ -635,11 +636,21 @@ class MaintenanceRun {
     const int64_t deadline =
         ctx_.clock().MonotonicNowMs() + params_.value("ship_timeout_s", int64_t{86'400}) * 1000;
     const uint32_t attempt_ms = static_cast<uint32_t>(params_.value("backup_timeout_s", int64_t{3600}) * 1000);
-    int64_t pause_ms = 1000;
-    for (int round = 1;; ++round) {
-      // Issue what is missing.
+    struct Retry {
+      int attempts = 0;
+      int64_t pause_ms = 1000;
+      int64_t next_ms = 0;  // monotonic; 0 = now
+    };
+    std::map<std::string, Retry> retry;
+    while (state_.shipped.size() < replicas.size()) {
+      if (ctx_.cancelled()) return Status::Aborted("broker stopping");  // resumes on restart
+      if (ctx_.abort_requested()) return Status::Aborted("aborted by the operator while shipping");
+      const int64_t now = ctx_.clock().MonotonicNowMs();
+      if (now >= deadline) return Status::Timeout("shipping did not finish within ship_timeout_s");
+      bool changed = false;
+      // Issue what is missing and due.
       for (const auto& n : replicas) {
-        if (state_.shipped.count(n) != 0 || state_.ship_cmds.count(n) != 0) continue;
+        if (state_.shipped.count(n) != 0 || state_.ship_cmds.count(n) != 0 || now < retry[n].next_ms) continue;
         wire::RunBackupNowT r;
         r.reason = "maintenance";
         r.maintenance_run = ctx_.run_id();
@@ -647,15 +658,20 @@ class MaintenanceRun {
         body.Set(std::move(r));
         LK_ASSIGN_OR_RETURN(uint64_t id, ctx_.IssueCommand(TargetNode(n), std::move(body), attempt_ms));
         state_.ship_cmds[n] = id;
-        report_["shipping"][n] = {{"state", "shipping"}, {"attempt", round}, {"cmd_id", id}};
+        ++retry[n].attempts;
+        report_["shipping"][n] = {{"state", "shipping"}, {"attempt", retry[n].attempts}, {"cmd_id", id}};
         LK_RETURN_IF_ERROR(SaveState());
+        changed = true;
       }
-      ctx_.SaveReport(report_).IgnoreError();
-      // Wait for each (they run in parallel on their nodes).
+      // Collect what finished.
       for (auto it = state_.ship_cmds.begin(); it != state_.ship_cmds.end();) {
         const std::string node = it->first;
-        auto st = ctx_.WaitCommand(it->second, attempt_ms + 60'000);
-        if (ctx_.cancelled()) return Status::Aborted("broker stopping");  // resumes on restart
+        auto st = ctx_.WaitCommand(it->second, 100);
+        if (!st.ok() && st.status().code() == StatusCode::kTimeout) {
+          ++it;  // still shipping
+          continue;
+        }
+        if (ctx_.cancelled()) return Status::Aborted("broker stopping");
         std::string error;
         const wire::BackupResultT* b = nullptr;
         if (!st.ok()) {
@@ -666,6 +682,7 @@ class MaintenanceRun {
             if (!ResultOk(*t) || b == nullptr) error = ResultText(*t);
           }
         }
+        Retry& rt = retry[node];
         if (error.empty() && b != nullptr) {
           state_.shipped[node] = b->snapshot_id;
           report_["replicas"][node] = {{"snapshot_id", b->snapshot_id}, {"bytes_transferred", b->bytes_transferred},
@@ -675,26 +692,21 @@ class MaintenanceRun {
           report_["shipping"][node] = {{"state", "done"}, {"snapshot_id", b->snapshot_id}};
           ctx_.Step("ship", "progress", node + ": snapshot " + b->snapshot_id + " complete");
         } else {
-          report_["shipping"][node] = {{"state", "retrying"}, {"attempt", round}, {"error", error}};
+          rt.next_ms = ctx_.clock().MonotonicNowMs() + rt.pause_ms;
+          report_["shipping"][node] = {{"state", "retrying"}, {"attempt", rt.attempts}, {"error", error},
+                                       {"next_attempt_in_s", rt.pause_ms / 1000}};
           ctx_.Note("maintenance", node, "warn",
                     "run " + std::to_string(ctx_.run_id()) + ": shipping the checkpoint failed (" + error +
-                        "); the checkpoint is kept and the shipment is issued again");
+                        "); the checkpoint is kept and the shipment is issued again in " +
+                        std::to_string(rt.pause_ms / 1000) + " s");
+          rt.pause_ms = std::min<int64_t>(rt.pause_ms * 2, 30'000);
         }
         it = state_.ship_cmds.erase(it);
         LK_RETURN_IF_ERROR(SaveState());
-        ctx_.SaveReport(report_).IgnoreError();
+        changed = true;
       }
-      if (state_.shipped.size() >= replicas.size()) break;
-      if (ctx_.abort_requested()) return Status::Aborted("aborted by the operator while shipping");
-      if (ctx_.clock().MonotonicNowMs() >= deadline) {
-        return Status::Timeout("shipping did not finish within ship_timeout_s");
-      }
-      for (int64_t waited = 0; waited < pause_ms; waited += 200) {
-        if (ctx_.cancelled()) return Status::Aborted("broker stopping");
-        if (ctx_.abort_requested()) return Status::Aborted("aborted by the operator while shipping");
-        ctx_.clock().SleepMs(200);
-      }
-      pause_ms = std::min<int64_t>(pause_ms * 2, 30'000);
+      if (changed) ctx_.SaveReport(report_).IgnoreError();
+      if (state_.ship_cmds.empty()) ctx_.clock().SleepMs(200);  // only retries are pending
     }
     state_.ship_end_ms = ctx_.clock().NowMs();
     return SaveState();

@@ -12,6 +12,7 @@
 
 #include "backup/backup_schedule.h"
 #include "backup/client_archive.h"
+#include "cli/snapshot_sets.h"
 #include "cli/cli_app.h"
 #include "cli/event_format.h"
 #include "cli/output.h"
@@ -329,7 +330,40 @@ int RunBackupStatus(const GlobalFlags& g, const TargetFlags& tf) {
   return all_ok ? kExitOk : kExitFailed;
 }
 
-int RunBackupList(const GlobalFlags& g, const std::string& node, bool incomplete) {
+// backup list --sets: the snapshot sets of online maintenance runs.
+int RunBackupSets(const GlobalFlags& g) {
+  auto sets = CollectSnapshotSets(g);
+  if (!sets.ok()) return Fail(sets.status());
+  Table t({"SET", "BLOCK", "COMPLETE", "SNAPSHOTS", "MISSING"});
+  nlohmann::json arr = nlohmann::json::array();
+  for (const auto& set : *sets) {
+    std::string members, missing;
+    for (const auto& [node, id] : set.snapshots) members += (members.empty() ? "" : " ") + node + "=" + id;
+    for (const auto& m : set.missing) missing += (missing.empty() ? "" : ", ") + m;
+    arr.push_back({{"set", set.run},
+                   {"block", set.block},
+                   {"complete", set.complete},
+                   {"snapshots", set.snapshots},
+                   {"missing", set.missing}});
+    t.Add({std::to_string(set.run), std::to_string(set.block), set.complete ? "yes" : "NO", members,
+           missing.empty() ? "-" : missing});
+  }
+  if (g.json) {
+    PrintJson({{"sets", arr}});
+  } else if (sets->empty()) {
+    std::printf("no snapshot sets yet: `ledgerkeep maintenance run` makes one per run\n");
+  } else {
+    t.Print(stdout);
+  }
+  return kExitOk;
+}
+
+int RunBackupList(const GlobalFlags& g, const std::string& node, bool incomplete, bool sets) {
+  if (sets) {
+    if (!node.empty() || incomplete) return Fail(Status::InvalidArgument("--sets lists every replica; no --node or --incomplete"));
+    return RunBackupSets(g);
+  }
+  if (node.empty()) return Fail(Status::InvalidArgument("backup list needs --node NODE (or --sets)"));
   wire::CommandBodyUnion body;
   body.Set(wire::ListSnapshotsT{});
   auto st = RunOnNode(g, node, std::move(body), 120);
@@ -439,6 +473,7 @@ struct BackupGroupFlags {
   TargetFlags target;
   std::string list_node;
   bool list_incomplete = false;
+  bool list_sets = false;
   std::string verify_node, verify_snapshot;
   bool verify_all = false;
   int64_t verify_wait_s = 3600;
@@ -535,11 +570,16 @@ void RegisterBackupCommands(CLI::App& app, const GlobalFlags& g, CommandTable& c
   AddTargetFlags(b_status, f->target);
   commands.Add(b_status, [&g, f] { return RunBackupStatus(g, f->target); });
 
-  auto* b_list = backup->add_subcommand("list", "the complete snapshots of one node, with block ids");
-  b_list->add_option("--node", f->list_node, "the node")->required();
+  auto* b_list = backup->add_subcommand(
+      "list", "the complete snapshots of one node, with block ids; or (--sets) the snapshot sets of the "
+              "maintenance runs");
+  b_list->add_option("--node", f->list_node, "the node");
+  b_list->add_flag("--sets", f->list_sets,
+                   "every maintenance run's snapshot set: its common block, each replica's snapshot, complete "
+                   "only when every replica's is");
   b_list->add_flag("--incomplete", f->list_incomplete,
                    "also show snapshots without DONE (crashed runs; never restored)");
-  commands.Add(b_list, [&g, f] { return RunBackupList(g, f->list_node, f->list_incomplete); });
+  commands.Add(b_list, [&g, f] { return RunBackupList(g, f->list_node, f->list_incomplete, f->list_sets); });
 
   auto* b_verify = backup->add_subcommand(
       "verify",

@@ -41,6 +41,7 @@ constexpr NumberLimit kNumberLimits[] = {
     {"--backup-timeout-s", 1, 604'800},
     {"--ship-timeout-s", 1, 2'592'000},  // 30 days
     {"--run", 1, UINT64_MAX},
+    {"--set", 1, UINT64_MAX},
     {"--ssh-port", 1, 65'535},
     {"--keep", 0, kMaxKeepLast},
     {"--max-age-days", 0, kMaxRetentionDays},

@@ -13,6 +13,7 @@
 #include "cli/backup_commands.h"
 #include "cli/cli_app.h"
 #include "cli/output.h"
+#include "cli/snapshot_sets.h"
 #include "backup/backup_destination.h"
 #include "common/file_util.h"
 #include "common/process.h"
@@ -109,6 +110,91 @@ int RunRestoreToNode(const GlobalFlags& g, const std::string& source, const std:
   return PrintRestore(g, clone, FromWire(*res), s);
 }
 
+// restore --set RUN --to-node C1 --to-node C2 ...: the set's replicas, in
+// node order, onto the clones in the order given, all at once; each clone
+// verifies its copy. Refused unless the set is complete and there is one
+// clone per replica.
+int RunRestoreSet(const GlobalFlags& g, uint64_t run, const std::vector<std::string>& clones, int64_t wait_s) {
+  auto sets = CollectSnapshotSets(g);
+  if (!sets.ok()) return Fail(sets.status());
+  const SnapshotSet* set = nullptr;
+  for (const auto& s : *sets)
+    if (s.run == run) set = &s;
+  if (set == nullptr) {
+    return Fail(Status::NotFound("no snapshot set " + std::to_string(run) + " (see `ledgerkeep backup list --sets`)"));
+  }
+  if (!set->complete) {
+    std::string missing;
+    for (const auto& m : set->missing) missing += (missing.empty() ? "" : ", ") + m;
+    return Fail(Status::FailedPrecondition("snapshot set " + std::to_string(run) + " is incomplete (missing: " +
+                                           missing + "); `ledgerkeep maintenance status --run " +
+                                           std::to_string(run) + "` says what is still shipping"));
+  }
+  if (clones.size() != set->snapshots.size()) {
+    return Fail(Status::InvalidArgument("snapshot set " + std::to_string(run) + " has " +
+                                        std::to_string(set->snapshots.size()) + " replicas; give as many --to-node "
+                                        "clones (got " + std::to_string(clones.size()) + ")"));
+  }
+  auto client = ConnectBroker(g);
+  if (!client.ok()) return Fail(client.status());
+  struct Job {
+    std::string source, snapshot, clone;
+    uint64_t cmd = 0;
+  };
+  std::vector<Job> jobs;
+  size_t k = 0;
+  for (const auto& [node, id] : set->snapshots) jobs.push_back({node, id, clones[k++], 0});
+  for (auto& j : jobs) {
+    if (!g.json) std::printf("%s snapshot %s -> %s\n", j.source.c_str(), j.snapshot.c_str(), j.clone.c_str());
+    wire::RestoreSnapshotT r;
+    r.source_node = j.source;
+    r.snapshot_id = j.snapshot;
+    wire::CommandBodyUnion body;
+    body.Set(std::move(r));
+    TargetFlags tf;
+    tf.node = j.clone;
+    auto issued = (*client)->Issue(ToTarget(tf), std::move(body), static_cast<uint32_t>(wait_s * 1000));
+    if (!issued.ok()) return Fail(issued.status().WithContext("restore onto " + j.clone));
+    j.cmd = issued->cmd_id;
+  }
+  std::fflush(stdout);
+  int rc = kExitOk;
+  nlohmann::json out = nlohmann::json::array();
+  for (const auto& j : jobs) {
+    auto st = (*client)->Wait(j.cmd, wait_s * 1000 + 5000, {});
+    Status s = st.ok() ? Status::OK() : st.status();
+    RestoreResult res;
+    res.source_node = j.source;
+    if (st.ok()) {
+      const auto& t = st->targets.at(0);
+      if (const auto* r = t->result ? t->result->detail.AsRestoreResult() : nullptr) res = FromWire(*r);
+      if (!TargetOk(*t)) s = Status(StatusCode::kAborted, TargetResult(*t) + ": " + TargetMessage(*t));
+    }
+    if (s.ok() && (!res.verification || res.verification->last_block_id != set->block)) {
+      s = Status::Corruption(j.clone + " holds block " +
+                             std::to_string(res.verification ? res.verification->last_block_id : 0) +
+                             ", not the set's " + std::to_string(set->block));
+    }
+    if (!s.ok()) rc = kExitFailed;
+    if (g.json) {
+      auto r = RestoreJson(res);
+      r["target"] = j.clone;
+      r["ok"] = s.ok();
+      if (!s.ok()) r["error"] = s.message();
+      out.push_back(r);
+    } else {
+      PrintRestore(g, j.clone, res, s);
+    }
+  }
+  if (g.json) {
+    PrintJson({{"set", run}, {"block", set->block}, {"ok", rc == kExitOk}, {"clones", out}});
+  } else if (rc == kExitOk) {
+    std::printf("snapshot set %llu restored onto %zu clones, every one at block %llu\n",
+                static_cast<unsigned long long>(run), jobs.size(), static_cast<unsigned long long>(set->block));
+  }
+  return rc;
+}
+
 // restore --to-dir: on this machine, straight from the source node's
 // destination as the broker recorded it (the source node may be down).
 int RunRestoreToDir(const GlobalFlags& g, const std::string& source, const std::string& snapshot,
@@ -200,14 +286,23 @@ int RunRestoreClient(const GlobalFlags& g, const std::string& node, const std::s
 }
 
 struct RestoreFlags {
-  std::string node, snapshot = "latest", to_node, to_dir, client, archive;
+  std::string node, snapshot = "latest", to_dir, client, archive;
+  std::vector<std::string> to_nodes;
+  uint64_t set = 0;
   int64_t wait_s = 3600;
 };
 
 int RunRestore(const GlobalFlags& g, const RestoreFlags& f) {
   if (!f.client.empty()) return RunRestoreClient(g, f.client, f.archive, f.to_dir, f.wait_s);
-  if (f.node.empty()) return Fail(Status::InvalidArgument("restore needs --node (a replica) or --client"));
-  if (!f.to_node.empty()) return RunRestoreToNode(g, f.node, f.snapshot, f.to_node, f.wait_s);
+  if (f.set != 0) {
+    if (f.to_nodes.empty()) return Fail(Status::InvalidArgument("restore --set needs a --to-node clone per replica"));
+    return RunRestoreSet(g, f.set, f.to_nodes, f.wait_s);
+  }
+  if (f.node.empty()) return Fail(Status::InvalidArgument("restore needs --node (a replica), --set or --client"));
+  if (f.to_nodes.size() > 1) {
+    return Fail(Status::InvalidArgument("one --to-node for --node (several are for --set: a whole snapshot set)"));
+  }
+  if (!f.to_nodes.empty()) return RunRestoreToNode(g, f.node, f.snapshot, f.to_nodes[0], f.wait_s);
   if (!f.to_dir.empty()) return RunRestoreToDir(g, f.node, f.snapshot, f.to_dir);
   return Fail(Status::InvalidArgument("restore --node needs --to-node CLONE or --to-dir PATH"));
 }
@@ -221,9 +316,15 @@ void RegisterRestoreCommand(CLI::App& app, const GlobalFlags& g, CommandTable& c
       "restore a replica snapshot onto a clone node (--to-node) or a directory here (--to-dir), or a "
       "client archive (--client) on its client node");
   auto* r_node_opt = restore->add_option("--node", f->node, "the replica whose snapshot to restore");
-  restore->add_option("--snapshot", f->snapshot, "snapshot id or latest")->capture_default_str();
-  auto* r_to_node_opt = restore->add_option("--to-node", f->to_node,
-                                            "a clone agent: restores, verifies, runs ledgerd --read-only");
+  auto* r_snapshot_opt =
+      restore->add_option("--snapshot", f->snapshot, "snapshot id or latest")->capture_default_str();
+  auto* r_to_node_opt = restore->add_option(
+      "--to-node", f->to_nodes,
+      "a clone agent: restores, verifies, runs ledgerd --read-only (with --set: one per replica, repeated; "
+      "the set's replicas in node order go to the clones in the order given)");
+  auto* r_set_opt = restore->add_option(
+      "--set", f->set,
+      "a maintenance run's snapshot set (`backup list --sets`): every replica's snapshot onto its own clone");
   auto* r_to_dir_opt = restore->add_option(
       "--to-dir", f->to_dir, "with --node: a directory on this machine; with --client: on the client node");
   auto* r_client_opt = restore->add_option("--client", f->client, "the client node whose archive to restore");
@@ -231,6 +332,7 @@ void RegisterRestoreCommand(CLI::App& app, const GlobalFlags& g, CommandTable& c
       restore->add_option("--archive", f->archive, "client archive name (NAME or NAME.tar.gz)");
   restore->add_option("--wait-s", f->wait_s, "give up waiting after this long")->capture_default_str();
   r_node_opt->excludes(r_client_opt);
+  r_set_opt->excludes(r_node_opt)->excludes(r_client_opt)->excludes(r_to_dir_opt)->excludes(r_snapshot_opt);
   r_to_node_opt->excludes(r_to_dir_opt);
   r_client_opt->needs(r_archive_opt)->needs(r_to_dir_opt)->excludes(r_to_node_opt);
   r_archive_opt->needs(r_client_opt);
