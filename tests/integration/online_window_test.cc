@@ -332,6 +332,39 @@ TEST_F(OnlineWindowTest, DestinationDownDuringShippingLeavesTheClusterServingAnd
 }
 
 // ---------------------------------------------------------------------------
+// `maintenance abort` while shipping: the cluster already serves, so nothing
+// is rolled back; the run ends incomplete, names what was not shipped, and
+// keeps those checkpoints.
+TEST_F(OnlineWindowTest, AbortWhileShippingEndsTheRunIncompleteAndKeepsTheCheckpoints) {
+  node_config_extra_ = "[backup]\nbwlimit = \"1M\"\n";
+  StartCluster(300, 8192);
+  ConfigureAll();
+  ASSERT_TRUE(WaitUntil([&] { return LastBlock("r1") > 1200; }, 60s, 100ms));
+  LK_ASSERT_OK_AND_ASSIGN(auto bg, cluster_->StartCli({"--json", "maintenance", "run", "--wedge-timeout-s", "30"},
+                                                      "online-abort"));
+  WaitShipping();
+  RunResult abort = Cli({"maintenance", "abort"});
+  ASSERT_EQ(abort.exit_code, 0) << abort.Describe();
+  auto rc = bg->WaitExit(60s);
+  ASSERT_TRUE(rc.has_value()) << "the run did not end after the abort";
+  EXPECT_EQ(*rc, 1);
+  auto j = LastJsonLine(bg->ReadStdout());
+  EXPECT_FALSE(j.value("ok", true)) << bg->ReadStdout();
+  EXPECT_NE(j.value("error", "").find("incomplete"), std::string::npos) << j.dump();
+  const auto& report = j["report"];
+  EXPECT_FALSE(report.value("complete", true)) << report.dump();
+  EXPECT_FALSE(report.value("rolled_back", false)) << report.dump();
+  const std::string not_shipped = report.value("not_shipped", "");
+  ASSERT_FALSE(not_shipped.empty()) << report.dump();
+  for (const auto& r : kReplicas) {
+    if (not_shipped.find(r) == std::string::npos) continue;
+    EXPECT_FALSE(KeptCheckpoints(r).empty()) << r << ": its unshipped checkpoint was deleted";
+  }
+  EXPECT_TRUE(SawStep(RunbookEvents(), "ship", "incomplete"));
+  ExpectServing(report.value("common_block", uint64_t{0}));
+}
+
+// ---------------------------------------------------------------------------
 // A set restored onto a clone cluster: `backup list --sets` shows the run's
 // set complete, `restore --set` puts each replica's snapshot on its own
 // clone, and the clones agree block for block (real ledgerkeep-db compareTo).
