@@ -53,6 +53,18 @@ class OnlineWindowTest : public MaintenanceTest {
       }
     }
   }
+  // A cluster whose shipments take seconds (every node's [backup] bwlimit
+  // 1 MiB/s, ~15 MB per replica), and an online run in the background
+  // (`name` for its logs) that has reached its ship step.
+  void StartSlowShippingRun(const std::string& name, std::unique_ptr<ChildProcess>* bg) {
+    node_config_extra_ = "[backup]\nbwlimit = \"1M\"\n";
+    StartCluster(300, 8192);
+    ConfigureAll();
+    ASSERT_TRUE(WaitUntil([&] { return LastBlock("r1") > 1200; }, 60s, 100ms));
+    LK_ASSERT_OK_AND_ASSIGN(*bg,
+                            cluster_->StartCli({"--json", "maintenance", "run", "--wedge-timeout-s", "30"}, name));
+    WaitShipping();
+  }
   // Waits for the run's ship step to have started (broker log).
   void WaitShipping() {
     ASSERT_TRUE(WaitUntil([&] { return BrokerLogHas("(maintenance) ship started"); }, 120s, 5ms))
@@ -220,13 +232,8 @@ TEST_F(OnlineWindowTest, NotEnoughDiskForACheckpointIsRefusedBeforeTheWedgeAndNo
 // shipment again once r1 is back, and it resumes into the same snapshot:
 // the set completes with one snapshot per replica.
 TEST_F(OnlineWindowTest, AgentKilledWhileShippingResumesTheShipmentAndTheSetCompletes) {
-  node_config_extra_ = "[backup]\nbwlimit = \"1M\"\n";
-  StartCluster(300, 8192);
-  ConfigureAll();
-  ASSERT_TRUE(WaitUntil([&] { return LastBlock("r1") > 1200; }, 60s, 100ms));
-  LK_ASSERT_OK_AND_ASSIGN(auto bg, cluster_->StartCli({"--json", "maintenance", "run", "--wedge-timeout-s", "30"},
-                                                      "online-agent-kill"));
-  WaitShipping();
+  std::unique_ptr<ChildProcess> bg;
+  ASSERT_NO_FATAL_FAILURE(StartSlowShippingRun("online-agent-kill", &bg));
   std::this_thread::sleep_for(1500ms);
   ASSERT_FALSE(BrokerLogHas("r1: snapshot")) << "r1 shipped before the kill; the test needs a slower shipment";
   LK_ASSERT_OK(cluster_->KillAgent("r1", SIGKILL));
@@ -256,13 +263,8 @@ TEST_F(OnlineWindowTest, AgentKilledWhileShippingResumesTheShipmentAndTheSetComp
 // cluster is serving all along; the restarted broker resumes the run at its
 // ship step, waits for the shipments it had issued, and completes the set.
 TEST_F(OnlineWindowTest, BrokerKilledWhileShippingResumesTheRunAndTheSetCompletes) {
-  node_config_extra_ = "[backup]\nbwlimit = \"1M\"\n";
-  StartCluster(300, 8192);
-  ConfigureAll();
-  ASSERT_TRUE(WaitUntil([&] { return LastBlock("r1") > 1200; }, 60s, 100ms));
-  LK_ASSERT_OK_AND_ASSIGN(auto bg, cluster_->StartCli({"--json", "maintenance", "run", "--wedge-timeout-s", "30"},
-                                                      "online-broker-kill"));
-  WaitShipping();
+  std::unique_ptr<ChildProcess> bg;
+  ASSERT_NO_FATAL_FAILURE(StartSlowShippingRun("online-broker-kill", &bg));
   std::this_thread::sleep_for(1000ms);
   LK_ASSERT_OK(cluster_->KillBroker(SIGKILL));
   // The ledger runs on without the broker.
@@ -336,13 +338,8 @@ TEST_F(OnlineWindowTest, DestinationDownDuringShippingLeavesTheClusterServingAnd
 // is rolled back; the run ends incomplete, names what was not shipped, and
 // keeps those checkpoints.
 TEST_F(OnlineWindowTest, AbortWhileShippingEndsTheRunIncompleteAndKeepsTheCheckpoints) {
-  node_config_extra_ = "[backup]\nbwlimit = \"1M\"\n";
-  StartCluster(300, 8192);
-  ConfigureAll();
-  ASSERT_TRUE(WaitUntil([&] { return LastBlock("r1") > 1200; }, 60s, 100ms));
-  LK_ASSERT_OK_AND_ASSIGN(auto bg, cluster_->StartCli({"--json", "maintenance", "run", "--wedge-timeout-s", "30"},
-                                                      "online-abort"));
-  WaitShipping();
+  std::unique_ptr<ChildProcess> bg;
+  ASSERT_NO_FATAL_FAILURE(StartSlowShippingRun("online-abort", &bg));
   RunResult abort = Cli({"maintenance", "abort"});
   ASSERT_EQ(abort.exit_code, 0) << abort.Describe();
   auto rc = bg->WaitExit(60s);
