@@ -1221,7 +1221,7 @@ def scenario_freeze(suite, rng, outcome, kind):
                 os.kill(pid, signal.SIGCONT)
             rep = result.get("report", {})
             outcome.notes[-1] = "%d: %s %s frozen at %s: %s; needs_unwedge %s" % (
-                i, victim, kind, step, how, rep.get("needs_unwedge", []))
+                i, victim, kind, step, outcome.notes[-1], rep.get("needs_unwedge", []))
             if "clone1" in json.dumps(result):
                 raise Failed("the run addressed the clone: %s" % json.dumps(result)[:1500])
             # No operator command: the thawed replica comes back by itself,
