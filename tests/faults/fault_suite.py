@@ -273,8 +273,10 @@ class Cluster:
 
     def up(self):
         log("%s: cluster up in %s" % (self.name, self.dir))
-        p = self.run("up", *self.up_args)
+        # Set first: an `up` that fails half way has started processes and
+        # namespaces that down() must still take away.
         self.is_up = True
+        p = self.run("up", *self.up_args)
         # A netns cluster has a backup server reached over SSH; `cluster up`
         # prints the destination flags ("backups: --destination ...").
         m = re.search(r"backups: (--destination (\S+).*)$", p.stderr, re.M)
