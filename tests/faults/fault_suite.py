@@ -16,12 +16,36 @@ injects one fault, and ends by checking that
 
 Modes:
   --short                   each scenario once (ctest runs this, one scenario
-                            per ctest entry with --only)
+                            and maintenance mode per ctest entry with --only)
   --long [--seed N] [--iterations N]
                             SIGKILL at N seeded random points of maintenance
                             runs (default 20), the other scenarios once each
                             with seeded victims; the seed is printed first so
                             a failure can be replayed.
+
+Maintenance mode (--mode, either run mode):
+  --mode online             (the default) every `maintenance run` is online,
+                            as the product's default: wedge, checkpoint,
+                            unwedge, then ship the checkpoints while the
+                            ledger runs, with --ship-timeout-s 90. Kill points
+                            include the ship step. A run ends succeeded (every
+                            replica's snapshot of the run's set complete at
+                            the common block: manifest set.run/set.block),
+                            rolled back, or incomplete (failed while shipping:
+                            the cluster serves, the report says not complete,
+                            the checkpoints of what was not shipped are kept)
+                            - never with a snapshot lost or the ledger wedged.
+  --mode offline            every `maintenance run --offline` (the runbook:
+                            replicas stopped for the final sync); a run ends
+                            succeeded or rolled back.
+  The kill steps and freeze points are those of the mode, checked against the
+  broker binary's step table of that mode (--print-maintenance-steps /
+  --print-offline-maintenance-steps). Scenarios without a maintenance run
+  (broker_partition, slow_link, corrupt_sst) are the same in both modes.
+
+Binaries: --bin-dir (default $BUILD_DIR/bin, ./build/bin), used as they are:
+the clusters' `./run cluster` gets BUILD_DIR=<bin-dir>/.. and
+LEDGERKEEP_PREBUILT=1, so the suite never builds.
 
 Scenarios that need root (network namespaces, tmpfs mounts) or the netns
 cluster (`./run cluster partition|heal|slow|fast`) are reported
@@ -49,45 +73,89 @@ ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)
 RUN = os.path.join(ROOT, "run")
 EXIT_SKIP = 77
 
+# The maintenance modes the suite runs its maintenance runs in (--mode):
+# "online" (`maintenance run`, the default: wedge, checkpoint, unwedge, ship
+# while the ledger runs) and "offline" (`maintenance run --offline`, the
+# runbook: replicas stopped for the final sync). Each has its own step table
+# in the broker binary.
+MODES = ("online", "offline")
+STEP_TABLE_FLAG = {"online": "--print-maintenance-steps", "offline": "--print-offline-maintenance-steps"}
+# How long an online run retries failed shipments before it ends incomplete
+# (`--ship-timeout-s`, default a day): a destination that stays broken ends
+# the scenario; a fault healed within the scenario leaves time to ship.
+SHIP_TIMEOUT_S = 90
+
 # Forward steps of the maintenance workflow after which a process can be
 # killed: the steps that change the cluster (a failure rolls back) and are
 # not hooks ("preflight" and "pre_hook" change nothing, "post_hook" is
-# instantaneous without a hook). Read from the broker binary's own step
-# table by load_kill_steps() (`ledgerkeep-broker --print-maintenance-steps`),
-# never copied here.
+# instantaneous without a hook), plus, online, the steps whose failure
+# leaves the run incomplete ("ship": the cluster serves again while the
+# checkpoints ship, and a kill there must end in every snapshot complete or
+# in an incomplete run with the checkpoints kept). Read from the broker
+# binary's own step table of the suite's mode by load_kill_steps()
+# (`ledgerkeep-broker --print-maintenance-steps` /
+# `--print-offline-maintenance-steps`), never copied here.
 KILL_STEPS = []
+EXTRA_KILL_STEPS = {"online": ["ship"], "offline": []}
 PROCESS_TYPES = ["broker", "replica-agent", "client-agent", "ledgerd"]
 # The steps during which each process type (other than the broker, which
-# takes part in every one) has something to do (ledgerd is stopped from
-# stop_replicas to start_replicas). Checked against the binary's steps: a
-# step renamed or removed there fails the suite at start.
-STEPS_WITH_WORK_FOR = {
-    "replica-agent": ["wedge", "stop_replicas", "check_blocks", "final_sync", "start_replicas", "unwedge",
-                      "verify_blocks"],
-    "client-agent": ["stop_clients", "client_backup", "final_sync", "start_clients"],
-    "ledgerd": ["stop_clients", "wedge", "start_replicas", "unwedge", "verify_blocks"],
+# takes part in every one) has something to do, per mode. Offline, ledgerd
+# is stopped from stop_replicas to start_replicas. Online, the agent takes
+# the checkpoint through ledgerd (wedged) and ships it while ledgerd runs
+# again (a ledgerd killed while its checkpoint ships must not touch the
+# shipment). Checked against the binary's steps: a step renamed or removed
+# there fails the suite at start.
+STEPS_WITH_WORK_FOR_MODE = {
+    "offline": {
+        "replica-agent": ["wedge", "stop_replicas", "check_blocks", "final_sync", "start_replicas", "unwedge",
+                          "verify_blocks"],
+        "client-agent": ["stop_clients", "client_backup", "final_sync", "start_clients"],
+        "ledgerd": ["stop_clients", "wedge", "start_replicas", "unwedge", "verify_blocks"],
+    },
+    "online": {
+        "replica-agent": ["wedge", "checkpoint", "unwedge", "verify_blocks", "ship"],
+        "client-agent": ["stop_clients", "client_backup", "start_clients"],
+        "ledgerd": ["stop_clients", "wedge", "checkpoint", "unwedge", "verify_blocks", "ship"],
+    },
 }
 KILL_STEPS_FOR = {}
 
 
-def load_kill_steps(bin_dir):
-    """Fills KILL_STEPS and KILL_STEPS_FOR from the broker's step table.
-    Returns an error text, or None."""
+def load_kill_steps(bin_dir, mode):
+    """Fills KILL_STEPS and KILL_STEPS_FOR from the broker's step table of
+    `mode`. Returns an error text, or None."""
     broker = os.path.join(bin_dir, "ledgerkeep-broker")
+    flag = STEP_TABLE_FLAG[mode]
     try:
-        p = subprocess.run([broker, "--print-maintenance-steps"], capture_output=True, text=True, timeout=30)
-        steps = json.loads(p.stdout)["steps"]
+        p = subprocess.run([broker, flag], capture_output=True, text=True, timeout=30)
+        table = json.loads(p.stdout)
+        steps = table["steps"]
     except (OSError, ValueError, KeyError, subprocess.SubprocessError) as e:
-        return "cannot read the maintenance steps from %s --print-maintenance-steps: %s" % (broker, e)
-    KILL_STEPS[:] = [s["name"] for s in steps if s["on_failure"] == "roll_back" and not s["hook"]]
+        return "cannot read the %s maintenance steps from %s %s: %s" % (mode, broker, flag, e)
+    if table.get("mode", mode) != mode:
+        return "%s %s printed the %s steps, not the %s ones" % (broker, flag, table.get("mode"), mode)
+    by_name = {s["name"]: s for s in steps}
+    for name in EXTRA_KILL_STEPS[mode]:
+        if by_name.get(name, {}).get("on_failure") != "incomplete":
+            return ("the broker's %s maintenance has no step %s that ends the run incomplete any more "
+                    "(steps: %s); update EXTRA_KILL_STEPS" % (mode, name, ", ".join(by_name)))
+    KILL_STEPS[:] = [s["name"] for s in steps if (s["on_failure"] == "roll_back" and not s["hook"])
+                     or s["name"] in EXTRA_KILL_STEPS[mode]]
     KILL_STEPS_FOR.clear()
     KILL_STEPS_FOR["broker"] = list(KILL_STEPS)
-    for kind, names in STEPS_WITH_WORK_FOR.items():
+    for kind, names in STEPS_WITH_WORK_FOR_MODE[mode].items():
         unknown = [n for n in names if n not in KILL_STEPS]
         if unknown:
-            return "the broker has no maintenance step %s any more (steps: %s); update STEPS_WITH_WORK_FOR" % (
-                ", ".join(unknown), ", ".join(KILL_STEPS))
+            return "the broker's %s maintenance has no step %s any more (steps: %s); update STEPS_WITH_WORK_FOR_MODE" % (
+                mode, ", ".join(unknown), ", ".join(KILL_STEPS))
         KILL_STEPS_FOR[kind] = list(names)
+    for kind, points in FREEZE_POINTS_MODE[mode].items():
+        named = [step for step, _, _ in points] + [n for _, _, pat in points
+                                                    for n in re.findall(r"\\\(maintenance\\\) (\w+)", pat)]
+        unknown = sorted(set(n for n in named if n not in by_name))
+        if unknown:
+            return "the broker's %s maintenance has no step %s any more (steps: %s); update FREEZE_POINTS_MODE" % (
+                mode, ", ".join(unknown), ", ".join(by_name))
     return None
 
 
@@ -182,6 +250,9 @@ class Cluster:
         self.env = dict(os.environ)
         self.env["CLUSTER_DIR"] = self.dir
         self.env["BUILD_DIR"] = suite.build_dir
+        # The binaries are the ones in --bin-dir, as they are: `./run cluster`
+        # never builds for the suite (`./run faults` built them first).
+        self.env["LEDGERKEEP_PREBUILT"] = "1"
         self.env["LEDGERKEEP_CONFIG"] = os.path.join(self.dir, "cluster.toml")
         self.cuts = set()   # nodes partitioned / slowed, healed in down()
         self.slowed = set()
@@ -202,8 +273,10 @@ class Cluster:
 
     def up(self):
         log("%s: cluster up in %s" % (self.name, self.dir))
-        p = self.run("up", *self.up_args)
+        # Set first: an `up` that fails half way has started processes and
+        # namespaces that down() must still take away.
         self.is_up = True
+        p = self.run("up", *self.up_args)
         # A netns cluster has a backup server reached over SSH; `cluster up`
         # prints the destination flags ("backups: --destination ...").
         m = re.search(r"backups: (--destination (\S+).*)$", p.stderr, re.M)
@@ -422,6 +495,30 @@ class Cluster:
             raise Failed("lk_fault_verify failed (%d): %s" % (p.returncode, p.stderr[-1000:]))
         return objs[-1]
 
+    def read_backup_file(self, node, *parts):
+        """A file of node's destination, read where the backup server sees it."""
+        p = subprocess.run(self.on_backup_disk() + ["cat", os.path.join(self.dest(node), *parts)],
+                           stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, timeout=60)
+        return p.stdout
+
+    def checkpoint_dirs(self):
+        """Every online run's checkpoint directory kept on a replica."""
+        out = []
+        for r in self.replicas:
+            d = self.path("data", r)
+            try:
+                names = os.listdir(d)
+            except OSError:
+                continue
+            out += ["%s/%s" % (r, n) for n in sorted(names)
+                    if n.startswith(".ledgerkeep-maintenance-") and os.path.isdir(os.path.join(d, n))]
+        return out
+
+    def checkpoint_dir(self, node, run_id):
+        """Where a replica keeps an online run's checkpoint until it is
+        shipped (beside its DB; the record is the same path + ".json")."""
+        return self.path("data", node, ".ledgerkeep-maintenance-%s" % run_id)
+
     def complete_snapshots(self, node):
         d = os.path.join(self.dest(node), "snapshots")
         p = subprocess.run(self.on_backup_disk() + ["sh", "-c", 'cd "$1" 2>/dev/null && ls -d */DONE 2>/dev/null; true',
@@ -529,8 +626,16 @@ class Checks:
 
 
 # ----------------------------------------------------------------------------
-def maintenance_args(wedge_timeout_s=20):
-    return ["maintenance", "run", "--wedge-timeout-s", str(wedge_timeout_s), "--backup-timeout-s", "120"]
+def maintenance_args(suite, wedge_timeout_s=20, backup_timeout_s=120):
+    """`maintenance run` in the suite's mode: offline adds --offline, online a
+    short --ship-timeout-s (SHIP_TIMEOUT_S)."""
+    args = ["maintenance", "run", "--wedge-timeout-s", str(wedge_timeout_s),
+            "--backup-timeout-s", str(backup_timeout_s)]
+    if suite.mode == "offline":
+        args.append("--offline")
+    else:
+        args += ["--ship-timeout-s", str(SHIP_TIMEOUT_S)]
+    return args
 
 
 def wait_maintenance(c, proc, timeout_s=240):
@@ -555,20 +660,85 @@ def broker_step_reached(c, step):
     return re.search(r"\(maintenance\) %s (started|done|failed)" % re.escape(step), c.log_text("broker")) is not None
 
 
-def check_run_outcome(result, outcome, want_rollback=None):
-    """A maintenance run ends either succeeded, or rolled back with nothing
-    left undone."""
+def check_set_snapshot(c, node, run_id, common, snapshot_id):
+    """Online: node's snapshot of run `run_id`'s set is complete (DONE) at the
+    destination, and its manifest says so: set.run, set.block and the last
+    block id all the common block."""
+    if not snapshot_id:
+        raise Failed("run %s: no snapshot id for %s in the report" % (run_id, node))
+    if snapshot_id not in c.complete_snapshots(node):
+        raise Failed("run %s: %s's snapshot %s is not complete at %s" % (run_id, node, snapshot_id, c.dest(node)))
+    text = c.read_backup_file(node, "snapshots", snapshot_id, "MANIFEST.json")
+    try:
+        m = json.loads(text)
+    except ValueError:
+        raise Failed("run %s: %s's snapshot %s has no readable MANIFEST.json" % (run_id, node, snapshot_id))
+    st = m.get("set") or {}
+    last = (m.get("block_ids") or {}).get("last")
+    if st.get("run") != run_id or st.get("block") != common or last != common:
+        raise Failed("run %s: %s's snapshot %s is not the set's snapshot at block %s: set %s, last block %s" %
+                     (run_id, node, snapshot_id, common, st or "missing", last))
+
+
+def check_run_outcome(c, result, outcome, want_rollback=None):
+    """A maintenance run ends succeeded, or rolled back with nothing left
+    undone, or (online) failed while shipping: incomplete, the cluster
+    serving (checked by the scenario), the checkpoints of what was not
+    shipped kept. want_rollback True: it must roll back; False: it must
+    succeed. Online, a succeeded run has every replica's snapshot of its set
+    complete at the common block (and their checkpoints deleted)."""
     rep = result.get("report", {})
+    run_id = result.get("run_id")
+    online = c.suite.mode == "online"
+    if online and rep.get("mode") not in (None, "online"):
+        raise Failed("an online run reported mode %s" % rep.get("mode"))
     if result.get("ok"):
         if want_rollback:
             raise Failed("the run succeeded; it should have rolled back: %s" % json.dumps(result)[:1500])
-        outcome.notes.append("run %s succeeded" % result.get("run_id"))
+        if online:
+            common = rep.get("common_block")
+            if rep.get("complete") is not True or not common:
+                raise Failed("the online run succeeded without a complete set at a common block: %s" %
+                             json.dumps(rep)[:1500])
+            for r in c.replicas:
+                check_set_snapshot(c, r, run_id, common, rep.get("replicas", {}).get(r, {}).get("snapshot_id"))
+            # Shipping deleted this run's checkpoints, its take those of
+            # earlier runs (kept by an incomplete run or a failed release).
+            left = c.checkpoint_dirs()
+            if left:
+                raise Failed("run %s succeeded but checkpoints are still kept: %s" % (run_id, ", ".join(left)))
+            outcome.notes.append("run %s succeeded: set complete at block %s, pause %.2f s, shipping %.1f s" % (
+                run_id, common, rep.get("pause_s", -1), rep.get("shipping_s", -1)))
+        else:
+            outcome.notes.append("run %s succeeded" % run_id)
         return "succeeded"
+    if online and not rep.get("rolled_back") and rep.get("complete") is False:
+        # Failed while shipping: nothing rolled back, the ledger runs.
+        if want_rollback is not None:
+            raise Failed("the run ended incomplete (%s); it should have %s" % (
+                result.get("error", "")[:300], "rolled back" if want_rollback else "succeeded"))
+        waiting = [n.strip() for n in str(rep.get("not_shipped", "")).split(",") if n.strip()]
+        if not waiting:
+            raise Failed("an incomplete run names nothing not shipped: %s" % json.dumps(rep)[:1500])
+        common = rep.get("common_block")
+        for r in c.replicas:
+            if r in waiting:
+                cp = c.checkpoint_dir(r, run_id)
+                if not (os.path.isdir(cp) and os.path.isfile(cp + ".json")):
+                    raise Failed("run %s ended incomplete but %s's checkpoint %s (and its .json) is not kept" %
+                                 (run_id, r, cp))
+            else:
+                check_set_snapshot(c, r, run_id, common, rep.get("replicas", {}).get(r, {}).get("snapshot_id"))
+        outcome.notes.append("run %s incomplete, not shipped: %s (checkpoints kept): %s" % (
+            run_id, ", ".join(waiting), result.get("error", "")[:200]))
+        return "incomplete"
     if not rep.get("rolled_back"):
         raise Failed("the run failed without rolling back: %s" % json.dumps(result)[:1500])
     if want_rollback is False:
         raise Failed("the run rolled back: %s" % result.get("error"))
-    outcome.notes.append("run %s rolled back: %s" % (result.get("run_id"), result.get("error", "")[:200]))
+    left = [d for d in c.checkpoint_dirs() if d.endswith("-%s" % run_id)] if online else []
+    outcome.notes.append("run %s rolled back: %s%s" % (run_id, result.get("error", "")[:200],
+                                                       ("; checkpoints left: %s" % ", ".join(left)) if left else ""))
     return "rolled back"
 
 
@@ -591,12 +761,12 @@ def scenario_replica_partition(suite, rng, outcome):
             raise Failed("baseline backup failed: %s" % text[-1500:])
         chk.record_snapshots()
         # Time to wait for the wedge: short, so the rollback comes quickly.
-        proc = c.start_cli("maint-1", *maintenance_args(wedge_timeout_s=15))
+        proc = c.start_cli("maint-1", *maintenance_args(suite, wedge_timeout_s=15))
         wait_until(lambda: broker_step_reached(c, "wedge"), 60, "the run reaching the wedge", 0.02)
         log("partitioning %s during the wedge" % victim)
         c.partition(victim)
         result = wait_maintenance(c, proc)
-        check_run_outcome(result, outcome, want_rollback=True)
+        check_run_outcome(c, result, outcome, want_rollback=True)
         rep = result["report"]
         others = [r for r in c.replicas if r != victim]
         # While still cut off: the others serve (unwedged, running, advancing).
@@ -616,9 +786,9 @@ def scenario_replica_partition(suite, rng, outcome):
         # The stand-in ledgerd resumes a late-unwedged replica from its own
         # unwedge time, so it trails its peers until the next wedge re-aligns
         # them: this run's wedge waits for it to produce up to the stop point.
-        proc = c.start_cli("maint-2", *maintenance_args(wedge_timeout_s=150))
+        proc = c.start_cli("maint-2", *maintenance_args(suite, wedge_timeout_s=150))
         result = wait_maintenance(c, proc)
-        check_run_outcome(result, outcome, want_rollback=False)
+        check_run_outcome(c, result, outcome, want_rollback=False)
         chk.serving()
         chk.events_lost(outcome)
         chk.snapshots_lost(outcome)
@@ -762,7 +932,7 @@ def scenario_kill(suite, rng, outcome):
             log("iteration %d/%d: SIGKILL %s (%s) %d ms after %s started" %
                 (i, len(plan), kind, victim, delay_ms, step))
             broker_log_at = c.log_offset("broker")
-            proc = c.start_cli("maint-%d" % i, *maintenance_args())
+            proc = c.start_cli("maint-%d" % i, *maintenance_args(suite))
             seen = {"text": ""}
 
             def reached():
@@ -787,8 +957,8 @@ def scenario_kill(suite, rng, outcome):
                     c.start(victim)
             note = "%s %s at %s+%dms" % (kind, victim, step, delay_ms) + ("" if killed else " (nothing to kill)")
             result = wait_maintenance(c, proc)
-            how = check_run_outcome(result, outcome)
-            outcome.notes[-1] = "%d: %s: %s" % (i, note, how)
+            how = check_run_outcome(c, result, outcome)
+            outcome.notes[-1] = "%d: %s: %s" % (i, note, outcome.notes[-1] if how else how)
             if kind == "ledgerd" and killed and not c.component_pid(victim, "ledgerd"):
                 # Killed after the run restarted it (verify_blocks and
                 # later): what the operator does - start it again.
@@ -810,11 +980,48 @@ def scenario_kill(suite, rng, outcome):
         suite.keep_or_remove(c, failed=failing())
 
 
+def maintenance_to_full_destination(suite, c, chk, outcome, victim, free_space):
+    """A maintenance run while victim's destination is full. Online: the
+    cluster serves again while victim's shipment is retried; once the space
+    is freed (free_space()) the shipment finishes and the run succeeds with
+    its set complete. Offline: the final sync fails and the run rolls back;
+    then the space is freed."""
+    proc = c.start_cli("maint-full", *maintenance_args(suite))
+    if suite.mode == "offline":
+        result = wait_maintenance(c, proc)
+        check_run_outcome(c, result, outcome, want_rollback=True)
+        free_space()
+        chk.serving()
+        return
+    last = {}
+
+    def retrying():
+        if proc.poll() is not None:
+            return True
+        last["s"] = c.cli_json("maintenance", "status", timeout=30, ok=False)
+        ship = last["s"].get("shipping", {}).get(victim, {})
+        return ship.get("state") == "retrying" or ship.get("attempt", 0) >= 2
+    wait_until(retrying, 180, "%s's shipment to its full destination failing and retried" % victim, 0.5)
+    if proc.poll() is not None:
+        result = wait_maintenance(c, proc)
+        raise Failed("the run ended before its shipment to the full destination was retried: %s" %
+                     json.dumps(result)[:1500])
+    outcome.notes.append("%s shipping to the full destination: %s" % (
+        victim, json.dumps(last.get("s", {}).get("shipping", {}).get(victim, {}))[:300]))
+    # While the shipment waits for space the ledger and the clients run.
+    chk.serving()
+    free_space()
+    log("freed %s's destination while run %s ships" % (victim, last.get("s", {}).get("run_id")))
+    result = wait_maintenance(c, proc)
+    check_run_outcome(c, result, outcome, want_rollback=False)
+
+
 def scenario_destination_full(suite, rng, outcome):
     """One replica's destination is a small tmpfs that fills up: its run
     fails with a clear "no space" result, its earlier snapshots stay intact,
-    the other replicas are unaffected, and the next run after freeing space
-    succeeds."""
+    the other replicas are unaffected; a maintenance run then (online) ships
+    its checkpoint once space is freed while the cluster serves, or
+    (offline) rolls back; the next run after freeing space succeeds."""
     if not is_root():
         raise Skipped("needs root (tmpfs mount)")
     c = Cluster(suite, "destination-full")
@@ -855,7 +1062,8 @@ def scenario_destination_full(suite, rng, outcome):
             if other != victim and not res.get(other, {}).get("ok"):
                 raise Failed("%s failed too: %s" % (other, res.get(other)))
         chk.snapshots_lost(outcome)  # nothing lost by the failed run
-        subprocess.run(disk + ["rm", "-f", filler], check=True)
+        maintenance_to_full_destination(suite, c, chk, outcome, victim,
+                                        lambda: subprocess.run(disk + ["rm", "-f", filler], check=True))
         rc, res, text = c.run_now()
         if rc != 0:
             raise Failed("the run after freeing space failed: %s" % text[-1500:])
@@ -928,28 +1136,41 @@ def scenario_slow_link(suite, rng, outcome):
 
 
 # When the freeze scenarios freeze (SIGSTOP) a process during a maintenance
-# run: (step, node whose log tells, what it says). An agent is frozen as its
-# step starts. A ledgerd is frozen once it has the stop point, before it
-# reaches it (what strands a replica, issue 13), and, since it does not run
-# during the final sync (the replicas are stopped from stop_replicas to
-# start_replicas), once it is started again, before the unwedge reaches it.
-FREEZE_POINTS = {
-    "agent": [("wedge", "broker", r"\(maintenance\) wedge started"),
-              ("final_sync", "broker", r"\(maintenance\) final_sync started")],
-    "ledgerd": [("wedge", "victim-ledgerd", r"wedge requested at stop point"),
-                ("unwedge", "broker", r"\(maintenance\) start_replicas done")],
+# run, per mode: (step, node whose log tells, what it says). An agent is
+# frozen as its step starts. A ledgerd is frozen once it has the stop point,
+# before it reaches it (what strands a replica, issue 13), and once more
+# before the unwedge reaches it: offline once it is started again after the
+# final sync (the replicas are stopped from stop_replicas to start_replicas),
+# online once every replica has its checkpoint. Online, the agent's second
+# freeze is in the ship step: the cluster serves again, the frozen agent's
+# shipment is retried until --ship-timeout-s and the run ends incomplete,
+# its checkpoint kept (checked before the thaw).
+FREEZE_POINTS_MODE = {
+    "offline": {
+        "agent": [("wedge", "broker", r"\(maintenance\) wedge started"),
+                  ("final_sync", "broker", r"\(maintenance\) final_sync started")],
+        "ledgerd": [("wedge", "victim-ledgerd", r"wedge requested at stop point"),
+                    ("unwedge", "broker", r"\(maintenance\) start_replicas done")],
+    },
+    "online": {
+        "agent": [("wedge", "broker", r"\(maintenance\) wedge started"),
+                  ("ship", "broker", r"\(maintenance\) ship started")],
+        "ledgerd": [("wedge", "victim-ledgerd", r"wedge requested at stop point"),
+                    ("unwedge", "broker", r"\(maintenance\) checkpoint done")],
+    },
 }
 
 
 def scenario_freeze(suite, rng, outcome, kind):
     """A replica's agent or ledgerd frozen (SIGSTOP) during a maintenance
     run, thawed (SIGCONT) only after the run ended, once per point of
-    FREEZE_POINTS[kind], with a clone in the cluster: each run ends (rolled
-    back, or finished if the freeze missed it), nothing addresses the clone,
-    and without any operator command every replica ends unwedged and
-    advancing (the broker retries the frozen replica's unwedge); then a new
-    run succeeds."""
-    points = FREEZE_POINTS[kind]
+    FREEZE_POINTS_MODE[mode][kind], with a clone in the cluster: each run
+    ends (rolled back; online, frozen while shipping: incomplete with the
+    checkpoint kept; or finished if the freeze missed it), nothing addresses
+    the clone, and without any operator command every replica ends unwedged
+    and advancing (the broker retries the frozen replica's unwedge); then a
+    new run succeeds (online: and removes the checkpoints earlier runs left)."""
+    points = FREEZE_POINTS_MODE[suite.mode][kind]
     outcome.runs = len(points) + 1
     c = Cluster(suite, "freeze-" + kind, blocks_per_sec=100, payload_bytes=1024, clones=1)
     try:
@@ -973,8 +1194,8 @@ def scenario_freeze(suite, rng, outcome, kind):
             # (CI, 2026-12-07: "r2, r3 not wedged after 15 s"), so the run
             # never reached the point to freeze.
             wedge_timeout_s = 15 if step == "wedge" else 150
-            proc = c.start_cli("freeze-%d" % i, "maintenance", "run", "--wedge-timeout-s", str(wedge_timeout_s),
-                               "--backup-timeout-s", "20")
+            proc = c.start_cli("freeze-%d" % i, *maintenance_args(suite, wedge_timeout_s=wedge_timeout_s,
+                                                                  backup_timeout_s=20))
 
             def reached():
                 try:
@@ -995,12 +1216,14 @@ def scenario_freeze(suite, rng, outcome, kind):
             os.kill(pid, signal.SIGSTOP)
             try:
                 result = wait_maintenance(c, proc)
+                # Before the thaw: an incomplete run's kept checkpoint is
+                # checked as the run left it (a thawed agent ships it on).
+                how = check_run_outcome(c, result, outcome)
             finally:
                 os.kill(pid, signal.SIGCONT)
-            how = check_run_outcome(result, outcome)
             rep = result.get("report", {})
             outcome.notes[-1] = "%d: %s %s frozen at %s: %s; needs_unwedge %s" % (
-                i, victim, kind, step, how, rep.get("needs_unwedge", []))
+                i, victim, kind, step, outcome.notes[-1], rep.get("needs_unwedge", []))
             if "clone1" in json.dumps(result):
                 raise Failed("the run addressed the clone: %s" % json.dumps(result)[:1500])
             # No operator command: the thawed replica comes back by itself,
@@ -1011,9 +1234,9 @@ def scenario_freeze(suite, rng, outcome, kind):
             outcome.passed += 1
         # The stand-in ledgerd resumes a late-unwedged replica from its own
         # unwedge time, behind its peers: this wedge waits for it to catch up.
-        proc = c.start_cli("after", *maintenance_args(wedge_timeout_s=150))
+        proc = c.start_cli("after", *maintenance_args(suite, wedge_timeout_s=150))
         result = wait_maintenance(c, proc)
-        check_run_outcome(result, outcome, want_rollback=False)
+        check_run_outcome(c, result, outcome, want_rollback=False)
         chk.serving()
         outcome.passed += 1
         chk.events_lost(outcome)
@@ -1118,6 +1341,7 @@ SCENARIOS = [
 class Suite:
     def __init__(self, args):
         self.short = not args.long
+        self.mode = args.mode
         self.seed = args.seed
         self.iterations = args.iterations
         self.bin_dir = os.path.abspath(args.bin_dir)
@@ -1139,6 +1363,8 @@ def main():
     ap.add_argument("--long", action="store_true", help="seeded long mode")
     ap.add_argument("--seed", type=int, default=None, help="seed (default: 1 in short mode, random in long mode)")
     ap.add_argument("--iterations", type=int, default=20, help="long mode: SIGKILL iterations (default 20)")
+    ap.add_argument("--mode", choices=MODES, default="online",
+                    help="maintenance mode of every maintenance run: online (the default) or offline (--offline)")
     ap.add_argument("--only", action="append", default=[], help="run only this scenario (repeatable)")
     ap.add_argument("--bin-dir", default=os.path.join(os.environ.get("BUILD_DIR", os.path.join(ROOT, "build")), "bin"))
     ap.add_argument("--broker-cut-s", type=int, default=30, help="how long the broker is cut off (default 30)")
@@ -1152,14 +1378,15 @@ def main():
             ap.error("unknown scenario %s (one of %s)" % (o, ", ".join(names)))
     suite = Suite(args)
     mode = "long" if args.long else "short"
-    print("fault suite: %s mode, seed %d (replay: ./run faults%s --seed %d%s)" %
-          (mode, args.seed, " --long" if args.long else "", args.seed,
+    print("fault suite: %s mode, %s maintenance, seed %d (replay: ./run faults%s%s --seed %d%s)" %
+          (mode, args.mode, args.seed, " --long" if args.long else "",
+           " --mode offline" if args.mode == "offline" else "", args.seed,
            (" --iterations %d" % args.iterations) if args.long else ""), flush=True)
     for tool in ("ledgerkeep", "ledgerkeep-broker", "ledgerkeep-agent", "ledgerd", "lk_fault_verify"):
         if not os.access(os.path.join(suite.bin_dir, tool), os.X_OK):
             print("fault suite: %s missing in %s (build first)" % (tool, suite.bin_dir))
             return 2
-    error = load_kill_steps(suite.bin_dir)
+    error = load_kill_steps(suite.bin_dir, args.mode)
     if error:
         print("fault suite: %s" % error)
         return 2
@@ -1223,7 +1450,7 @@ def main():
         print("%-18s | %4d | %6d | %11d | %14d | %s" % (name, runs, passed, outcome.events_lost,
                                                       outcome.snapshots_lost,
                                                       "%.0f s" % secs if status == "passed" else "FAILED"))
-    print("seed %d" % args.seed)
+    print("seed %d, %s maintenance" % (args.seed, args.mode))
     if failed:
         return 1
     if all_skipped:
