@@ -145,8 +145,10 @@ class MaintenanceRun {
     report_["not_shipped"] = waiting;
     ctx_.Step("ship", "incomplete", why);
     return Status::Aborted("the cluster serves again, but the snapshot set of run " + std::to_string(ctx_.run_id()) +
-                           " is incomplete (" + why + "); not shipped: " + waiting +
-                           "; their checkpoints are kept beside their DBs until the next maintenance run");
+                           " is incomplete (" + why + "); not confirmed shipped: " + waiting +
+                           " (a shipment still in flight may yet complete: `ledgerkeep backup list --sets`); each "
+                           "checkpoint stays beside its DB until its snapshot is complete or the next maintenance "
+                           "run replaces it");
   }
 
   Status SaveState() {
