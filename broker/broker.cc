@@ -27,6 +27,7 @@ namespace {
 const std::vector<std::string> kBrokerCfs = {"meta", "nodes", "commands", "targets", "events", "workflows"};
 // The broker's own workflows reach it here, in its context, as operator "broker".
 constexpr const char* kInternalEndpoint = "inproc://ledgerkeep-internal";
+constexpr const char* kInternalEventsEndpoint = "inproc://ledgerkeep-events";
 
 // Messages drained per loop turn before the group commit.
 constexpr int kMaxMessagesPerTurn = 4096;
@@ -102,6 +103,7 @@ void Broker::Impl::Run(zmq::socket_t& pipe, std::promise<Status>& ready) {
     ctl.bind(opt.config.BindEndpoint(opt.config.ctl_port));
     pub.bind(opt.config.BindEndpoint(opt.config.cmd_port));
     xpub.bind(opt.config.BindEndpoint(opt.config.events_port));
+    xpub.bind(kInternalEventsEndpoint);  // the broker's own HTTP side follows the log here
   } catch (const zmq::error_t& e) {
     ready.set_value(Status::Unavailable(
         std::string("cannot bind broker endpoints on ") + opt.config.bind_host + " ports " +
@@ -337,9 +339,11 @@ void Broker::Impl::HandleCtl(std::vector<zmq::message_t>& frames, Sock sock) {
       if (!is_operator) break;
       return HandleListNodes(rid, e);
     case wire::Body::IssueCommand:
+      if (is_agent) return HandleAgentIssue(rid, user, e);
       if (!is_operator) break;
       return HandleIssue(rid, user, e);
     case wire::Body::GetCommandStatus:
+      if (is_agent) return HandleGetStatus(rid, e, user);
       if (!is_operator) break;
       return HandleGetStatus(rid, e);
     case wire::Body::FetchEvents:
@@ -561,6 +565,17 @@ Result<std::unique_ptr<Broker>> Broker::Start(BrokerOptions options) {
 Broker::Broker(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
 
 Broker::~Broker() { Stop(); }
+
+ClientOptions Broker::InternalClientOptions() const {
+  ClientOptions o;
+  o.config = impl_->opt.config;
+  o.key.name = kBrokerName;
+  o.curve = false;  // inproc
+  o.context = &impl_->ctx;
+  o.endpoint = kInternalEndpoint;
+  o.events_endpoint = kInternalEventsEndpoint;
+  return o;
+}
 
 void Broker::Stop() {
   if (impl_->stopped) return;

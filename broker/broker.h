@@ -15,6 +15,7 @@
 #include <string>
 
 #include "broker/command_tracker.h"
+#include "client/broker_client.h"
 #include "broker/event_log.h"
 #include "common/clock.h"
 #include "common/config.h"
@@ -57,6 +58,11 @@ class Broker {
   Status Wait();
   // True once the broker thread has exited (on Stop or on a fatal error).
   bool Exited() const;
+  // How another part of this process (the HTTP side) talks to the broker:
+  // ctl and the event stream over inproc in the broker's context, as the
+  // broker's own operator ("broker"). Sockets made with it must be closed
+  // before Stop().
+  ClientOptions InternalClientOptions() const;
 
   struct Impl;
 

@@ -79,6 +79,55 @@ Result<std::vector<std::string>> Broker::Impl::ResolveTargets(const wire::Target
   return ids;
 }
 
+namespace {
+
+// What an agent may ask for its own node: the runbook's API on the node.
+bool AgentMayIssue(const wire::IssueCommand& ic) {
+  switch (ic.body_type()) {
+    case wire::CommandBody::ScheduleBackup:
+    case wire::CommandBody::UnscheduleBackup:
+    case wire::CommandBody::RunBackupNow:
+    case wire::CommandBody::NodeManagement:
+    case wire::CommandBody::GetHealth:
+    case wire::CommandBody::GetBlockIds:
+    case wire::CommandBody::GetBackupStatus:
+    case wire::CommandBody::ListSnapshots:
+      return true;
+    case wire::CommandBody::Wedge:
+      return ic.body_as_Wedge()->action() == wire::WedgeAction::Status;
+    default:
+      return false;
+  }
+}
+
+// requested_by as it goes into the issuer: printable ASCII, at most 120 bytes.
+std::string CleanRequester(const flatbuffers::String* s) {
+  std::string out;
+  if (s == nullptr) return out;
+  for (char c : s->string_view()) {
+    if (out.size() >= 120) break;
+    out.push_back(c >= 0x20 && c < 0x7f ? c : '?');
+  }
+  return out;
+}
+
+}  // namespace
+
+void Broker::Impl::HandleAgentIssue(const std::string& rid, const std::string& node, const wire::Envelope& e) {
+  const auto* ic = e.body_as_IssueCommand();
+  const auto* t = ic->target();
+  const bool to_self = t != nullptr && t->node_id() != nullptr && t->node_id()->string_view() == node;
+  if (!to_self || !AgentMayIssue(*ic)) {
+    spdlog::warn("refused {} from agent '{}': an agent may only issue the runbook's node commands to itself",
+                 CommandKindName(ic->body_type()), node);
+    return ReplyError(rid, e.msg_id(),
+                      Status::PermissionDenied("an agent key may only issue schedule, run-now, node "
+                                               "stop/start and status commands to its own node"));
+  }
+  const std::string by = CleanRequester(ic->requested_by());
+  HandleIssue(rid, by.empty() ? node : node + " (" + by + ")", e);
+}
+
 void Broker::Impl::HandleIssue(const std::string& rid, const std::string& issuer, const wire::Envelope& e) {
   const auto* ic = e.body_as_IssueCommand();
   if (ic->body_type() == wire::CommandBody::NONE) {
@@ -204,8 +253,12 @@ void Broker::Impl::HandleAppendEvent(const std::string& rid, const wire::Envelop
   Reply(rid, e.msg_id(), std::move(b));
 }
 
-void Broker::Impl::HandleGetStatus(const std::string& rid, const wire::Envelope& e) {
+void Broker::Impl::HandleGetStatus(const std::string& rid, const wire::Envelope& e, const std::string& agent) {
   CommandEntry* c = tracker->Find(e.body_as_GetCommandStatus()->cmd_id());
+  if (c != nullptr && !agent.empty() && !(c->targets.size() == 1 && c->targets.count(agent) == 1)) {
+    return ReplyError(rid, e.msg_id(),
+                      Status::PermissionDenied("an agent key may only follow commands addressed to its own node"));
+  }
   if (c == nullptr) {
     return ReplyError(rid, e.msg_id(),
                       Status::NotFound("command " + std::to_string(e.body_as_GetCommandStatus()->cmd_id()) +
@@ -238,8 +291,8 @@ void Broker::Impl::HandleFetch(const std::string& rid, const wire::Envelope& e) 
   h.reply_to = e.msg_id();
   h.sent_at_ms = Now();
   FinishEnvelope(fbb, h, wire::Body::EventPage, p.Union());
-  Queue(Sock::kCtl,
-        {rid, std::string(reinterpret_cast<const char*>(fbb.GetBufferPointer()), fbb.GetSize())});
+  // On the socket the request came in on: the broker's own HTTP side fetches over inproc.
+  Queue(reply_sock_, {rid, std::string(reinterpret_cast<const char*>(fbb.GetBufferPointer()), fbb.GetSize())});
 }
 
 }  // namespace ledgerkeep

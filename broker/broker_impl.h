@@ -197,6 +197,9 @@ struct Broker::Impl {
   Result<std::vector<std::string>> ResolveTargets(const wire::TargetT& t);
 
   void HandleIssue(const std::string& rid, const std::string& issuer, const wire::Envelope& e);
+  // An agent's own request (its HTTP API): only the runbook's node-local
+  // commands, only to itself; recorded as "<node> (<requested_by>)".
+  void HandleAgentIssue(const std::string& rid, const std::string& node, const wire::Envelope& e);
 
   void PushStatus(CommandEntry& c, const std::string& watcher, uint64_t reply_to);
 
@@ -208,7 +211,8 @@ struct Broker::Impl {
 
   void HandleAppendEvent(const std::string& rid, const wire::Envelope& e);
 
-  void HandleGetStatus(const std::string& rid, const wire::Envelope& e);
+  // `agent` set: an agent may follow only commands addressed to itself alone.
+  void HandleGetStatus(const std::string& rid, const wire::Envelope& e, const std::string& agent = "");
 
   void HandleFetch(const std::string& rid, const wire::Envelope& e);
 

@@ -4,6 +4,7 @@
 #include <spdlog/spdlog.h>
 
 #include "broker/broker.h"
+#include "broker/http_api.h"
 #include "broker/maintenance_workflow.h"
 #include "common/daemon.h"
 #include "common/logging.h"
@@ -80,6 +81,21 @@ int main(int argc, char** argv) {
     return 2;
   }
 
+  auto http_listen = ParseListenAddress(config->path + ": [http] listen", config->http_listen);
+  if (!http_listen.ok()) {
+    spdlog::error("{}", http_listen.status().message());
+    return 2;
+  }
+  std::string http_token;
+  if (!http_listen->off) {
+    auto token = LoadOrCreateHttpToken(config->http_token_file);
+    if (!token.ok()) {
+      spdlog::error("{}", token.status().message());
+      return 2;
+    }
+    http_token = *token;
+  }
+
   BlockStopSignals();  // every thread; this one waits for them
 
   BrokerOptions opt;
@@ -95,10 +111,26 @@ int main(int argc, char** argv) {
     spdlog::error("cannot start: {}", broker.status().ToString());
     return 1;
   }
+  std::unique_ptr<BrokerHttp> http;
+  if (!http_listen->off) {
+    BrokerHttpOptions ho;
+    ho.listen = *http_listen;
+    ho.token = http_token;
+    ho.client = (*broker)->InternalClientOptions();
+    auto started = BrokerHttp::Start(std::move(ho));
+    if (!started.ok()) {
+      spdlog::error("cannot start: {}", started.status().message());
+      (*broker)->Stop();
+      return 1;
+    }
+    http = std::move(*started);
+  }
   if (int sig = WaitForStopSignal([&] { return (*broker)->Exited(); }); sig != 0) {
     spdlog::info("signal {}: shutting down", sig);
+    if (http) http->Stop();  // its inproc sockets close before the broker's context
     (*broker)->Stop();
   }
+  if (http) http->Stop();
   Status s = (*broker)->Wait();
   if (!s.ok()) {
     spdlog::error("broker stopped: {}", s.ToString());

@@ -14,7 +14,7 @@
 #include "backup/client_archive.h"
 #include "cli/snapshot_sets.h"
 #include "cli/cli_app.h"
-#include "cli/event_format.h"
+#include "client/event_format.h"
 #include "cli/output.h"
 #include "backup/backup_destination.h"
 #include "backup/rsync.h"

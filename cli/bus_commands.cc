@@ -8,7 +8,7 @@
 #include <string>
 
 #include "cli/cli_app.h"
-#include "cli/event_format.h"
+#include "client/event_format.h"
 #include "cli/output.h"
 
 namespace ledgerkeep {

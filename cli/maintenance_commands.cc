@@ -9,7 +9,7 @@
 
 #include "backup/client_archive.h"
 #include "cli/cli_app.h"
-#include "cli/event_format.h"
+#include "client/event_format.h"
 #include "cli/output.h"
 #include "common/byte_size.h"
 #include "common/clock.h"

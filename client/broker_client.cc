@@ -144,9 +144,11 @@ Result<wire::NodeListT> BrokerClient::ListNodes() {
 
 Result<wire::CommandStatusT> BrokerClient::Issue(const wire::TargetT& target,
                                                  wire::CommandBodyUnion body, uint32_t timeout_ms,
-                                                 const std::string& idempotency_key) {
+                                                 const std::string& idempotency_key,
+                                                 const std::string& requested_by) {
   wire::IssueCommandT ic;
   ic.idempotency_key = idempotency_key;
+  ic.requested_by = requested_by;
   ic.target = std::make_unique<wire::TargetT>(target);
   ic.timeout_ms = timeout_ms;
   ic.body = std::move(body);
@@ -358,12 +360,14 @@ Result<std::unique_ptr<EventFollower>> EventFollower::Start(ClientOptions option
   impl->prefix = std::move(prefix);
   impl->next = std::max<uint64_t>(from_seq, 1);
   LK_ASSIGN_OR_RETURN(impl->client, BrokerClient::Connect(options));
-  impl->sub = std::make_unique<zmq::socket_t>(impl->ctx, zmq::socket_type::sub);
+  impl->sub = std::make_unique<zmq::socket_t>(options.context != nullptr ? *options.context : impl->ctx,
+                                              zmq::socket_type::sub);
   ApplyCommonOptions(*impl->sub, kClientMaxMessage);
   impl->sub->set(zmq::sockopt::rcvhwm, 100000);
   if (options.curve) ConfigureCurveClient(*impl->sub, options.key, options.config.broker_public_key);
   impl->sub->set(zmq::sockopt::subscribe, "evt." + impl->prefix);
-  impl->sub->connect(options.config.ConnectEndpoint(options.config.events_port));
+  impl->sub->connect(options.events_endpoint.empty() ? options.config.ConnectEndpoint(options.config.events_port)
+                                                     : options.events_endpoint);
   // Subscribed first; now history. Anything published meanwhile is either in
   // the history or arrives live, and Next() merges by seq.
   LK_RETURN_IF_ERROR(impl->Backfill(0));

@@ -33,6 +33,9 @@ struct ClientOptions {
   // endpoint (no CURVE on inproc). Default: own context, the config's ctl.
   zmq::context_t* context = nullptr;
   std::string endpoint;
+  // EventFollower's live stream: default the config's events port; the
+  // broker's own HTTP side uses its inproc events endpoint (no CURVE).
+  std::string events_endpoint;
 };
 
 struct FetchedPage {
@@ -52,9 +55,11 @@ class BrokerClient {
 
   Result<wire::NodeListT> ListNodes();
   // `idempotency_key` (optional): the broker issues one command per key and
-  // answers a repeat with that command.
+  // answers a repeat with that command. `requested_by` (agent keys only):
+  // the local requester the broker records with the agent as issuer.
   Result<wire::CommandStatusT> Issue(const wire::TargetT& target, wire::CommandBodyUnion body,
-                                     uint32_t timeout_ms, const std::string& idempotency_key = "");
+                                     uint32_t timeout_ms, const std::string& idempotency_key = "",
+                                     const std::string& requested_by = "");
   // Follows a command until every target is done or `max_wait_ms` passes
   // (then returns the last status seen with finished=false). on_update sees
   // every status pushed meanwhile.

@@ -8,6 +8,7 @@
 #include <toml++/toml.h>
 
 #include "common/curve_keys.h"
+#include "common/listen_address.h"
 #include "common/toml_section.h"
 #include "common/toml_writer.h"
 
@@ -176,6 +177,13 @@ Result<ClusterConfig> LoadClusterConfig(const std::string& path) {
   LK_RETURN_IF_ERROR(live.Int("suspect_after", 1, 1'000'000, &c.suspect_after, "missed heartbeats"));
   LK_RETURN_IF_ERROR(live.Int("lost_after", 2, 1'000'000, &c.lost_after, "missed heartbeats"));
   LK_RETURN_IF_ERROR(live.CheckNoUnknownKeys());
+  LK_ASSIGN_OR_RETURN(TomlSection http, root.Table("http"));
+  LK_RETURN_IF_ERROR(http.String("listen", &c.http_listen, /*allow_empty=*/false));
+  std::string token_file = "keys/http.token";
+  LK_RETURN_IF_ERROR(http.String("token_file", &token_file, /*allow_empty=*/false));
+  LK_RETURN_IF_ERROR(http.CheckNoUnknownKeys());
+  if (auto l = ParseListenAddress(where + ": [http] listen", c.http_listen); !l.ok()) return l.status();
+  c.http_token_file = c.ResolvePath(token_file);
 
   if (c.cmd_port == c.ctl_port || c.cmd_port == c.events_port || c.ctl_port == c.events_port) {
     return Status::InvalidArgument(where +
@@ -271,6 +279,12 @@ std::string ClusterConfigToml(const ClusterConfig& config, std::string_view head
   w.Int("heartbeat_ms", config.heartbeat_ms);
   w.Int("suspect_after", config.suspect_after);
   w.Int("lost_after", config.lost_after);
+  const ClusterConfig defaults;
+  if (config.http_listen != defaults.http_listen || !config.http_token_file.empty()) {
+    w.Table("http");
+    w.String("listen", config.http_listen);
+    if (!config.http_token_file.empty()) w.String("token_file", config.http_token_file);
+  }
   for (const auto& a : config.allow) {
     w.TableArrayEntry("allow");
     w.String("node_id", a.node_id);

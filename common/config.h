@@ -74,6 +74,12 @@ struct ClusterConfig {
   int lost_after = 10;
   std::vector<AllowEntry> allow;
   std::vector<HookSpec> hooks;
+  // [http] (issue 16): the broker's HTTP API, metrics and status page.
+  // listen: "<IPv4>:<port>" or "off". Default: "127.0.0.1:7004" (loopback).
+  std::string http_listen = "127.0.0.1:7004";
+  // The bearer token's file (absolute once loaded). Default: keys/http.token
+  // beside the config; the broker creates it (0600) on first start.
+  std::string http_token_file;
 
   std::string ConnectEndpoint(int port) const;
   std::string BindEndpoint(int port) const;

@@ -6,6 +6,7 @@
 #include <set>
 
 #include "common/byte_size.h"
+#include "common/listen_address.h"
 #include "common/toml_section.h"
 #include "common/toml_writer.h"
 
@@ -57,6 +58,11 @@ Result<NodeConfig> LoadNodeConfig(const std::string& path) {
   LK_RETURN_IF_ERROR(backup.Bool("background", &c.backup_background,
                                  "run backup checksums and transfers at the lowest CPU and I/O priority"));
   LK_RETURN_IF_ERROR(backup.CheckNoUnknownKeys());
+
+  LK_ASSIGN_OR_RETURN(TomlSection http, root.Table("http"));
+  LK_RETURN_IF_ERROR(http.String("listen", &c.http_listen, /*allow_empty=*/false));
+  LK_RETURN_IF_ERROR(http.CheckNoUnknownKeys());
+  if (auto l = ParseListenAddress(where + ": [http] listen", c.http_listen); !l.ok()) return l.status();
 
   LK_ASSIGN_OR_RETURN(TomlSection client, root.Table("client"));
   std::vector<std::string> paths;
@@ -129,6 +135,10 @@ std::string NodeConfigToml(const NodeConfig& config, std::string_view header) {
     }
     if (config.backup_bwlimit_bytes_per_s != 0) w.String("bwlimit", std::to_string(config.backup_bwlimit_bytes_per_s));
     if (config.backup_background != defaults.backup_background) w.Bool("background", config.backup_background);
+  }
+  if (config.http_listen != defaults.http_listen) {
+    w.Table("http");
+    w.String("listen", config.http_listen);
   }
   if (!config.client_paths.empty()) {
     w.Table("client");

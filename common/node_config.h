@@ -66,6 +66,9 @@ struct NodeConfig {
   // I/O class. Default: false.
   bool backup_background = false;
   std::vector<std::string> client_paths;  // absolute
+  // [http] listen (issue 16): the agent's runbook API and /metrics,
+  // "<IPv4>:<port>" or "off". Default: "127.0.0.1:8546" (loopback, as in the runbook).
+  std::string http_listen = "127.0.0.1:8546";
 };
 
 Result<NodeConfig> LoadNodeConfig(const std::string& path);

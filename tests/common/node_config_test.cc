@@ -147,7 +147,7 @@ TEST_F(NodeConfigTest, UnknownKeysAreRefusedNamingTheKey) {
       {"[[component]]\nname = 'x'\nexec = ['a']\nstop_timeout = 5\n",
        "[[component]] entry 1: stop_timeout is not a known key"},
       {"[ledgr]\ndb = 'db'\n",
-       "ledgr is not a known key (the top level takes ledger, backup, client, component)"},
+       "ledgr is not a known key (the top level takes ledger, backup, http, client, component)"},
   };
   for (const auto& c : cases) {
     auto loaded = LoadNodeConfig(Write(c.text));

@@ -93,8 +93,9 @@ Status TestCluster::Setup() {
   namespace fs = std::filesystem;
   agents_ = ClusterNodeIds(opt_.replicas, opt_.clients, 0);
   clones_ = ClusterNodeIds(0, 0, opt_.clones);
-  LK_ASSIGN_OR_RETURN(auto ports, PickFreeLoopbackPorts(3));
-  std::copy(ports.begin(), ports.end(), ports_);
+  LK_ASSIGN_OR_RETURN(auto ports, PickFreeLoopbackPorts(4));
+  std::copy(ports.begin(), ports.begin() + 3, ports_);
+  http_port_ = ports[3];
   // The keys, cluster.toml and node configs come from the generator every
   // cluster uses (`ledgerkeep config init`), with the harness's knobs.
   ConfigInitOptions o;
@@ -122,6 +123,9 @@ Status TestCluster::Setup() {
   o.ledgerd_stop_timeout_s = 20;
   o.client_activity_interval_ms = 200;
   o.cluster_config_extra = opt_.cluster_config_extra;
+  if (o.cluster_config_extra.find("[http]") == std::string::npos) {
+    o.cluster_config_extra += "\n[http]\nlisten = \"127.0.0.1:" + std::to_string(http_port_) + "\"\n";
+  }
   o.node_config_extra = opt_.node_config_extra;
   LK_ASSIGN_OR_RETURN(ConfigInitResult generated, InitClusterConfig(o));
   config_path_ = dir_ / "cluster.toml";
@@ -277,6 +281,15 @@ Status TestCluster::KillBroker(int sig) {
     return Status::Timeout("the broker did not exit after signal " + std::to_string(sig));
   }
   return Status::OK();
+}
+
+Result<std::string> TestCluster::BrokerHttpToken() const {
+  std::ifstream in(dir() + "/keys/http.token");
+  std::string token;
+  if (!std::getline(in, token) || token.empty()) {
+    return Status::NotFound("no keys/http.token yet (the broker writes it when it starts)");
+  }
+  return token;
 }
 
 Status TestCluster::StartAgent(const std::string& node) {

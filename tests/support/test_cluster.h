@@ -92,6 +92,10 @@ class TestCluster {
   const std::string& dir() const { return dir_.path(); }
   const std::string& config_path() const { return config_path_; }
   const ClusterConfig& Config() const { return config_; }
+  // The broker's HTTP port (cluster.toml [http] listen on 127.0.0.1) and its
+  // bearer token (keys/http.token, which the broker creates on first start).
+  int BrokerHttpPort() const { return http_port_; }
+  Result<std::string> BrokerHttpToken() const;
   std::string KeyPath(const std::string& name) const;   // keys/<name>.key
   const CurveKeyPair& Key(const std::string& name) const;  // any key made by Create()
   std::string DataDir(const std::string& node) const;     // data/<node>
@@ -173,6 +177,7 @@ class TestCluster {
   std::unique_ptr<ChildProcess> broker_;
   std::map<std::string, std::unique_ptr<ChildProcess>> agent_procs_;
   int ports_[3] = {0, 0, 0};  // cmd, ctl, events
+  int http_port_ = 0;         // the broker's HTTP ([http] listen)
   int cli_runs_ = 0;
 };
 

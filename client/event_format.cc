@@ -1,4 +1,4 @@
-#include "cli/event_format.h"
+#include "client/event_format.h"
 
 #include <ctime>
 
@@ -17,6 +17,24 @@ std::string ResultText(const wire::CommandResult& r) {
 }
 
 }  // namespace
+
+nlohmann::json BackupResultToJson(const wire::BackupResult& b) {
+  return {{"snapshot_id", Str(b.snapshot_id())},
+          {"destination", Str(b.destination())},
+          {"ok", b.ok()},
+          {"error", Str(b.error())},
+          {"error_code", std::string(StatusCodeName(static_cast<StatusCode>(b.error_code())))},
+          {"bytes_sent", b.bytes_transferred()},
+          {"bytes_total", b.bytes_total()},
+          {"files_total", b.files_total()},
+          {"duration_s", static_cast<double>(b.duration_ms()) / 1000.0},
+          {"consistent", b.consistent()},
+          {"last_block_id", b.last_block_id()},
+          {"scheduled", b.scheduled()},
+          {"attempts", b.attempts()},
+          {"set_run", b.set_run()},
+          {"set_block", b.set_block()}};
+}
 
 std::string FormatTimeMs(int64_t ms) {
   if (ms <= 0) return "-";
@@ -104,7 +122,18 @@ nlohmann::json EventToJson(const wire::Event& ev) {
       j["to"] = NodeStateName(c->to());
       break;
     }
-    case wire::EventBody::CommandIssued: j["cmd_id"] = ev.body_as_CommandIssued()->cmd_id(); break;
+    case wire::EventBody::CommandIssued: {
+      const auto* c = ev.body_as_CommandIssued();
+      j["cmd_id"] = c->cmd_id();
+      j["command"] = Str(c->kind());
+      j["issuer"] = Str(c->issuer());
+      nlohmann::json targets = nlohmann::json::array();
+      if (c->targets()) {
+        for (const auto* t : *c->targets()) targets.push_back(t->str());
+      }
+      j["targets"] = std::move(targets);
+      break;
+    }
     case wire::EventBody::Ack:
       j["cmd_id"] = ev.body_as_Ack()->cmd_id();
       j["accepted"] = ev.body_as_Ack()->accepted();
@@ -122,22 +151,34 @@ nlohmann::json EventToJson(const wire::Event& ev) {
       j["cmd_id"] = r->cmd_id();
       j["status"] = wire::EnumNameResultStatus(r->status());
       j["message"] = Str(r->message());
+      j["detail_type"] = wire::EnumNameResultDetail(r->detail_type());
+      if (const auto* b = r->detail_as_BackupResult()) j["backup"] = BackupResultToJson(*b);
       break;
     }
-    case wire::EventBody::CommandFinished: j["cmd_id"] = ev.body_as_CommandFinished()->cmd_id(); break;
+    case wire::EventBody::CommandFinished: {
+      const auto* f = ev.body_as_CommandFinished();
+      j["cmd_id"] = f->cmd_id();
+      j["command"] = Str(f->kind());
+      j["ok_count"] = f->ok_count();
+      j["failed_count"] = f->failed_count();
+      break;
+    }
     case wire::EventBody::BackupResult: {
       const auto* b = ev.body_as_BackupResult();
       j["snapshot_id"] = Str(b->snapshot_id());
       j["ok"] = b->ok();
       j["consistent"] = b->consistent();
       j["last_block_id"] = b->last_block_id();
+      j["backup"] = BackupResultToJson(*b);
       break;
     }
     case wire::EventBody::RunbookStep: {
       const auto* r = ev.body_as_RunbookStep();
       j["run_id"] = r->run_id();
+      j["workflow"] = Str(r->kind());
       j["step"] = Str(r->step());
       j["state"] = Str(r->state());
+      j["detail"] = Str(r->detail());
       break;
     }
     default: break;
