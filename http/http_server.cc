@@ -10,7 +10,9 @@ namespace ledgerkeep {
 void ReplyJson(httplib::Response& res, int status, const nlohmann::json& body) {
   res.status = status;
   res.set_header("Cache-Control", "no-store");
-  res.set_content(body.dump() + "\n", "application/json");
+  // A request's bytes (a path, a field) may be quoted back: invalid UTF-8 is
+  // replaced, never an exception (which would end the process).
+  res.set_content(body.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace) + "\n", "application/json");
 }
 
 void ReplyError(httplib::Response& res, int status, const std::string& message) {
