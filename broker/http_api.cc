@@ -160,7 +160,10 @@ struct BrokerHttp::Impl {
     });
     srv.Get("/api/backups", [this](const httplib::Request& req, httplib::Response& res) {
       if (!Authorized(req, res)) return;
-      ReplyJson(res, 200, state->BackupsJson(opt.clock->NowMs()));
+      auto c = Connect();
+      auto nodes = c.ok() ? (*c)->ListNodes() : Result<wire::NodeListT>(c.status());
+      if (!nodes.ok()) return ReplyStatus(res, nodes.status());
+      ReplyJson(res, 200, state->BackupsJson(opt.clock->NowMs(), *nodes));
     });
     srv.Get(R"(/api/maintenance/([^/]*))", [this](const httplib::Request& req, httplib::Response& res) {
       if (!Authorized(req, res)) return;

@@ -242,17 +242,29 @@ nlohmann::json ObservedState::NodesJson(const wire::NodeListT& list) const {
   return {{"now_ms", list.now_ms}, {"nodes", std::move(nodes)}};
 }
 
-nlohmann::json ObservedState::BackupsJson(int64_t now_ms) const {
+nlohmann::json ObservedState::BackupsJson(int64_t now_ms, const wire::NodeListT& list) const {
   std::lock_guard<std::mutex> lock(mu_);
   nlohmann::json nodes = nlohmann::json::array();
-  for (const auto& [node, v] : nodes_) {
-    if (v.recent.empty()) continue;
+  std::set<std::string> listed;
+  auto add = [&](const std::string& node) {
+    auto it = nodes_.find(node);
     nlohmann::json recent = nlohmann::json::array();
-    for (const auto& r : v.recent) recent.push_back(r);
+    int64_t last_success_ms = 0;
+    if (it != nodes_.end()) {
+      for (const auto& r : it->second.recent) recent.push_back(r);
+      last_success_ms = it->second.last_success_ms;
+    }
     nodes.push_back({{"node", node},
-                     {"last_success_ms", v.last_success_ms > 0 ? nlohmann::json(v.last_success_ms) : nlohmann::json()},
-                     {"last", v.recent.front()},
+                     {"last_success_ms", last_success_ms > 0 ? nlohmann::json(last_success_ms) : nlohmann::json()},
+                     {"last", recent.empty() ? nlohmann::json() : recent.front()},
                      {"recent", std::move(recent)}});
+  };
+  for (const auto& n : list.nodes) {
+    if (!n || !listed.insert(n->node_id).second) continue;
+    add(n->node_id);
+  }
+  for (const auto& [node, v] : nodes_) {
+    if (!listed.count(node) && !v.recent.empty()) add(node);
   }
   return {{"now_ms", now_ms}, {"nodes", std::move(nodes)}};
 }

@@ -50,8 +50,9 @@ class ObservedState {
   void SetNodes(const wire::NodeListT& list);
   // /api/nodes: the node list with each node's last reported wedge state.
   nlohmann::json NodesJson(const wire::NodeListT& list) const;
-  // /api/backups.
-  nlohmann::json BackupsJson(int64_t now_ms) const;
+  // /api/backups: every node of `list` (last null when it never backed up),
+  // then any node that has results but left the list.
+  nlohmann::json BackupsJson(int64_t now_ms, const wire::NodeListT& list) const;
   uint64_t head_seq() const;
   uint64_t latest_maintenance_run() const;  // 0 = none seen
   void RefreshAges(int64_t now_ms) { backups_.RefreshAges(now_ms); }

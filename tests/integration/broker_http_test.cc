@@ -238,7 +238,7 @@ TEST_F(BrokerHttpTest, MetricsParseAndChangeAfterABackupAndTheApiShowsItAfterABr
         auto r = HttpRequest(port_, "GET", "/api/backups", Auth());
         if (!r.ok() || r->status != 200) return false;
         again = nlohmann::json::parse(r->body, nullptr, false);
-        return !again.is_discarded() && again["nodes"].size() == 1;
+        return !again.is_discarded() && again["nodes"].size() == 1 && !again["nodes"][0]["last"].is_null();
       },
       15s))
       << again.dump();
