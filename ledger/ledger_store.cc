@@ -74,6 +74,7 @@ Result<std::unique_ptr<LedgerStore>> LedgerStore::Open(const std::string& path, 
   db_opts.create_missing_column_families = !options.read_only;
   db_opts.max_background_jobs = 2;
   db_opts.keep_log_file_num = 3;
+  db_opts.max_log_file_size = options.info_log_max_bytes;
   db_opts.max_manifest_file_size = 16 << 20;
   if (options.read_only) db_opts.info_log = std::make_shared<NullLogger>();
 

@@ -35,6 +35,34 @@ void Produce(LedgerStore& store, uint64_t count) {
   }
 }
 
+// Regression: ledgerd's RocksDB info LOG had no size limit (one reached
+// 263 MB); it now rolls over and keeps three old files.
+TEST(LedgerStoreTest, TheInfoLogRollsOverAndKeepsThreeOldFiles) {
+  TempDir dir;
+  StoreOptions options;
+  options.create_if_missing = true;
+  options.params = kParams;
+  options.write_buffer_size = 64 << 10;
+  options.info_log_max_bytes = 16 << 10;
+  auto store = LedgerStore::Open(dir / "db", options);
+  ASSERT_TRUE(store.ok()) << store.status().ToString();
+  for (int round = 0; round < 40; ++round) {  // every flush and compaction writes to the LOG
+    Produce(**store, 50);
+    ASSERT_TRUE((*store)->Flush().ok());
+  }
+  uint64_t log_bytes = 0;
+  int old_logs = 0;
+  for (const auto& e : std::filesystem::directory_iterator(dir / "db")) {
+    const std::string name = e.path().filename().string();
+    if (name.rfind("LOG", 0) != 0) continue;
+    log_bytes += e.file_size();
+    old_logs += name.rfind("LOG.old", 0) == 0 ? 1 : 0;
+  }
+  EXPECT_GT(old_logs, 0) << "the LOG never rolled over";
+  EXPECT_LE(old_logs, 3);
+  EXPECT_LT(log_bytes, 4u * (64u << 10)) << "the info logs are not bounded";
+}
+
 TEST(LedgerStoreTest, TwoDatabasesWithTheSameSeedHoldByteIdenticalChains) {
   TempDir dir;
   auto a = CreateStore(dir / "a");
