@@ -389,6 +389,22 @@ struct BackupEngine::Impl {
     return d;
   }
 
+  // The run's snapshot is complete at the destination already: the answer
+  // is its manifest's, if it holds what this run would have sent.
+  Status AnswerComplete(BackupResult& res, const SnapshotManifest& done, const BackupSource& src,
+                        int64_t started) {
+    if (done.last != src.last || done.set_run != o.set_run) {
+      return Status::FailedPrecondition("snapshot " + res.snapshot_id + " exists already with other contents (block " +
+                                        std::to_string(done.last) + ")");
+    }
+    spdlog::info("snapshot {} is complete already; nothing to send", res.snapshot_id);
+    res.bytes_total = done.bytes_total;
+    res.files_total = done.files.size();
+    res.manifest_digest = Sha256Hex(done.Serialize());
+    res.duration_ms = clock->NowMs() - started;
+    return Status::OK();
+  }
+
   Status RunInto(BackupResult& res) {
     // Checksums on this thread and the ones it starts, rsync and ssh: at the
     // lowest priority when the node asks for it (they inherit it).
@@ -423,6 +439,21 @@ struct BackupEngine::Impl {
     res.last_reachable = src->last_reachable;
     res.last_block_id = src->last;
 
+    // A given snapshot id may name a snapshot that is complete already (a
+    // repeated request): then the claim's answer is awaited first, so a
+    // repeat does not checksum the whole source only to send nothing.
+    if (!o.snapshot_id.empty()) {
+      claimer.JoinAll();
+      if (claimed->ok() && (*claimed)->done) {
+        const SnapshotManifest& done = *(*claimed)->done;
+        EndPhase();
+        res.snapshot_id = id;
+        res.set_run = o.set_run;
+        res.set_block = o.set_block;
+        return AnswerComplete(res, done, *src, started);
+      }
+    }
+
     Emit("checksum", 0);
     LK_ASSIGN_OR_RETURN(auto files, ListTree(src->dir));
     const SnapshotManifest* before = carried ? &*carried : nullptr;
@@ -449,17 +480,7 @@ struct BackupEngine::Impl {
     res.set_run = o.set_run;
     res.set_block = o.set_block;
     warmers.JoinAll();
-    if (state.done) {
-      if (state.done->last != src->last || state.done->set_run != o.set_run) {
-        return Status::FailedPrecondition("snapshot " + id + " exists already with other contents (block " +
-                                          std::to_string(state.done->last) + ")");
-      }
-      spdlog::info("snapshot {} is complete already; nothing to send", id);
-      res.bytes_total = state.done->bytes_total;
-      res.manifest_digest = Sha256Hex(state.done->Serialize());
-      res.duration_ms = clock->NowMs() - started;
-      return Status::OK();
-    }
+    if (state.done) return AnswerComplete(res, *state.done, *src, started);
 
     // Transfer.
     // --modify-window=-1: mtimes compared to the nanosecond. With --link-dest

@@ -10,6 +10,7 @@
 #include <signal.h>
 
 #include <filesystem>
+#include <set>
 #include <fstream>
 #include <nlohmann/json.hpp>
 
@@ -137,11 +138,18 @@ TEST_F(MaintenanceCheckpointTest, ACheckpointAtTheStopPointIsShippedAsTheSetsSna
   EXPECT_EQ(m["block_ids"]["last"], stop);
   EXPECT_TRUE(fs::is_directory(checkpoints_.DirOf(3))) << "the engine deleted a prepared checkpoint";
 
-  // Shipped again (a repeated command): complete already, nothing sent.
-  BackupResult twice = engine_.Run(Ship(cp));
+  // Shipped again (a repeated command): complete already, nothing sent,
+  // and nothing checksummed either (regression: the repeat hashed the whole
+  // checkpoint before it noticed).
+  auto repeat = Ship(cp);
+  std::set<std::string> phases;
+  repeat.on_progress = [&](const TransferProgress& p) { phases.insert(p.phase); };
+  BackupResult twice = engine_.Run(repeat);
   ASSERT_TRUE(twice.ok) << twice.error;
   EXPECT_EQ(twice.snapshot_id, cp.snapshot_id);
   EXPECT_EQ(twice.bytes_transferred, 0u);
+  EXPECT_EQ(twice.bytes_total, r.bytes_total);
+  EXPECT_EQ(phases.count("checksum"), 0u) << "a repeat of a complete snapshot checksummed its source";
 
   LK_ASSERT_OK(checkpoints_.MarkShipped(3));
   EXPECT_FALSE(fs::exists(checkpoints_.DirOf(3)));
