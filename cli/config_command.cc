@@ -43,6 +43,9 @@ std::unique_ptr<ConfigCommand> AddConfigCommand(CLI::App* app) {
                                                "--broker-host)");
   init->add_option("--port-base", c->port_base, "the broker's cmd port; ctl and events take the next two")
       ->capture_default_str();
+  init->add_option("--http-listen", o.http_listen,
+                   "the broker's HTTP (status page, metrics, JSON API): <IPv4>:<port> or off (default: "
+                   "127.0.0.1 and the port after the events port)");
   init->add_option("--heartbeat-ms", o.heartbeat_ms, "agents' heartbeat interval")->capture_default_str();
   init->add_option("--data-root", o.data_root, "node directories DIR/<node> on the nodes (default: OUT/data)");
   init->add_option("--bin-dir", o.bin_dir,

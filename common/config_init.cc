@@ -1,5 +1,7 @@
 #include "common/config_init.h"
 
+#include "common/listen_address.h"
+
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -384,6 +386,11 @@ class Generator {
     cluster_.heartbeat_ms = o_.heartbeat_ms;
     cluster_.suspect_after = o_.suspect_after;
     cluster_.lost_after = o_.lost_after;
+    if (o_.cluster_config_extra.find("[http]") == std::string::npos) {
+      cluster_.http_listen =
+          o_.http_listen.empty() ? "127.0.0.1:" + std::to_string(o_.events_port + 1) : o_.http_listen;
+      LK_RETURN_IF_ERROR(ParseListenAddress("--http-listen", cluster_.http_listen).status());
+    }
     std::string text = ClusterConfigToml(cluster_, kHeader);
     if (!o_.cluster_config_extra.empty()) {
       TomlWriter extra;

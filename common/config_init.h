@@ -82,6 +82,10 @@ struct ConfigInitOptions {
   int cmd_port = 7001;                     // Defaults: 7001, 7002, 7003
   int ctl_port = 7002;
   int events_port = 7003;
+  // The broker's HTTP ([http] listen). Default: 127.0.0.1 and the port after
+  // events_port (7004 with the default ports). Not written when
+  // cluster_config_extra has an [http] table of its own.
+  std::string http_listen;
   int heartbeat_ms = 1000;  // [liveness]. Defaults: 1000, 3, 10
   int suspect_after = 3;
   int lost_after = 10;

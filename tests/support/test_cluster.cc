@@ -123,9 +123,7 @@ Status TestCluster::Setup() {
   o.ledgerd_stop_timeout_s = 20;
   o.client_activity_interval_ms = 200;
   o.cluster_config_extra = opt_.cluster_config_extra;
-  if (o.cluster_config_extra.find("[http]") == std::string::npos) {
-    o.cluster_config_extra += "\n[http]\nlisten = \"127.0.0.1:" + std::to_string(http_port_) + "\"\n";
-  }
+  o.http_listen = "127.0.0.1:" + std::to_string(http_port_);
   o.node_config_extra = opt_.node_config_extra;
   LK_ASSIGN_OR_RETURN(ConfigInitResult generated, InitClusterConfig(o));
   config_path_ = dir_ / "cluster.toml";
