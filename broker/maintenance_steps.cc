@@ -1,6 +1,7 @@
 // The maintenance run's step table as JSON and its typed resume state
-// (broker/maintenance_workflow.h); the table itself is declared with the
-// run's step functions in maintenance_workflow.cc.
+// (broker/maintenance_workflow.h); the table itself is in
+// maintenance_workflow.cc, beside the run (maintenance_run.h) whose step
+// functions it names.
 #include <ctime>
 #include <map>
 
