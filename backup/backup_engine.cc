@@ -457,6 +457,7 @@ struct BackupEngine::Impl {
       spdlog::info("snapshot {} is complete already; nothing to send", id);
       res.bytes_total = state.done->bytes_total;
       res.manifest_digest = Sha256Hex(state.done->Serialize());
+      res.snapshot_count = static_cast<uint32_t>(std::min<size_t>(state.listing.complete.size(), UINT32_MAX));
       res.duration_ms = clock->NowMs() - started;
       return Status::OK();
     }
@@ -565,13 +566,18 @@ struct BackupEngine::Impl {
       Status s = dest->DeleteSnapshot(dead);
       if (!s.ok()) spdlog::warn("cannot delete incomplete snapshot {}: {}", dead, s.ToString());
     }
+    size_t kept = complete.size();
     for (const auto& old : SnapshotsToDelete(complete, clock->NowMs(), {o.keep_last, o.max_age_s})) {
       Status s = dest->DeleteSnapshot(old);
-      if (!s.ok())
+      if (!s.ok()) {
         spdlog::warn("retention: cannot delete {}: {}", old, s.ToString());
-      else
+      } else {
         spdlog::info("retention: deleted snapshot {}", old);
+        --kept;
+      }
     }
+    // From the listing this run made anyway: no second listing of a remote place.
+    res.snapshot_count = static_cast<uint32_t>(std::min<size_t>(kept, UINT32_MAX));
     EndPhase();
     res.duration_ms = clock->NowMs() - started;
     spdlog::info("snapshot {} phases: {}", id, timings);
