@@ -17,7 +17,7 @@
 namespace ledgerkeep {
 namespace {
 
-nlohmann::json ResultToJson(const BackupResult& r) {
+nlohmann::json ResultToJson(const BackupResult& r, int64_t finished_at_ms) {
   return {{"snapshot_id", r.snapshot_id}, {"destination", r.destination},
           {"bytes_transferred", r.bytes_transferred}, {"bytes_total", r.bytes_total},
           {"files_total", r.files_total}, {"duration_ms", r.duration_ms},
@@ -25,7 +25,16 @@ nlohmann::json ResultToJson(const BackupResult& r) {
           {"last_reachable", r.last_reachable}, {"last_block_id", r.last_block_id},
           {"manifest_digest", r.manifest_digest}, {"scheduled", r.scheduled},
           {"ok", r.ok}, {"error", r.error}, {"error_code", static_cast<uint16_t>(r.error_code)}, {"attempts", r.attempts},
-          {"finished_at_ms", 0}};
+          {"snapshot_count", r.snapshot_count}, {"finished_at_ms", finished_at_ms}};
+}
+
+// When a persisted run ended: recorded since issue 16; for an older state
+// file, the time in its snapshot id plus its duration (0 = unknown).
+int64_t FinishedAtFromJson(const nlohmann::json& j, const BackupResult& r) {
+  const int64_t recorded = j.value("finished_at_ms", int64_t{0});
+  if (recorded > 0) return recorded;
+  const auto started = SnapshotTimeMs(r.snapshot_id);
+  return started ? *started + r.duration_ms : 0;
 }
 
 std::unique_ptr<BackupResult> ResultFromJson(const nlohmann::json& j) {
@@ -48,6 +57,7 @@ std::unique_ptr<BackupResult> ResultFromJson(const nlohmann::json& j) {
   const auto code = j.value("error_code", uint16_t{0});
   r->error_code = code <= kMaxStatusCode ? static_cast<StatusCode>(code) : StatusCode::kInternal;
   r->attempts = j.value("attempts", uint32_t{0});
+  r->snapshot_count = j.value("snapshot_count", uint32_t{0});
   return r;
 }
 
@@ -174,8 +184,12 @@ Status BackupService::LoadUnguarded() {
     auto j = nlohmann::json::parse(text, nullptr, false);
     if (!j.is_discarded() && j.is_object()) {
       std::lock_guard<std::mutex> lock(mu_);
-      last_ = ResultFromJson(j.value("last", nlohmann::json()));
-      last_ok_ = ResultFromJson(j.value("last_ok", nlohmann::json()));
+      const nlohmann::json last = j.value("last", nlohmann::json());
+      const nlohmann::json last_ok = j.value("last_ok", nlohmann::json());
+      last_ = ResultFromJson(last);
+      last_ok_ = ResultFromJson(last_ok);
+      last_finished_ms_ = last_ ? FinishedAtFromJson(last, *last_) : 0;
+      last_ok_finished_ms_ = last_ok_ ? FinishedAtFromJson(last_ok, *last_ok_) : 0;
     }
   }
   return Status::OK();
@@ -201,14 +215,27 @@ Status BackupService::SaveConfig() {
 // Callers hold mu_.
 Status BackupService::SaveState() {
   nlohmann::json j = nlohmann::json::object();
-  if (last_) j["last"] = ResultToJson(*last_);
-  if (last_ok_) j["last_ok"] = ResultToJson(*last_ok_);
+  if (last_) j["last"] = ResultToJson(*last_, last_finished_ms_);
+  if (last_ok_) j["last_ok"] = ResultToJson(*last_ok_, last_ok_finished_ms_);
   return WriteFileAtomically(opt_.data_dir + "/backup/state.json", j.dump(1) + "\n", 0600);
 }
 
 void BackupService::SetReporter(std::function<void(wire::ReportBodyUnion)> reporter) {
   std::lock_guard<std::mutex> lock(mu_);
   reporter_ = std::move(reporter);
+}
+
+void BackupService::SetRunObserver(std::function<void(const FinishedBackupRun&)> observer) {
+  std::lock_guard<std::mutex> lock(mu_);
+  observer_ = std::move(observer);
+}
+
+BackupHistory BackupService::History() {
+  std::lock_guard<std::mutex> lock(mu_);
+  BackupHistory h;
+  if (last_) h.last = FinishedBackupRun{*last_, last_finished_ms_};
+  if (last_ok_) h.last_ok = FinishedBackupRun{*last_ok_, last_ok_finished_ms_};
+  return h;
 }
 
 Result<int64_t> BackupService::NextRun(const BackupConfig& c) const {
@@ -330,10 +357,20 @@ BackupResult BackupService::RunLocked(const BackupConfig& c, bool scheduled,
       res = engine_.Run(*o);
     }
   }
-  std::lock_guard<std::mutex> lock(mu_);
+  std::unique_lock<std::mutex> lock(mu_);
   running_ = false;
+  // The metric counts the home destination's snapshots; a one-off
+  // destination's count says nothing about it.
+  const bool at_home = c.mode == "checkpoint" || config_.destination.empty() ||
+                       SamePlace(ExpandedTarget(config_, opt_.node_id), ExpandedTarget(c, opt_.node_id));
+  if (!at_home) res.snapshot_count = 0;
+  const int64_t finished_at = opt_.clock->NowMs();
   last_ = std::make_unique<BackupResult>(res);
-  if (res.ok) last_ok_ = std::make_unique<BackupResult>(res);
+  last_finished_ms_ = finished_at;
+  if (res.ok) {
+    last_ok_ = std::make_unique<BackupResult>(res);
+    last_ok_finished_ms_ = finished_at;
+  }
   Status s = SaveState();
   if (!s.ok()) spdlog::error("cannot save backup state: {}", s.ToString());
   if (res.ok && c.mode != "checkpoint" && !res.snapshot_id.empty()) {
@@ -349,6 +386,9 @@ BackupResult BackupService::RunLocked(const BackupConfig& c, bool scheduled,
     Status saved = SaveConfig();
     if (!saved.ok()) spdlog::error("cannot save backup config: {}", saved.ToString());
   }
+  const auto observer = observer_;
+  lock.unlock();
+  if (observer) observer(FinishedBackupRun{res, finished_at});
   return res;
 }
 
@@ -399,11 +439,14 @@ BackupResult BackupService::RunCheckpoint(const BackupConfig& c, bool scheduled)
     // Only our checkpoints: never anything else an operator keeps there.
     if (e.is_directory() && IsSnapshotId(e.path().filename().string())) ids.push_back(e.path().filename().string());
   }
+  size_t kept = ids.size();
   for (const auto& old : SnapshotsToDelete(ids, opt_.clock->NowMs(), {keep, 0})) {
     std::error_code ec;
     std::filesystem::remove_all(dir + "/" + old, ec);
     spdlog::info("checkpoint retention: deleted {}", old);
+    if (!ec) --kept;
   }
+  res.snapshot_count = static_cast<uint32_t>(kept);
   res.duration_ms = opt_.clock->NowMs() - started;
   return res;
 }

@@ -21,6 +21,7 @@
 #include <functional>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <string>
 #include <thread>
 
@@ -63,6 +64,20 @@ BackupTarget ExpandedTarget(const BackupConfig& c, const std::string& node_id);
 // Sets `c`'s destination fields from `t`.
 void SetDestination(BackupConfig& c, const BackupTarget& t);
 
+// A run the service finished (scheduled, run-now, or a maintenance ship).
+struct FinishedBackupRun {
+  // snapshot_count counts the home destination's complete snapshots; 0 for
+  // a run to a one-off destination (it says nothing about the home).
+  BackupResult result;
+  int64_t finished_at_ms = 0;  // the service's clock when the run ended
+};
+
+// The newest run and the newest successful one, as persisted (state.json).
+struct BackupHistory {
+  std::optional<FinishedBackupRun> last;
+  std::optional<FinishedBackupRun> last_ok;
+};
+
 struct BackupServiceOptions {
   std::string cluster_id;
   std::string node_id;
@@ -85,6 +100,13 @@ class BackupService {
   Status Load();
   // Where scheduled runs report progress and results (set before Start).
   void SetReporter(std::function<void(wire::ReportBodyUnion)> reporter);
+  // Told about every run this service finishes (the agent's metrics), on
+  // the thread that ran it, after its result is saved, without the state
+  // lock held (the run lock is: it must not start a run). Set before
+  // StartScheduler and before commands run.
+  void SetRunObserver(std::function<void(const FinishedBackupRun&)> observer);
+  // The persisted newest and newest successful runs (empty before any run).
+  BackupHistory History();
   void StartScheduler();
   void Stop();
 
@@ -142,6 +164,9 @@ class BackupService {
   BackupConfig config_;
   std::unique_ptr<BackupResult> last_;
   std::unique_ptr<BackupResult> last_ok_;
+  int64_t last_finished_ms_ = 0;     // when last_ ended (0 = unknown)
+  int64_t last_ok_finished_ms_ = 0;  // when last_ok_ ended
+  std::function<void(const FinishedBackupRun&)> observer_;
   bool running_ = false;
   std::function<void(wire::ReportBodyUnion)> reporter_;
   std::condition_variable cv_;

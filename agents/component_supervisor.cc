@@ -67,16 +67,20 @@ ProcessId ComponentSupervisor::ReadPid(const std::string& name) const {
   return id;
 }
 
-ComponentStatus ComponentSupervisor::StatusOf(const ComponentSpec& spec) {
+ComponentStatus ComponentSupervisor::ManagedStatusOf(const ComponentSpec& spec) const {
   ComponentStatus st;
   st.name = spec.name;
-  if (spec.managed()) {
-    ProcessId id = ReadPid(spec.name);
-    st.running = runner_->IsAlive(id);
-    st.pid = st.running ? id.pid : 0;
-    st.detail = st.running ? "pid " + std::to_string(id.pid) : "not running";
-    return st;
-  }
+  ProcessId id = ReadPid(spec.name);
+  st.running = runner_->IsAlive(id);
+  st.pid = st.running ? id.pid : 0;
+  st.detail = st.running ? "pid " + std::to_string(id.pid) : "not running";
+  return st;
+}
+
+ComponentStatus ComponentSupervisor::StatusOf(const ComponentSpec& spec) {
+  if (spec.managed()) return ManagedStatusOf(spec);
+  ComponentStatus st;
+  st.name = spec.name;
   auto r = runner_->Run(spec.status, 30'000);
   if (!r.ok()) {
     st.detail = "status command failed: " + r.status().message();
@@ -90,6 +94,21 @@ ComponentStatus ComponentSupervisor::StatusOf(const ComponentSpec& spec) {
 std::vector<ComponentStatus> ComponentSupervisor::Inspect() {
   std::vector<ComponentStatus> out;
   for (const auto& s : specs_) out.push_back(StatusOf(s));
+  return out;
+}
+
+std::vector<ComponentStatus> ComponentSupervisor::InspectWithoutCommands() const {
+  std::vector<ComponentStatus> out;
+  for (const auto& s : specs_) {
+    if (s.managed()) {
+      out.push_back(ManagedStatusOf(s));
+    } else {
+      ComponentStatus st;
+      st.name = s.name;
+      st.detail = "external: not inspected here (ledgerkeep node status runs its status command)";
+      out.push_back(st);
+    }
+  }
   return out;
 }
 

@@ -34,6 +34,11 @@ class ComponentSupervisor {
   ComponentSupervisor(std::vector<ComponentSpec> specs, std::string state_dir, ProcessRunner* runner);
 
   std::vector<ComponentStatus> Inspect();
+  // What can be known without running anything: managed components from
+  // their pid files (written crash-safely by the lane that starts them);
+  // external ones say "not inspected" (their status command may be slow).
+  // Unlike the rest, safe to call from any thread (the agent's HTTP status).
+  std::vector<ComponentStatus> InspectWithoutCommands() const;
   // NotFound naming a name that is no component of this node.
   Status CheckNames(const std::vector<std::string>& names) const { return Select(names).status(); }
   // `names` empty = all. Already running is fine. NotFound for an unknown name.
@@ -47,6 +52,7 @@ class ComponentSupervisor {
  private:
   Result<std::vector<const ComponentSpec*>> Select(const std::vector<std::string>& names) const;
   ComponentStatus StatusOf(const ComponentSpec& spec);
+  ComponentStatus ManagedStatusOf(const ComponentSpec& spec) const;
   Status StartOne(const ComponentSpec& spec);
   Status StopOne(const ComponentSpec& spec);
   ProcessId ReadPid(const std::string& name) const;

@@ -8,6 +8,7 @@
 #include "agents/agent.h"
 #include "agents/backup_service.h"
 #include "agents/client_backup.h"
+#include "agents/http_api.h"
 #include "agents/node_handlers.h"
 #include "agents/restore_handlers.h"
 #include "common/daemon.h"
@@ -43,6 +44,10 @@ int main(int argc, char** argv) {
                "a restore clone (replica role): restores snapshots with `ledgerkeep restore --to-node`, runs "
                "ledgerd --read-only on them, and is never part of the live cluster's wedge, maintenance or "
                "backups");
+  std::string http_listen;
+  app.add_option("--http-listen", http_listen,
+                 "where the runbook's HTTP API and /metrics listen: ADDR:PORT or off (overrides the node "
+                 "config's [http] listen; default 127.0.0.1:8546)");
   app.add_option("--log-level", log_level, "trace|debug|info|warn|error")->capture_default_str();
   CLI11_PARSE(app, argc, argv);
 
@@ -77,6 +82,16 @@ int main(int argc, char** argv) {
     spdlog::error("--clone needs --role replica");
     return 2;
   }
+  // The flag wins over the node config; both are checked before anything starts.
+  const std::string listen_origin =
+      !http_listen.empty() ? "--http-listen"
+      : node_config_path.empty() ? "the default (no --node-config)"
+                                 : "[http] listen in " + node_config_path;
+  auto listen = ParseListenAddress(listen_origin, http_listen.empty() ? services->config.http_listen : http_listen);
+  if (!listen.ok()) {
+    spdlog::error("{}", listen.status().message());
+    return 2;
+  }
   // A clone without a restored DB yet has nothing to serve.
   const bool nothing_to_serve = clone && !services->config.ledger_db.empty() &&
                                 !std::filesystem::exists(services->config.ledger_db);
@@ -95,6 +110,7 @@ int main(int argc, char** argv) {
   opt.clone = clone;
   opt.journal = std::move(*journal);
   opt.data_dir = data_dir;
+  const std::string version = opt.version;
   const wire::Role role = *ParseRole(role_name);
   BackupServiceOptions bo;
   bo.cluster_id = config->cluster_id;
@@ -136,10 +152,38 @@ int main(int argc, char** argv) {
     return 2;
   }
   backups->SetReporter((*agent)->Reporter());
+  std::unique_ptr<AgentHttp> http;
+  if (!listen->off) {
+    AgentHttpOptions ho;
+    ho.listen = *listen;
+    ho.node_id = node_id;
+    ho.role = role;
+    ho.clone = clone;
+    ho.version = version;
+    ho.broker.config = *config;
+    ho.broker.key = *key;
+    ho.broker.key.name = node_id;  // the broker checks that the sender is the key's node
+    ho.backups = backups.get();
+    ho.services = services;
+    auto started = AgentHttp::Start(std::move(ho));
+    if (!started.ok()) {
+      spdlog::error("cannot serve the agent HTTP API on {} (from {}): {}. Give the agent another address with "
+                    "--http-listen ADDR:PORT (or --http-listen off), or set [http] listen in its node config",
+                    listen->ToString(), listen_origin, started.status().message());
+      (*agent)->Stop();
+      (void)(*agent)->Wait();
+      return 2;
+    }
+    http = std::move(*started);
+    backups->SetRunObserver([h = http.get()](const FinishedBackupRun& run) { h->ObserveBackupRun(run); });
+  } else {
+    spdlog::info("agent HTTP API off ({})", listen_origin);
+  }
   if (role == wire::Role::Replica && !clone) backups->StartScheduler();
   if (int sig = WaitForStopSignal([&] { return (*agent)->Exited(); }); sig != 0) {
     spdlog::info("signal {}: shutting down", sig);
   }
+  if (http) http->Stop();  // no new actions; the metrics stay until the runs end
   backups->Stop();  // before the agent: the scheduler reports through it
   (*agent)->Stop();
   Status s = (*agent)->Wait();

@@ -392,7 +392,7 @@ struct BackupEngine::Impl {
   // The run's snapshot is complete at the destination already: the answer
   // is its manifest's, if it holds what this run would have sent.
   Status AnswerComplete(BackupResult& res, const SnapshotManifest& done, const BackupSource& src,
-                        int64_t started) {
+                        int64_t started, size_t complete_snapshots) {
     if (done.last != src.last || done.set_run != o.set_run) {
       return Status::FailedPrecondition("snapshot " + res.snapshot_id + " exists already with other contents (block " +
                                         std::to_string(done.last) + ")");
@@ -401,6 +401,7 @@ struct BackupEngine::Impl {
     res.bytes_total = done.bytes_total;
     res.files_total = done.files.size();
     res.manifest_digest = Sha256Hex(done.Serialize());
+    res.snapshot_count = static_cast<uint32_t>(std::min<size_t>(complete_snapshots, UINT32_MAX));
     res.duration_ms = clock->NowMs() - started;
     return Status::OK();
   }
@@ -450,7 +451,7 @@ struct BackupEngine::Impl {
         res.snapshot_id = id;
         res.set_run = o.set_run;
         res.set_block = o.set_block;
-        return AnswerComplete(res, done, *src, started);
+        return AnswerComplete(res, done, *src, started, (*claimed)->listing.complete.size());
       }
     }
 
@@ -480,7 +481,7 @@ struct BackupEngine::Impl {
     res.set_run = o.set_run;
     res.set_block = o.set_block;
     warmers.JoinAll();
-    if (state.done) return AnswerComplete(res, *state.done, *src, started);
+    if (state.done) return AnswerComplete(res, *state.done, *src, started, state.listing.complete.size());
 
     // Transfer.
     // --modify-window=-1: mtimes compared to the nanosecond. With --link-dest
@@ -586,13 +587,18 @@ struct BackupEngine::Impl {
       Status s = dest->DeleteSnapshot(dead);
       if (!s.ok()) spdlog::warn("cannot delete incomplete snapshot {}: {}", dead, s.ToString());
     }
+    size_t kept = complete.size();
     for (const auto& old : SnapshotsToDelete(complete, clock->NowMs(), {o.keep_last, o.max_age_s})) {
       Status s = dest->DeleteSnapshot(old);
-      if (!s.ok())
+      if (!s.ok()) {
         spdlog::warn("retention: cannot delete {}: {}", old, s.ToString());
-      else
+      } else {
         spdlog::info("retention: deleted snapshot {}", old);
+        --kept;
+      }
     }
+    // From the listing this run made anyway: no second listing of a remote place.
+    res.snapshot_count = static_cast<uint32_t>(std::min<size_t>(kept, UINT32_MAX));
     EndPhase();
     res.duration_ms = clock->NowMs() - started;
     spdlog::info("snapshot {} phases: {}", id, timings);

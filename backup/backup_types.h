@@ -52,6 +52,9 @@ struct BackupResult {
   StatusCode error_code = StatusCode::kOk;
   uint64_t set_run = 0;    // the maintenance run whose snapshot set it belongs to (0 = none)
   uint64_t set_block = 0;  // that set's common block
+  // Complete snapshots at the run's destination once retention is done, as
+  // the engine counted them from its listing; 0 = not counted (a failed run).
+  uint32_t snapshot_count = 0;
 };
 
 // One snapshot at a destination.

@@ -64,8 +64,7 @@ BackupMetrics::BackupMetrics(prometheus::Registry& r)
 
 BackupMetrics::NodeSeries& BackupMetrics::Series(const std::string& node) { return nodes_[node]; }
 
-void BackupMetrics::ObserveRun(const std::string& node, const BackupRunFigures& run) {
-  std::lock_guard<std::mutex> lock(mu_);
+BackupMetrics::NodeSeries& BackupMetrics::RunSeries(const std::string& node) {
   NodeSeries& s = Series(node);
   if (s.last_run_success == nullptr) {
     // Created by the first run: a node that never ran has no last-run series
@@ -80,6 +79,12 @@ void BackupMetrics::ObserveRun(const std::string& node, const BackupRunFigures& 
     s.runs_ok = &runs_.Add({{"node", node}, {"result", "success"}});
     s.runs_failed = &runs_.Add({{"node", node}, {"result", "failure"}});
   }
+  return s;
+}
+
+void BackupMetrics::ObserveRun(const std::string& node, const BackupRunFigures& run) {
+  std::lock_guard<std::mutex> lock(mu_);
+  NodeSeries& s = RunSeries(node);
   s.duration->Observe(run.duration_s);
   s.bytes->Increment(static_cast<double>(run.bytes_sent));
   s.last_run_success->Set(run.ok ? 1 : 0);
@@ -93,6 +98,16 @@ void BackupMetrics::ObserveRun(const std::string& node, const BackupRunFigures& 
     s.runs_failed->Increment();
     failures_.Add({{"node", node}, {"reason", run.failure_reason.empty() ? "unknown" : run.failure_reason}})
         .Increment();
+  }
+}
+
+void BackupMetrics::SeedLastRun(const std::string& node, bool last_run_ok, int64_t last_success_ms) {
+  std::lock_guard<std::mutex> lock(mu_);
+  NodeSeries& s = RunSeries(node);
+  s.last_run_success->Set(last_run_ok ? 1 : 0);
+  if (last_success_ms > s.last_success_ms) {
+    s.last_success_ms = last_success_ms;
+    s.last_success->Set(static_cast<double>(last_success_ms) / 1000.0);
   }
 }
 

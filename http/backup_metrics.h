@@ -34,6 +34,11 @@ class BackupMetrics {
  public:
   explicit BackupMetrics(prometheus::Registry& registry);
   void ObserveRun(const std::string& node, const BackupRunFigures& run);
+  // What a restarted process knows of the runs before it (an agent's
+  // persisted state): the newest run's outcome and the end of the newest
+  // successful one (0 = none), without counting a run. Creates the node's
+  // run series, so call it only for a node that ran at least once.
+  void SeedLastRun(const std::string& node, bool last_run_ok, int64_t last_success_ms);
   // The newest complete snapshot's time (ms) and how many there are, as last counted.
   void SetSnapshots(const std::string& node, uint64_t count, int64_t newest_ms);
   // Recomputes the newest-snapshot ages for `now_ms` (call before a scrape).
@@ -53,6 +58,8 @@ class BackupMetrics {
     int64_t last_success_ms = 0;
   };
   NodeSeries& Series(const std::string& node);  // mu_ held
+  // The series a run sets, created on the first run (or seed). mu_ held.
+  NodeSeries& RunSeries(const std::string& node);
 
   std::mutex mu_;
   std::map<std::string, NodeSeries> nodes_;

@@ -10,8 +10,8 @@ namespace ledgerkeep {
 void ReplyJson(httplib::Response& res, int status, const nlohmann::json& body) {
   res.status = status;
   res.set_header("Cache-Control", "no-store");
-  // A request's bytes (a path, a field) may be quoted back: invalid UTF-8 is
-  // replaced, never an exception (which would end the process).
+  // Replies quote what clients sent (a field name, a parser's "last read"):
+  // bytes that are not UTF-8 become U+FFFD instead of an exception.
   res.set_content(body.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace) + "\n", "application/json");
 }
 
@@ -81,6 +81,18 @@ Result<std::unique_ptr<HttpServer>> HttpServer::Start(HttpServerOptions options,
       default: msg = "bad request (" + std::to_string(res.status) + ")"; break;
     }
     ReplyError(res, res.status, msg);
+  });
+  // RFC 9112 6.3: a request with neither Content-Length nor
+  // Transfer-Encoding has an empty body. httplib 0.11 instead reads such a
+  // POST until the client closes, so `curl -X POST URL` (the runbook's node
+  // stop and start) waited out the read timeout and got a 400. Say so with
+  // the header it looks for. The Request is httplib's own mutable local
+  // (Server::process_request), handed to this hook as const.
+  srv.set_pre_routing_handler([](const httplib::Request& req, httplib::Response&) {
+    if (!req.has_header("Content-Length") && !req.has_header("Transfer-Encoding")) {
+      const_cast<httplib::Request&>(req).headers.emplace("Content-Length", "0");
+    }
+    return httplib::Server::HandlerResponse::Unhandled;
   });
   auto on_response = s->options_.on_response;
   srv.set_logger([name, on_response](const httplib::Request& req, const httplib::Response& res) {

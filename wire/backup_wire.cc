@@ -52,6 +52,7 @@ wire::BackupResultT ToWire(const BackupResult& r) {
   w.error_code = static_cast<uint16_t>(r.error_code);
   w.set_run = r.set_run;
   w.set_block = r.set_block;
+  w.snapshot_count = r.snapshot_count;
   return w;
 }
 
@@ -76,6 +77,7 @@ BackupResult FromWire(const wire::BackupResultT& w) {
   r.error_code = w.error_code <= kMaxStatusCode ? static_cast<StatusCode>(w.error_code) : StatusCode::kInternal;
   r.set_run = w.set_run;
   r.set_block = w.set_block;
+  r.snapshot_count = w.snapshot_count;
   return r;
 }
 

@@ -48,5 +48,38 @@ TEST_F(BackupServiceStateTest, APersistedLastResultWithAFieldOfTheWrongTypeIsCor
   EXPECT_EQ(s.code(), StatusCode::kCorruption) << s.ToString();
 }
 
+// The agent's metrics start from these after a restart (issue 16).
+TEST_F(BackupServiceStateTest, HistoryIsEmptyBeforeAnyRunAndReadsTheEndOfOlderStateFiles) {
+  {
+    BackupServiceOptions o;
+    o.node_id = "r1";
+    o.data_dir = dir_;
+    BackupService service(std::move(o));
+    ASSERT_TRUE(service.Load().ok());
+    const BackupHistory h = service.History();
+    EXPECT_FALSE(h.last.has_value());
+    EXPECT_FALSE(h.last_ok.has_value());
+  }
+  // A state.json written before finished_at_ms was recorded: the end is the
+  // time in the snapshot id plus the run's duration.
+  std::ofstream(dir_ + "/backup/state.json")
+      << R"({"last": {"snapshot_id": "", "ok": false, "error_code": 5, "finished_at_ms": 1700000100000},)"
+      << R"( "last_ok": {"snapshot_id": "20231114T221320.000Z", "ok": true, "duration_ms": 2500, "snapshot_count": 3,)"
+      << R"( "finished_at_ms": 0}})";
+  BackupServiceOptions o;
+  o.node_id = "r1";
+  o.data_dir = dir_;
+  BackupService service(std::move(o));
+  ASSERT_TRUE(service.Load().ok());
+  const BackupHistory h = service.History();
+  ASSERT_TRUE(h.last.has_value());
+  EXPECT_FALSE(h.last->result.ok);
+  EXPECT_EQ(h.last->result.error_code, StatusCode::kUnavailable);
+  EXPECT_EQ(h.last->finished_at_ms, 1700000100000);
+  ASSERT_TRUE(h.last_ok.has_value());
+  EXPECT_EQ(h.last_ok->finished_at_ms, 1700000000000 + 2500);
+  EXPECT_EQ(h.last_ok->result.snapshot_count, 3u);
+}
+
 }  // namespace
 }  // namespace ledgerkeep

@@ -803,6 +803,8 @@ TEST_F(BackupEngineTest, RetentionKeepsTheNewestSnapshots) {
     auto r = engine_.Run(o);
     ASSERT_TRUE(r.ok) << r.error;
     ids.push_back(r.snapshot_id);
+    // What the metrics report: complete snapshots there once retention ran.
+    EXPECT_EQ(r.snapshot_count, std::min(i + 1, 2)) << "run " << i;
   }
   EXPECT_FALSE(std::filesystem::exists(dest + "/snapshots/" + ids[0]));
   EXPECT_FALSE(std::filesystem::exists(dest + "/snapshots/" + ids[1]));

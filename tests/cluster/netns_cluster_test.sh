@@ -2,10 +2,11 @@
 # The multi-host local cluster (./run cluster, network-namespace mode) end to
 # end: a 2-replica cluster comes up with every agent alive; a replica backs up
 # to the backup host over SSH (from its own address; its work dir is deep
-# enough that ssh's ControlPath must move to /tmp); a partitioned
-# replica becomes suspect/lost and is alive again after heal; a slowed
-# replica still answers a ping; `down` leaves no namespace, link, iptables
-# rule or qdisc behind. Needs root (exit 77 = skipped otherwise).
+# enough that ssh's ControlPath must move to /tmp); an agent's HTTP API is
+# refused from another host until its node config's [http] listen names the
+# node's address; a partitioned replica becomes suspect/lost and is alive
+# again after heal; a slowed replica still answers a ping; `down` leaves no
+# namespace, link, iptables rule or qdisc behind. Needs root (exit 77 = skipped otherwise).
 #
 # Usage: netns_cluster_test.sh SOURCE_DIR BUILD_DIR
 set -euo pipefail
@@ -83,6 +84,28 @@ snap="$(ls "$CLUSTER_DIR/backup/backups/r1/snapshots")"
 [ -f "$CLUSTER_DIR/backup/backups/r1/snapshots/$snap/DONE" ] || fail "no complete snapshot on the backup host"
 grep -q "Accepted publickey for root from $(sed -n 's/^NET_SUBNET=//p' "$CLUSTER_DIR/net.env").11 " \
   "$CLUSTER_DIR/logs/backup.log" || fail "the backup did not come from r1's address"
+
+echo "== r1's HTTP API: on its own loopback only, until its node config opens it"
+r1_addr="$("$run" cluster status --json |
+  python3 -c 'import json, sys; print(next(n["address"] for n in json.load(sys.stdin) if n["node"] == "r1"))')"
+ip netns exec "$prefix-r1" curl -sf -m 5 127.0.0.1:8546/api/node/status | grep -q '"node":"r1"' ||
+  fail "r1's HTTP API does not answer on r1's loopback"
+rc=0
+ip netns exec "$prefix-r2" curl -s -m 5 -o /dev/null "http://$r1_addr:8546/api/node/status" || rc=$?
+[ "$rc" -eq 7 ] || fail "curl from r2 to $r1_addr:8546 exited $rc; expected 7 (connection refused)"
+printf '\n[http]\nlisten = "%s:8546"\n' "$r1_addr" >>"$CLUSTER_DIR/nodes/r1.toml"
+"$run" cluster kill r1
+"$run" cluster start r1
+reachable=0
+for _ in $(seq 1 50); do
+  if ip netns exec "$prefix-r2" curl -sf -m 2 "http://$r1_addr:8546/api/node/status" | grep -q '"node":"r1"'; then
+    reachable=1
+    break
+  fi
+  sleep 0.2
+done
+[ "$reachable" = 1 ] || fail "r1's HTTP API is not reachable from r2 at $r1_addr:8546 after [http] listen"
+wait_state r1 alive 20
 
 echo "== partition r1"
 "$run" cluster partition r1

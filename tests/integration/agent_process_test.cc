@@ -42,7 +42,10 @@ class AgentProcessTest : public ::testing::Test {
                  "--node-id",
                  node,
                  "--data-dir",
-                 cluster_->DataDir(node + "-second")};
+                 cluster_->DataDir(node + "-second"),
+                 // The first agent of the node serves the HTTP API.
+                 "--http-listen",
+                 "off"};
     spec.stdout_path = cluster_->LogPath(node + "-second");
     return ChildProcess::Start(std::move(spec));
   }

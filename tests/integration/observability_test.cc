@@ -1,5 +1,5 @@
 // The operators' tools against a real cluster (issue 16): a real Prometheus
-// (Debian's) scrapes the broker and the agents, evaluates the alert rules,
+// (Debian's) scrapes the broker and every agent, evaluates the alert rules,
 // answers the dashboard's every query and, after a backup, the backup
 // metric; headless Chromium loads the status page, shows the nodes and
 // updates when a backup finishes. The checks themselves are the scripts
@@ -66,7 +66,12 @@ TEST_F(ObservabilityTest, PrometheusScrapesTheClusterEvaluatesTheRulesAndFindsTh
                                    "--expect", "ledgerkeep_backup_last_success_timestamp_seconds{node=\"r1\"} > 0",
                                    "--expect", "ledgerkeep_node_up{node=\"r2\"} == 1",
                                    "--expect", "ledgerkeep_backup_failures_total{node=\"r2\"} > 0",
+                                   "--expect", "ledgerkeep_ledger_blocks_per_second{node=\"r2\"} > 0",
                                    "--timeout", "40"};
+  for (const auto& node : cluster_->AgentNodes()) {
+    argv.push_back("--target");
+    argv.push_back("ledgerkeep-agent=127.0.0.1:" + std::to_string(cluster_->AgentHttpPort(node)));
+  }
   RunResult r = Script(argv, 180s);
   if (r.exit_code == kSkipped) GTEST_SKIP() << "Prometheus is not installed: " << r.out;
   EXPECT_EQ(r.exit_code, 0) << r.Describe();

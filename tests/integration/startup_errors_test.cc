@@ -34,7 +34,7 @@ class StartupErrorsTest : public ::testing::Test {
           "--data-dir", cluster_->DataDir("broker")}},
         {"agent",
          {BinPath("ledgerkeep-agent"), "--config", config, "--key", cluster_->KeyPath("r1"), "--role",
-          "replica", "--node-id", "r1", "--data-dir", cluster_->DataDir("r1")}},
+          "replica", "--node-id", "r1", "--data-dir", cluster_->DataDir("r1"), "--http-listen", "off"}},
         {"cli", {BinPath("ledgerkeep"), "--config", config, "--key", cluster_->KeyPath("operator"), "nodes"}},
     };
     for (const auto& r : runs) {

@@ -9,6 +9,7 @@
 
 #include <algorithm>
 #include <cerrno>
+#include <cstdlib>
 #include <filesystem>
 #include <fstream>
 #include <random>
@@ -93,9 +94,20 @@ Status TestCluster::Setup() {
   namespace fs = std::filesystem;
   agents_ = ClusterNodeIds(opt_.replicas, opt_.clients, 0);
   clones_ = ClusterNodeIds(0, 0, opt_.clones);
-  LK_ASSIGN_OR_RETURN(auto ports, PickFreeLoopbackPorts(4));
+  const int agent_count = static_cast<int>(agents_.size() + clones_.size());
+  LK_ASSIGN_OR_RETURN(auto ports, PickFreeLoopbackPorts(4 + agent_count));
   std::copy(ports.begin(), ports.begin() + 3, ports_);
   http_port_ = ports[3];
+  {
+    std::vector<std::string> all = agents_;
+    all.insert(all.end(), clones_.begin(), clones_.end());
+    for (size_t i = 0; i < all.size(); ++i) {
+      auto given = opt_.agent_http_listen.find(all[i]);
+      agent_http_[all[i]] = given != opt_.agent_http_listen.end()
+                                ? given->second
+                                : "127.0.0.1:" + std::to_string(ports[4 + i]);
+    }
+  }
   // The keys, cluster.toml and node configs come from the generator every
   // cluster uses (`ledgerkeep config init`), with the harness's knobs.
   ConfigInitOptions o;
@@ -207,6 +219,18 @@ TestCluster::~TestCluster() {
   KillComponents();
 }
 
+std::string TestCluster::AgentHttpListen(const std::string& node) const {
+  auto it = agent_http_.find(node);
+  return it == agent_http_.end() ? "off" : it->second;
+}
+
+int TestCluster::AgentHttpPort(const std::string& node) const {
+  const std::string listen = AgentHttpListen(node);
+  const auto colon = listen.rfind(':');
+  if (listen == "off" || colon == std::string::npos) return 0;
+  return std::atoi(listen.c_str() + colon + 1);
+}
+
 std::string TestCluster::KeyPath(const std::string& name) const { return dir_ / ("keys/" + name + ".key"); }
 
 const CurveKeyPair& TestCluster::Key(const std::string& name) const { return keys_.at(name); }
@@ -300,7 +324,7 @@ Status TestCluster::StartAgent(const std::string& node) {
   std::vector<std::string> argv = {BinPath("ledgerkeep-agent"), "--config", config_path_,
                                    "--key", KeyPath(node), "--role", RoleFlag(role),
                                    "--node-id", node, "--data-dir", DataDir(node),
-                                   "--log-level", opt_.log_level};
+                                   "--log-level", opt_.log_level, "--http-listen", AgentHttpListen(node)};
   if (opt_.with_ledger) {
     argv.push_back("--node-config");
     argv.push_back(NodeConfigPath(node));

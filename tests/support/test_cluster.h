@@ -75,6 +75,10 @@ struct TestClusterOptions {
   std::string cluster_config_extra;
   // Print the log tails when destroyed during a failed test. Default: true.
   bool dump_logs_on_failure = true;
+  // Where a node's agent serves its HTTP API (--http-listen), by node id:
+  // "127.0.0.1:8546", "off", ... Default: every agent on a free loopback
+  // port of its own (AgentHttpPort), so clusters and agents never collide.
+  std::map<std::string, std::string> agent_http_listen;
 };
 
 // An EventLog read: every event from seq 1 to the head at the time of reading.
@@ -95,6 +99,11 @@ class TestCluster {
   // The broker's HTTP port (cluster.toml [http] listen on 127.0.0.1) and its
   // bearer token (keys/http.token, which the broker creates on first start).
   int BrokerHttpPort() const { return http_port_; }
+  // The port of `node`'s agent HTTP API on 127.0.0.1 (its --http-listen);
+  // 0 when it is off or `node` is no agent of this cluster.
+  int AgentHttpPort(const std::string& node) const;
+  // The --http-listen value `node`'s agent is started with.
+  std::string AgentHttpListen(const std::string& node) const;
   Result<std::string> BrokerHttpToken() const;
   std::string KeyPath(const std::string& name) const;   // keys/<name>.key
   const CurveKeyPair& Key(const std::string& name) const;  // any key made by Create()
@@ -178,6 +187,7 @@ class TestCluster {
   std::map<std::string, std::unique_ptr<ChildProcess>> agent_procs_;
   int ports_[3] = {0, 0, 0};  // cmd, ctl, events
   int http_port_ = 0;         // the broker's HTTP ([http] listen)
+  std::map<std::string, std::string> agent_http_;  // node -> --http-listen
   int cli_runs_ = 0;
 };
 

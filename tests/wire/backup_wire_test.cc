@@ -80,6 +80,7 @@ TEST(BackupWireTest, AFailedBackupKeepsItsStatusCode) {
   r.attempts = 8;
   r.streams = 9;
   r.error_code = StatusCode::kNoSpace;
+  r.snapshot_count = 10;
   const BackupResult back = FromWire(ThroughABuffer(ToWire(r)));
   EXPECT_EQ(back.error_code, StatusCode::kNoSpace);
   EXPECT_EQ(back.error, r.error);
@@ -98,6 +99,7 @@ TEST(BackupWireTest, AFailedBackupKeepsItsStatusCode) {
   EXPECT_TRUE(back.scheduled);
   EXPECT_EQ(back.attempts, 8u);
   EXPECT_EQ(back.streams, 9u);
+  EXPECT_EQ(back.snapshot_count, 10u);
 }
 
 TEST(BackupWireTest, AnErrorCodeThisBuildDoesNotKnowIsInternal) {
