@@ -83,8 +83,12 @@ stop() {
     if kill -0 "$pid" 2>/dev/null; then kill -KILL "$pid" 2>/dev/null || true; fi
   fi
   rm -f "$marker" "$PIDFILE"
-  # containerd started by dockerd exits with it; its sockets live under exec-root.
-  mountpoint -q "$LK_DOCKER_DIR/exec" 2>/dev/null && umount "$LK_DOCKER_DIR/exec" 2>/dev/null || true
+  # dockerd leaves its default netns bind mount (exec/netns/default) behind:
+  # unmount whatever is still mounted under our directory, deepest first.
+  local m
+  for m in $(awk -v d="$LK_DOCKER_DIR/" 'index($2, d) == 1 {print $2}' /proc/mounts | sort -r); do
+    umount "$m" 2>/dev/null || umount -l "$m" 2>/dev/null || true
+  done
 }
 
 case "${1:-}" in
