@@ -4,11 +4,13 @@
 #   2. the Debian base image (compose/base-image.sh; debootstrap once, cached)
 #   3. the fast images: the host build's binaries (compose/stage-bin.sh + Dockerfile.host)
 #   4. `up -d`, every health check, `ledgerkeep nodes` (all alive) and `ledgerkeep ping`
-#      (all Ok) in the broker container, then `down -v` and nothing left behind.
+#      (all Ok) in the broker container; a backup schedule to the backup container
+#      over SSH, run-now, backup list and verifyChain there for r1-r4;
+#      then `down -v` and nothing left behind.
 # Exit 0 only after running all of it; 77 (skipped) with the reason when the
 # engine cannot run here; 1 on a failure. Stops dockerd again if it started it.
 #
-# SKELETON: the backup/restore/maintenance/kill steps of issue 17 are not here yet,
+# SKELETON: the maintenance/restore/kill steps of issue 17 are not here yet,
 # and it is not part of `./run test` or ctest.
 set -euo pipefail
 here="$(cd "$(dirname "$0")" && pwd)"
@@ -82,10 +84,27 @@ echo "$ping"
 if echo "$ping" | awk 'NR > 1 && $2 != "Ok"' | grep -q .; then fail "a ping failed"; fi
 [ "$(echo "$ping" | awk 'NR > 1' | wc -l)" = 5 ] || fail "ping answered by other than 5 nodes"
 
+# The first backup, as the README prints it: to the backup container over SSH.
+say "backup schedule, run-now, list, verifyChain in the backup container"
+"${DC[@]}" exec -T broker ledgerkeep backup schedule --destination 'root@backup:/srv/backups/{node}' \
+    --ssh-key /etc/ledgerkeep/keys/backup_id --frequency hourly --time-zone UTC --keep 24 \
+  || fail "backup schedule"
+run=$(timeout 300 "${DC[@]}" exec -T broker ledgerkeep backup run-now) || fail "backup run-now: $run"
+[ "$(echo "$run" | grep -c '^r[1-4] *done ')" -ge 4 ] || fail "backup run-now did not finish on r1-r4: $run"
+for r in r1 r2 r3 r4; do
+  list=$("${DC[@]}" exec -T broker ledgerkeep backup list --node "$r") || fail "backup list --node $r"
+  echo "$list" | grep -q '(latest) *yes *yes' || fail "backup list --node $r: no complete, consistent snapshot: $list"
+  v=$("${DC[@]}" exec -T backup sh -c \
+      "ledgerkeep-db /srv/backups/$r/snapshots/\$(ls /srv/backups/$r/snapshots | tail -1)/data verifyChain") \
+    || fail "verifyChain $r: $v"
+  echo "$r: $v"
+  echo "$v" | grep -q '"result":"ok"' || fail "verifyChain $r: $v"
+done
+
 say "down -v"
 "${DC[@]}" down -v --remove-orphans
 left=$(docker ps -aq --filter "label=com.docker.compose.project=$PROJECT";
        docker network ls -q --filter "label=com.docker.compose.project=$PROJECT";
        docker volume ls -q --filter "label=com.docker.compose.project=$PROJECT")
 [ -z "$left" ] || fail "left behind after down -v: $left"
-say "PASS: cluster up, healthy, nodes alive, ping Ok, nothing left behind"
+say "PASS: cluster up, healthy, nodes alive, ping Ok, backup to the backup container verified, nothing left behind"
