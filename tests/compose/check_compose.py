@@ -51,26 +51,42 @@ def main():
     services = cfg["services"]
     print("docker-compose config: ok, services: " + " ".join(sorted(services)))
 
-    # 2. Builds.
-    for name, svc in services.items():
-        b = svc.get("build")
-        if not b:
-            fail(f"service {name} has no build section (the image is not in any registry)")
-        ctx = b["context"]
-        dockerfile = os.path.join(ctx, b.get("dockerfile", "Dockerfile"))
-        if not os.path.isfile(dockerfile):
-            fail(f"service {name}: {dockerfile} does not exist")
-        text = open(dockerfile).read()
-        stages = re.findall(r"^FROM\s+\S+\s+AS\s+(\S+)", text, re.M | re.I)
-        if b.get("target") and b["target"] not in stages:
-            fail(f"service {name}: target {b['target']} not among {stages}")
-        for line in re.findall(r"^COPY\s+(?!--from)(.+)$", text, re.M):
-            parts = line.split()
-            for s in parts[:-1]:
-                if not os.path.exists(os.path.join(ctx, s)):
-                    fail(f"{dockerfile}: COPY source {s} does not exist in {ctx}")
-        if "./run deps" not in text:
-            fail(f"{dockerfile}: does not install run's APT_PACKAGES (./run deps)")
+    # 2. Builds: the fast path (compose/Dockerfile.host: the host build's
+    # binaries, staged into compose/host-bin/ by compose/stage-bin.sh, so that
+    # COPY source may be missing here) and the from-source path
+    # (compose/Dockerfile via docker-compose.source.yml, which installs run's
+    # APT_PACKAGES with ./run deps).
+    source_file = os.path.join(src, "compose", "docker-compose.source.yml")
+    r = subprocess.run(["docker-compose", "-f", compose_file, "-f", source_file, "config"], capture_output=True,
+                       text=True)
+    if r.returncode != 0:
+        fail("docker-compose config with docker-compose.source.yml: " + r.stderr + r.stdout)
+    source_services = yaml.safe_load(r.stdout)["services"]
+    staged = {"host-bin/"}
+    for path_kind, svcs in (("fast", services), ("source", source_services)):
+        for name, svc in svcs.items():
+            b = svc.get("build")
+            if not b:
+                fail(f"service {name} has no build section (the image is not in any registry)")
+            ctx = b["context"]
+            dockerfile = os.path.join(ctx, b.get("dockerfile", "Dockerfile"))
+            if not os.path.isfile(dockerfile):
+                fail(f"service {name}: {dockerfile} does not exist")
+            text = open(dockerfile).read()
+            stages = re.findall(r"^FROM\s+\S+\s+AS\s+(\S+)", text, re.M | re.I)
+            if b.get("target") and b["target"] not in stages:
+                fail(f"service {name}: target {b['target']} not among {stages}")
+            for line in re.findall(r"^COPY\s+(?!--from)(.+)$", text, re.M):
+                parts = line.split()
+                for s_ in parts[:-1]:
+                    if path_kind == "fast" and s_ in staged:
+                        continue
+                    if not os.path.exists(os.path.join(ctx, s_)):
+                        fail(f"{dockerfile}: COPY source {s_} does not exist in {ctx}")
+            if path_kind == "source" and "./run deps" not in text:
+                fail(f"{dockerfile}: does not install run's APT_PACKAGES (./run deps)")
+            if path_kind == "fast" and "ledgerkeep/debian:bookworm" not in text:
+                fail(f"{dockerfile}: the fast path is not built on ledgerkeep/debian:bookworm")
     print("builds: contexts, Dockerfiles, targets and COPY sources exist")
 
     # 3. The generated config.
