@@ -62,10 +62,8 @@ BackupMetrics::BackupMetrics(prometheus::Registry& r)
                       .Help("Age of the newest complete snapshot (seconds)")
                       .Register(r)) {}
 
-BackupMetrics::NodeSeries& BackupMetrics::Series(const std::string& node) { return nodes_[node]; }
-
 BackupMetrics::NodeSeries& BackupMetrics::RunSeries(const std::string& node) {
-  NodeSeries& s = Series(node);
+  NodeSeries& s = nodes_[node];
   if (s.last_run_success == nullptr) {
     // Created by the first run: a node that never ran has no last-run series
     // (an alert on "the newest run failed" must not fire for it).
@@ -113,7 +111,7 @@ void BackupMetrics::SeedLastRun(const std::string& node, bool last_run_ok, int64
 
 void BackupMetrics::SetSnapshots(const std::string& node, uint64_t count, int64_t newest_ms) {
   std::lock_guard<std::mutex> lock(mu_);
-  NodeSeries& s = Series(node);
+  NodeSeries& s = nodes_[node];
   if (s.snapshots == nullptr) {
     s.snapshots = &snapshots_.Add({{"node", node}});
     s.newest_age = &newest_age_.Add({{"node", node}});

@@ -57,7 +57,6 @@ class BackupMetrics {
     int64_t newest_ms = 0;
     int64_t last_success_ms = 0;
   };
-  NodeSeries& Series(const std::string& node);  // mu_ held
   // The series a run sets, created on the first run (or seed). mu_ held.
   NodeSeries& RunSeries(const std::string& node);
 

@@ -49,7 +49,6 @@ class HttpServer {
   ~HttpServer();  // Stop()
   void Stop();
   int port() const { return port_; }
-  const HttpServerOptions& options() const { return options_; }
 
  private:
   HttpServer() = default;
