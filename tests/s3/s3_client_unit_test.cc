@@ -1,0 +1,291 @@
+// S3Client pieces that need no gateway: part plans, metadata rules, the
+// headers every signed request carries, option validation.
+#include <arpa/inet.h>
+#include <gtest/gtest.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <chrono>
+#include <string>
+#include <thread>
+
+#include "common/sha256.h"
+
+#include "s3/s3_client.h"
+#include "tests/support/status_macros.h"
+
+namespace ledgerkeep::s3 {
+namespace {
+
+constexpr uint64_t kMiB = 1 << 20;
+
+TEST(PlanPartsTest, CoversTheFileWithFullPartsAndAShortLastOne) {
+  auto parts = PlanParts(20 * kMiB + 3, 8 * kMiB);
+  ASSERT_EQ(parts.size(), 3u);
+  EXPECT_EQ(parts[0].number, 1);
+  EXPECT_EQ(parts[0].offset, 0u);
+  EXPECT_EQ(parts[0].length, 8 * kMiB);
+  EXPECT_EQ(parts[1].offset, 8 * kMiB);
+  EXPECT_EQ(parts[2].number, 3);
+  EXPECT_EQ(parts[2].offset, 16 * kMiB);
+  EXPECT_EQ(parts[2].length, 4 * kMiB + 3);
+}
+
+TEST(PlanPartsTest, AnExactMultipleHasNoEmptyTail) {
+  auto parts = PlanParts(32 * kMiB, 16 * kMiB);
+  ASSERT_EQ(parts.size(), 2u);
+  EXPECT_EQ(parts[1].length, 16 * kMiB);
+  auto empty = PlanParts(0, 16 * kMiB);
+  ASSERT_EQ(empty.size(), 1u);
+  EXPECT_EQ(empty[0].length, 0u);
+}
+
+TEST(PlanPartsTest, GrowsThePartSizeToStayWithinTenThousandParts) {
+  const uint64_t size = 200'000 * kMiB;  // ~195 GiB at 16 MiB would be 12,500 parts
+  auto parts = PlanParts(size, 16 * kMiB);
+  EXPECT_LE(parts.size(), 10'000u);
+  uint64_t covered = 0;
+  for (size_t i = 0; i < parts.size(); ++i) {
+    EXPECT_EQ(parts[i].offset, covered);
+    EXPECT_EQ(parts[i].number, static_cast<int>(i + 1));
+    covered += parts[i].length;
+  }
+  EXPECT_EQ(covered, size);
+}
+
+TEST(MetadataTest, NamesAndValuesFollowTheRules) {
+  LK_EXPECT_OK(ValidateMetadata({{"ledgerkeep-sha256", "abc"}, {"node_id", "r1 of 4"}}));
+  EXPECT_FALSE(ValidateMetadata({{"Upper", "x"}}).ok());
+  EXPECT_FALSE(ValidateMetadata({{"a b", "x"}}).ok());
+  EXPECT_FALSE(ValidateMetadata({{"", "x"}}).ok());
+  EXPECT_FALSE(ValidateMetadata({{"k", "line\nbreak"}}).ok());
+  EXPECT_FALSE(ValidateMetadata({{"k", "\xc3\xa9"}}).ok());
+  EXPECT_FALSE(ValidateMetadata({{"k", " padded"}}).ok());
+}
+
+TEST(AuthHeadersTest, ThePayloadHashAlwaysAndTheSessionTokenWhenThereIsOne) {
+  S3Credentials c{"AKID", "SECRET", "", "test"};
+  auto plain = S3AuthHeaders(c, "abc123");
+  ASSERT_EQ(plain.size(), 1u);
+  EXPECT_EQ(plain[0], "x-amz-content-sha256: abc123");
+  c.session_token = "FwoGZXIvYXdzE";
+  auto with_token = S3AuthHeaders(c, "abc123");
+  ASSERT_EQ(with_token.size(), 2u);
+  EXPECT_EQ(with_token[1], "x-amz-security-token: FwoGZXIvYXdzE");
+}
+
+S3ClientOptions ValidOptions() {
+  S3ClientOptions o;
+  o.location.endpoint = *ParseS3Endpoint("http://127.0.0.1:1");
+  o.location.bucket = "backups";
+  o.credentials = {"AKID", "SECRET", "", "test"};
+  return o;
+}
+
+EnvLookup NoEnv() {
+  return [](std::string_view) -> std::optional<std::string> { return std::nullopt; };
+}
+
+TEST(S3ClientOptionsTest, RefusesBadBucketsPartSizesAndMissingCaBundles) {
+  LK_EXPECT_OK(S3Client::Create(ValidOptions(), NoEnv()));
+  auto bucket = ValidOptions();
+  bucket.location.bucket = "Bad_Bucket";
+  EXPECT_EQ(S3Client::Create(bucket, NoEnv()).status().code(), StatusCode::kInvalidArgument);
+  auto part = ValidOptions();
+  part.part_size = 1 * kMiB;
+  auto r = S3Client::Create(part, NoEnv());
+  ASSERT_FALSE(r.ok());
+  EXPECT_NE(r.status().message().find("5 MiB"), std::string::npos);
+  auto ca = ValidOptions();
+  ca.ca_bundle = "/nonexistent/ca.pem";
+  auto c = S3Client::Create(ca, NoEnv());
+  ASSERT_FALSE(c.ok());
+  EXPECT_NE(c.status().message().find("/nonexistent/ca.pem"), std::string::npos);
+  auto creds = ValidOptions();
+  creds.credentials.secret_access_key.clear();
+  EXPECT_EQ(S3Client::Create(creds, NoEnv()).status().code(), StatusCode::kInvalidArgument);
+}
+
+TEST(S3ClientOptionsTest, AwsCaBundleIsTheDefaultCaBundle) {
+  auto env = [](std::string_view name) -> std::optional<std::string> {
+    if (name == "AWS_CA_BUNDLE") return std::string("/nonexistent/aws-ca.pem");
+    return std::nullopt;
+  };
+  auto r = S3Client::Create(ValidOptions(), env);
+  ASSERT_FALSE(r.ok());
+  EXPECT_NE(r.status().message().find("/nonexistent/aws-ca.pem"), std::string::npos);
+  // An explicit option wins over the environment.
+  auto o = ValidOptions();
+  o.ca_bundle = "/etc/hostname";
+  LK_ASSERT_OK_AND_ASSIGN(auto client, S3Client::Create(o, env));
+  EXPECT_EQ(client->options().ca_bundle, "/etc/hostname");
+}
+
+TEST(S3ClientOptionsTest, APrefixGetsItsSlash) {
+  auto o = ValidOptions();
+  o.location.prefix = "ledger/prod";
+  LK_ASSERT_OK_AND_ASSIGN(auto client, S3Client::Create(o, NoEnv()));
+  EXPECT_EQ(client->options().location.prefix, "ledger/prod/");
+}
+
+// A loopback port nothing listens on: bound (so no one else gets it) but
+// never listened on, a connect is refused at once.
+class ClosedPort {
+ public:
+  ClosedPort() {
+    fd_ = ::socket(AF_INET, SOCK_STREAM, 0);
+    sockaddr_in a{};
+    a.sin_family = AF_INET;
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    EXPECT_EQ(::bind(fd_, reinterpret_cast<sockaddr*>(&a), sizeof a), 0);
+    socklen_t len = sizeof a;
+    ::getsockname(fd_, reinterpret_cast<sockaddr*>(&a), &len);
+    port_ = ntohs(a.sin_port);
+  }
+  ~ClosedPort() { ::close(fd_); }
+  int port() const { return port_; }
+
+ private:
+  int fd_ = -1;
+  int port_ = 0;
+};
+
+// A loopback HTTP server that answers one request with 200 and keeps what
+// it received (headers and body), to see what the client sends.
+class CapturingServer {
+ public:
+  CapturingServer() {
+    fd_ = ::socket(AF_INET, SOCK_STREAM, 0);
+    sockaddr_in a{};
+    a.sin_family = AF_INET;
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    EXPECT_EQ(::bind(fd_, reinterpret_cast<sockaddr*>(&a), sizeof a), 0);
+    EXPECT_EQ(::listen(fd_, 4), 0);
+    socklen_t len = sizeof a;
+    ::getsockname(fd_, reinterpret_cast<sockaddr*>(&a), &len);
+    port_ = ntohs(a.sin_port);
+    thread_ = std::thread([this] { Serve(); });
+  }
+  ~CapturingServer() {
+    ::shutdown(fd_, SHUT_RDWR);
+    ::close(fd_);
+    thread_.join();
+  }
+  int port() const { return port_; }
+  // The request as received (valid once the client's call returned).
+  std::string request() const { return request_; }
+
+ private:
+  void Serve() {
+    const int c = ::accept(fd_, nullptr, nullptr);
+    if (c < 0) return;
+    std::string got;
+    char buf[4096];
+    size_t need = std::string::npos;
+    for (;;) {
+      const size_t head_end = got.find("\r\n\r\n");
+      if (head_end != std::string::npos && need == std::string::npos) {
+        need = head_end + 4;
+        const size_t cl = got.find("Content-Length: ");
+        if (cl != std::string::npos && cl < head_end) need += std::stoul(got.substr(cl + 16));
+        if (got.find("Expect: 100-continue") != std::string::npos) {
+          const char cont[] = "HTTP/1.1 100 Continue\r\n\r\n";
+          (void)!::write(c, cont, sizeof cont - 1);
+        }
+      }
+      if (need != std::string::npos && got.size() >= need) break;
+      const ssize_t n = ::read(c, buf, sizeof buf);
+      if (n <= 0) break;
+      got.append(buf, static_cast<size_t>(n));
+    }
+    request_ = got;
+    const char reply[] = "HTTP/1.1 200 OK\r\nContent-Length: 0\r\nConnection: close\r\n\r\n";
+    (void)!::write(c, reply, sizeof reply - 1);
+    ::close(c);
+  }
+
+  int fd_ = -1;
+  int port_ = 0;
+  std::thread thread_;
+  std::string request_;
+};
+
+std::string HeaderValue(const std::string& request, const std::string& name) {
+  const size_t at = request.find("\r\n" + name + ": ");
+  if (at == std::string::npos) return "";
+  const size_t from = at + 4 + name.size();
+  return request.substr(from, request.find("\r\n", from) - from);
+}
+
+TEST(S3ClientSigningTest, ThePayloadHashAndSessionTokenAreSentAndSigned) {
+  CapturingServer server;
+  auto o = ValidOptions();
+  o.location.endpoint = *ParseS3Endpoint("http://127.0.0.1:" + std::to_string(server.port()));
+  o.credentials.session_token = "FwoGZXIvYXdzEXAMPLETOKEN";
+  o.max_attempts = 1;
+  LK_ASSERT_OK_AND_ASSIGN(auto client, S3Client::Create(o, NoEnv()));
+  const std::string body = "the payload";
+  LK_ASSERT_OK(client->PutObject("n1/k", body, {{"note", "x"}}));
+  const std::string req = server.request();
+  EXPECT_TRUE(req.starts_with("PUT /backups/n1/k HTTP/1.1\r\n")) << req;
+  EXPECT_EQ(HeaderValue(req, "x-amz-content-sha256"), Sha256Hex(body)) << req;
+  EXPECT_EQ(HeaderValue(req, "x-amz-security-token"), "FwoGZXIvYXdzEXAMPLETOKEN") << req;
+  EXPECT_EQ(HeaderValue(req, "x-amz-meta-note"), "x") << req;
+  const std::string auth = HeaderValue(req, "Authorization");
+  EXPECT_TRUE(auth.starts_with("AWS4-HMAC-SHA256 Credential=AKID/")) << auth;
+  EXPECT_NE(auth.find("/us-east-1/s3/aws4_request"), std::string::npos) << auth;
+  for (const char* signed_header : {"host", "x-amz-content-sha256", "x-amz-date", "x-amz-meta-note",
+                                    "x-amz-security-token"}) {
+    EXPECT_NE(auth.find(signed_header), std::string::npos) << signed_header << " not signed: " << auth;
+  }
+  EXPECT_TRUE(req.ends_with("\r\n\r\n" + body)) << req;
+  EXPECT_EQ(req.find("SECRET"), std::string::npos);
+}
+
+TEST(S3ClientTransportTest, AClosedPortIsUnavailableQuicklyNamingTheEndpoint) {
+  ClosedPort closed;
+  auto o = ValidOptions();
+  o.location.endpoint = *ParseS3Endpoint("http://127.0.0.1:" + std::to_string(closed.port()));
+  o.max_attempts = 3;
+  o.retry_base_ms = 20;
+  LK_ASSERT_OK_AND_ASSIGN(auto client, S3Client::Create(o, NoEnv()));
+  const auto t0 = std::chrono::steady_clock::now();
+  Status s = client->PutObject("k", "v");
+  const auto elapsed = std::chrono::steady_clock::now() - t0;
+  EXPECT_EQ(s.code(), StatusCode::kUnavailable) << s.ToString();
+  EXPECT_NE(s.message().find("cannot reach the S3 endpoint http://127.0.0.1:" + std::to_string(closed.port())),
+            std::string::npos)
+      << s.message();
+  EXPECT_NE(s.message().find("gave up after 3 tries"), std::string::npos) << s.message();
+  EXPECT_LT(elapsed, std::chrono::seconds(3));
+}
+
+TEST(S3ClientTransportTest, CancellationEndsTheRetriesWithAborted) {
+  ClosedPort closed;
+  auto o = ValidOptions();
+  o.location.endpoint = *ParseS3Endpoint("http://127.0.0.1:" + std::to_string(closed.port()));
+  o.max_attempts = 100;
+  o.retry_base_ms = 1000;
+  std::atomic<int> asked{0};
+  o.cancelled = [&asked] { return ++asked > 2; };
+  LK_ASSERT_OK_AND_ASSIGN(auto client, S3Client::Create(o, NoEnv()));
+  const auto t0 = std::chrono::steady_clock::now();
+  Status s = client->HeadBucket();
+  EXPECT_EQ(s.code(), StatusCode::kAborted) << s.ToString();
+  EXPECT_LT(std::chrono::steady_clock::now() - t0, std::chrono::seconds(3));
+}
+
+TEST(S3ClientTransportTest, AnUnresolvableHostIsUnavailable) {
+  auto o = ValidOptions();
+  o.location.endpoint = *ParseS3Endpoint("http://no-such-host.invalid:7480");
+  o.max_attempts = 1;
+  LK_ASSERT_OK_AND_ASSIGN(auto client, S3Client::Create(o, NoEnv()));
+  Status s = client->HeadBucket();
+  EXPECT_EQ(s.code(), StatusCode::kUnavailable) << s.ToString();
+  EXPECT_NE(s.message().find("no-such-host.invalid"), std::string::npos) << s.message();
+}
+
+}  // namespace
+}  // namespace ledgerkeep::s3
