@@ -196,29 +196,37 @@ EOF
   log "gateway up in $((SECONDS - t0))s: http://127.0.0.1:$HTTP_PORT https://127.0.0.1:$HTTPS_PORT (env: $DIR/env)"
 }
 
+# stop_daemon NAME: SIGTERM to the process `start` recorded for NAME (only if
+# that pid still runs a Ceph binary), SIGKILL after 5 s. Objects live in
+# memory and go with the OSD, so nothing is lost that a clean stop keeps.
+stop_daemon() {
+  local f=$DIR/run/$1.started-pid pid
+  [ -f "$f" ] || return 0
+  pid=$(cat "$f")
+  # Still running (a zombie waiting for its reaper has stopped) and still a
+  # Ceph binary (the pid was not reused).
+  is_ours() {
+    [ -n "$pid" ] && grep -qE '^(ceph-mon|ceph-osd|radosgw)' "/proc/$pid/comm" 2>/dev/null &&
+      ! grep -qE '^State:[[:space:]]+[ZX]' "/proc/$pid/status" 2>/dev/null
+  }
+  is_ours || return 0
+  kill -TERM "$pid" 2>/dev/null || true
+  local deadline=$((SECONDS + 5))
+  while is_ours; do
+    if [ $SECONDS -ge $deadline ]; then
+      kill -KILL "$pid" 2>/dev/null || true
+      break
+    fi
+    sleep 0.1
+  done
+}
+
 cmd_stop() {
   [ -d "$DIR" ] || return 0
-  local f pid
-  for f in "$DIR"/run/*.started-pid; do
-    [ -f "$f" ] || continue
-    pid=$(cat "$f")
-    # Only a process this script started: same pid and still a ceph binary.
-    if [ -n "$pid" ] && grep -qE '^(ceph-mon|ceph-osd|radosgw)' "/proc/$pid/comm" 2>/dev/null; then
-      kill -TERM "$pid" 2>/dev/null || true
-    fi
-  done
-  local deadline=$((SECONDS + 15))
-  for f in "$DIR"/run/*.started-pid; do
-    [ -f "$f" ] || continue
-    pid=$(cat "$f")
-    while [ -n "$pid" ] && [ -e "/proc/$pid" ] && grep -qE '^(ceph-mon|ceph-osd|radosgw)' "/proc/$pid/comm" 2>/dev/null; do
-      if [ $SECONDS -ge $deadline ]; then
-        kill -KILL "$pid" 2>/dev/null || true
-        break
-      fi
-      sleep 0.2
-    done
-  done
+  # The gateway first (it would wait for the OSD), the monitor last.
+  stop_daemon client.rgw
+  stop_daemon osd.0
+  stop_daemon mon.a
   case "$DIR" in
     /|/var|/var/tmp|/tmp|"$HOME") die "refusing to remove $DIR" ;;
   esac
