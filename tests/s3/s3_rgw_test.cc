@@ -335,6 +335,26 @@ TEST_F(RgwTest, HttpsVerifiesWithTheCaBundleAndFailsClearlyWithoutIt) {
   LK_EXPECT_OK(ins->HeadBucket());
 }
 
+TEST_F(RgwTest, VirtualHostAddressingReachesTheSameBucket) {
+  // The harness sets rgw_dns_name = localhost, and curl resolves any
+  // *.localhost name to loopback itself: <bucket>.localhost:<port>.
+  auto o = Options();
+  const std::string port = env_["LK_RGW_ENDPOINT"].substr(env_["LK_RGW_ENDPOINT"].rfind(':') + 1);
+  o.location.endpoint = *ParseS3Endpoint("http://localhost:" + port);
+  o.location.addressing = AddressingStyle::kVirtualHost;
+  LK_ASSERT_OK_AND_ASSIGN(auto vhost, MakeClient(o));
+  LK_ASSERT_OK(vhost->HeadBucket());
+  LK_ASSERT_OK(vhost->PutObject("vh/a b", "by virtual host"));
+  LK_ASSERT_OK(vhost->PutObject("vh/c", "c"));
+  LK_ASSERT_OK_AND_ASSIGN(std::string v, client_->GetObject("vh/a b"));  // the path-style client
+  EXPECT_EQ(v, "by virtual host");
+  LK_ASSERT_OK_AND_ASSIGN(S3Listing l, vhost->ListObjects("vh/", "", 1));
+  ASSERT_EQ(l.objects.size(), 2u);
+  EXPECT_EQ(l.objects[0].key, "vh/a b");
+  LK_ASSERT_OK_AND_ASSIGN(S3ObjectInfo info, vhost->HeadObject("vh/c"));
+  EXPECT_EQ(info.size, 1u);
+}
+
 TEST_F(RgwTest, ManyThreadsShareOneClient) {
   constexpr int kThreads = 8;
   constexpr int kEach = 10;
