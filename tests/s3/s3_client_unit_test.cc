@@ -8,7 +8,9 @@
 
 #include <atomic>
 #include <chrono>
+#include <mutex>
 #include <string>
+#include <vector>
 #include <thread>
 
 #include "common/sha256.h"
@@ -152,65 +154,85 @@ class ClosedPort {
   int port_ = 0;
 };
 
-// A loopback HTTP server that answers one request with 200 and keeps what
-// it received (headers and body), to see what the client sends.
-class CapturingServer {
+// A loopback HTTP server that answers each request (one per connection) with
+// the next of `replies` (then 200 with no body) and keeps what it received,
+// to see what the client sends and how it handles failures.
+class ScriptedHttpServer {
  public:
-  CapturingServer() {
+  explicit ScriptedHttpServer(std::vector<std::string> replies = {}) : replies_(std::move(replies)) {
     fd_ = ::socket(AF_INET, SOCK_STREAM, 0);
     sockaddr_in a{};
     a.sin_family = AF_INET;
     a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
     EXPECT_EQ(::bind(fd_, reinterpret_cast<sockaddr*>(&a), sizeof a), 0);
-    EXPECT_EQ(::listen(fd_, 4), 0);
+    EXPECT_EQ(::listen(fd_, 16), 0);
     socklen_t len = sizeof a;
     ::getsockname(fd_, reinterpret_cast<sockaddr*>(&a), &len);
     port_ = ntohs(a.sin_port);
     thread_ = std::thread([this] { Serve(); });
   }
-  ~CapturingServer() {
+  ~ScriptedHttpServer() {
     ::shutdown(fd_, SHUT_RDWR);
     ::close(fd_);
     thread_.join();
   }
   int port() const { return port_; }
-  // The request as received (valid once the client's call returned).
-  std::string request() const { return request_; }
+  // The requests as received (valid once the client's call returned).
+  std::vector<std::string> requests() {
+    std::lock_guard<std::mutex> lock(mu_);
+    return requests_;
+  }
 
  private:
   void Serve() {
-    const int c = ::accept(fd_, nullptr, nullptr);
-    if (c < 0) return;
-    std::string got;
-    char buf[4096];
-    size_t need = std::string::npos;
-    for (;;) {
-      const size_t head_end = got.find("\r\n\r\n");
-      if (head_end != std::string::npos && need == std::string::npos) {
-        need = head_end + 4;
-        const size_t cl = got.find("Content-Length: ");
-        if (cl != std::string::npos && cl < head_end) need += std::stoul(got.substr(cl + 16));
-        if (got.find("Expect: 100-continue") != std::string::npos) {
-          const char cont[] = "HTTP/1.1 100 Continue\r\n\r\n";
-          (void)!::write(c, cont, sizeof cont - 1);
+    for (size_t served = 0;; ++served) {
+      const int c = ::accept(fd_, nullptr, nullptr);
+      if (c < 0) return;
+      std::string got;
+      char buf[4096];
+      size_t need = std::string::npos;
+      for (;;) {
+        const size_t head_end = got.find("\r\n\r\n");
+        if (head_end != std::string::npos && need == std::string::npos) {
+          need = head_end + 4;
+          const size_t cl = got.find("Content-Length: ");
+          if (cl != std::string::npos && cl < head_end) need += std::stoul(got.substr(cl + 16));
+          if (got.find("Expect: 100-continue") != std::string::npos) {
+            const char cont[] = "HTTP/1.1 100 Continue\r\n\r\n";
+            (void)!::write(c, cont, sizeof cont - 1);
+          }
         }
+        if (need != std::string::npos && got.size() >= need) break;
+        const ssize_t n = ::read(c, buf, sizeof buf);
+        if (n <= 0) break;
+        got.append(buf, static_cast<size_t>(n));
       }
-      if (need != std::string::npos && got.size() >= need) break;
-      const ssize_t n = ::read(c, buf, sizeof buf);
-      if (n <= 0) break;
-      got.append(buf, static_cast<size_t>(n));
+      {
+        std::lock_guard<std::mutex> lock(mu_);
+        requests_.push_back(got);
+      }
+      const std::string reply = served < replies_.size()
+                                    ? replies_[served]
+                                    : "HTTP/1.1 200 OK\r\nContent-Length: 0\r\nConnection: close\r\n\r\n";
+      (void)!::write(c, reply.data(), reply.size());
+      ::close(c);
     }
-    request_ = got;
-    const char reply[] = "HTTP/1.1 200 OK\r\nContent-Length: 0\r\nConnection: close\r\n\r\n";
-    (void)!::write(c, reply, sizeof reply - 1);
-    ::close(c);
   }
 
+  std::vector<std::string> replies_;
   int fd_ = -1;
   int port_ = 0;
   std::thread thread_;
-  std::string request_;
+  std::mutex mu_;
+  std::vector<std::string> requests_;  // guarded by mu_
 };
+
+std::string Reply(int status, const std::string& code) {
+  const std::string body = "<?xml version=\"1.0\"?><Error><Code>" + code + "</Code><RequestId>tx-" +
+                           std::to_string(status) + "</RequestId></Error>";
+  return "HTTP/1.1 " + std::to_string(status) + " X\r\nContent-Type: application/xml\r\nContent-Length: " +
+         std::to_string(body.size()) + "\r\nConnection: close\r\n\r\n" + body;
+}
 
 std::string HeaderValue(const std::string& request, const std::string& name) {
   const size_t at = request.find("\r\n" + name + ": ");
@@ -220,7 +242,7 @@ std::string HeaderValue(const std::string& request, const std::string& name) {
 }
 
 TEST(S3ClientSigningTest, ThePayloadHashAndSessionTokenAreSentAndSigned) {
-  CapturingServer server;
+  ScriptedHttpServer server;
   auto o = ValidOptions();
   o.location.endpoint = *ParseS3Endpoint("http://127.0.0.1:" + std::to_string(server.port()));
   o.credentials.session_token = "FwoGZXIvYXdzEXAMPLETOKEN";
@@ -228,7 +250,8 @@ TEST(S3ClientSigningTest, ThePayloadHashAndSessionTokenAreSentAndSigned) {
   LK_ASSERT_OK_AND_ASSIGN(auto client, S3Client::Create(o, NoEnv()));
   const std::string body = "the payload";
   LK_ASSERT_OK(client->PutObject("n1/k", body, {{"note", "x"}}));
-  const std::string req = server.request();
+  ASSERT_EQ(server.requests().size(), 1u);
+  const std::string req = server.requests()[0];
   EXPECT_TRUE(req.starts_with("PUT /backups/n1/k HTTP/1.1\r\n")) << req;
   EXPECT_EQ(HeaderValue(req, "x-amz-content-sha256"), Sha256Hex(body)) << req;
   EXPECT_EQ(HeaderValue(req, "x-amz-security-token"), "FwoGZXIvYXdzEXAMPLETOKEN") << req;
@@ -242,6 +265,66 @@ TEST(S3ClientSigningTest, ThePayloadHashAndSessionTokenAreSentAndSigned) {
   }
   EXPECT_TRUE(req.ends_with("\r\n\r\n" + body)) << req;
   EXPECT_EQ(req.find("SECRET"), std::string::npos);
+}
+
+TEST(S3ClientRetryTest, ServerErrorsAndSlowDownAreRetriedUntilTheyPass) {
+  ScriptedHttpServer server({Reply(503, "SlowDown"), Reply(500, "InternalError"), Reply(429, "TooManyRequests")});
+  auto o = ValidOptions();
+  o.location.endpoint = *ParseS3Endpoint("http://127.0.0.1:" + std::to_string(server.port()));
+  o.max_attempts = 4;
+  o.retry_base_ms = 10;
+  o.retry_max_ms = 40;
+  LK_ASSERT_OK_AND_ASSIGN(auto client, S3Client::Create(o, NoEnv()));
+  LK_ASSERT_OK(client->PutObject("k", "payload"));
+  const auto reqs = server.requests();
+  ASSERT_EQ(reqs.size(), 4u);
+  for (const auto& r : reqs) EXPECT_TRUE(r.ends_with("\r\n\r\npayload")) << r;  // the body sent again in full
+}
+
+TEST(S3ClientRetryTest, GivingUpReportsTheLastErrorAndTheTries) {
+  ScriptedHttpServer server({Reply(503, "SlowDown"), Reply(503, "SlowDown")});
+  auto o = ValidOptions();
+  o.location.endpoint = *ParseS3Endpoint("http://127.0.0.1:" + std::to_string(server.port()));
+  o.max_attempts = 2;
+  o.retry_base_ms = 10;
+  LK_ASSERT_OK_AND_ASSIGN(auto client, S3Client::Create(o, NoEnv()));
+  Status s = client->PutObject("k", "v");
+  EXPECT_EQ(s.code(), StatusCode::kBusy) << s.ToString();
+  EXPECT_NE(s.message().find("gave up after 2 tries"), std::string::npos) << s.message();
+  EXPECT_EQ(server.requests().size(), 2u);
+}
+
+TEST(S3ClientRetryTest, ClientErrorsAreNotRetried) {
+  ScriptedHttpServer server({Reply(403, "AccessDenied"), Reply(404, "NoSuchKey"), Reply(400, "InvalidArgument")});
+  auto o = ValidOptions();
+  o.location.endpoint = *ParseS3Endpoint("http://127.0.0.1:" + std::to_string(server.port()));
+  o.max_attempts = 5;
+  o.retry_base_ms = 10;
+  LK_ASSERT_OK_AND_ASSIGN(auto client, S3Client::Create(o, NoEnv()));
+  EXPECT_EQ(client->PutObject("k", "v").code(), StatusCode::kPermissionDenied);
+  EXPECT_EQ(client->GetObject("k").status().code(), StatusCode::kNotFound);
+  Status bad = client->DeleteObject("k");
+  EXPECT_EQ(bad.code(), StatusCode::kInvalidArgument);
+  EXPECT_NE(bad.message().find("RequestId tx-400"), std::string::npos) << bad.message();
+  EXPECT_EQ(server.requests().size(), 3u);
+}
+
+TEST(S3ClientRetryTest, ACompletionThatFailsInsideA200IsAnError) {
+  const std::string body = "<?xml version=\"1.0\"?><Error><Code>InternalError</Code><Message>boom</Message></Error>";
+  const std::string ok_with_error = "HTTP/1.1 200 OK\r\nContent-Length: " + std::to_string(body.size()) +
+                                    "\r\nConnection: close\r\n\r\n" + body;
+  ScriptedHttpServer server({ok_with_error});
+  auto o = ValidOptions();
+  o.location.endpoint = *ParseS3Endpoint("http://127.0.0.1:" + std::to_string(server.port()));
+  o.max_attempts = 1;
+  LK_ASSERT_OK_AND_ASSIGN(auto client, S3Client::Create(o, NoEnv()));
+  Status s = client->CompleteMultipartUpload("k", "upload-1", {{1, "etag"}});
+  EXPECT_FALSE(s.ok());
+  EXPECT_NE(s.message().find("boom"), std::string::npos) << s.ToString();
+  const auto reqs = server.requests();
+  ASSERT_EQ(reqs.size(), 1u);
+  EXPECT_TRUE(reqs[0].starts_with("POST /backups/k?uploadId=upload-1 HTTP/1.1")) << reqs[0];
+  EXPECT_NE(reqs[0].find("<Part><PartNumber>1</PartNumber><ETag>\"etag\"</ETag></Part>"), std::string::npos);
 }
 
 TEST(S3ClientTransportTest, AClosedPortIsUnavailableQuicklyNamingTheEndpoint) {
