@@ -520,6 +520,15 @@ Result<S3Client::Response> S3Client::Perform(Request& req) {
 
 // ------------------------------------------------------------------ operations
 
+Status S3Client::CheckKey(std::string_view key) const {
+  LK_RETURN_IF_ERROR(ValidateObjectKey(key));
+  if (options_.location.prefix.size() + key.size() > 1024) {
+    return Status::InvalidArgument("S3 object key " + FullKey(key).substr(0, 200) +
+                                   "... is longer than 1024 bytes with the prefix");
+  }
+  return Status::OK();
+}
+
 Status S3Client::HeadBucket() {
   Request r;
   r.ctx.operation = "HeadBucket";
@@ -543,7 +552,7 @@ std::vector<std::string> MetadataHeaders(const S3Metadata& metadata) {
 }  // namespace
 
 Status S3Client::PutObject(std::string_view key, std::string_view data, const S3Metadata& metadata) {
-  LK_RETURN_IF_ERROR(ValidateObjectKey(key));
+  LK_RETURN_IF_ERROR(CheckKey(key));
   LK_RETURN_IF_ERROR(ValidateMetadata(metadata));
   Request r;
   r.ctx.operation = "PutObject";
@@ -556,7 +565,7 @@ Status S3Client::PutObject(std::string_view key, std::string_view data, const S3
 }
 
 Status S3Client::PutObjectFromFile(std::string_view key, const std::string& path, const S3Metadata& metadata) {
-  LK_RETURN_IF_ERROR(ValidateObjectKey(key));
+  LK_RETURN_IF_ERROR(CheckKey(key));
   LK_RETURN_IF_ERROR(ValidateMetadata(metadata));
   Fd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC));
   if (fd.get() < 0) return Status::FromErrno(errno, "open " + path);
@@ -576,7 +585,7 @@ Status S3Client::PutObjectFromFile(std::string_view key, const std::string& path
 }
 
 Status S3Client::PutFile(std::string_view key, const std::string& path, const S3Metadata& metadata) {
-  LK_RETURN_IF_ERROR(ValidateObjectKey(key));
+  LK_RETURN_IF_ERROR(CheckKey(key));
   LK_RETURN_IF_ERROR(ValidateMetadata(metadata));
   struct stat st {};
   if (::stat(path.c_str(), &st) != 0) return Status::FromErrno(errno, "stat " + path);
@@ -617,7 +626,7 @@ Status S3Client::PutFile(std::string_view key, const std::string& path, const S3
 }
 
 Result<std::string> S3Client::GetObject(std::string_view key) {
-  LK_RETURN_IF_ERROR(ValidateObjectKey(key));
+  LK_RETURN_IF_ERROR(CheckKey(key));
   Request r;
   r.ctx.operation = "GetObject";
   r.ctx.key = FullKey(key);
@@ -627,7 +636,7 @@ Result<std::string> S3Client::GetObject(std::string_view key) {
 }
 
 Status S3Client::GetObjectToFile(std::string_view key, const std::string& path) {
-  LK_RETURN_IF_ERROR(ValidateObjectKey(key));
+  LK_RETURN_IF_ERROR(CheckKey(key));
   const std::string tmp = path + ".tmp";
   Fd fd(::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644));
   if (fd.get() < 0) return Status::FromErrno(errno, "create " + tmp);
@@ -647,7 +656,7 @@ Status S3Client::GetObjectToFile(std::string_view key, const std::string& path) 
 }
 
 Result<S3ObjectInfo> S3Client::HeadObject(std::string_view key) {
-  LK_RETURN_IF_ERROR(ValidateObjectKey(key));
+  LK_RETURN_IF_ERROR(CheckKey(key));
   Request r;
   r.ctx.operation = "HeadObject";
   r.ctx.key = FullKey(key);
@@ -671,7 +680,7 @@ Result<S3ObjectInfo> S3Client::HeadObject(std::string_view key) {
 }
 
 Status S3Client::DeleteObject(std::string_view key) {
-  LK_RETURN_IF_ERROR(ValidateObjectKey(key));
+  LK_RETURN_IF_ERROR(CheckKey(key));
   Request r;
   r.ctx.operation = "DeleteObject";
   r.ctx.key = FullKey(key);
@@ -681,7 +690,7 @@ Status S3Client::DeleteObject(std::string_view key) {
 }
 
 Status S3Client::DeleteObjects(const std::vector<std::string>& keys) {
-  for (const std::string& k : keys) LK_RETURN_IF_ERROR(ValidateObjectKey(k));
+  for (const std::string& k : keys) LK_RETURN_IF_ERROR(CheckKey(k));
   for (size_t start = 0; start < keys.size(); start += 1000) {
     const size_t end = std::min(keys.size(), start + 1000);
     std::string xml = "<?xml version=\"1.0\" encoding=\"UTF-8\"?><Delete><Quiet>true</Quiet>";
@@ -753,7 +762,7 @@ Result<S3Listing> S3Client::ListObjects(std::string_view prefix, std::string_vie
 }
 
 Result<std::string> S3Client::CreateMultipartUpload(std::string_view key, const S3Metadata& metadata) {
-  LK_RETURN_IF_ERROR(ValidateObjectKey(key));
+  LK_RETURN_IF_ERROR(CheckKey(key));
   LK_RETURN_IF_ERROR(ValidateMetadata(metadata));
   Request r;
   r.ctx.operation = "CreateMultipartUpload";
@@ -775,7 +784,7 @@ Result<std::string> S3Client::CreateMultipartUpload(std::string_view key, const 
 
 Result<std::string> S3Client::UploadPart(std::string_view key, const std::string& upload_id,
                                          const S3PartRange& part, const std::string& path) {
-  LK_RETURN_IF_ERROR(ValidateObjectKey(key));
+  LK_RETURN_IF_ERROR(CheckKey(key));
   Fd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC));
   if (fd.get() < 0) return Status::FromErrno(errno, "open " + path);
   Request r;
@@ -800,7 +809,7 @@ Result<std::string> S3Client::UploadPart(std::string_view key, const std::string
 
 Status S3Client::CompleteMultipartUpload(std::string_view key, const std::string& upload_id,
                                          const std::vector<S3CompletedPart>& parts) {
-  LK_RETURN_IF_ERROR(ValidateObjectKey(key));
+  LK_RETURN_IF_ERROR(CheckKey(key));
   std::string xml = "<?xml version=\"1.0\" encoding=\"UTF-8\"?><CompleteMultipartUpload>";
   for (const S3CompletedPart& p : parts) {
     xml += "<Part><PartNumber>" + std::to_string(p.number) + "</PartNumber><ETag>\"" + XmlEscape(p.etag) +
@@ -824,7 +833,7 @@ Status S3Client::CompleteMultipartUpload(std::string_view key, const std::string
 }
 
 Status S3Client::AbortMultipartUpload(std::string_view key, const std::string& upload_id) {
-  LK_RETURN_IF_ERROR(ValidateObjectKey(key));
+  LK_RETURN_IF_ERROR(CheckKey(key));
   Request r;
   r.ctx.operation = "AbortMultipartUpload";
   r.ctx.key = FullKey(key);

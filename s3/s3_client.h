@@ -147,6 +147,7 @@ class S3Client {
   // crash leaves it for ListMultipartUploads + AbortMultipartUpload).
   Status PutFile(std::string_view key, const std::string& path, const S3Metadata& metadata = {});
 
+  // The whole object in memory: for small objects (manifests, markers).
   Result<std::string> GetObject(std::string_view key);
   // Downloads to `path` crash-safely: `<path>.tmp`, fsync, rename, fsync the
   // directory. On failure `path` is untouched and the .tmp removed.
@@ -181,6 +182,8 @@ class S3Client {
   explicit S3Client(S3ClientOptions options);
   Result<Response> Perform(Request& request);
   std::string FullKey(std::string_view key) const { return options_.location.prefix + std::string(key); }
+  // ValidateObjectKey, and the key with the prefix within S3's 1024 bytes.
+  Status CheckKey(std::string_view key) const;
 
   S3ClientOptions options_;
   std::unique_ptr<HandlePool> handles_;

@@ -65,6 +65,13 @@ Status MapS3Error(const S3RequestContext& ctx, long http_status, std::string_vie
                                       ": this host's clock differs too much from the gateway's; fix the clock "
                                       "(NTP)");
     }
+    if (r.code.empty()) {
+      // A HEAD reply has no body to say why.
+      return Status::PermissionDenied(what + ": the gateway" + at + " refused the request " + ids +
+                                      ": check the access key and secret (AWS_ACCESS_KEY_ID, "
+                                      "AWS_SECRET_ACCESS_KEY or the profile) from " + creds +
+                                      ", and that this user may use the bucket");
+    }
     return Status::PermissionDenied(what + ": access denied" + at + " " + ids + detail +
                                     ": check that the user of " + creds +
                                     " may use this bucket (bucket policy, user permissions)");

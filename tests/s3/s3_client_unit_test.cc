@@ -159,6 +159,7 @@ class ClosedPort {
 // to see what the client sends and how it handles failures.
 class ScriptedHttpServer {
  public:
+  static constexpr char kStall[] = "<stall>";  // no reply until the client hangs up
   explicit ScriptedHttpServer(std::vector<std::string> replies = {}) : replies_(std::move(replies)) {
     fd_ = ::socket(AF_INET, SOCK_STREAM, 0);
     sockaddr_in a{};
@@ -210,6 +211,13 @@ class ScriptedHttpServer {
       {
         std::lock_guard<std::mutex> lock(mu_);
         requests_.push_back(got);
+      }
+      if (served < replies_.size() && replies_[served] == kStall) {
+        // Say nothing until the client gives up and hangs up.
+        while (::read(c, buf, sizeof buf) > 0) {
+        }
+        ::close(c);
+        continue;
       }
       const std::string reply = served < replies_.size()
                                     ? replies_[served]
@@ -325,6 +333,26 @@ TEST(S3ClientRetryTest, ACompletionThatFailsInsideA200IsAnError) {
   ASSERT_EQ(reqs.size(), 1u);
   EXPECT_TRUE(reqs[0].starts_with("POST /backups/k?uploadId=upload-1 HTTP/1.1")) << reqs[0];
   EXPECT_NE(reqs[0].find("<Part><PartNumber>1</PartNumber><ETag>\"etag\"</ETag></Part>"), std::string::npos);
+}
+
+TEST(S3ClientRetryTest, AStalledReplyIsATimeoutAndIsRetried) {
+  ScriptedHttpServer server({ScriptedHttpServer::kStall});
+  auto o = ValidOptions();
+  o.location.endpoint = *ParseS3Endpoint("http://127.0.0.1:" + std::to_string(server.port()));
+  o.stall_timeout_s = 1;
+  o.max_attempts = 1;
+  LK_ASSERT_OK_AND_ASSIGN(auto client, S3Client::Create(o, NoEnv()));
+  Status s = client->PutObject("k", "v");
+  EXPECT_EQ(s.code(), StatusCode::kTimeout) << s.ToString();
+  EXPECT_NE(s.message().find("timed out"), std::string::npos) << s.message();
+
+  o.max_attempts = 2;  // the second try gets the default 200
+  o.retry_base_ms = 10;
+  ScriptedHttpServer again({ScriptedHttpServer::kStall});
+  o.location.endpoint = *ParseS3Endpoint("http://127.0.0.1:" + std::to_string(again.port()));
+  LK_ASSERT_OK_AND_ASSIGN(auto retrying, S3Client::Create(o, NoEnv()));
+  LK_EXPECT_OK(retrying->PutObject("k", "v"));
+  EXPECT_EQ(again.requests().size(), 2u);
 }
 
 TEST(S3ClientTransportTest, AClosedPortIsUnavailableQuicklyNamingTheEndpoint) {

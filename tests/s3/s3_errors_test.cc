@@ -43,6 +43,7 @@ TEST(S3ErrorTest, AnUnknownKeyOrDeniedAccessIsPermissionDenied) {
   Status bodiless = MapS3Error(Ctx(), 403, "", "tx-head");
   EXPECT_EQ(bodiless.code(), StatusCode::kPermissionDenied);
   EXPECT_NE(bodiless.message().find("RequestId tx-head"), std::string::npos);
+  EXPECT_NE(bodiless.message().find("AWS_SECRET_ACCESS_KEY"), std::string::npos) << bodiless.message();
 }
 
 TEST(S3ErrorTest, AMissingBucketSaysHowToCreateIt) {

@@ -8,6 +8,10 @@
 #           CA path). A gateway already running in $DIR is reused.
 #   stop    stops what `start` started (by the pids it recorded, nothing else)
 #           and removes $DIR.
+#   fixture-start, fixture-stop
+#           what ctest's fixture runs: fixture-start is start but notes when it
+#           started the gateway itself; fixture-stop stops only such a one, so
+#           a gateway started by hand outlives a test run that reused it.
 #   status  exit 0 if the gateway in $DIR answers, 1 otherwise.
 #   env     prints $DIR/env.
 #
@@ -236,7 +240,19 @@ cmd_stop() {
 case "${1:-}" in
   start) cmd_start ;;
   stop) cmd_stop ;;
+  fixture-start)
+    check_can_run
+    if gateway_answers; then
+      log "reusing the gateway already running in $DIR (started by hand: the test run leaves it running)"
+    else
+      cmd_start
+      touch "$DIR/run/fixture-owned"
+    fi
+    ;;
+  fixture-stop)
+    if [ -f "$DIR/run/fixture-owned" ]; then cmd_stop; else log "not stopping a gateway this test run did not start"; fi
+    ;;
   status) gateway_answers ;;
   env) cat "$DIR/env" ;;
-  *) echo "usage: $0 start|stop|status|env" >&2; exit 2 ;;
+  *) echo "usage: $0 start|stop|status|env|fixture-start|fixture-stop" >&2; exit 2 ;;
 esac
