@@ -332,7 +332,9 @@ bool IsRetryableTransportError(CURLcode rc) {
 }  // namespace
 
 S3Client::S3Client(S3ClientOptions options)
-    : options_(std::move(options)), handles_(std::make_unique<HandlePool>()) {}
+    : options_(std::move(options)),
+      sigv4_("aws:amz:" + options_.location.region + ":s3"),
+      handles_(std::make_unique<HandlePool>()) {}
 
 S3Client::~S3Client() = default;
 
@@ -375,6 +377,85 @@ Result<std::unique_ptr<S3Client>> S3Client::Create(S3ClientOptions options, cons
   return std::unique_ptr<S3Client>(new S3Client(std::move(options)));
 }
 
+// One try's curl options: the request, signing, TLS, limits, callbacks.
+void S3Client::Configure(void* handle, const Request& req, const std::string& url, void* transfer,
+                         curl_slist* headers, char* errbuf) const {
+  CURL* h = handle;
+  auto* t = static_cast<Transfer*>(transfer);
+  curl_easy_setopt(h, CURLOPT_URL, url.c_str());
+  curl_easy_setopt(h, CURLOPT_ERRORBUFFER, errbuf);
+  curl_easy_setopt(h, CURLOPT_NOSIGNAL, 1L);
+  curl_easy_setopt(h, CURLOPT_PROTOCOLS_STR, "http,https");
+  curl_easy_setopt(h, CURLOPT_AWS_SIGV4, sigv4_.c_str());
+  curl_easy_setopt(h, CURLOPT_USERNAME, options_.credentials.access_key_id.c_str());
+  curl_easy_setopt(h, CURLOPT_PASSWORD, options_.credentials.secret_access_key.c_str());
+  curl_easy_setopt(h, CURLOPT_HTTPHEADER, headers);
+  curl_easy_setopt(h, CURLOPT_CONNECTTIMEOUT_MS, static_cast<long>(options_.connect_timeout_ms));
+  curl_easy_setopt(h, CURLOPT_LOW_SPEED_LIMIT, 1024L);
+  curl_easy_setopt(h, CURLOPT_LOW_SPEED_TIME, static_cast<long>(options_.stall_timeout_s));
+  curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, WriteReply);
+  curl_easy_setopt(h, CURLOPT_WRITEDATA, t);
+  curl_easy_setopt(h, CURLOPT_HEADERFUNCTION, HeaderLine);
+  curl_easy_setopt(h, CURLOPT_HEADERDATA, t);
+  if (options_.cancelled) {
+    curl_easy_setopt(h, CURLOPT_XFERINFOFUNCTION, Progress);
+    curl_easy_setopt(h, CURLOPT_XFERINFODATA, t);
+    curl_easy_setopt(h, CURLOPT_NOPROGRESS, 0L);
+  }
+  if (!options_.ca_bundle.empty()) curl_easy_setopt(h, CURLOPT_CAINFO, options_.ca_bundle.c_str());
+  if (options_.insecure_skip_tls_verify) {
+    curl_easy_setopt(h, CURLOPT_SSL_VERIFYPEER, 0L);
+    curl_easy_setopt(h, CURLOPT_SSL_VERIFYHOST, 0L);
+  }
+  if (req.method == "HEAD") {
+    curl_easy_setopt(h, CURLOPT_NOBODY, 1L);
+  } else if (req.method == "DELETE") {
+    curl_easy_setopt(h, CURLOPT_CUSTOMREQUEST, "DELETE");
+  } else if (req.method == "PUT") {
+    curl_easy_setopt(h, CURLOPT_UPLOAD, 1L);
+    curl_easy_setopt(h, CURLOPT_INFILESIZE_LARGE, static_cast<curl_off_t>(req.body_length));
+  } else if (req.method == "POST") {
+    curl_easy_setopt(h, CURLOPT_POST, 1L);
+    curl_easy_setopt(h, CURLOPT_POSTFIELDSIZE_LARGE, static_cast<curl_off_t>(req.body_length));
+  }
+  if (req.method == "PUT" || req.method == "POST") {
+    // The body comes from the read callback (memory or a file range); the
+    // seek callback lets curl send it again (a 100-continue refused, ...).
+    curl_easy_setopt(h, CURLOPT_READFUNCTION, ReadBody);
+    curl_easy_setopt(h, CURLOPT_READDATA, t);
+    curl_easy_setopt(h, CURLOPT_SEEKFUNCTION, SeekBody);
+    curl_easy_setopt(h, CURLOPT_SEEKDATA, t);
+  }
+}
+
+// The Status of a try that curl itself failed, and whether to retry it.
+Status S3Client::TransportFailure(int curl_code, const std::string& curl_text, const Request& req,
+                                  const std::string& url, const void* transfer, int attempt,
+                                  bool* retry) const {
+  const auto rc = static_cast<CURLcode>(curl_code);
+  const auto* t = static_cast<const Transfer*>(transfer);
+  const std::string what = req.ctx.operation + " " + url;
+  const std::string tries = attempt > 1 ? " (try " + std::to_string(attempt) + ")" : "";
+  *retry = false;
+  if (t->was_cancelled || rc == CURLE_ABORTED_BY_CALLBACK) return Status::Aborted(what + ": cancelled");
+  if (rc == CURLE_WRITE_ERROR && t->write_errno != 0) return Status::FromErrno(t->write_errno, "write " + req.sink_path);
+  if (rc == CURLE_READ_ERROR) return Status::FromErrno(t->read_errno != 0 ? t->read_errno : EIO, "read " + req.body_path);
+  if (IsTlsVerificationError(rc)) {
+    return Status::FailedPrecondition(
+        what + ": TLS verification of " + EndpointName() + " failed (" + curl_text + "); " +
+        (options_.ca_bundle.empty() ? "if the gateway's certificate is signed by a private CA, give its PEM "
+                                      "file as the CA bundle option (or AWS_CA_BUNDLE)"
+                                    : "the CA bundle " + options_.ca_bundle +
+                                          " does not vouch for it: check the CA bundle option / "
+                                          "AWS_CA_BUNDLE and the certificate's host names"));
+  }
+  *retry = IsRetryableTransportError(rc);
+  if (rc == CURLE_OPERATION_TIMEDOUT) {
+    return Status::Timeout(what + ": the S3 endpoint " + EndpointName() + " timed out" + tries + ": " + curl_text);
+  }
+  return Status::Unavailable(what + ": cannot reach the S3 endpoint " + EndpointName() + tries + ": " + curl_text);
+}
+
 Result<S3Client::Response> S3Client::Perform(Request& req) {
   req.ctx.endpoint = EndpointName();
   req.ctx.bucket = options_.location.bucket;
@@ -382,32 +463,25 @@ Result<S3Client::Response> S3Client::Perform(Request& req) {
   if (req.payload_sha256.empty()) {
     req.payload_sha256 = req.body.empty() ? kEmptySha256 : Sha256Hex(req.body);
   }
-  const bool has_body = req.method == "PUT" || req.method == "POST";
   if (req.body_fd < 0) req.body_length = req.body.size();
-
   const std::string url = ObjectUrl(options_.location, req.key, req.query);
-  const std::string sigv4 = "aws:amz:" + options_.location.region + ":s3";
+  auto cancelled = [this] { return options_.cancelled && options_.cancelled(); };
 
   std::random_device rd;
   ExponentialBackoff backoff(options_.retry_base_ms, options_.retry_max_ms, (uint64_t{rd()} << 32) | rd());
   Status last;
   for (int attempt = 1; attempt <= options_.max_attempts; ++attempt) {
-    if (options_.cancelled && options_.cancelled()) {
-      return Status::Aborted(req.ctx.operation + ": cancelled");
-    }
+    if (cancelled()) return Status::Aborted(req.ctx.operation + ": cancelled");
     if (attempt > 1) {
-      const int64_t delay = backoff.NextDelayMs();
-      // Sleep in slices so a cancellation is seen soon.
-      const auto until = std::chrono::steady_clock::now() + std::chrono::milliseconds(delay);
+      // Sleep in slices so that a cancellation is seen soon.
+      const auto until = std::chrono::steady_clock::now() + std::chrono::milliseconds(backoff.NextDelayMs());
       while (std::chrono::steady_clock::now() < until) {
-        if (options_.cancelled && options_.cancelled()) return Status::Aborted(req.ctx.operation + ": cancelled");
+        if (cancelled()) return Status::Aborted(req.ctx.operation + ": cancelled");
         std::this_thread::sleep_for(std::min<std::chrono::steady_clock::duration>(
             std::chrono::milliseconds(50), until - std::chrono::steady_clock::now()));
       }
-      if (req.sink_fd >= 0) {
-        if (::ftruncate(req.sink_fd, 0) != 0 || ::lseek(req.sink_fd, 0, SEEK_SET) != 0) {
-          return Status::FromErrno(errno, "truncate " + req.sink_path);
-        }
+      if (req.sink_fd >= 0 && (::ftruncate(req.sink_fd, 0) != 0 || ::lseek(req.sink_fd, 0, SEEK_SET) != 0)) {
+        return Status::FromErrno(errno, "truncate " + req.sink_path);
       }
     }
 
@@ -421,93 +495,31 @@ Result<S3Client::Response> S3Client::Perform(Request& req) {
     t.body_length = req.body_length;
     t.sink_fd = req.sink_fd;
     t.cancelled = &options_.cancelled;
-
-    CURL* h = handles_->Take();
-    if (h == nullptr) return Status::Internal("curl_easy_init failed");
-    t.handle = h;
-    char errbuf[CURL_ERROR_SIZE] = {};
     curl_slist* headers = nullptr;
     for (const std::string& line : S3AuthHeaders(options_.credentials, req.payload_sha256)) {
       headers = curl_slist_append(headers, line.c_str());
     }
     for (const std::string& line : req.headers) headers = curl_slist_append(headers, line.c_str());
 
-    curl_easy_setopt(h, CURLOPT_URL, url.c_str());
-    curl_easy_setopt(h, CURLOPT_ERRORBUFFER, errbuf);
-    curl_easy_setopt(h, CURLOPT_NOSIGNAL, 1L);
-    curl_easy_setopt(h, CURLOPT_PROTOCOLS_STR, "http,https");
-    curl_easy_setopt(h, CURLOPT_AWS_SIGV4, sigv4.c_str());
-    curl_easy_setopt(h, CURLOPT_USERNAME, options_.credentials.access_key_id.c_str());
-    curl_easy_setopt(h, CURLOPT_PASSWORD, options_.credentials.secret_access_key.c_str());
-    curl_easy_setopt(h, CURLOPT_HTTPHEADER, headers);
-    curl_easy_setopt(h, CURLOPT_CONNECTTIMEOUT_MS, static_cast<long>(options_.connect_timeout_ms));
-    curl_easy_setopt(h, CURLOPT_LOW_SPEED_LIMIT, 1024L);
-    curl_easy_setopt(h, CURLOPT_LOW_SPEED_TIME, static_cast<long>(options_.stall_timeout_s));
-    curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, WriteReply);
-    curl_easy_setopt(h, CURLOPT_WRITEDATA, &t);
-    curl_easy_setopt(h, CURLOPT_HEADERFUNCTION, HeaderLine);
-    curl_easy_setopt(h, CURLOPT_HEADERDATA, &t);
-    if (options_.cancelled) {
-      curl_easy_setopt(h, CURLOPT_XFERINFOFUNCTION, Progress);
-      curl_easy_setopt(h, CURLOPT_XFERINFODATA, &t);
-      curl_easy_setopt(h, CURLOPT_NOPROGRESS, 0L);
+    CURL* h = handles_->Take();
+    if (h == nullptr) {
+      curl_slist_free_all(headers);
+      return Status::Internal("curl_easy_init failed");
     }
-    if (!options_.ca_bundle.empty()) curl_easy_setopt(h, CURLOPT_CAINFO, options_.ca_bundle.c_str());
-    if (options_.insecure_skip_tls_verify) {
-      curl_easy_setopt(h, CURLOPT_SSL_VERIFYPEER, 0L);
-      curl_easy_setopt(h, CURLOPT_SSL_VERIFYHOST, 0L);
-    }
-    if (req.method == "HEAD") {
-      curl_easy_setopt(h, CURLOPT_NOBODY, 1L);
-    } else if (req.method == "DELETE") {
-      curl_easy_setopt(h, CURLOPT_CUSTOMREQUEST, "DELETE");
-    } else if (req.method == "PUT") {
-      curl_easy_setopt(h, CURLOPT_UPLOAD, 1L);
-    } else if (req.method == "POST") {
-      curl_easy_setopt(h, CURLOPT_POST, 1L);
-      curl_easy_setopt(h, CURLOPT_POSTFIELDSIZE_LARGE, static_cast<curl_off_t>(req.body_length));
-    }
-    if (has_body) {
-      curl_easy_setopt(h, CURLOPT_READFUNCTION, ReadBody);
-      curl_easy_setopt(h, CURLOPT_READDATA, &t);
-      curl_easy_setopt(h, CURLOPT_SEEKFUNCTION, SeekBody);
-      curl_easy_setopt(h, CURLOPT_SEEKDATA, &t);
-      if (req.method == "PUT") {
-        curl_easy_setopt(h, CURLOPT_INFILESIZE_LARGE, static_cast<curl_off_t>(req.body_length));
-      }
-    }
-
+    t.handle = h;
+    char errbuf[CURL_ERROR_SIZE] = {};
+    Configure(h, req, url, &t, headers, errbuf);
     const CURLcode rc = curl_easy_perform(h);
     curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &resp.status);
     curl_easy_setopt(h, CURLOPT_HTTPHEADER, nullptr);
+    curl_easy_setopt(h, CURLOPT_ERRORBUFFER, nullptr);
     curl_slist_free_all(headers);
     handles_->Give(h);
 
-    const std::string tries = attempt > 1 ? " (try " + std::to_string(attempt) + ")" : "";
     if (rc != CURLE_OK) {
-      const std::string curl_text = errbuf[0] != '\0' ? errbuf : curl_easy_strerror(rc);
-      const std::string what = req.ctx.operation + " " + url;
-      if (t.was_cancelled || rc == CURLE_ABORTED_BY_CALLBACK) return Status::Aborted(what + ": cancelled");
-      if (rc == CURLE_WRITE_ERROR && t.write_errno != 0) return Status::FromErrno(t.write_errno, "write " + req.sink_path);
-      if (rc == CURLE_READ_ERROR) {
-        return Status::FromErrno(t.read_errno != 0 ? t.read_errno : EIO, "read " + req.body_path);
-      }
-      if (IsTlsVerificationError(rc)) {
-        return Status::FailedPrecondition(
-            what + ": TLS verification of " + EndpointName() + " failed (" + curl_text + "); " +
-            (options_.ca_bundle.empty() ? "if the gateway's certificate is signed by a private CA, give its PEM "
-                                          "file as the CA bundle option (or AWS_CA_BUNDLE)"
-                                        : "the CA bundle " + options_.ca_bundle +
-                                              " does not vouch for it: check the CA bundle option / "
-                                              "AWS_CA_BUNDLE and the certificate's host names"));
-      }
-      if (rc == CURLE_OPERATION_TIMEDOUT) {
-        last = Status::Timeout(what + ": the S3 endpoint " + EndpointName() + " timed out" + tries + ": " + curl_text);
-      } else {
-        last = Status::Unavailable(what + ": cannot reach the S3 endpoint " + EndpointName() + tries + ": " +
-                                   curl_text);
-      }
-      if (!IsRetryableTransportError(rc)) return last;
+      bool retry = false;
+      last = TransportFailure(rc, errbuf[0] != '\0' ? errbuf : curl_easy_strerror(rc), req, url, &t, attempt, &retry);
+      if (!retry) return last;
       continue;
     }
     if (resp.status >= 200 && resp.status < 300) return resp;
@@ -515,7 +527,8 @@ Result<S3Client::Response> S3Client::Perform(Request& req) {
     last = MapS3Error(req.ctx, resp.status, resp.body, rid == resp.headers.end() ? "" : rid->second);
     if (!IsRetryableHttpStatus(resp.status, ParseS3ErrorReply(resp.body).code)) return last;
   }
-  return last.WithContext("gave up after " + std::to_string(options_.max_attempts) + " tries");
+  const int n = options_.max_attempts;
+  return last.WithContext("gave up after " + std::to_string(n) + (n == 1 ? " try" : " tries"));
 }
 
 // ------------------------------------------------------------------ operations

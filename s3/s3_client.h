@@ -34,6 +34,8 @@
 #include "s3/s3_credentials.h"
 #include "s3/s3_location.h"
 
+struct curl_slist;  // libcurl's header list, used by the private Configure()
+
 namespace ledgerkeep::s3 {
 
 struct S3ClientOptions {
@@ -180,12 +182,21 @@ class S3Client {
   class HandlePool;
 
   explicit S3Client(S3ClientOptions options);
+  // Sends the request, retrying as the options say; a 2xx reply or the
+  // Status of the last failure.
   Result<Response> Perform(Request& request);
+  // (curl types stay out of this header: handle is a CURL*, transfer the
+  // try's callback state.)
+  void Configure(void* handle, const Request& req, const std::string& url, void* transfer,
+                 curl_slist* headers, char* errbuf) const;
+  Status TransportFailure(int curl_code, const std::string& curl_text, const Request& req, const std::string& url,
+                          const void* transfer, int attempt, bool* retry) const;
   std::string FullKey(std::string_view key) const { return options_.location.prefix + std::string(key); }
   // ValidateObjectKey, and the key with the prefix within S3's 1024 bytes.
   Status CheckKey(std::string_view key) const;
 
   S3ClientOptions options_;
+  std::string sigv4_;  // CURLOPT_AWS_SIGV4: "aws:amz:<region>:s3"
   std::unique_ptr<HandlePool> handles_;
 };
 
