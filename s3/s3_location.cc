@@ -81,6 +81,14 @@ std::string Printable(std::string_view s) {
 
 }  // namespace
 
+Result<AddressingStyle> ParseAddressingStyle(std::string_view text) {
+  if (text == "path") return AddressingStyle::kPath;
+  if (text == "virtual-host") return AddressingStyle::kVirtualHost;
+  return Status::InvalidArgument("S3 addressing style '" + Printable(text) +
+                                 "' must be 'path' (https://host/bucket/key: Ceph RGW, MinIO) or "
+                                 "'virtual-host' (https://bucket.host/key: AWS)");
+}
+
 std::string S3Endpoint::ToString() const {
   std::string s = https ? "https://" : "http://";
   s += host;

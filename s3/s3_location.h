@@ -17,6 +17,10 @@ enum class AddressingStyle {
   kVirtualHost,  // https://bucket.host:port/key (AWS)
 };
 
+// "path" or "virtual-host" (how operators write it); InvalidArgument
+// naming both otherwise.
+Result<AddressingStyle> ParseAddressingStyle(std::string_view text);
+
 // "http://host:port" or "https://host" (no path, query or user info).
 struct S3Endpoint {
   bool https = true;

@@ -8,15 +8,17 @@
 
 #include <atomic>
 #include <chrono>
+#include <fstream>
+#include <functional>
 #include <mutex>
 #include <string>
-#include <vector>
 #include <thread>
+#include <vector>
 
 #include "common/sha256.h"
-
 #include "s3/s3_client.h"
 #include "tests/support/status_macros.h"
+#include "tests/support/temp_dir.h"
 
 namespace ledgerkeep::s3 {
 namespace {
@@ -154,83 +156,95 @@ class ClosedPort {
   int port_ = 0;
 };
 
-// A loopback HTTP server that answers each request (one per connection) with
-// the next of `replies` (then 200 with no body) and keeps what it received,
-// to see what the client sends and how it handles failures.
+// A loopback HTTP server: each connection (one request; the replies close
+// it) on a thread of its own, answered by `handler` (the request's text and
+// its number in accept order) or, built from a list, with the next of
+// `replies` and then 200 with no body. It keeps what it received, to see
+// what the client sends and how it handles failures.
 class ScriptedHttpServer {
  public:
   static constexpr char kStall[] = "<stall>";  // no reply until the client hangs up
-  explicit ScriptedHttpServer(std::vector<std::string> replies = {}) : replies_(std::move(replies)) {
+  using Handler = std::function<std::string(const std::string& request, size_t index)>;
+
+  explicit ScriptedHttpServer(std::vector<std::string> replies = {})
+      : ScriptedHttpServer([replies = std::move(replies)](const std::string&, size_t i) {
+          return i < replies.size() ? replies[i]
+                                    : std::string("HTTP/1.1 200 OK\r\nContent-Length: 0\r\nConnection: close\r\n\r\n");
+        }) {}
+  explicit ScriptedHttpServer(Handler handler) : handler_(std::move(handler)) {
     fd_ = ::socket(AF_INET, SOCK_STREAM, 0);
     sockaddr_in a{};
     a.sin_family = AF_INET;
     a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
     EXPECT_EQ(::bind(fd_, reinterpret_cast<sockaddr*>(&a), sizeof a), 0);
-    EXPECT_EQ(::listen(fd_, 16), 0);
+    EXPECT_EQ(::listen(fd_, 64), 0);
     socklen_t len = sizeof a;
     ::getsockname(fd_, reinterpret_cast<sockaddr*>(&a), &len);
     port_ = ntohs(a.sin_port);
-    thread_ = std::thread([this] { Serve(); });
+    acceptor_ = std::thread([this] { Accept(); });
   }
   ~ScriptedHttpServer() {
     ::shutdown(fd_, SHUT_RDWR);
     ::close(fd_);
-    thread_.join();
+    acceptor_.join();
+    for (auto& t : connections_) t.join();
   }
   int port() const { return port_; }
-  // The requests as received (valid once the client's call returned).
+  // The requests as received, in the order they were complete (valid once
+  // the client's call returned).
   std::vector<std::string> requests() {
     std::lock_guard<std::mutex> lock(mu_);
     return requests_;
   }
 
  private:
-  void Serve() {
-    for (size_t served = 0;; ++served) {
+  void Accept() {
+    for (size_t index = 0;; ++index) {
       const int c = ::accept(fd_, nullptr, nullptr);
       if (c < 0) return;
-      std::string got;
-      char buf[4096];
-      size_t need = std::string::npos;
-      for (;;) {
-        const size_t head_end = got.find("\r\n\r\n");
-        if (head_end != std::string::npos && need == std::string::npos) {
-          need = head_end + 4;
-          const size_t cl = got.find("Content-Length: ");
-          if (cl != std::string::npos && cl < head_end) need += std::stoul(got.substr(cl + 16));
-          if (got.find("Expect: 100-continue") != std::string::npos) {
-            const char cont[] = "HTTP/1.1 100 Continue\r\n\r\n";
-            (void)!::write(c, cont, sizeof cont - 1);
-          }
-        }
-        if (need != std::string::npos && got.size() >= need) break;
-        const ssize_t n = ::read(c, buf, sizeof buf);
-        if (n <= 0) break;
-        got.append(buf, static_cast<size_t>(n));
-      }
-      {
-        std::lock_guard<std::mutex> lock(mu_);
-        requests_.push_back(got);
-      }
-      if (served < replies_.size() && replies_[served] == kStall) {
-        // Say nothing until the client gives up and hangs up.
-        while (::read(c, buf, sizeof buf) > 0) {
-        }
-        ::close(c);
-        continue;
-      }
-      const std::string reply = served < replies_.size()
-                                    ? replies_[served]
-                                    : "HTTP/1.1 200 OK\r\nContent-Length: 0\r\nConnection: close\r\n\r\n";
-      (void)!::write(c, reply.data(), reply.size());
-      ::close(c);
+      connections_.emplace_back([this, c, index] { Serve(c, index); });
     }
   }
 
-  std::vector<std::string> replies_;
+  void Serve(int c, size_t index) {
+    std::string got;
+    char buf[4096];
+    size_t need = std::string::npos;
+    for (;;) {
+      const size_t head_end = got.find("\r\n\r\n");
+      if (head_end != std::string::npos && need == std::string::npos) {
+        need = head_end + 4;
+        const size_t cl = got.find("Content-Length: ");
+        if (cl != std::string::npos && cl < head_end) need += std::stoul(got.substr(cl + 16));
+        if (got.find("Expect: 100-continue") != std::string::npos) {
+          const char cont[] = "HTTP/1.1 100 Continue\r\n\r\n";
+          (void)!::write(c, cont, sizeof cont - 1);
+        }
+      }
+      if (need != std::string::npos && got.size() >= need) break;
+      const ssize_t n = ::read(c, buf, sizeof buf);
+      if (n <= 0) break;
+      got.append(buf, static_cast<size_t>(n));
+    }
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      requests_.push_back(got);
+    }
+    const std::string reply = handler_(got, index);
+    if (reply == kStall) {
+      while (::read(c, buf, sizeof buf) > 0) {
+      }
+    } else {
+      (void)!::write(c, reply.data(), reply.size());
+    }
+    ::close(c);
+  }
+
+  Handler handler_;
   int fd_ = -1;
   int port_ = 0;
-  std::thread thread_;
+  std::thread acceptor_;
+  std::vector<std::thread> connections_;  // only the acceptor adds, before the destructor joins
   std::mutex mu_;
   std::vector<std::string> requests_;  // guarded by mu_
 };
@@ -353,6 +367,90 @@ TEST(S3ClientRetryTest, AStalledReplyIsATimeoutAndIsRetried) {
   LK_ASSERT_OK_AND_ASSIGN(auto retrying, S3Client::Create(o, NoEnv()));
   LK_EXPECT_OK(retrying->PutObject("k", "v"));
   EXPECT_EQ(again.requests().size(), 2u);
+}
+
+TEST(S3ClientMultipartTest, PartsGoUpInParallelUpToTheConcurrency) {
+  // A gateway that takes 300 ms per part and counts the parts in flight.
+  std::atomic<int> in_flight{0};
+  std::atomic<int> most{0};
+  ScriptedHttpServer server([&](const std::string& req, size_t) -> std::string {
+    auto reply = [](const std::string& extra, const std::string& body) {
+      return "HTTP/1.1 200 OK\r\n" + extra + "Content-Length: " + std::to_string(body.size()) +
+             "\r\nConnection: close\r\n\r\n" + body;
+    };
+    if (req.starts_with("POST /backups/big?uploads= ")) {
+      return reply("", "<InitiateMultipartUploadResult><UploadId>u1</UploadId></InitiateMultipartUploadResult>");
+    }
+    if (req.starts_with("PUT /backups/big?partNumber=")) {
+      const int now = ++in_flight;
+      int seen = most.load();
+      while (now > seen && !most.compare_exchange_weak(seen, now)) {
+      }
+      std::this_thread::sleep_for(std::chrono::milliseconds(300));
+      --in_flight;
+      const std::string n = req.substr(28, req.find('&') - 28);
+      return reply("ETag: \"etag-" + n + "\"\r\n", "");
+    }
+    if (req.starts_with("POST /backups/big?uploadId=u1 ")) {
+      return reply("", "<CompleteMultipartUploadResult><ETag>\"x-5\"</ETag></CompleteMultipartUploadResult>");
+    }
+    return "HTTP/1.1 400 Bad Request\r\nContent-Length: 0\r\nConnection: close\r\n\r\n";
+  });
+  test::TempDir dir;
+  {
+    std::ofstream out(dir / "big", std::ios::binary);
+    const std::string mib(kMiB, 'x');
+    for (int i = 0; i < 21; ++i) out << mib;  // 5 parts of 5 MiB, the last 1 MiB
+  }
+  auto o = ValidOptions();
+  o.location.endpoint = *ParseS3Endpoint("http://127.0.0.1:" + std::to_string(server.port()));
+  o.part_size = 5 * kMiB;
+  o.multipart_threshold = 8 * kMiB;
+  o.upload_concurrency = 3;
+  o.max_attempts = 1;
+  LK_ASSERT_OK_AND_ASSIGN(auto client, S3Client::Create(o, NoEnv()));
+  LK_ASSERT_OK(client->PutFile("big", dir / "big"));
+  EXPECT_EQ(most.load(), 3);
+  const auto reqs = server.requests();
+  ASSERT_EQ(reqs.size(), 7u);  // create, 5 parts, complete
+  const std::string& complete = reqs.back();
+  for (int n = 1; n <= 5; ++n) {
+    const std::string part = "<Part><PartNumber>" + std::to_string(n) + "</PartNumber><ETag>\"etag-" +
+                             std::to_string(n) + "\"</ETag></Part>";
+    EXPECT_NE(complete.find(part), std::string::npos) << complete;
+  }
+}
+
+TEST(S3ClientMultipartTest, AFailedPartAbortsTheUpload) {
+  ScriptedHttpServer server([](const std::string& req, size_t) -> std::string {
+    if (req.starts_with("POST /backups/big?uploads= ")) {
+      const std::string body = "<InitiateMultipartUploadResult><UploadId>u1</UploadId></InitiateMultipartUploadResult>";
+      return "HTTP/1.1 200 OK\r\nContent-Length: " + std::to_string(body.size()) + "\r\nConnection: close\r\n\r\n" +
+             body;
+    }
+    if (req.starts_with("PUT /backups/big?partNumber=2&")) return Reply(403, "AccessDenied");
+    if (req.starts_with("PUT ")) return "HTTP/1.1 200 OK\r\nETag: \"e\"\r\nContent-Length: 0\r\nConnection: close\r\n\r\n";
+    return "HTTP/1.1 204 No Content\r\nConnection: close\r\n\r\n";  // the abort
+  });
+  test::TempDir dir;
+  {
+    std::ofstream out(dir / "big", std::ios::binary);
+    const std::string mib(kMiB, 'x');
+    for (int i = 0; i < 11; ++i) out << mib;
+  }
+  auto o = ValidOptions();
+  o.location.endpoint = *ParseS3Endpoint("http://127.0.0.1:" + std::to_string(server.port()));
+  o.part_size = 5 * kMiB;
+  o.multipart_threshold = 8 * kMiB;
+  o.upload_concurrency = 1;
+  LK_ASSERT_OK_AND_ASSIGN(auto client, S3Client::Create(o, NoEnv()));
+  Status s = client->PutFile("big", dir / "big");
+  EXPECT_EQ(s.code(), StatusCode::kPermissionDenied) << s.ToString();
+  EXPECT_NE(s.message().find("UploadPart 2"), std::string::npos) << s.message();
+  const auto reqs = server.requests();
+  ASSERT_FALSE(reqs.empty());
+  EXPECT_TRUE(reqs.back().starts_with("DELETE /backups/big?uploadId=u1 ")) << reqs.back();
+  for (const auto& r : reqs) EXPECT_FALSE(r.starts_with("PUT /backups/big?partNumber=3&")) << "a part after the failure";
 }
 
 TEST(S3ClientTransportTest, AClosedPortIsUnavailableQuicklyNamingTheEndpoint) {

@@ -134,6 +134,14 @@ TEST(EndpointTest, RefusesWhatIsNotSchemeHostPort) {
   EXPECT_EQ(ParseS3Endpoint("http://key:secret@h").status().message().find("secret@"), std::string::npos);
 }
 
+TEST(AddressingStyleTest, PathOrVirtualHost) {
+  EXPECT_EQ(*ParseAddressingStyle("path"), AddressingStyle::kPath);
+  EXPECT_EQ(*ParseAddressingStyle("virtual-host"), AddressingStyle::kVirtualHost);
+  auto bad = ParseAddressingStyle("vhost");
+  ASSERT_FALSE(bad.ok());
+  EXPECT_NE(bad.status().message().find("'path'"), std::string::npos);
+}
+
 TEST(UriEncodeTest, EncodesAllButUnreservedUpperCaseHex) {
   EXPECT_EQ(UriEncode("aZ09-_.~", false), "aZ09-_.~");
   EXPECT_EQ(UriEncode("a b/c+d=e&f", false), "a%20b%2Fc%2Bd%3De%26f");
