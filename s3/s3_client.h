@@ -137,7 +137,8 @@ class S3Client {
 
   // OK if the bucket exists and the credentials may use it.
   Status HeadBucket();
-  // Creates the bucket (AlreadyExists if it does). For tests and set-up.
+  // Creates the bucket: OK also when this user owns it already (RGW, and AWS
+  // in us-east-1), AlreadyExists when someone else does. For tests and set-up.
   Status CreateBucket();
 
   // One PUT of `data` (replacing any object of that key).

@@ -19,8 +19,8 @@ struct S3ErrorReply {
   std::string resource;
 };
 
-// The <Error> in `body`; nullopt-like empty reply (code empty) when the body
-// is not an S3 error document (e.g. a HEAD reply has no body).
+// The <Error> in `body`; all fields empty when the body is not an S3 error
+// document (a HEAD reply has no body; a proxy may answer with HTML).
 S3ErrorReply ParseS3ErrorReply(std::string_view body);
 
 // What a request was about, for messages.
