@@ -357,6 +357,60 @@ TEST_F(RgwTest, VirtualHostAddressingReachesTheSameBucket) {
   EXPECT_EQ(info.size, 1u);
 }
 
+TEST_F(RgwTest, AGatewayKilledMidUploadFailsCleanlyAndLeavesAnUploadToAbort) {
+  // A second radosgw on the same cluster, so the other tests keep theirs.
+  const std::string script = std::string(LEDGERKEEP_SOURCE_DIR) + "/tests/support/rgw/ceph-rgw.sh";
+  const std::string& main_endpoint = env_["LK_RGW_ENDPOINT"];
+  const std::string port = std::to_string(std::stoi(main_endpoint.substr(main_endpoint.rfind(':') + 1)) + 3);
+  auto* run = ProcessRunner::Real();
+  LK_ASSERT_OK_AND_ASSIGN(ProcessResult started, run->Run({script, "extra-gateway-start", "midupload", port}, 120'000));
+  ASSERT_EQ(started.exit_code, 0) << started.output;
+
+  auto o = Options();
+  o.location.endpoint = *ParseS3Endpoint("http://127.0.0.1:" + port);
+  o.part_size = 5 * kMiB;
+  o.multipart_threshold = 8 * kMiB;
+  o.upload_concurrency = 1;
+  o.max_attempts = 3;
+  LK_ASSERT_OK_AND_ASSIGN(auto victim, MakeClient(o));
+  const std::string data = RandomBytes(100 * kMiB, 6);
+  WriteFile(dir_ / "big", data);
+
+  Status result;
+  std::thread upload([&] { result = victim->PutFile("n1/big.sst", dir_ / "big"); });
+  // Kill the gateway once the upload has begun (seen through the main one).
+  bool begun = false;
+  for (int i = 0; i < 2000 && !begun; ++i) {
+    auto uploads = client_->ListMultipartUploads();
+    begun = uploads.ok() && !uploads->empty();
+    if (!begun) std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+  auto killed = run->Run({script, "extra-gateway-kill", "midupload"}, 30'000);
+  upload.join();
+  ASSERT_TRUE(begun) << "the upload never showed up";
+  ASSERT_TRUE(killed.ok() && killed->exit_code == 0) << killed.status().ToString();
+
+  EXPECT_EQ(result.code(), StatusCode::kUnavailable) << result.ToString();
+  EXPECT_NE(result.message().find("http://127.0.0.1:" + port), std::string::npos) << result.message();
+  EXPECT_EQ(client_->HeadObject("n1/big.sst").status().code(), StatusCode::kNotFound);
+
+  // The abort could not reach the dead gateway: the upload is left for the
+  // cleanup a later run does, and the upload done again succeeds.
+  LK_ASSERT_OK_AND_ASSIGN(auto left, client_->ListMultipartUploads("n1/"));
+  ASSERT_EQ(left.size(), 1u);
+  LK_ASSERT_OK(client_->AbortMultipartUpload(left[0].key, left[0].upload_id));
+  LK_ASSERT_OK_AND_ASSIGN(auto none, client_->ListMultipartUploads());
+  EXPECT_TRUE(none.empty());
+  auto again = Options();
+  again.part_size = 16 * kMiB;
+  again.multipart_threshold = 16 * kMiB;
+  LK_ASSERT_OK_AND_ASSIGN(auto redo, MakeClient(again));
+  LK_ASSERT_OK(redo->PutFile("n1/big.sst", dir_ / "big"));
+  LK_ASSERT_OK_AND_ASSIGN(S3ObjectInfo info, client_->HeadObject("n1/big.sst"));
+  EXPECT_EQ(info.size, data.size());
+  EXPECT_TRUE(info.etag.ends_with("-7")) << info.etag;
+}
+
 TEST_F(RgwTest, ManyThreadsShareOneClient) {
   constexpr int kThreads = 8;
   constexpr int kEach = 10;

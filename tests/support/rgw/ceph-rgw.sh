@@ -12,6 +12,10 @@
 #           what ctest's fixture runs: fixture-start is start but notes when it
 #           started the gateway itself; fixture-stop stops only such a one, so
 #           a gateway started by hand outlives a test run that reused it.
+#   extra-gateway-start NAME PORT, extra-gateway-kill NAME
+#           a second radosgw on the same cluster (same users and buckets) on
+#           127.0.0.1:PORT, and its SIGKILL: for tests that kill a gateway
+#           mid-transfer while others keep using the main one.
 #   status  exit 0 if the gateway in $DIR answers, 1 otherwise.
 #   env     prints $DIR/env.
 #
@@ -225,9 +229,59 @@ stop_daemon() {
   done
 }
 
+# A second radosgw on the same cluster, for tests that kill a gateway
+# without taking the shared one from the other tests.
+cmd_extra_start() {
+  local name=${1:?usage: extra-gateway-start NAME PORT} port=${2:?usage: extra-gateway-start NAME PORT}
+  [[ $name =~ ^[a-z0-9-]+$ ]] || die "extra gateway name '$name': use a-z, 0-9 and '-'"
+  [[ $port =~ ^[0-9]+$ ]] || die "extra gateway port '$port' is not a number"
+  gateway_answers || die "no gateway running in $DIR: run '$0 start' first"
+  mkdir -p "$DIR/rgw-$name"
+  local before
+  before=$(control_watchers)
+  start_daemon "client.rgw-$name" radosgw -c "$CONF" -f -n "client.rgw-$name" "${CRC[@]}" \
+    --rgw-frontends "beast endpoint=127.0.0.1:$port" --rgw-data "$DIR/rgw-$name" --rgw-dns-name localhost
+  wait_for "radosgw $name on 127.0.0.1:$port" "$START_TIMEOUT_S" \
+    curl -s -o /dev/null --max-time 2 "http://127.0.0.1:$port/"
+  # Its RADOS client address: the watches it set on the control objects.
+  comm -13 <(echo "$before") <(control_watchers) >"$DIR/run/client.rgw-$name.addrs"
+  log "extra gateway $name up: http://127.0.0.1:$port"
+}
+
+# The client addresses watching the gateways' control objects, one a line.
+control_watchers() {
+  local i
+  for i in 0 1 2 3 4 5 6 7; do
+    rados -c "$CONF" -p default.rgw.control listwatchers "notify.$i" 2>/dev/null
+  done | sed -n 's/^watcher=\([^ ]*\) .*/\1/p' | sort -u
+}
+
+cmd_extra_kill() {
+  local name=${1:?usage: extra-gateway-kill NAME} f pid
+  f=$DIR/run/client.rgw-$name.started-pid
+  [ -f "$f" ] || die "no extra gateway '$name' was started in $DIR"
+  pid=$(cat "$f")
+  if grep -q '^radosgw' "/proc/$pid/comm" 2>/dev/null; then kill -KILL "$pid"; fi
+  rm -f "$f"
+  # A killed gateway's watches would hold every metadata change of the
+  # others (a bucket created, ...) until the OSD times them out (30 s):
+  # blocklisting its address drops them now, as Ceph does for dead clients.
+  local addr
+  while read -r addr; do
+    [ -n "$addr" ] && timeout 20 ceph -c "$CONF" osd blocklist add "$addr" >/dev/null 2>&1 || true
+  done <"$DIR/run/client.rgw-$name.addrs"
+  rm -f "$DIR/run/client.rgw-$name.addrs"
+}
+
 cmd_stop() {
   [ -d "$DIR" ] || return 0
-  # The gateway first (it would wait for the OSD), the monitor last.
+  # The gateways first (they would wait for the OSD), the monitor last.
+  local f name
+  for f in "$DIR"/run/client.rgw-*.started-pid; do
+    [ -f "$f" ] || continue
+    name=$(basename "$f" .started-pid)
+    stop_daemon "$name"
+  done
   stop_daemon client.rgw
   stop_daemon osd.0
   stop_daemon mon.a
@@ -249,10 +303,12 @@ case "${1:-}" in
       touch "$DIR/run/fixture-owned"
     fi
     ;;
+  extra-gateway-start) shift; cmd_extra_start "$@" ;;
+  extra-gateway-kill) shift; cmd_extra_kill "$@" ;;
   fixture-stop)
     if [ -f "$DIR/run/fixture-owned" ]; then cmd_stop; else log "not stopping a gateway this test run did not start"; fi
     ;;
   status) gateway_answers ;;
   env) cat "$DIR/env" ;;
-  *) echo "usage: $0 start|stop|status|env|fixture-start|fixture-stop" >&2; exit 2 ;;
+  *) echo "usage: $0 start|stop|status|env|fixture-start|fixture-stop|extra-gateway-start NAME PORT|extra-gateway-kill NAME" >&2; exit 2 ;;
 esac
