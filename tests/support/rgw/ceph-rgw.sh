@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# ceph-rgw.sh start|stop|status|env: a one-node Ceph with a RADOS Gateway on
-# loopback, for the S3 tests (issue 18).
+# ceph-rgw.sh start|stop|status|env|fixture-start|fixture-stop|
+#             extra-gateway-start|extra-gateway-kill:
+# a one-node Ceph with a RADOS Gateway on loopback, for the S3 tests (issue 18).
 #
 #   start   1 monitor, 1 OSD on memstore (pool size 1, auth none), radosgw
 #           with an HTTP and an HTTPS port (a self-signed CA made here), and
@@ -23,7 +24,8 @@
 # config, the monitor's store, logs, pidfiles, the CA. The OSD keeps objects
 # in memory (memstore, at most $LK_RGW_MEMSTORE_BYTES, default 4 GiB), so a
 # stop loses them all. Ports (loopback only) start at $LK_RGW_PORT_BASE
-# (default 17480): +0 HTTP, +1 HTTPS, +2 monitor; daemons' own ports
+# (default 17480): +0 HTTP, +1 HTTPS, +2 monitor (+3: the extra gateway
+# tests/s3 kills); daemons' own ports
 # 17500-17599 (below the ephemeral range and clear of the project's other
 # test ports).
 #
@@ -98,10 +100,8 @@ mon data avail warn = 1
 mon data avail crit = 0
 osd objectstore = memstore
 memstore device bytes = $MEMSTORE_BYTES
-# memstore has no journal to keep in step; these keep the OSD's small
-# footprint (the OSD would otherwise size caches for a real disk).
+# A small OSD (it would size its caches for a real disk otherwise).
 osd memory target = 939524096
-bluestore cache autotune = false
 
 [mon.a]
 mon data = $DIR/mon
