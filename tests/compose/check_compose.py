@@ -55,7 +55,8 @@ def main():
     # binaries, staged into compose/host-bin/ by compose/stage-bin.sh, so that
     # COPY source may be missing here) and the from-source path
     # (compose/Dockerfile via docker-compose.source.yml, which installs run's
-    # APT_PACKAGES with ./run deps).
+    # BUILD_PACKAGES with ./run deps --build-only); prometheus is Debian's
+    # package on either path.
     source_file = os.path.join(src, "compose", "docker-compose.source.yml")
     r = subprocess.run(["docker-compose", "-f", compose_file, "-f", source_file, "config"], capture_output=True,
                        text=True)
@@ -83,8 +84,11 @@ def main():
                         continue
                     if not os.path.exists(os.path.join(ctx, s_)):
                         fail(f"{dockerfile}: COPY source {s_} does not exist in {ctx}")
-            if path_kind == "source" and "./run deps" not in text:
-                fail(f"{dockerfile}: does not install run's APT_PACKAGES (./run deps)")
+            compiles = "cmake --build" in text
+            if path_kind == "source" and compiles and "./run deps --build-only" not in text:
+                fail(f"{dockerfile}: does not install run's BUILD_PACKAGES (./run deps --build-only)")
+            if path_kind == "source" and not compiles and name != "prometheus":
+                fail(f"service {name}: the from-source path does not compile ({dockerfile})")
             if path_kind == "fast" and "ledgerkeep/debian:bookworm" not in text:
                 fail(f"{dockerfile}: the fast path is not built on ledgerkeep/debian:bookworm")
     print("builds: contexts, Dockerfiles, targets and COPY sources exist")
@@ -133,6 +137,12 @@ def main():
     # 4. Programs.
     system = {"/usr/sbin/sshd"}
     for name, svc in services.items():
+        if "command" not in svc:
+            # Runs its image's entrypoint (prometheus: Debian's package).
+            b = svc.get("build", {})
+            if "ENTRYPOINT" not in open(os.path.join(b.get("context", "."), b.get("dockerfile", "Dockerfile"))).read():
+                fail(f"service {name} has no command and its Dockerfile no ENTRYPOINT")
+            continue
         prog = svc["command"][0]
         if prog not in system and not os.access(os.path.join(bin_dir, os.path.basename(prog)), os.X_OK):
             fail(f"service {name} runs {prog}, which the build does not produce")
