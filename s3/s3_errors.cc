@@ -101,6 +101,11 @@ Status MapS3Error(const S3RequestContext& ctx, long http_status, std::string_vie
     return Status::FailedPrecondition(what + at + " " + ids + detail);
   }
   if (http_status == 412) return Status::FailedPrecondition(what + ": precondition failed" + at + " " + ids);
+  if (r.code == "XAmzContentSHA256Mismatch" || r.code == "BadDigest") {
+    return Status::Corruption(what + at + " " + ids +
+                              ": the bytes the gateway received do not match the checksum sent with them; "
+                              "did the file change while it was being uploaded?");
+  }
   if (http_status == 400 && r.code == "EntityTooSmall") {
     return Status::InvalidArgument(what + at + " " + ids +
                                    ": a multipart part is below the gateway's minimum part size (5 MiB on "

@@ -38,7 +38,9 @@ struct S3RequestContext {
 //   404 NoSuchBucket -> NotFound "bucket 'x' does not exist at <endpoint>;
 //     create it first, e.g. `s3cmd mb s3://x`"; NoSuchKey / NoSuchUpload /
 //     a bodiless 404 -> NotFound;
-//   400 -> InvalidArgument; 409 -> AlreadyExists or FailedPrecondition;
+//   XAmzContentSHA256Mismatch / BadDigest (the body does not match the hash
+//     sent with it) -> Corruption;
+//   other 400 -> InvalidArgument; 409 -> AlreadyExists or FailedPrecondition;
 //   412 -> FailedPrecondition; 416 -> InvalidArgument;
 //   429, 503 SlowDown -> Busy; other 5xx -> Unavailable.
 // `request_id_header` is x-amz-request-id when the body has none.

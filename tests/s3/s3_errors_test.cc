@@ -64,6 +64,14 @@ TEST(S3ErrorTest, MissingKeysAndUploadsAreNotFound) {
   EXPECT_EQ(MapS3Error(Ctx(), 404, ErrorXml("NoSuchUpload")).code(), StatusCode::kNotFound);
 }
 
+TEST(S3ErrorTest, ABodyThatDoesNotMatchItsHashIsCorruption) {
+  Status s = MapS3Error(Ctx(), 400, ErrorXml("XAmzContentSHA256Mismatch"));
+  EXPECT_EQ(s.code(), StatusCode::kCorruption);
+  EXPECT_NE(s.message().find("did the file change"), std::string::npos) << s.message();
+  EXPECT_EQ(MapS3Error(Ctx(), 400, ErrorXml("BadDigest")).code(), StatusCode::kCorruption);
+  EXPECT_FALSE(IsRetryableHttpStatus(400, "XAmzContentSHA256Mismatch"));
+}
+
 TEST(S3ErrorTest, OverloadAndServerErrorsAreRetryableAndOthersAreNot) {
   EXPECT_EQ(MapS3Error(Ctx(), 503, ErrorXml("SlowDown")).code(), StatusCode::kBusy);
   EXPECT_EQ(MapS3Error(Ctx(), 429, "").code(), StatusCode::kBusy);

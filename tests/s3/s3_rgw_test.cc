@@ -159,6 +159,23 @@ TEST_F(RgwTest, PutGetHeadRoundTripKeepsContentAndMetadata) {
   LK_EXPECT_OK(client_->DeleteObject(key));  // deleting what is gone is fine
 }
 
+TEST_F(RgwTest, AFileThatChangesWhileUploadingIsRefusedAsCorruption) {
+  // The hash is taken first, then the bytes are streamed: a file grown in
+  // between (same length sent, other bytes) must not be stored.
+  const std::string path = dir_ / "changing";
+  WriteFile(path, std::string(2 * kMiB, 'a'));
+  auto o = Options();
+  std::atomic<bool> changed{false};
+  o.cancelled = [&] {
+    if (!changed.exchange(true)) WriteFile(path, std::string(2 * kMiB, 'b'));
+    return false;
+  };
+  LK_ASSERT_OK_AND_ASSIGN(auto client, MakeClient(o));
+  Status s = client->PutObjectFromFile("changing", path);
+  EXPECT_EQ(s.code(), StatusCode::kCorruption) << s.ToString();
+  EXPECT_EQ(client_->HeadObject("changing").status().code(), StatusCode::kNotFound);
+}
+
 TEST_F(RgwTest, ADownloadThatFailsLeavesNoFileBehind) {
   auto r = client_->GetObjectToFile("missing", dir_ / "out");
   EXPECT_EQ(r.code(), StatusCode::kNotFound) << r.ToString();
