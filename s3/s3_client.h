@@ -153,7 +153,8 @@ class S3Client {
   // The whole object in memory: for small objects (manifests, markers).
   Result<std::string> GetObject(std::string_view key);
   // Downloads to `path` crash-safely: `<path>.tmp`, fsync, rename, fsync the
-  // directory. On failure `path` is untouched and the .tmp removed.
+  // directory. On failure `path` is untouched and the .tmp removed. One
+  // download per path at a time (they would share the .tmp).
   Status GetObjectToFile(std::string_view key, const std::string& path);
   Result<S3ObjectInfo> HeadObject(std::string_view key);
 
