@@ -197,6 +197,15 @@ struct S3Client::Request {
   std::string sink_path;
 };
 
+S3Client::Request S3Client::ObjectRequest(std::string operation, std::string method, std::string_view key) const {
+  Request r;
+  r.ctx.operation = std::move(operation);
+  r.ctx.key = FullKey(key);
+  r.method = std::move(method);
+  r.key = r.ctx.key;
+  return r;
+}
+
 struct S3Client::Response {
   long status = 0;
   std::map<std::string, std::string> headers;  // lower-case names, last value wins
@@ -567,11 +576,7 @@ std::vector<std::string> MetadataHeaders(const S3Metadata& metadata) {
 Status S3Client::PutObject(std::string_view key, std::string_view data, const S3Metadata& metadata) {
   LK_RETURN_IF_ERROR(CheckKey(key));
   LK_RETURN_IF_ERROR(ValidateMetadata(metadata));
-  Request r;
-  r.ctx.operation = "PutObject";
-  r.ctx.key = FullKey(key);
-  r.method = "PUT";
-  r.key = r.ctx.key;
+  Request r = ObjectRequest("PutObject", "PUT", key);
   r.headers = MetadataHeaders(metadata);
   r.body = data;
   return Perform(r).status();
@@ -584,11 +589,7 @@ Status S3Client::PutObjectFromFile(std::string_view key, const std::string& path
   if (fd.get() < 0) return Status::FromErrno(errno, "open " + path);
   struct stat st {};
   if (::fstat(fd.get(), &st) != 0) return Status::FromErrno(errno, "stat " + path);
-  Request r;
-  r.ctx.operation = "PutObject";
-  r.ctx.key = FullKey(key);
-  r.method = "PUT";
-  r.key = r.ctx.key;
+  Request r = ObjectRequest("PutObject", "PUT", key);
   r.headers = MetadataHeaders(metadata);
   r.body_fd = fd.get();
   r.body_length = static_cast<uint64_t>(st.st_size);
@@ -640,10 +641,7 @@ Status S3Client::PutFile(std::string_view key, const std::string& path, const S3
 
 Result<std::string> S3Client::GetObject(std::string_view key) {
   LK_RETURN_IF_ERROR(CheckKey(key));
-  Request r;
-  r.ctx.operation = "GetObject";
-  r.ctx.key = FullKey(key);
-  r.key = r.ctx.key;
+  Request r = ObjectRequest("GetObject", "GET", key);
   LK_ASSIGN_OR_RETURN(Response resp, Perform(r));
   return std::move(resp.body);
 }
@@ -653,10 +651,7 @@ Status S3Client::GetObjectToFile(std::string_view key, const std::string& path) 
   const std::string tmp = path + ".tmp";
   Fd fd(::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644));
   if (fd.get() < 0) return Status::FromErrno(errno, "create " + tmp);
-  Request r;
-  r.ctx.operation = "GetObject";
-  r.ctx.key = FullKey(key);
-  r.key = r.ctx.key;
+  Request r = ObjectRequest("GetObject", "GET", key);
   r.sink_fd = fd.get();
   r.sink_path = tmp;
   Status s = Perform(r).status();
@@ -670,11 +665,7 @@ Status S3Client::GetObjectToFile(std::string_view key, const std::string& path) 
 
 Result<S3ObjectInfo> S3Client::HeadObject(std::string_view key) {
   LK_RETURN_IF_ERROR(CheckKey(key));
-  Request r;
-  r.ctx.operation = "HeadObject";
-  r.ctx.key = FullKey(key);
-  r.method = "HEAD";
-  r.key = r.ctx.key;
+  Request r = ObjectRequest("HeadObject", "HEAD", key);
   LK_ASSIGN_OR_RETURN(Response resp, Perform(r));
   S3ObjectInfo info;
   info.key = std::string(key);
@@ -694,11 +685,7 @@ Result<S3ObjectInfo> S3Client::HeadObject(std::string_view key) {
 
 Status S3Client::DeleteObject(std::string_view key) {
   LK_RETURN_IF_ERROR(CheckKey(key));
-  Request r;
-  r.ctx.operation = "DeleteObject";
-  r.ctx.key = FullKey(key);
-  r.method = "DELETE";
-  r.key = r.ctx.key;
+  Request r = ObjectRequest("DeleteObject", "DELETE", key);
   return Perform(r).status();
 }
 
@@ -777,11 +764,7 @@ Result<S3Listing> S3Client::ListObjects(std::string_view prefix, std::string_vie
 Result<std::string> S3Client::CreateMultipartUpload(std::string_view key, const S3Metadata& metadata) {
   LK_RETURN_IF_ERROR(CheckKey(key));
   LK_RETURN_IF_ERROR(ValidateMetadata(metadata));
-  Request r;
-  r.ctx.operation = "CreateMultipartUpload";
-  r.ctx.key = FullKey(key);
-  r.method = "POST";
-  r.key = r.ctx.key;
+  Request r = ObjectRequest("CreateMultipartUpload", "POST", key);
   r.query = {{"uploads", ""}};
   r.headers = MetadataHeaders(metadata);
   LK_ASSIGN_OR_RETURN(Response resp, Perform(r));
@@ -800,11 +783,7 @@ Result<std::string> S3Client::UploadPart(std::string_view key, const std::string
   LK_RETURN_IF_ERROR(CheckKey(key));
   Fd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC));
   if (fd.get() < 0) return Status::FromErrno(errno, "open " + path);
-  Request r;
-  r.ctx.operation = "UploadPart " + std::to_string(part.number);
-  r.ctx.key = FullKey(key);
-  r.method = "PUT";
-  r.key = r.ctx.key;
+  Request r = ObjectRequest("UploadPart " + std::to_string(part.number), "PUT", key);
   r.query = {{"partNumber", std::to_string(part.number)}, {"uploadId", upload_id}};
   r.body_fd = fd.get();
   r.body_offset = part.offset;
@@ -829,11 +808,7 @@ Status S3Client::CompleteMultipartUpload(std::string_view key, const std::string
            "\"</ETag></Part>";
   }
   xml += "</CompleteMultipartUpload>";
-  Request r;
-  r.ctx.operation = "CompleteMultipartUpload";
-  r.ctx.key = FullKey(key);
-  r.method = "POST";
-  r.key = r.ctx.key;
+  Request r = ObjectRequest("CompleteMultipartUpload", "POST", key);
   r.query = {{"uploadId", upload_id}};
   r.headers = {"Content-Type: application/xml"};
   r.body = xml;
@@ -847,11 +822,7 @@ Status S3Client::CompleteMultipartUpload(std::string_view key, const std::string
 
 Status S3Client::AbortMultipartUpload(std::string_view key, const std::string& upload_id) {
   LK_RETURN_IF_ERROR(CheckKey(key));
-  Request r;
-  r.ctx.operation = "AbortMultipartUpload";
-  r.ctx.key = FullKey(key);
-  r.method = "DELETE";
-  r.key = r.ctx.key;
+  Request r = ObjectRequest("AbortMultipartUpload", "DELETE", key);
   r.query = {{"uploadId", upload_id}};
   return Perform(r).status();
 }

@@ -194,6 +194,8 @@ class S3Client {
   Status TransportFailure(int curl_code, const std::string& curl_text, const Request& req, const std::string& url,
                           const void* transfer, int attempt, bool* retry) const;
   std::string FullKey(std::string_view key) const { return options_.location.prefix + std::string(key); }
+  // A request for the object `key` (relative to the prefix): operation, method, full key.
+  Request ObjectRequest(std::string operation, std::string method, std::string_view key) const;
   // ValidateObjectKey, and the key with the prefix within S3's 1024 bytes.
   Status CheckKey(std::string_view key) const;
 
